@@ -1,0 +1,256 @@
+//! The resolved spec as a shared, acyclic graph of JSON values.
+//!
+//! Fully inlining every `$ref` turns a spec into a tree whose size can explode
+//! (Stripe's 4 MB spec has 92 schemas on reference cycles; expanding them
+//! path by path never ends in practice). Instead every reference target is
+//! expanded exactly once and *shared*: every place that refers to it points at
+//! the same [`NodeId`]. References into a reference cycle stay [`Node::Ref`]
+//! leaves, resolved on access by whoever walks the graph, which also decides
+//! where `{"$circular": ref}` goes: only where the walk would re-enter a target
+//! already on its current path. In memory the graph is proportional to the
+//! source; read through [`Graph::to_value`] it is the fully inlined tree.
+//!
+//! Invariant: a node's children always have smaller ids than the node itself,
+//! so iterating `0..len` visits children before parents. Materialisers (for
+//! example the sandbox turning the graph into frozen JavaScript objects) rely
+//! on this to build each node exactly once without recursion.
+
+use serde_json::{Map, Number, Value};
+
+/// Index of a node in a [`Graph`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u32);
+
+/// One JSON value whose children are other nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    /// `null`
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// Any JSON number.
+    Number(Number),
+    /// A string.
+    String(Box<str>),
+    /// An array of child nodes.
+    Array(Box<[NodeId]>),
+    /// An object: keys in document order, each with its child node.
+    Object(Box<[(Box<str>, NodeId)]>),
+    /// A reference into a reference cycle: index into [`Graph::ref_target`].
+    /// Read it as the target node, unless that target is already being
+    /// expanded on the current path, in which case it reads as
+    /// `{"$circular": <reference>}`.
+    Ref(u32),
+}
+
+/// The target of a [`Node::Ref`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefTarget {
+    /// The reference as written in the spec, e.g. `#/components/schemas/Node`.
+    pub reference: Box<str>,
+    /// The expanded target.
+    pub node: NodeId,
+}
+
+/// An append-only arena of [`Node`]s with one root.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    refs: Vec<Option<RefTarget>>,
+    root: Option<NodeId>,
+}
+
+impl Graph {
+    /// Appends a node whose children (if any) are already in the graph and
+    /// returns its id.
+    ///
+    /// # Panics
+    /// If a child id does not precede the new node (the ordering invariant).
+    pub fn push(&mut self, node: Node) -> NodeId {
+        let id = NodeId(u32::try_from(self.nodes.len()).expect("spec graph exceeds 2^32 nodes"));
+        debug_assert!(self.children(&node).all(|c| c < id));
+        self.nodes.push(node);
+        id
+    }
+
+    /// Copies a plain JSON value into the graph (no reference handling).
+    pub fn push_value(&mut self, value: &Value) -> NodeId {
+        let node = match value {
+            Value::Null => Node::Null,
+            Value::Bool(b) => Node::Bool(*b),
+            Value::Number(n) => Node::Number(n.clone()),
+            Value::String(s) => Node::String(s.as_str().into()),
+            Value::Array(items) => Node::Array(items.iter().map(|v| self.push_value(v)).collect()),
+            Value::Object(map) => Node::Object(
+                map.iter()
+                    .map(|(k, v)| (k.as_str().into(), self.push_value(v)))
+                    .collect(),
+            ),
+        };
+        self.push(node)
+    }
+
+    fn children<'a>(&self, node: &'a Node) -> impl Iterator<Item = NodeId> + 'a {
+        let (arr, obj): (&[NodeId], &[(Box<str>, NodeId)]) = match node {
+            Node::Array(a) => (a, &[]),
+            Node::Object(o) => (&[], o),
+            _ => (&[], &[]),
+        };
+        arr.iter().copied().chain(obj.iter().map(|(_, id)| *id))
+    }
+
+    /// Declares a new cyclic reference whose target is set later with
+    /// [`Graph::set_ref_target`]; returns its index for [`Node::Ref`].
+    pub fn declare_ref(&mut self) -> u32 {
+        self.refs.push(None);
+        (self.refs.len() - 1) as u32
+    }
+
+    /// Sets the target of a declared reference.
+    pub fn set_ref_target(&mut self, index: u32, reference: &str, node: NodeId) {
+        self.refs[index as usize] = Some(RefTarget { reference: reference.into(), node });
+    }
+
+    /// The target of a [`Node::Ref`].
+    ///
+    /// # Panics
+    /// If the reference was declared but its target never set (a resolver bug).
+    pub fn ref_target(&self, index: u32) -> &RefTarget {
+        self.refs[index as usize].as_ref().expect("reference target set")
+    }
+
+    /// Number of cyclic references (the length of the [`Node::Ref`] table).
+    pub fn ref_count(&self) -> usize {
+        self.refs.len()
+    }
+
+    /// Follows [`Node::Ref`]s to the node they stand for.
+    pub fn deref(&self, mut id: NodeId) -> NodeId {
+        while let Node::Ref(r) = self.node(id) {
+            id = self.ref_target(*r).node;
+        }
+        id
+    }
+
+    /// Marks `id` as the document root.
+    pub fn set_root(&mut self, id: NodeId) {
+        self.root = Some(id);
+    }
+
+    /// The document root.
+    ///
+    /// # Panics
+    /// If no root was set.
+    pub fn root(&self) -> NodeId {
+        self.root.expect("graph has no root")
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.0 as usize]
+    }
+
+    /// All nodes, children before parents.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when the graph holds no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Looks up a key of an object node (following references).
+    pub fn get(&self, id: NodeId, key: &str) -> Option<NodeId> {
+        match self.node(self.deref(id)) {
+            Node::Object(entries) => entries.iter().find(|(k, _)| &**k == key).map(|(_, v)| self.deref(*v)),
+            _ => None,
+        }
+    }
+
+    /// The string value of a node, if it is a string.
+    pub fn as_str(&self, id: NodeId) -> Option<&str> {
+        match self.node(id) {
+            Node::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Expands a node into a plain JSON tree, with `{"$circular": ref}` where
+    /// a reference would re-enter a target already on the current path.
+    ///
+    /// Meant for tests and small subtrees: the tree of a large, cyclic spec is
+    /// exactly the blow-up the graph avoids. `budget` caps the number of nodes
+    /// written; past it, references are written as `{"$ref": ref}`.
+    pub fn to_value(&self, id: NodeId) -> Value {
+        let mut budget = usize::MAX;
+        self.to_value_bounded(id, &mut budget)
+    }
+
+    /// [`Graph::to_value`] with a node budget (see there).
+    pub fn to_value_bounded(&self, id: NodeId, budget: &mut usize) -> Value {
+        let mut stack = Vec::new();
+        self.expand(id, &mut stack, budget)
+    }
+
+    fn expand(&self, id: NodeId, stack: &mut Vec<u32>, budget: &mut usize) -> Value {
+        *budget = budget.saturating_sub(1);
+        match self.node(id) {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Number(n) => Value::Number(n.clone()),
+            Node::String(s) => Value::String(s.to_string()),
+            Node::Array(items) => Value::Array(items.iter().map(|c| self.expand(*c, stack, budget)).collect()),
+            Node::Object(entries) => {
+                let mut map = Map::with_capacity(entries.len());
+                for (k, c) in entries.iter() {
+                    map.insert(k.to_string(), self.expand(*c, stack, budget));
+                }
+                Value::Object(map)
+            }
+            Node::Ref(r) => {
+                let target = self.ref_target(*r);
+                if stack.contains(r) {
+                    return serde_json::json!({ "$circular": &*target.reference });
+                }
+                if *budget == 0 {
+                    return serde_json::json!({ "$ref": &*target.reference });
+                }
+                stack.push(*r);
+                let v = self.expand(target.node, stack, budget);
+                stack.pop();
+                v
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn push_value_round_trips() {
+        let v = json!({"a": [1, "x", null, true, {"b": 2.5}], "c": {}});
+        let mut g = Graph::default();
+        let root = g.push_value(&v);
+        g.set_root(root);
+        assert_eq!(g.to_value(root), v);
+    }
+
+    #[test]
+    fn shared_nodes_count_once_per_use_when_inlined() {
+        let mut g = Graph::default();
+        let s = g.push_value(&json!({"type": "string"}));
+        let root = g.push(Node::Object(vec![("a".into(), s), ("b".into(), s)].into()));
+        g.set_root(root);
+        let expected = json!({"a": {"type": "string"}, "b": {"type": "string"}});
+        assert_eq!(g.to_value(root), expected);
+    }
+}

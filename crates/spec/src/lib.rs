@@ -1,0 +1,117 @@
+//! Loads an API description for codemode's `search` tool.
+//!
+//! Accepts OpenAPI 3.0, 3.1 and Swagger 2.0, JSON or YAML, local or over
+//! http(s), split across files whose `$ref`s point at each other. The result is
+//! a [`Spec`]: the whole document in OpenAPI 3 shape with every reference
+//! resolved into a shared [`Graph`] (see [`graph`] for why it is a graph and
+//! not a tree), a [`Summary`] of its operations, and the [`Problem`]s found on
+//! the way.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), codemode_spec::LoadError> {
+//! let http = reqwest::Client::new();
+//! let spec = codemode_spec::load("openapi.yaml", &http).await?;
+//! println!("{} operations", spec.summary.operations.len());
+//! # Ok(()) }
+//! ```
+
+mod check;
+pub mod graph;
+mod resolve;
+pub mod source;
+pub mod summary;
+pub mod swagger2;
+
+use std::fmt;
+
+pub use graph::{Graph, Node, NodeId};
+pub use summary::{Operation, Summary};
+
+/// Something wrong in a spec that does not stop it from loading (an
+/// unresolvable reference, a malformed path item). `codemode check` lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file (or URL) that holds the problem.
+    pub file: String,
+    /// JSON pointer to the offending value inside `file` (empty: the root).
+    pub pointer: String,
+    /// What is wrong and, where it helps, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pointer.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}#{}: {}", self.file, self.pointer, self.message)
+        }
+    }
+}
+
+/// A spec that could not be loaded at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", Problem { file: self.file.clone(), pointer: self.pointer.clone(), message: self.message.clone() })]
+pub struct LoadError {
+    /// The file or URL that failed.
+    pub file: String,
+    /// JSON pointer inside it, when the failure is about one value.
+    pub pointer: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl LoadError {
+    pub(crate) fn new(file: &str, pointer: &str, message: impl Into<String>) -> Self {
+        LoadError { file: file.into(), pointer: pointer.into(), message: message.into() }
+    }
+}
+
+/// A loaded, resolved spec.
+#[derive(Debug)]
+pub struct Spec {
+    /// Where it was loaded from, as given.
+    pub location: String,
+    /// The document in OpenAPI 3 shape, every `$ref` resolved.
+    pub graph: Graph,
+    /// Title, servers and operations.
+    pub summary: Summary,
+    /// Non-fatal problems (see [`Problem`]).
+    pub problems: Vec<Problem>,
+    /// True when the source was Swagger 2.0 and was converted.
+    pub converted_from_swagger2: bool,
+    /// Number of documents the spec spans (1 for a single file).
+    pub documents: usize,
+}
+
+/// Loads, converts and resolves the spec at `location` (a path or URL).
+///
+/// Fails only when the root document cannot be read or parsed; everything
+/// else is reported in [`Spec::problems`].
+pub async fn load(location: &str, http: &reqwest::Client) -> Result<Spec, LoadError> {
+    let mut problems = Vec::new();
+    let mut docs = source::load_documents(location, http, &mut problems).await?;
+    let location = location.to_string();
+    // Conversion and resolution are CPU work on deep recursive structures: run
+    // them off the async runtime, on a thread with a generous stack.
+    tokio::task::spawn_blocking(move || {
+        std::thread::Builder::new()
+            .name("spec-resolve".into())
+            .stack_size(256 * 1024 * 1024)
+            .spawn(move || {
+                let converted = swagger2::is_swagger2(docs.root_value());
+                if converted {
+                    swagger2::convert(docs.root_value_mut());
+                }
+                check::check(&docs, &mut problems);
+                let summary = Summary::from_document(docs.root_value());
+                let graph = resolve::resolve(&docs);
+                Spec { location, graph, summary, problems, converted_from_swagger2: converted, documents: docs.len() }
+            })
+            .expect("spawn spec resolver thread")
+            .join()
+            .expect("spec resolver panicked")
+    })
+    .await
+    .map_err(|e| LoadError::new("", "", format!("spec loader failed: {e}")))
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Install the real peers our integration tests talk to, into the git-ignored
+# <repo>/.peers/ folder (never globally). Idempotent: a stamp file records the
+# pinned versions; when it matches and the executables exist, this exits at once.
+#
+#   tests/peers/setup.sh            # install (or verify) everything
+#   tests/peers/setup.sh --force    # reinstall from scratch
+#
+# Env: PYTHON (default python3, needs >= 3.10), NPM (default npm; Node >= 18.20).
+set -euo pipefail
+
+# ---- pinned versions (verified together on Python 3.11 / Node 20.20 / npm 11) ----
+PIP_PINS=(
+  "mcp==2.3.0"          # official Python MCP SDK (client side of our tests)
+  "kinto==26.5.0"       # real JSON store with accounts + Basic auth
+  "httpbin==0.10.4"     # echo HTTP API
+  "gunicorn==27.0.1"    # serves httpbin:app
+  "flasgger==0.9.7.1"   # httpbin's Swagger UI dependency
+  "Flask==3.1.3"        # httpbin's framework (pinned: httpbin is picky about Flask/Werkzeug)
+  "Werkzeug==3.1.9"
+  "pytest==9.2.0"
+)
+NPM_PINS=(
+  "@stoplight/prism-cli@5.14.2"   # OpenAPI mock server
+)
+# -----------------------------------------------------------------------------
+
+log() { printf '[peers/setup] %s\n' "$*" >&2; }
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PEERS="$ROOT/.peers"
+VENV="$PEERS/venv"
+NODE_DIR="$PEERS/node"
+PYTHON="${PYTHON:-python3}"
+NPM="${NPM:-npm}"
+
+PY_STAMP_WANT="${PIP_PINS[*]}"
+NODE_STAMP_WANT="${NPM_PINS[*]}"
+PY_STAMP="$PEERS/.stamp-venv"
+NODE_STAMP="$PEERS/.stamp-node"
+
+if [[ "${1:-}" == "--force" ]]; then
+  log "--force: removing $VENV and $NODE_DIR"
+  rm -rf "$VENV" "$NODE_DIR" "$PY_STAMP" "$NODE_STAMP"
+fi
+
+mkdir -p "$PEERS"
+
+# ---- Python venv -------------------------------------------------------------
+if [[ -f "$PY_STAMP" && "$(cat "$PY_STAMP")" == "$PY_STAMP_WANT" \
+      && -x "$VENV/bin/python" && -x "$VENV/bin/kinto" && -x "$VENV/bin/gunicorn" ]]; then
+  log "venv up to date: $VENV"
+else
+  rm -f "$PY_STAMP"
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating venv $VENV with $("$PYTHON" --version 2>&1)"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  log "pip install ${PIP_PINS[*]}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PIP_PINS[@]}" >&2
+  "$VENV/bin/python" - <<'PY' >&2
+import importlib.metadata as m
+for d in ("mcp", "kinto", "httpbin", "gunicorn", "flasgger", "pytest"):
+    print(f"[peers/setup]   {d}=={m.version(d)}")
+import mcp.client.stdio, mcp.client.streamable_http, httpbin, kinto  # noqa: F401  (smoke import)
+PY
+  printf '%s' "$PY_STAMP_WANT" > "$PY_STAMP"
+fi
+
+# ---- Node packages -----------------------------------------------------------
+if [[ -f "$NODE_STAMP" && "$(cat "$NODE_STAMP")" == "$NODE_STAMP_WANT" \
+      && -x "$NODE_DIR/node_modules/.bin/prism" ]]; then
+  log "node packages up to date: $NODE_DIR"
+else
+  rm -f "$NODE_STAMP"
+  command -v node >/dev/null || { log "ERROR: node not found on PATH (need >= 18.20)"; exit 1; }
+  log "npm install --prefix $NODE_DIR ${NPM_PINS[*]} (node $(node --version))"
+  mkdir -p "$NODE_DIR"
+  "$NPM" install --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error "${NPM_PINS[@]}" >&2
+  log "  prism $("$NODE_DIR/node_modules/.bin/prism" --version)"
+  printf '%s' "$NODE_STAMP_WANT" > "$NODE_STAMP"
+fi
+
+log "done: python peers in $VENV/bin, node peers in $NODE_DIR/node_modules/.bin"
