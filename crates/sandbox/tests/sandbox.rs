@@ -1,0 +1,278 @@
+//! The sandbox against hostile and ordinary code. The host here is an
+//! in-process echo (the real HTTP client is tested in the codemode crate,
+//! against real servers).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codemode_sandbox::{execute, Client, ErrorKind, ExecuteEnv, Host, HostFuture, JsValue, Limits, Outcome, SearchPool, SearchSpec};
+use serde_json::{json, Value};
+
+struct Echo;
+impl Host for Echo {
+    fn call(&self, client: &str, method: &str, args: Value) -> HostFuture {
+        let (client, method) = (client.to_string(), method.to_string());
+        Box::pin(async move {
+            match args.get(0).and_then(|a| a.get("fail")) {
+                Some(status) => Err(json!({"message": "upstream said no", "status": status, "name": "UpstreamError"})),
+                None => {
+                    if let Some(ms) = args.get(0).and_then(|a| a.get("sleep_ms")).and_then(Value::as_u64) {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
+                    Ok(json!({"client": client, "method": method, "args": args}))
+                }
+            }
+        })
+    }
+}
+
+fn limits() -> Limits {
+    Limits { timeout: Duration::from_millis(1500), memory_bytes: 16 << 20, ..Limits::default() }
+}
+
+async fn exec(code: &str) -> Outcome {
+    exec_with(code, limits()).await
+}
+
+async fn exec_with(code: &str, limits: Limits) -> Outcome {
+    let env = ExecuteEnv {
+        clients: vec![Client { global: "demo".into(), methods: vec!["request".into()] }],
+        aliases: vec![("api".into(), "demo".into())],
+    };
+    execute(code.to_string(), Arc::new(env), limits, Arc::new(Echo)).await
+}
+
+fn ok(o: &Outcome) -> &JsValue {
+    match &o.result {
+        Ok(v) => v,
+        Err(e) => panic!("expected success, got {e:?}"),
+    }
+}
+
+fn err(o: &Outcome) -> &codemode_sandbox::ScriptError {
+    match &o.result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test]
+async fn accepts_every_form_models_send() {
+    assert_eq!(ok(&exec("async () => 1 + 1").await), &JsValue::Json(json!(2)));
+    assert_eq!(ok(&exec("```js\nasync () => ({a: 1})\n```").await), &JsValue::Json(json!({"a": 1})));
+    assert_eq!(ok(&exec("[1, 2, 3].map(x => x * 2)").await), &JsValue::Json(json!([2, 4, 6])));
+    assert_eq!(ok(&exec("const x = 20;\nreturn x + 1;").await), &JsValue::Json(json!(21)));
+    assert_eq!(ok(&exec("const r = await api.request({path: '/x'});\nr.method").await), &JsValue::String("request".into()));
+    assert_eq!(ok(&exec("async function main() { return 'hi' }").await), &JsValue::String("hi".into()));
+    assert_eq!(ok(&exec("async () => { }").await), &JsValue::Undefined);
+}
+
+#[tokio::test]
+async fn syntax_errors_point_into_the_models_code() {
+    let o = exec("async () => {\n  const x = ;\n}").await;
+    let e = err(&o);
+    assert_eq!(e.kind, ErrorKind::Syntax, "{e:?}");
+    assert_eq!(e.line, Some(2), "{e:?}");
+    let o = exec("```js\nasync () => {\n  return 1 +;\n}\n```").await;
+    assert_eq!(err(&o).line, Some(3), "{:?}", err(&o));
+}
+
+#[tokio::test]
+async fn runtime_errors_have_positions_and_console_so_far() {
+    let o = exec("async () => {\n  console.log('before');\n  const o = null;\n  return o.x;\n}").await;
+    let e = err(&o);
+    assert_eq!(e.kind, ErrorKind::Runtime);
+    assert_eq!(e.name, "TypeError");
+    assert_eq!(e.line, Some(4), "{e:?}");
+    assert_eq!(o.console, vec!["before".to_string()]);
+}
+
+#[tokio::test]
+async fn console_levels_are_prefixed() {
+    let o = exec("async () => { console.log('a', 1, {b: 2}); console.warn('w'); console.error(new Error('boom')); }").await;
+    assert_eq!(o.console, vec!["a 1 {\"b\":2}", "[warn] w", "[error] Error: boom"]);
+}
+
+#[tokio::test]
+async fn infinite_loops_and_catastrophic_regexes_stop_at_the_limit() {
+    for code in [
+        "async () => { while (true) {} }",
+        "async () => { for (;;) { try { while(true){} } catch (e) {} } }",
+        "async () => /^(a+)+$/.test('a'.repeat(40) + 'b')",
+    ] {
+        let t = Instant::now();
+        let o = exec(code).await;
+        assert_eq!(err(&o).kind, ErrorKind::Timeout, "{code}: {:?}", err(&o));
+        assert!(t.elapsed() < Duration::from_secs(3), "{code} took {:?}", t.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn memory_bombs_fail_fast() {
+    let t = Instant::now();
+    let o = exec("async () => { const a = []; while (true) a.push('x'.repeat(1e5) + Math.random()); }").await;
+    assert_eq!(err(&o).kind, ErrorKind::OutOfMemory, "{:?}", err(&o));
+    assert!(t.elapsed() < Duration::from_millis(1400), "{:?}", t.elapsed());
+    let o = exec("async () => 'x'.repeat(2 ** 28)").await;
+    assert!(matches!(err(&o).kind, ErrorKind::OutOfMemory | ErrorKind::Runtime), "{:?}", err(&o));
+}
+
+#[tokio::test]
+async fn deep_recursion_is_a_clear_error() {
+    let o = exec("async () => { const f = (n) => f(n + 1) + 1; return f(0); }").await;
+    assert_eq!(err(&o).kind, ErrorKind::StackOverflow, "{:?}", err(&o));
+}
+
+#[tokio::test]
+async fn a_promise_that_never_settles_ends_at_once() {
+    let t = Instant::now();
+    let o = exec("async () => { await new Promise(() => {}); }").await;
+    assert_eq!(err(&o).kind, ErrorKind::NeverSettles);
+    assert!(t.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn a_slow_host_call_is_bounded_by_the_timeout() {
+    let t = Instant::now();
+    let o = exec("async () => api.request({sleep_ms: 10000})").await;
+    assert_eq!(err(&o).kind, ErrorKind::Timeout);
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn host_calls_run_in_parallel_and_errors_are_catchable() {
+    let t = Instant::now();
+    let o = exec("async () => (await Promise.all([1,2,3,4,5].map(i => api.request({sleep_ms: 300, i})))).length").await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(5)));
+    assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+    let o = exec("async () => { try { await demo.request({fail: 404}); } catch (e) { return [e instanceof Error, e.name, e.message, e.status]; } }").await;
+    assert_eq!(ok(&o), &JsValue::Json(json!([true, "UpstreamError", "upstream said no", 404])));
+    let o = exec("async () => demo.request({fail: 500})").await;
+    let e = err(&o);
+    assert_eq!(e.details.as_ref().unwrap()["status"], 500);
+}
+
+#[tokio::test]
+async fn host_calls_are_limited_per_execution() {
+    let o = exec_with("async () => { for (let i = 0; i < 10; i++) await api.request({i}); }", Limits { max_host_calls: 3, ..limits() }).await;
+    let e = err(&o);
+    assert!(e.message.contains("limit of 3 upstream requests"), "{e:?}");
+    assert_eq!(o.host_calls, 3);
+}
+
+#[tokio::test]
+async fn nothing_of_the_host_is_reachable() {
+    let o = exec("async () => [typeof require, typeof process, typeof fetch, typeof std, typeof os, typeof setTimeout, typeof XMLHttpRequest, typeof WebSocket]").await;
+    assert_eq!(ok(&o), &JsValue::Json(Value::from(vec!["undefined"; 8])));
+    let o = exec("async () => { const m = await import('fs'); return m }").await;
+    assert!(o.result.is_err());
+}
+
+#[tokio::test]
+async fn calls_are_isolated() {
+    let a = exec("async () => { globalThis.leak = 1; Object.prototype.polluted = 1; Array.prototype.map = () => 'hijacked'; return 1; }").await;
+    assert!(a.result.is_ok());
+    let b = exec("async () => [typeof leak, ({}).polluted, [1].map(x => x)]").await;
+    assert_eq!(ok(&b), &JsValue::Json(json!(["undefined", null, [1]])));
+}
+
+fn graph(v: Value) -> Arc<codemode_spec::Graph> {
+    let dir = std::env::temp_dir().join(format!("codemode-sandbox-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.json", rand_name()));
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let spec = std::thread::spawn(move || rt.block_on(codemode_spec::load(path.to_str().unwrap(), &http)).unwrap()).join().unwrap();
+    Arc::new(spec.graph)
+}
+
+fn rand_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("spec{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn pool(workers: usize) -> SearchPool {
+    let g = graph(json!({
+        "openapi": "3.0.0",
+        "paths": {
+            "/zones/{id}/rulesets": {"get": {"summary": "List rulesets", "tags": ["waf"],
+                "responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Tree"}}}}}}},
+            "/zones/{id}/dns": {"get": {"summary": "List DNS", "parameters": [
+                {"name": "a", "in": "query", "schema": {"$ref": "#/components/schemas/Kind"}},
+                {"name": "b", "in": "query", "schema": {"$ref": "#/components/schemas/Kind"}}
+            ]}}
+        },
+        "components": {"schemas": {
+            "Kind": {"type": "string", "enum": ["A", "AAAA", "CNAME"]},
+            "Tree": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/components/schemas/Tree"}}, "kind": {"$ref": "#/components/schemas/Kind"}}}
+        }}
+    }));
+    SearchPool::start(vec![SearchSpec { name: "demo".into(), graph: g }], workers, limits()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_sees_the_resolved_spec() {
+    let p = pool(1);
+    let o = p.run("async () => Object.entries(spec.paths).filter(([p]) => p.includes('rulesets')).map(([p, i]) => [p, i.get.summary])".into()).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!([["/zones/{id}/rulesets", "List rulesets"]])));
+    // Repeated (non-circular) references are expanded both times.
+    let o = p.run("async () => spec.paths['/zones/{id}/dns'].get.parameters.map(p => p.schema.enum)".into()).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!([["A", "AAAA", "CNAME"], ["A", "AAAA", "CNAME"]])));
+    // Only recursion on the current path is marked circular.
+    let o = p.run("async () => spec.components.schemas.Tree.properties".into()).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!({
+        "children": {"type": "array", "items": {"$circular": "#/components/schemas/Tree"}},
+        "kind": {"type": "string", "enum": ["A", "AAAA", "CNAME"]}
+    })));
+    let o = p.run("async () => specs.demo.paths['/zones/{id}/rulesets'].get.responses['200'].content['application/json'].schema.properties.children.items".into()).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!({"$circular": "#/components/schemas/Tree"})));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_calls_cannot_change_what_the_next_one_sees() {
+    let p = pool(1);
+    let attacks = [
+        "async () => { spec.paths['/x'] = 1; spec.openapi = 'hacked'; delete spec.paths['/zones/{id}/dns']; }",
+        "async () => { 'use strict'; spec.paths['/x'] = 1; }",
+        "async () => { Object.getPrototypeOf(spec.paths).polluted = 1; }",
+        "async () => { spec.constructor.prototype.polluted = 1; }",
+        "async () => { const G = spec.constructor.constructor('return globalThis')(); G.leak = 1; }",
+        "async () => { spec.components.schemas.Kind.enum.push('X'); }",
+        "async () => { Object.getPrototypeOf(spec.components.schemas.Kind.enum).push = null; }",
+        "async () => { globalThis.spec = 1; }",
+    ];
+    for a in attacks {
+        let _ = p.run(a.into()).await;
+    }
+    let o = p.run("async () => [spec.openapi, Object.keys(spec.paths).length, ({}).polluted, spec.constructor.constructor('return globalThis')().leak, spec.components.schemas.Kind.enum.length, typeof [].push]".into()).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(["3.0.0", 2, null, null, 3, "function"])));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runaway_search_does_not_block_the_other_worker() {
+    let p = Arc::new(pool(2));
+    let p2 = p.clone();
+    let slow = tokio::spawn(async move { p2.run("async () => { while (true) {} }".into()).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = Instant::now();
+    let o = p.run("async () => Object.keys(spec.paths).length".into()).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(2)));
+    assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+    assert_eq!(err(&slow.await.unwrap()).kind, ErrorKind::Timeout);
+    // …and the worker that ran it still works.
+    for _ in 0..4 {
+        assert!(p.run("async () => 1".into()).await.result.is_ok());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_memory_bombs_leave_the_spec_intact() {
+    let p = pool(1);
+    let o = p.run("async () => { const a = []; while (true) a.push(new Array(1e5).fill(1)); }".into()).await;
+    assert_eq!(err(&o).kind, ErrorKind::OutOfMemory, "{:?}", err(&o));
+    let o = p.run("async () => Object.keys(spec.paths).length".into()).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(2)));
+}
