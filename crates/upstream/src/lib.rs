@@ -1,1 +1,533 @@
-//! placeholder
+//! The host side of `api.request(...)`: everything between the sandbox and an
+//! upstream HTTP API.
+//!
+//! [`Upstream::request`] takes the arguments exactly as the model's code
+//! passed them, and:
+//! - parses and checks them ([`request`]): relative paths only, no `..`, no
+//!   credential or framing headers, no CR/LF;
+//! - applies policy: only GET and HEAD unless the API allows writes;
+//! - injects the credential (which never enters the sandbox) and the
+//!   configured static headers;
+//! - sends with a timeout, retries 429/503 with `Retry-After` for idempotent
+//!   methods a bounded number of times;
+//! - caps request and response sizes, decodes JSON, and scrubs the credential
+//!   from anything that comes back (an upstream may echo it);
+//! - turns non-2xx answers into errors that say what happened and what to do.
+
+pub mod request;
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{json, Map, Value};
+use url::Url;
+
+pub use request::{ApiRequest, Body};
+
+/// A secret value: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    /// The secret itself: only for building the outgoing request.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// How requests to an API are authenticated.
+#[derive(Clone, Debug, Default)]
+pub enum Auth {
+    /// No credential.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: Secret,
+        /// Where it came from, for error messages (e.g. `$CLOUDFLARE_API_TOKEN`).
+        source: String,
+    },
+    /// A named header, e.g. `X-Api-Key: <value>`.
+    Header {
+        /// Header name.
+        name: String,
+        /// Header value.
+        value: Secret,
+        /// Where it came from.
+        source: String,
+    },
+    /// HTTP Basic.
+    Basic {
+        /// User name.
+        user: String,
+        /// Password.
+        password: Secret,
+        /// Where it came from.
+        source: String,
+    },
+}
+
+impl Auth {
+    /// Says which credential is used, without revealing it.
+    pub fn describe(&self) -> String {
+        match self {
+            Auth::None => "no credential".into(),
+            Auth::Bearer { source, .. } => format!("the bearer token from {source}"),
+            Auth::Header { name, source, .. } => format!("the `{name}` header from {source}"),
+            Auth::Basic { user, source, .. } => format!("basic auth as `{user}` with the password from {source}"),
+        }
+    }
+
+    /// Strings that must never reach the sandbox: the secret and the header
+    /// values built from it.
+    fn secrets(&self) -> Vec<String> {
+        let mut out = match self {
+            Auth::None => vec![],
+            Auth::Bearer { token, .. } => vec![token.0.clone()],
+            Auth::Header { value, .. } => vec![value.0.clone()],
+            Auth::Basic { user, password, .. } => {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.0));
+                vec![password.0.clone(), b64]
+            }
+        };
+        out.retain(|s| s.len() >= 4);
+        out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        out
+    }
+}
+
+/// One upstream API.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// The client's global name (for messages).
+    pub name: String,
+    /// Base URL; request paths are appended to it.
+    pub base_url: Url,
+    /// Credential.
+    pub auth: Auth,
+    /// Static headers added to every request.
+    pub headers: Vec<(String, String)>,
+    /// Whether methods other than GET and HEAD may be sent.
+    pub allow_writes: bool,
+    /// Timeout of one HTTP exchange.
+    pub timeout: Duration,
+    /// Largest request body, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest response body, in bytes.
+    pub max_response_bytes: usize,
+    /// Retries of 429/503 answers with `Retry-After` (idempotent methods).
+    pub max_retries: u32,
+    /// Longest `Retry-After` wait we honour.
+    pub max_retry_wait: Duration,
+}
+
+impl UpstreamConfig {
+    /// A config with default limits.
+    pub fn new(name: &str, base_url: Url) -> Self {
+        UpstreamConfig {
+            name: name.into(),
+            base_url,
+            auth: Auth::None,
+            headers: vec![],
+            allow_writes: false,
+            timeout: Duration::from_secs(30),
+            max_request_bytes: 1024 * 1024,
+            max_response_bytes: 8 * 1024 * 1024,
+            max_retries: 2,
+            max_retry_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An error for the model: thrown into its code as an `Error` with these fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamError {
+    /// `Error.name`.
+    pub name: &'static str,
+    /// `Error.message`.
+    pub message: String,
+    /// HTTP status, when the upstream answered.
+    pub status: Option<u16>,
+    /// Method and path of the request, when known.
+    pub method: Option<String>,
+    /// Path of the request.
+    pub path: Option<String>,
+    /// Decoded response body, when there was one.
+    pub data: Option<Value>,
+    /// Whether retrying the same request could succeed.
+    pub retryable: bool,
+}
+
+impl UpstreamError {
+    /// Bad arguments to `request(...)`.
+    pub fn usage(message: &str) -> Self {
+        UpstreamError { name: "TypeError", message: message.into(), status: None, method: None, path: None, data: None, retryable: false }
+    }
+    /// Refused by policy.
+    pub fn policy(message: &str) -> Self {
+        UpstreamError { name: "PolicyError", ..Self::usage(message) }
+    }
+    /// As the JSON object the sandbox turns into an `Error`.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        m.insert("message".into(), json!(self.message));
+        if let Some(s) = self.status {
+            m.insert("status".into(), json!(s));
+        }
+        if let Some(x) = &self.method {
+            m.insert("method".into(), json!(x));
+        }
+        if let Some(x) = &self.path {
+            m.insert("path".into(), json!(x));
+        }
+        if let Some(x) = &self.data {
+            m.insert("data".into(), x.clone());
+        }
+        m.insert("retryable".into(), json!(self.retryable));
+        Value::Object(m)
+    }
+}
+
+/// A client for one upstream API.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    config: UpstreamConfig,
+    http: reqwest::Client,
+    secrets: Vec<String>,
+}
+
+impl Upstream {
+    /// Builds the client. Redirects are followed only within the API's origin.
+    pub fn new(config: UpstreamConfig) -> Result<Self, String> {
+        let origin = config.base_url.origin();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 || attempt.url().origin() != origin {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            }))
+            .user_agent(concat!("codemode/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let secrets = config.auth.secrets();
+        Ok(Upstream { config, http, secrets })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
+    /// Performs `request(...)` with the arguments the code passed.
+    /// `Ok` is `{status, headers, data}`; `Err` is an error object for the code.
+    pub async fn request(&self, args: &Value) -> Result<Value, Value> {
+        let req = request::parse(args).map_err(|e| e.to_json())?;
+        self.send(req).await.map_err(|e| e.to_json())
+    }
+
+    /// Sends a parsed request, applying policy, credentials, retries and limits.
+    pub async fn send(&self, req: ApiRequest) -> Result<Value, UpstreamError> {
+        let with_req = |mut e: UpstreamError| {
+            e.method = Some(req.method.clone());
+            e.path = Some(req.path.clone());
+            e
+        };
+        if !self.config.allow_writes && !matches!(req.method.as_str(), "GET" | "HEAD") {
+            return Err(with_req(UpstreamError::policy(&format!(
+                "{} refused: the `{}` API is read-only here (only GET and HEAD are sent). To allow writes, set `allow_writes = true` for this API in the codemode config",
+                req.method, self.config.name
+            ))));
+        }
+        let url = self.url_for(&req).map_err(with_req)?;
+        let (body, content_type) = match &req.body {
+            Body::None => (None, None),
+            Body::Json(v, ct) => (Some(serde_json::to_vec(v).expect("JSON value serialises")), Some(ct.clone().unwrap_or_else(|| "application/json".into()))),
+            Body::Raw(s, ct) => (Some(s.clone().into_bytes()), Some(ct.clone())),
+        };
+        if body.as_ref().is_some_and(|b| b.len() > self.config.max_request_bytes) {
+            return Err(with_req(UpstreamError::policy(&format!(
+                "the request body is larger than the limit of {} bytes",
+                self.config.max_request_bytes
+            ))));
+        }
+        let headers = self.headers(&req, content_type.as_deref()).map_err(with_req)?;
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).expect("method was checked");
+        let idempotent = matches!(req.method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS");
+        let mut attempt = 0;
+        loop {
+            let mut builder = self.http.request(method.clone(), url.clone()).headers(headers.clone()).timeout(self.config.timeout);
+            if let Some(b) = &body {
+                builder = builder.body(b.clone());
+            }
+            let resp = builder.send().await.map_err(|e| with_req(self.transport_error(e)))?;
+            let status = resp.status().as_u16();
+            if (status == 429 || status == 503) && idempotent && attempt < self.config.max_retries {
+                if let Some(wait) = retry_after(resp.headers()) {
+                    if wait <= self.config.max_retry_wait {
+                        attempt += 1;
+                        tracing::debug!(api = %self.config.name, status, ?wait, attempt, "retrying after Retry-After");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                }
+            }
+            return self.read_response(resp, &req).await.map_err(with_req);
+        }
+    }
+
+    fn url_for(&self, req: &ApiRequest) -> Result<Url, UpstreamError> {
+        let base = self.config.base_url.as_str().trim_end_matches('/');
+        let mut url = Url::parse(&format!("{base}{}", req.path))
+            .map_err(|e| UpstreamError::policy(&format!("the path does not form a valid URL: {e}")))?;
+        // Defence in depth: whatever the path parser let through, the URL
+        // must still be on the configured origin and under its base path.
+        let base_path = self.config.base_url.path().trim_end_matches('/');
+        if url.origin() != self.config.base_url.origin() || !url.path().starts_with(base_path) {
+            return Err(UpstreamError::policy("the path would leave the configured API"));
+        }
+        if !req.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(req.query.iter());
+        }
+        Ok(url)
+    }
+
+    fn headers(&self, req: &ApiRequest, content_type: Option<&str>) -> Result<HeaderMap, UpstreamError> {
+        let mut h = HeaderMap::new();
+        let mut put = |name: &str, value: &str| -> Result<(), UpstreamError> {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| UpstreamError::policy(&format!("invalid header name `{name}`")))?;
+            let v = HeaderValue::from_str(value).map_err(|_| UpstreamError::policy(&format!("invalid value for header `{name}`")))?;
+            h.insert(n, v);
+            Ok(())
+        };
+        put("accept", "application/json, */*;q=0.5")?;
+        for (k, v) in &self.config.headers {
+            put(k, v)?;
+        }
+        for (k, v) in &req.headers {
+            if let Auth::Header { name, .. } = &self.config.auth {
+                if name.eq_ignore_ascii_case(k) {
+                    return Err(UpstreamError::policy(&format!("the `{k}` header carries this API's credential and cannot be set from code")));
+                }
+            }
+            put(k, v)?;
+        }
+        if let Some(ct) = content_type {
+            put("content-type", ct)?;
+        }
+        match &self.config.auth {
+            Auth::None => {}
+            Auth::Bearer { token, .. } => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| UpstreamError::policy("the configured bearer token is not a valid header value"))?;
+                v.set_sensitive(true);
+                h.insert(reqwest::header::AUTHORIZATION, v);
+            }
+            Auth::Header { name, value, .. } => {
+                let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| UpstreamError::policy("invalid credential header name"))?;
+                let mut v = HeaderValue::from_str(value.expose())
+                    .map_err(|_| UpstreamError::policy("the configured credential is not a valid header value"))?;
+                v.set_sensitive(true);
+                h.insert(n, v);
+            }
+            Auth::Basic { user, password, .. } => {
+                let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
+                let mut v = HeaderValue::from_str(&format!("Basic {b64}")).expect("base64 is a valid header value");
+                v.set_sensitive(true);
+                h.insert(reqwest::header::AUTHORIZATION, v);
+            }
+        }
+        Ok(h)
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> UpstreamError {
+        let base = self.config.base_url.as_str();
+        let message = if e.is_timeout() {
+            format!("the `{}` API did not answer within {:?}; try again later or ask for less", self.config.name, self.config.timeout)
+        } else if e.is_connect() {
+            format!("could not connect to the `{}` API at {base}: {}", self.config.name, root_cause(&e))
+        } else {
+            format!("the request to the `{}` API failed: {}", self.config.name, root_cause(&e))
+        };
+        UpstreamError { name: "UpstreamError", message, status: None, method: None, path: None, data: None, retryable: true }
+    }
+
+    async fn read_response(&self, mut resp: reqwest::Response, req: &ApiRequest) -> Result<Value, UpstreamError> {
+        let status = resp.status();
+        let mut headers = Map::new();
+        for (k, v) in resp.headers() {
+            if let Ok(text) = v.to_str() {
+                headers.insert(k.as_str().to_string(), Value::String(self.scrub(text)));
+            }
+        }
+        let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let mut bytes: Vec<u8> = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > self.config.max_response_bytes {
+                        return Err(UpstreamError {
+                            name: "UpstreamError",
+                            message: format!(
+                                "the response is larger than the limit of {} bytes; ask for less (filters, smaller pages, fewer fields)",
+                                self.config.max_response_bytes
+                            ),
+                            status: Some(status.as_u16()),
+                            method: None,
+                            path: None,
+                            data: None,
+                            retryable: false,
+                        });
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.transport_error(e)),
+            }
+        }
+        let data = self.decode(&bytes, &content_type);
+        if status.is_success() || status.is_redirection() {
+            return Ok(json!({"status": status.as_u16(), "headers": headers, "data": data}));
+        }
+        Err(self.status_error(status, data, req))
+    }
+
+    fn decode(&self, bytes: &[u8], content_type: &str) -> Value {
+        if bytes.is_empty() {
+            return Value::Null;
+        }
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => self.scrub(t),
+            Err(_) => {
+                return json!({"binary": true, "bytes": bytes.len(), "contentType": content_type});
+            }
+        };
+        if content_type.contains("json") || text.trim_start().starts_with(['{', '[']) {
+            if let Ok(v) = serde_json::from_str(&text) {
+                return v;
+            }
+        }
+        Value::String(text)
+    }
+
+    fn status_error(&self, status: reqwest::StatusCode, data: Value, req: &ApiRequest) -> UpstreamError {
+        let code = status.as_u16();
+        let reason = status.canonical_reason().unwrap_or("");
+        let upstream_says = upstream_message(&data).map(|m| format!(": {m}")).unwrap_or_default();
+        let mut message = format!("{} {} → {code} {reason}{upstream_says}", req.method, req.path);
+        let retryable = matches!(code, 408 | 429 | 500 | 502 | 503 | 504);
+        match code {
+            401 | 403 => {
+                message.push_str(&format!(
+                    ". The API refused {}; retrying will not help. {}",
+                    self.config.auth.describe(),
+                    match self.config.auth {
+                        Auth::None => "No credential is configured for this API: set `auth` in the codemode config.".to_string(),
+                        _ if code == 401 => "The credential is missing, invalid or expired.".to_string(),
+                        _ => "The credential lacks a permission this operation needs.".to_string(),
+                    }
+                ));
+            }
+            404 => message.push_str(". Check the path and its parameters against the spec with `search`."),
+            400 | 422 => message.push_str(". Check the parameters and body against the operation's schema with `search`."),
+            _ if retryable => message.push_str(". This may be temporary: retrying later can succeed."),
+            _ => {}
+        }
+        UpstreamError { name: "UpstreamError", message, status: Some(code), method: None, path: None, data: Some(data), retryable }
+    }
+
+    /// Replaces every credential-derived string with `[REDACTED]`.
+    fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "[REDACTED]");
+            }
+        }
+        out
+    }
+}
+
+/// The upstream's own error message, from the usual places.
+fn upstream_message(data: &Value) -> Option<String> {
+    let pick = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Object(o) => ["message", "error_description", "detail", "error", "title"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(Value::as_str).map(String::from)),
+            _ => None,
+        }
+    };
+    let found = match data {
+        Value::Object(o) => pick(data)
+            .or_else(|| o.get("errors").and_then(|e| e.as_array()).and_then(|a| a.first()).and_then(pick))
+            .or_else(|| o.get("error").and_then(pick)),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }?;
+    let found = found.trim().to_string();
+    Some(if found.chars().count() > 300 { format!("{}…", found.chars().take(300).collect::<String>()) } else { found })
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &(dyn std::error::Error + 'static) = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let a = Auth::Bearer { token: Secret::new("canary-123456".into()), source: "$TOKEN".into() };
+        assert!(!format!("{a:?}").contains("canary"));
+        assert_eq!(a.describe(), "the bearer token from $TOKEN");
+    }
+
+    #[test]
+    fn responses_are_scrubbed_of_credentials() {
+        let mut c = UpstreamConfig::new("t", Url::parse("http://127.0.0.1:1/").unwrap());
+        c.auth = Auth::Basic { user: "u".into(), password: Secret::new("hunter22".into()), source: "$P".into() };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let u = Upstream::new(c).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode("u:hunter22");
+        let v = u.decode(format!("{{\"auth\": \"Basic {b64}\", \"p\": \"hunter22\"}}").as_bytes(), "application/json");
+        assert_eq!(v, json!({"auth": "Basic [REDACTED]", "p": "[REDACTED]"}));
+    }
+
+    #[test]
+    fn upstream_messages_are_found() {
+        assert_eq!(upstream_message(&json!({"errors": [{"code": 9109, "message": "Invalid token"}]})).as_deref(), Some("Invalid token"));
+        assert_eq!(upstream_message(&json!({"message": "Not Found"})).as_deref(), Some("Not Found"));
+        assert_eq!(upstream_message(&json!({"error": {"message": "x"}})).as_deref(), Some("x"));
+    }
+}

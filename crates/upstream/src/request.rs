@@ -1,0 +1,356 @@
+//! Parsing and checking what the code passed to `request(...)`.
+//!
+//! Two forms are accepted:
+//! - the object form `{method, path, query?, body?, headers?, contentType?, rawBody?}`;
+//! - the octokit-style route form `("GET /zones/{zone_id}/dns_records", {zone_id, per_page: 50})`,
+//!   where path parameters are substituted percent-encoded and the remaining
+//!   fields go to the query (GET/HEAD/DELETE) or the JSON body (others);
+//!   a `headers` field is taken as headers.
+//!
+//! Everything here treats its input as hostile: the checks are what keep a
+//! request on the configured API.
+
+use serde_json::{Map, Value};
+
+use crate::UpstreamError;
+
+/// A request the code asked for, checked and normalised.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiRequest {
+    /// Upper-case method.
+    pub method: String,
+    /// Path relative to the base URL, starting with `/`, already encoded.
+    pub path: String,
+    /// Query parameters, in order.
+    pub query: Vec<(String, String)>,
+    /// Extra headers (validated).
+    pub headers: Vec<(String, String)>,
+    /// The body to send.
+    pub body: Body,
+}
+
+/// A request body.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    /// No body.
+    None,
+    /// JSON (sent as `application/json` unless a content type is given).
+    Json(Value, Option<String>),
+    /// Raw text with its content type.
+    Raw(String, String),
+}
+
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Headers the code may never set: credentials, routing and framing belong
+/// to the host.
+const FORBIDDEN_HEADERS: [&str; 14] = [
+    "authorization", "proxy-authorization", "cookie", "host", "connection", "keep-alive", "te", "trailer",
+    "transfer-encoding", "upgrade", "proxy-connection", "content-length", "expect", "forwarded",
+];
+
+/// Parses the arguments array of a `request(...)` call.
+pub fn parse(args: &Value) -> Result<ApiRequest, UpstreamError> {
+    let args = args.as_array().ok_or_else(|| usage("the arguments must be an array"))?;
+    match args.first() {
+        Some(Value::String(route)) => parse_route(route, args.get(1)),
+        Some(Value::Object(obj)) => {
+            if args.len() > 1 {
+                return Err(usage("with the object form pass a single object: request({method, path, query, body})"));
+            }
+            parse_object(obj)
+        }
+        _ => Err(usage(
+            "call request({method: \"GET\", path: \"/...\", query, body}) or request(\"GET /path/{param}\", {param, ...})",
+        )),
+    }
+}
+
+fn parse_object(obj: &Map<String, Value>) -> Result<ApiRequest, UpstreamError> {
+    for k in obj.keys() {
+        if !matches!(k.as_str(), "method" | "path" | "query" | "body" | "headers" | "contentType" | "rawBody") {
+            return Err(usage(&format!(
+                "unknown field `{k}`; the fields are method, path, query, body, headers, contentType, rawBody"
+            )));
+        }
+    }
+    let method = match obj.get("method") {
+        None => "GET".to_string(),
+        Some(Value::String(m)) => m.to_ascii_uppercase(),
+        Some(_) => return Err(usage("`method` must be a string such as \"GET\"")),
+    };
+    check_method(&method)?;
+    let path = obj
+        .get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| usage("`path` is required: a path relative to the API's base URL, such as \"/zones\""))?;
+    let (path, mut query) = split_query(path)?;
+    let path = check_path(&path)?;
+    match obj.get("query") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(q)) => query.extend(query_pairs(q)?),
+        Some(_) => return Err(usage("`query` must be an object of parameter names to values")),
+    }
+    let headers = parse_headers(obj.get("headers"))?;
+    let content_type = match obj.get("contentType") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) => Some(check_header_value("contentType", c)?.to_string()),
+        Some(_) => return Err(usage("`contentType` must be a string")),
+    };
+    let body = match (obj.get("rawBody"), obj.get("body")) {
+        (Some(Value::String(raw)), _) => Body::Raw(raw.clone(), content_type.unwrap_or_else(|| "text/plain".into())),
+        (Some(Value::Null) | None, None | Some(Value::Null)) => Body::None,
+        (Some(Value::Null) | None, Some(b)) => Body::Json(b.clone(), content_type),
+        (Some(_), _) => return Err(usage("`rawBody` must be a string")),
+    };
+    Ok(ApiRequest { method, path, query, headers, body })
+}
+
+fn parse_route(route: &str, params: Option<&Value>) -> Result<ApiRequest, UpstreamError> {
+    let (method, template) = route
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| usage(&format!("the route `{route}` must be \"METHOD /path\", e.g. \"GET /zones/{{zone_id}}\"")))?;
+    let method = method.to_ascii_uppercase();
+    check_method(&method)?;
+    let mut rest: Map<String, Value> = match params {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(usage("the second argument must be an object of parameters")),
+    };
+    let headers = parse_headers(rest.remove("headers").as_ref())?;
+    let (template, mut query) = split_query(template.trim())?;
+    let mut path = String::with_capacity(template.len());
+    let mut chars = template.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c != '{' {
+            path.push(c);
+            continue;
+        }
+        let end = template[i..].find('}').map(|e| i + e).ok_or_else(|| usage(&format!("unclosed `{{` in route `{route}`")))?;
+        let name = &template[i + 1..end];
+        let value = rest.remove(name).ok_or_else(|| {
+            usage(&format!("the route needs a value for `{name}`: pass it in the second argument, e.g. {{{name}: ...}}"))
+        })?;
+        let text = scalar_text(name, &value)?;
+        if text.is_empty() {
+            return Err(usage(&format!("path parameter `{name}` is empty")));
+        }
+        path.push_str(&encode_segment(&text));
+        for _ in template[i + 1..=end].chars() {
+            chars.next();
+        }
+    }
+    let path = check_path(&path)?;
+    let body = if matches!(method.as_str(), "GET" | "HEAD" | "DELETE" | "OPTIONS") {
+        query.extend(query_pairs(&rest)?);
+        Body::None
+    } else if rest.is_empty() {
+        Body::None
+    } else {
+        Body::Json(Value::Object(rest), None)
+    };
+    Ok(ApiRequest { method, path, query, headers, body })
+}
+
+fn check_method(method: &str) -> Result<(), UpstreamError> {
+    if METHODS.contains(&method) {
+        Ok(())
+    } else {
+        Err(usage(&format!("unsupported method `{method}`; use one of {}", METHODS.join(", "))))
+    }
+}
+
+/// Splits `?a=1&b=2` off a path.
+fn split_query(path: &str) -> Result<(String, Vec<(String, String)>), UpstreamError> {
+    match path.split_once('?') {
+        None => Ok((path.to_string(), vec![])),
+        Some((p, q)) => {
+            let pairs = url::form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+            Ok((p.to_string(), pairs))
+        }
+    }
+}
+
+/// Keeps the request on the configured API: a relative path, no scheme or
+/// authority, no `..` (encoded or not), no control characters.
+pub fn check_path(path: &str) -> Result<String, UpstreamError> {
+    let bad = |why: &str| {
+        Err(UpstreamError::policy(&format!(
+            "path `{}` refused: {why}. Pass a path relative to the API's base URL, such as \"/zones\"",
+            path.chars().take(200).collect::<String>()
+        )))
+    };
+    if !path.starts_with('/') {
+        return bad("it must start with `/`");
+    }
+    if path.starts_with("//") {
+        return bad("a path starting with `//` would name another host");
+    }
+    if path.contains("://") {
+        return bad("absolute URLs are not allowed; requests only go to the configured API");
+    }
+    if path.contains('\\') {
+        return bad("backslashes are not allowed");
+    }
+    if path.chars().any(|c| c.is_control() || c == ' ' || c == '#') {
+        return bad("it contains spaces, control characters or `#`; percent-encode parameter values");
+    }
+    // Decode repeatedly (double encoding) and look for dot segments.
+    let mut decoded = path.to_string();
+    for _ in 0..3 {
+        let next = percent_encoding::percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
+        if next.split(['/', '\\']).any(|seg| seg == ".." || seg == ".") {
+            return bad("`.` and `..` segments are not allowed");
+        }
+        if next.chars().any(|c| c.is_control()) {
+            return bad("it contains encoded control characters");
+        }
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    Ok(path.to_string())
+}
+
+fn parse_headers(v: Option<&Value>) -> Result<Vec<(String, String)>, UpstreamError> {
+    let Some(v) = v else { return Ok(vec![]) };
+    let map = match v {
+        Value::Null => return Ok(vec![]),
+        Value::Object(m) => m,
+        _ => return Err(usage("`headers` must be an object of header names to string values")),
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        let lower = name.to_ascii_lowercase();
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(UpstreamError::policy(&format!("header name `{}` is not valid", name.escape_debug())));
+        }
+        if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("sec-") {
+            return Err(UpstreamError::policy(&format!(
+                "the `{name}` header cannot be set from code: credentials, cookies, the host and connection headers are managed by codemode"
+            )));
+        }
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(usage(&format!("header `{name}` must have a string value"))),
+        };
+        out.push((name.clone(), check_header_value(name, &text)?.to_string()));
+    }
+    Ok(out)
+}
+
+fn check_header_value<'a>(name: &str, value: &'a str) -> Result<&'a str, UpstreamError> {
+    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+        return Err(UpstreamError::policy(&format!("header `{name}` refused: CR, LF and NUL are not allowed in values")));
+    }
+    if reqwest::header::HeaderValue::from_str(value).is_err() {
+        return Err(UpstreamError::policy(&format!("header `{name}` has a value that is not a valid HTTP header value")));
+    }
+    Ok(value)
+}
+
+fn query_pairs(q: &Map<String, Value>) -> Result<Vec<(String, String)>, UpstreamError> {
+    let mut out = Vec::new();
+    for (k, v) in q {
+        match v {
+            Value::Null => {}
+            Value::Array(items) => {
+                for item in items {
+                    out.push((k.clone(), scalar_text(k, item)?));
+                }
+            }
+            other => out.push((k.clone(), scalar_text(k, other)?)),
+        }
+    }
+    Ok(out)
+}
+
+fn scalar_text(name: &str, v: &Value) -> Result<String, UpstreamError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(usage(&format!("parameter `{name}` must be a string, number or boolean, not {}", type_name(v)))),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Percent-encodes one path segment (everything but unreserved characters).
+pub fn encode_segment(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    let encoded = percent_encoding::utf8_percent_encode(s, SET).to_string();
+    // A parameter that is exactly `.` or `..` must not become a dot segment.
+    match encoded.as_str() {
+        "." => "%2E".into(),
+        ".." => "%2E%2E".into(),
+        _ => encoded,
+    }
+}
+
+fn usage(message: &str) -> UpstreamError {
+    UpstreamError::usage(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn object_form() {
+        let r = parse(&json!([{"method": "post", "path": "/zones?a=1", "query": {"b": 2, "c": [3, 4]}, "body": {"x": 1}, "headers": {"X-Trace": "t"}}])).unwrap();
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/zones");
+        assert_eq!(r.query, vec![("a".into(), "1".into()), ("b".into(), "2".into()), ("c".into(), "3".into()), ("c".into(), "4".into())]);
+        assert_eq!(r.body, Body::Json(json!({"x": 1}), None));
+        assert_eq!(r.headers, vec![("X-Trace".into(), "t".into())]);
+    }
+
+    #[test]
+    fn route_form_substitutes_encoded_parameters() {
+        let r = parse(&json!(["GET /zones/{zone_id}/dns_records", {"zone_id": "a/b c", "per_page": 50}])).unwrap();
+        assert_eq!(r.path, "/zones/a%2Fb%20c/dns_records");
+        assert_eq!(r.query, vec![("per_page".into(), "50".into())]);
+        let r = parse(&json!(["PATCH /items/{id}", {"id": 7, "name": "n"}])).unwrap();
+        assert_eq!(r.path, "/items/7");
+        assert_eq!(r.body, Body::Json(json!({"name": "n"}), None));
+        // Encoded or not, a `..` parameter would climb out of the API on
+        // servers that decode before routing: refused.
+        assert!(parse(&json!(["GET /x/{id}", {"id": ".."}])).is_err());
+        assert!(parse(&json!(["GET /x/{id}", {}])).unwrap_err().message.contains("needs a value for `id`"));
+    }
+
+    #[test]
+    fn paths_that_leave_the_api_are_refused() {
+        for p in [
+            "https://evil.example/x", "//evil.example/x", "/a/../../admin", "/a/%2e%2e/admin", "/a/%252e%252e/b",
+            "zones", "/a\\..\\b", "/a\r\nHost: x", "/a/%0d%0a",
+        ] {
+            assert!(parse(&json!([{"path": p}])).is_err(), "{p} was accepted");
+        }
+    }
+
+    #[test]
+    fn credential_and_framing_headers_are_refused() {
+        for h in ["Authorization", "cookie", "Host", "Transfer-Encoding", "Connection", "Proxy-Authorization"] {
+            let e = parse(&json!([{"path": "/", "headers": {h: "x"}}])).unwrap_err();
+            assert!(e.message.contains("cannot be set"), "{h}: {}", e.message);
+        }
+        assert!(parse(&json!([{"path": "/", "headers": {"X-A": "a\r\nInjected: 1"}}])).is_err());
+        assert!(parse(&json!([{"path": "/", "headers": {"Bad Name": "a"}}])).is_err());
+    }
+}
