@@ -1,1 +1,363 @@
-fn main() {}
+//! `codemode`: an MCP server that gives an AI agent whole APIs through two
+//! tools, `search` and `execute`. See ARCHITECTURE.md for the map.
+
+mod config;
+mod render;
+mod server;
+mod service;
+mod tokens;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use rmcp::ServiceExt;
+
+use config::{ApiConfig, AuthConfig, Config};
+use server::CodemodeServer;
+
+#[derive(Parser)]
+#[command(
+    name = "codemode",
+    version,
+    about = "Whole APIs for AI agents through two MCP tools: search and execute"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the two tools over MCP (stdio).
+    Serve(SourceArgs),
+    /// Run `search` code once and print the result.
+    Search {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// JavaScript, e.g. 'async () => Object.keys(spec.paths).length'.
+        code: String,
+    },
+    /// Run `execute` code once and print the result.
+    Exec {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// JavaScript, e.g. 'async () => (await api.request("GET /zones")).data'.
+        code: String,
+    },
+    /// Token footprint of our tools/list next to one tool per operation.
+    Tokens {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load everything and report every problem; exit non-zero on any.
+    Check(SourceArgs),
+}
+
+#[derive(Args, Clone)]
+struct SourceArgs {
+    /// Config file (TOML). Default: ./codemode.toml when no --spec is given.
+    #[arg(long, short = 'c', conflicts_with = "spec")]
+    config: Option<PathBuf>,
+    /// One API straight from a spec (path or URL; JSON or YAML).
+    #[arg(long)]
+    spec: Option<String>,
+    /// Base URL for --spec (default: the spec's first server).
+    #[arg(long, requires = "spec")]
+    base_url: Option<String>,
+    /// Global name for --spec (default: from the file name).
+    #[arg(long, requires = "spec")]
+    name: Option<String>,
+    /// Environment variable holding a bearer token for --spec.
+    #[arg(long, requires = "spec")]
+    bearer_env: Option<String>,
+    /// Allow methods other than GET and HEAD for --spec.
+    #[arg(long, requires = "spec")]
+    allow_writes: bool,
+}
+
+impl SourceArgs {
+    /// The config and the name of where it came from.
+    fn config(&self) -> Result<(Config, String), Vec<String>> {
+        if let Some(spec) = &self.spec {
+            let name = self
+                .name
+                .clone()
+                .unwrap_or_else(|| name_from_location(spec));
+            let config = Config {
+                apis: vec![ApiConfig {
+                    name,
+                    spec: spec.clone(),
+                    base_url: self.base_url.clone(),
+                    auth: self
+                        .bearer_env
+                        .clone()
+                        .map(|token_env| AuthConfig::Bearer { token_env }),
+                    headers: Default::default(),
+                    allow_writes: self.allow_writes,
+                }],
+                base_dir: std::env::current_dir().unwrap_or_default(),
+                ..Config::default()
+            };
+            let problems = config.check("command line");
+            if !problems.is_empty() {
+                return Err(problems.iter().map(|p| p.to_string()).collect());
+            }
+            return Ok((config, "command line".into()));
+        }
+        let path = self
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("codemode.toml"));
+        if self.config.is_none() && !path.exists() {
+            return Err(vec![
+                "no API given: pass --config FILE or --spec FILE_OR_URL (or put a codemode.toml in the current directory)".into(),
+            ]);
+        }
+        Config::load(&path)
+            .map(|c| (c, path.display().to_string()))
+            .map_err(|ps| ps.iter().map(|p| p.to_string()).collect())
+    }
+}
+
+/// `cloudflare-2024-08-06.openapi.json` → `cloudflare`.
+fn name_from_location(location: &str) -> String {
+    let file = location.rsplit(['/', '\\']).next().unwrap_or(location);
+    let stem: String = file
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if config::is_identifier(&stem)
+        && !matches!(stem.as_str(), "spec" | "specs" | "console" | "codemode")
+    {
+        stem
+    } else {
+        "api".into()
+    }
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CODEMODE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(run(cli, started))
+}
+
+async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, ExitCode> {
+    let (config, file) = source.config().map_err(|ps| {
+        for p in ps {
+            eprintln!("error: {p}");
+        }
+        ExitCode::from(2)
+    })?;
+    let (apis, problems, fatal) = service::load_apis(&config, &file).await;
+    for p in &problems {
+        if fatal {
+            eprintln!("error: {p}");
+        } else {
+            tracing::warn!("{p}");
+        }
+    }
+    if fatal {
+        return Err(ExitCode::from(2));
+    }
+    let service = service::Service::start(apis, &config.limits)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        })?;
+    tracing::info!(
+        ready_ms = started.elapsed().as_millis() as u64,
+        apis = service.apis.len(),
+        "ready"
+    );
+    Ok(CodemodeServer::new(Arc::new(service)))
+}
+
+async fn run(cli: Cli, started: Instant) -> ExitCode {
+    match cli.command {
+        Command::Serve(source) => {
+            let server = match start(&source, started).await {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            render::warm_up();
+            let running = match server.serve(rmcp::transport::stdio()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: MCP session failed to start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match running.waiting().await {
+                Ok(reason) => {
+                    tracing::info!(?reason, "session ended");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Search { source, code } => one_call(&source, "search", code, started).await,
+        Command::Exec { source, code } => one_call(&source, "execute", code, started).await,
+        Command::Tokens { source, json } => token_report(&source, json, started).await,
+        Command::Check(source) => check(&source).await,
+    }
+}
+
+async fn one_call(source: &SourceArgs, tool: &str, code: String, started: Instant) -> ExitCode {
+    let server = match start(source, started).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let r = server.call(tool, code).await;
+    println!("{}", r.text);
+    if let Some(note) = r.note {
+        eprintln!("note: {note}");
+    }
+    if let Some(console) = r.console {
+        eprintln!("{console}");
+    }
+    if r.is_error {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn token_report(source: &SourceArgs, as_json: bool, started: Instant) -> ExitCode {
+    let server = match start(source, started).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let ours_json = serde_json::to_string(&rmcp::model::ListToolsResult::with_all_items(
+        server.tools().to_vec(),
+    ))
+    .expect("serialises");
+    let ours = tokens::footprint(&ours_json, server.tools().len());
+    let mut rows = Vec::new();
+    let mut all_naive = Vec::new();
+    for api in &server_apis(&server) {
+        let naive = tokens::naive_tools(api);
+        let json = serde_json::to_string(&serde_json::json!({"tools": naive})).expect("serialises");
+        let f = tokens::footprint(&json, naive.len());
+        rows.push((api.name.clone(), api.spec.summary.operations.len(), f));
+        all_naive.extend(naive);
+    }
+    let total = tokens::footprint(
+        &serde_json::to_string(&serde_json::json!({"tools": all_naive})).expect("serialises"),
+        all_naive.len(),
+    );
+    if as_json {
+        let apis: Vec<_> = rows
+            .iter()
+            .map(|(n, ops, f)| serde_json::json!({"api": n, "operations": ops, "naive": {"tools": f.tools, "o200k": f.o200k, "cl100k": f.cl100k}}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "codemode": {"tools": ours.tools, "o200k": ours.o200k, "cl100k": ours.cl100k},
+                "naive_total": {"tools": total.tools, "o200k": total.o200k, "cl100k": total.cl100k},
+                "apis": apis,
+            })
+        );
+    } else {
+        println!(
+            "{:<28} {:>7} {:>14} {:>14}",
+            "tools/list", "tools", "o200k tokens", "cl100k tokens"
+        );
+        for (name, _, f) in &rows {
+            println!(
+                "{:<28} {:>7} {:>14} {:>14}",
+                format!("one per operation: {name}"),
+                f.tools,
+                f.o200k,
+                f.cl100k
+            );
+        }
+        if rows.len() > 1 {
+            println!(
+                "{:<28} {:>7} {:>14} {:>14}",
+                "one per operation: all", total.tools, total.o200k, total.cl100k
+            );
+        }
+        println!(
+            "{:<28} {:>7} {:>14} {:>14}",
+            "codemode", ours.tools, ours.o200k, ours.cl100k
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn server_apis(server: &CodemodeServer) -> Vec<&service::LoadedApi> {
+    server.service().apis.iter().collect()
+}
+
+async fn check(source: &SourceArgs) -> ExitCode {
+    let (config, file) = match source.config() {
+        Ok(c) => c,
+        Err(ps) => {
+            for p in &ps {
+                println!("{p}");
+            }
+            println!("{} problem(s)", ps.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (apis, problems, fatal) = service::load_apis(&config, &file).await;
+    for p in &problems {
+        println!("{p}");
+    }
+    let mut count = problems.len();
+    if !fatal {
+        let summary: Vec<String> = apis
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({} operations)",
+                    a.name,
+                    a.spec.summary.operations.len()
+                )
+            })
+            .collect();
+        match service::Service::start(apis, &config.limits).await {
+            Ok(_) => {
+                if count == 0 {
+                    println!("ok: {}", summary.join(", "));
+                }
+            }
+            Err(e) => {
+                println!("{file}: the sandbox could not load the specs: {e}");
+                count += 1;
+            }
+        }
+    }
+    if count > 0 {
+        println!("{count} problem(s)");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -43,7 +43,12 @@ impl Drop for CancelOnDrop {
 /// Runs `code` in a fresh sandbox. Host calls run on the current Tokio
 /// runtime; the JavaScript runs on a dedicated thread. Dropping the returned
 /// future cancels the call.
-pub async fn execute(code: String, env: Arc<ExecuteEnv>, limits: Limits, host: Arc<dyn Host>) -> Outcome {
+pub async fn execute(
+    code: String,
+    env: Arc<ExecuteEnv>,
+    limits: Limits,
+    host: Arc<dyn Host>,
+) -> Outcome {
     let handle = tokio::runtime::Handle::current();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let cancel = Arc::new(AtomicBool::new(false));
@@ -68,7 +73,11 @@ pub async fn execute(code: String, env: Arc<ExecuteEnv>, limits: Limits, host: A
 
 fn failed(started: Instant, message: String) -> Outcome {
     Outcome {
-        result: Err(ScriptError::new(ErrorKind::Internal, "InternalError", &message)),
+        result: Err(ScriptError::new(
+            ErrorKind::Internal,
+            "InternalError",
+            &message,
+        )),
         console: vec![],
         console_dropped: 0,
         host_calls: 0,
@@ -102,11 +111,27 @@ fn run_on_this_thread(
     let result = ctx.with(|ctx| {
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Completion>();
         let in_flight = Rc::new(Cell::new(0usize));
-        let complete = install_clients(&ctx, env, limits, host, handle, done_tx, in_flight.clone(), calls.clone(), aborts.clone())
-            .and_then(|c| engine::install_console(&ctx, console.clone()).map(|_| c));
+        let complete = install_clients(
+            &ctx,
+            env,
+            limits,
+            host,
+            handle,
+            done_tx,
+            in_flight.clone(),
+            calls.clone(),
+            aborts.clone(),
+        )
+        .and_then(|c| engine::install_console(&ctx, console.clone()).map(|_| c));
         let complete = match complete {
             Ok(c) => c,
-            Err(e) => return Err(ScriptError::new(ErrorKind::Internal, "InternalError", &format!("sandbox setup failed: {e}"))),
+            Err(e) => {
+                return Err(ScriptError::new(
+                    ErrorKind::Internal,
+                    "InternalError",
+                    &format!("sandbox setup failed: {e}"),
+                ))
+            }
         };
         engine::run(
             &ctx,
@@ -115,7 +140,11 @@ fn run_on_this_thread(
                 deadline: started + limits.timeout,
                 stop: stop.clone(),
                 console: console.clone(),
-                host: Some(HostLink { completions: done_rx, in_flight, complete }),
+                host: Some(HostLink {
+                    completions: done_rx,
+                    in_flight,
+                    complete,
+                }),
             },
         )
     });
@@ -126,7 +155,13 @@ fn run_on_this_thread(
     drop(ctx);
     drop(rt);
     let (lines, dropped) = console.borrow_mut().take();
-    Outcome { result, console: lines, console_dropped: dropped, host_calls: calls.get(), elapsed: started.elapsed() }
+    Outcome {
+        result,
+        console: lines,
+        console_dropped: dropped,
+        host_calls: calls.get(),
+        elapsed: started.elapsed(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -142,33 +177,42 @@ fn install_clients<'js>(
     aborts: Rc<RefCell<Vec<tokio::task::AbortHandle>>>,
 ) -> rquickjs::Result<Persistent<Function<'static>>> {
     let max_calls = limits.max_host_calls;
-    let send = Function::new(ctx.clone(), move |ctx: Ctx<'js>, client: String, method: String, payload: String| -> rquickjs::Result<f64> {
-        if calls.get() >= max_calls {
-            return Err(rquickjs::Exception::throw_range(
+    let send = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>,
+              client: String,
+              method: String,
+              payload: String|
+              -> rquickjs::Result<f64> {
+            if calls.get() >= max_calls {
+                return Err(rquickjs::Exception::throw_range(
                 &ctx,
                 &format!(
                     "this execution reached its limit of {max_calls} upstream requests; fetch less (use filters, larger pages) or split the work into several execute calls"
                 ),
             ));
-        }
-        let args: serde_json::Value = serde_json::from_str(&payload)
-            .map_err(|e| rquickjs::Exception::throw_type(&ctx, &format!("arguments are not JSON: {e}")))?;
-        let id = calls.get() as u64;
-        calls.set(calls.get() + 1);
-        in_flight.set(in_flight.get() + 1);
-        let host = host.clone();
-        let done = done.clone();
-        let task = handle.spawn(async move {
-            let result = host.call(&client, &method, args).await;
-            let result = match result {
-                Ok(v) => Ok(serde_json::to_string(&v).unwrap_or_else(|_| "null".into())),
-                Err(e) => Err(serde_json::to_string(&e).unwrap_or_else(|_| "{\"message\":\"host error\"}".into())),
-            };
-            let _ = done.send(Completion { id, result });
-        });
-        aborts.borrow_mut().push(task.abort_handle());
-        Ok(id as f64)
-    })?;
+            }
+            let args: serde_json::Value = serde_json::from_str(&payload).map_err(|e| {
+                rquickjs::Exception::throw_type(&ctx, &format!("arguments are not JSON: {e}"))
+            })?;
+            let id = calls.get() as u64;
+            calls.set(calls.get() + 1);
+            in_flight.set(in_flight.get() + 1);
+            let host = host.clone();
+            let done = done.clone();
+            let task = handle.spawn(async move {
+                let result = host.call(&client, &method, args).await;
+                let result = match result {
+                    Ok(v) => Ok(serde_json::to_string(&v).unwrap_or_else(|_| "null".into())),
+                    Err(e) => Err(serde_json::to_string(&e)
+                        .unwrap_or_else(|_| "{\"message\":\"host error\"}".into())),
+                };
+                let _ = done.send(Completion { id, result });
+            });
+            aborts.borrow_mut().push(task.abort_handle());
+            Ok(id as f64)
+        },
+    )?;
     let make: Function = engine::eval_prelude(ctx, include_str!("../js/host.js"))?;
     let bridge: Object = make.call((send,))?;
     let client_fn: Function = bridge.get("client")?;

@@ -107,7 +107,15 @@ pub struct ScriptError {
 
 impl ScriptError {
     pub(crate) fn new(kind: ErrorKind, name: &str, message: &str) -> Self {
-        ScriptError { kind, name: name.into(), message: message.into(), line: None, column: None, stack: None, details: None }
+        ScriptError {
+            kind,
+            name: name.into(),
+            message: message.into(),
+            line: None,
+            column: None,
+            stack: None,
+            details: None,
+        }
     }
 }
 
@@ -127,7 +135,8 @@ pub struct Outcome {
 }
 
 /// A boxed future returned by [`Host::call`].
-pub type HostFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, serde_json::Value>> + Send>>;
+pub type HostFuture =
+    Pin<Box<dyn Future<Output = Result<serde_json::Value, serde_json::Value>> + Send>>;
 
 /// The host side of client methods (`api.request(...)`).
 ///

@@ -29,13 +29,23 @@ struct TargetKey {
 /// Resolves the root document of `docs` into a graph.
 pub fn resolve(docs: &Documents) -> Graph {
     let cyclic = cyclic_targets(docs);
-    let mut r = Resolver { docs, graph: Graph::default(), cyclic, expanded: HashMap::new(), ref_index: HashMap::new() };
+    let mut r = Resolver {
+        docs,
+        graph: Graph::default(),
+        cyclic,
+        expanded: HashMap::new(),
+        ref_index: HashMap::new(),
+    };
     let root = match docs.root_value() {
         Value::Object(map) => {
             let entries: Vec<(Box<str>, NodeId)> = map
                 .iter()
                 .map(|(k, v)| {
-                    let id = if k == "components" { r.components(v) } else { r.value(v, &docs.root) };
+                    let id = if k == "components" {
+                        r.components(v)
+                    } else {
+                        r.value(v, &docs.root)
+                    };
                     (k.as_str().into(), id)
                 })
                 .collect();
@@ -64,7 +74,9 @@ impl<'d> Resolver<'d> {
     /// every use of a component shares the node of its definition.
     fn components(&mut self, v: &'d Value) -> NodeId {
         let root = self.docs.root.clone();
-        let Value::Object(sections) = v else { return self.value(v, &root) };
+        let Value::Object(sections) = v else {
+            return self.value(v, &root);
+        };
         let mut out = Vec::with_capacity(sections.len());
         for (section, entries) in sections {
             let id = match entries {
@@ -118,8 +130,10 @@ impl<'d> Resolver<'d> {
                         _ => target,
                     };
                 }
-                let entries: Vec<(Box<str>, NodeId)> =
-                    map.iter().map(|(k, v)| (k.as_str().into(), self.value(v, base))).collect();
+                let entries: Vec<(Box<str>, NodeId)> = map
+                    .iter()
+                    .map(|(k, v)| (k.as_str().into(), self.value(v, base)))
+                    .collect();
                 self.graph.push(Node::Object(entries.into()))
             }
             Value::Array(items) => {
@@ -161,7 +175,8 @@ impl<'d> Resolver<'d> {
     }
 
     fn unresolved(&mut self, reference: &str, why: &str) -> NodeId {
-        self.graph.push_value(&serde_json::json!({ "$unresolved": reference, "error": why }))
+        self.graph
+            .push_value(&serde_json::json!({ "$unresolved": reference, "error": why }))
     }
 }
 
@@ -172,7 +187,10 @@ fn cyclic_targets(docs: &Documents) -> std::collections::HashSet<TargetKey> {
     let mut keys: Vec<TargetKey> = Vec::new();
     let mut edges: Vec<Vec<usize>> = Vec::new();
     let mut queue: Vec<usize> = Vec::new();
-    let mut intern = |key: TargetKey, keys: &mut Vec<TargetKey>, edges: &mut Vec<Vec<usize>>, queue: &mut Vec<usize>| {
+    let mut intern = |key: TargetKey,
+                      keys: &mut Vec<TargetKey>,
+                      edges: &mut Vec<Vec<usize>>,
+                      queue: &mut Vec<usize>| {
         *index.entry(key.clone()).or_insert_with(|| {
             keys.push(key);
             edges.push(Vec::new());
@@ -187,7 +205,10 @@ fn cyclic_targets(docs: &Documents) -> std::collections::HashSet<TargetKey> {
     }
     while let Some(i) = queue.pop() {
         let key = keys[i].clone();
-        if let Some(target) = docs.get(&key.doc).and_then(|d| lookup_pointer(d, &key.pointer)) {
+        if let Some(target) = docs
+            .get(&key.doc)
+            .and_then(|d| lookup_pointer(d, &key.pointer))
+        {
             collect_refs(target, &key.doc, &mut found);
         }
         for k in found.drain(..) {
@@ -196,7 +217,11 @@ fn cyclic_targets(docs: &Documents) -> std::collections::HashSet<TargetKey> {
         }
     }
     let on_cycle = tarjan_on_cycle(&edges);
-    keys.into_iter().zip(on_cycle).filter(|(_, c)| *c).map(|(k, _)| k).collect()
+    keys.into_iter()
+        .zip(on_cycle)
+        .filter(|(_, c)| *c)
+        .map(|(k, _)| k)
+        .collect()
 }
 
 fn collect_refs(v: &Value, base: &Url, out: &mut Vec<TargetKey>) {
@@ -284,7 +309,8 @@ pub fn split_reference(reference: &str, base: &Url) -> Result<(Url, String), Str
     let mut url = if doc_part.is_empty() {
         base.clone()
     } else {
-        base.join(doc_part).map_err(|e| format!("not a valid reference: {e}"))?
+        base.join(doc_part)
+            .map_err(|e| format!("not a valid reference: {e}"))?
     };
     url.set_fragment(None);
     let pointer = percent_encoding::percent_decode_str(fragment)
@@ -332,7 +358,9 @@ mod tests {
         // …and shared in memory: both point at the node of the component.
         let p = g.get(g.root(), "paths").unwrap();
         let get = g.get(g.get(p, "/a").unwrap(), "get").unwrap();
-        let Node::Array(items) = g.node(g.get(get, "parameters").unwrap()) else { panic!() };
+        let Node::Array(items) = g.node(g.get(get, "parameters").unwrap()) else {
+            panic!()
+        };
         assert_eq!(g.get(items[0], "schema"), g.get(items[1], "schema"));
     }
 
@@ -349,7 +377,10 @@ mod tests {
             }}
         }));
         let node = &out["components"]["schemas"]["Node"];
-        assert_eq!(node["properties"]["child"], json!({"$circular": "#/components/schemas/Node"}));
+        assert_eq!(
+            node["properties"]["child"],
+            json!({"$circular": "#/components/schemas/Node"})
+        );
         assert_eq!(node["properties"]["tag"], json!({"type": "string"}));
         assert_eq!(node["properties"]["tag2"], json!({"type": "string"}));
     }
@@ -365,8 +396,14 @@ mod tests {
             "x": {"$ref": "#/components/schemas/B"}
         }));
         let s = &out["components"]["schemas"];
-        assert_eq!(s["A"]["properties"]["b"]["properties"]["a"], json!({"$circular": "#/components/schemas/A"}));
-        assert_eq!(s["B"]["properties"]["a"]["properties"]["b"], json!({"$circular": "#/components/schemas/B"}));
+        assert_eq!(
+            s["A"]["properties"]["b"]["properties"]["a"],
+            json!({"$circular": "#/components/schemas/A"})
+        );
+        assert_eq!(
+            s["B"]["properties"]["a"]["properties"]["b"],
+            json!({"$circular": "#/components/schemas/B"})
+        );
         assert_eq!(out["x"], s["B"]);
     }
 
@@ -381,7 +418,13 @@ mod tests {
         }));
         let g = resolve(&docs);
         assert_eq!(g.ref_count(), 2);
-        assert!(g.nodes().iter().filter(|n| matches!(n, Node::String(s) if &**s == "string")).count() == 1);
+        assert!(
+            g.nodes()
+                .iter()
+                .filter(|n| matches!(n, Node::String(s) if &**s == "string"))
+                .count()
+                == 1
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ async fn load(name: &str) -> codemode_spec::Spec {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().build().unwrap();
     let t = std::time::Instant::now();
-    let spec = codemode_spec::load(&shared_spec(name), &http).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    let spec = codemode_spec::load(&shared_spec(name), &http)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     eprintln!(
         "{name}: {} ops, {} nodes, {} cyclic refs, {} problems, {:?}",
         spec.summary.operations.len(),
@@ -28,16 +30,27 @@ async fn load(name: &str) -> codemode_spec::Spec {
 async fn cloudflare() {
     let spec = load("cloudflare-2024-08-06.openapi.json").await;
     assert_eq!(spec.summary.operations.len(), 1533);
-    assert!(spec.problems.is_empty(), "{:?}", &spec.problems[..spec.problems.len().min(5)]);
+    assert!(
+        spec.problems.is_empty(),
+        "{:?}",
+        &spec.problems[..spec.problems.len().min(5)]
+    );
     let groups = spec.summary.top_groups(10);
-    assert!(groups.iter().any(|(g, _)| g == "zones" || g == "workers"), "{groups:?}");
+    assert!(
+        groups.iter().any(|(g, _)| g == "zones" || g == "workers"),
+        "{groups:?}"
+    );
 }
 
 #[tokio::test]
 async fn github() {
     let spec = load("github-octokit-23.0.2.api.github.com.json").await;
     assert!(spec.summary.operations.len() > 1000);
-    assert!(spec.problems.is_empty(), "{:?}", &spec.problems[..spec.problems.len().min(5)]);
+    assert!(
+        spec.problems.is_empty(),
+        "{:?}",
+        &spec.problems[..spec.problems.len().min(5)]
+    );
 }
 
 #[tokio::test]
@@ -47,7 +60,11 @@ async fn stripe_stays_small_in_memory() {
     // ~4 MB of YAML: the shared graph must stay within a small multiple of
     // that, although the fully inlined JSON would be hundreds of MB.
     assert!(spec.graph.len() < 2_000_000, "{} nodes", spec.graph.len());
-    assert!(spec.graph.ref_count() >= 92, "{} cyclic refs", spec.graph.ref_count());
+    assert!(
+        spec.graph.ref_count() >= 92,
+        "{} cyclic refs",
+        spec.graph.ref_count()
+    );
 }
 
 #[tokio::test]
@@ -69,7 +86,11 @@ async fn kubernetes_swagger2_is_presented_as_openapi3() {
 
 #[tokio::test]
 async fn small_specs() {
-    for name in ["twilio_api_v2010.json", "httpbin-0.10.4.spec.json", "kinto-26.5.0.swagger.json"] {
+    for name in [
+        "twilio_api_v2010.json",
+        "httpbin-0.10.4.spec.json",
+        "kinto-26.5.0.swagger.json",
+    ] {
         let spec = load(name).await;
         assert!(!spec.summary.operations.is_empty(), "{name}");
         assert!(spec.problems.is_empty(), "{name}: {:?}", spec.problems);

@@ -87,7 +87,9 @@ impl Auth {
             Auth::None => "no credential".into(),
             Auth::Bearer { source, .. } => format!("the bearer token from {source}"),
             Auth::Header { name, source, .. } => format!("the `{name}` header from {source}"),
-            Auth::Basic { user, source, .. } => format!("basic auth as `{user}` with the password from {source}"),
+            Auth::Basic { user, source, .. } => {
+                format!("basic auth as `{user}` with the password from {source}")
+            }
         }
     }
 
@@ -99,7 +101,8 @@ impl Auth {
             Auth::Bearer { token, .. } => vec![token.0.clone()],
             Auth::Header { value, .. } => vec![value.0.clone()],
             Auth::Basic { user, password, .. } => {
-                let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.0));
+                let b64 = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.0));
                 vec![password.0.clone(), b64]
             }
         };
@@ -174,11 +177,22 @@ pub struct UpstreamError {
 impl UpstreamError {
     /// Bad arguments to `request(...)`.
     pub fn usage(message: &str) -> Self {
-        UpstreamError { name: "TypeError", message: message.into(), status: None, method: None, path: None, data: None, retryable: false }
+        UpstreamError {
+            name: "TypeError",
+            message: message.into(),
+            status: None,
+            method: None,
+            path: None,
+            data: None,
+            retryable: false,
+        }
     }
     /// Refused by policy.
     pub fn policy(message: &str) -> Self {
-        UpstreamError { name: "PolicyError", ..Self::usage(message) }
+        UpstreamError {
+            name: "PolicyError",
+            ..Self::usage(message)
+        }
     }
     /// As the JSON object the sandbox turns into an `Error`.
     pub fn to_json(&self) -> Value {
@@ -226,7 +240,11 @@ impl Upstream {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let secrets = config.auth.secrets();
-        Ok(Upstream { config, http, secrets })
+        Ok(Upstream {
+            config,
+            http,
+            secrets,
+        })
     }
 
     /// The configuration.
@@ -257,25 +275,44 @@ impl Upstream {
         let url = self.url_for(&req).map_err(with_req)?;
         let (body, content_type) = match &req.body {
             Body::None => (None, None),
-            Body::Json(v, ct) => (Some(serde_json::to_vec(v).expect("JSON value serialises")), Some(ct.clone().unwrap_or_else(|| "application/json".into()))),
+            Body::Json(v, ct) => (
+                Some(serde_json::to_vec(v).expect("JSON value serialises")),
+                Some(ct.clone().unwrap_or_else(|| "application/json".into())),
+            ),
             Body::Raw(s, ct) => (Some(s.clone().into_bytes()), Some(ct.clone())),
         };
-        if body.as_ref().is_some_and(|b| b.len() > self.config.max_request_bytes) {
+        if body
+            .as_ref()
+            .is_some_and(|b| b.len() > self.config.max_request_bytes)
+        {
             return Err(with_req(UpstreamError::policy(&format!(
                 "the request body is larger than the limit of {} bytes",
                 self.config.max_request_bytes
             ))));
         }
-        let headers = self.headers(&req, content_type.as_deref()).map_err(with_req)?;
-        let method = reqwest::Method::from_bytes(req.method.as_bytes()).expect("method was checked");
-        let idempotent = matches!(req.method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS");
+        let headers = self
+            .headers(&req, content_type.as_deref())
+            .map_err(with_req)?;
+        let method =
+            reqwest::Method::from_bytes(req.method.as_bytes()).expect("method was checked");
+        let idempotent = matches!(
+            req.method.as_str(),
+            "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS"
+        );
         let mut attempt = 0;
         loop {
-            let mut builder = self.http.request(method.clone(), url.clone()).headers(headers.clone()).timeout(self.config.timeout);
+            let mut builder = self
+                .http
+                .request(method.clone(), url.clone())
+                .headers(headers.clone())
+                .timeout(self.config.timeout);
             if let Some(b) = &body {
                 builder = builder.body(b.clone());
             }
-            let resp = builder.send().await.map_err(|e| with_req(self.transport_error(e)))?;
+            let resp = builder
+                .send()
+                .await
+                .map_err(|e| with_req(self.transport_error(e)))?;
             let status = resp.status().as_u16();
             if (status == 429 || status == 503) && idempotent && attempt < self.config.max_retries {
                 if let Some(wait) = retry_after(resp.headers()) {
@@ -293,13 +330,16 @@ impl Upstream {
 
     fn url_for(&self, req: &ApiRequest) -> Result<Url, UpstreamError> {
         let base = self.config.base_url.as_str().trim_end_matches('/');
-        let mut url = Url::parse(&format!("{base}{}", req.path))
-            .map_err(|e| UpstreamError::policy(&format!("the path does not form a valid URL: {e}")))?;
+        let mut url = Url::parse(&format!("{base}{}", req.path)).map_err(|e| {
+            UpstreamError::policy(&format!("the path does not form a valid URL: {e}"))
+        })?;
         // Defence in depth: whatever the path parser let through, the URL
         // must still be on the configured origin and under its base path.
         let base_path = self.config.base_url.path().trim_end_matches('/');
         if url.origin() != self.config.base_url.origin() || !url.path().starts_with(base_path) {
-            return Err(UpstreamError::policy("the path would leave the configured API"));
+            return Err(UpstreamError::policy(
+                "the path would leave the configured API",
+            ));
         }
         if !req.query.is_empty() {
             url.query_pairs_mut().extend_pairs(req.query.iter());
@@ -307,11 +347,18 @@ impl Upstream {
         Ok(url)
     }
 
-    fn headers(&self, req: &ApiRequest, content_type: Option<&str>) -> Result<HeaderMap, UpstreamError> {
+    fn headers(
+        &self,
+        req: &ApiRequest,
+        content_type: Option<&str>,
+    ) -> Result<HeaderMap, UpstreamError> {
         let mut h = HeaderMap::new();
         let mut put = |name: &str, value: &str| -> Result<(), UpstreamError> {
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| UpstreamError::policy(&format!("invalid header name `{name}`")))?;
-            let v = HeaderValue::from_str(value).map_err(|_| UpstreamError::policy(&format!("invalid value for header `{name}`")))?;
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| UpstreamError::policy(&format!("invalid header name `{name}`")))?;
+            let v = HeaderValue::from_str(value).map_err(|_| {
+                UpstreamError::policy(&format!("invalid value for header `{name}`"))
+            })?;
             h.insert(n, v);
             Ok(())
         };
@@ -333,21 +380,29 @@ impl Upstream {
         match &self.config.auth {
             Auth::None => {}
             Auth::Bearer { token, .. } => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                    .map_err(|_| UpstreamError::policy("the configured bearer token is not a valid header value"))?;
+                let mut v =
+                    HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                        UpstreamError::policy(
+                            "the configured bearer token is not a valid header value",
+                        )
+                    })?;
                 v.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, v);
             }
             Auth::Header { name, value, .. } => {
-                let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| UpstreamError::policy("invalid credential header name"))?;
-                let mut v = HeaderValue::from_str(value.expose())
-                    .map_err(|_| UpstreamError::policy("the configured credential is not a valid header value"))?;
+                let n = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| UpstreamError::policy("invalid credential header name"))?;
+                let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
+                    UpstreamError::policy("the configured credential is not a valid header value")
+                })?;
                 v.set_sensitive(true);
                 h.insert(n, v);
             }
             Auth::Basic { user, password, .. } => {
-                let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
-                let mut v = HeaderValue::from_str(&format!("Basic {b64}")).expect("base64 is a valid header value");
+                let b64 = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.expose()));
+                let mut v = HeaderValue::from_str(&format!("Basic {b64}"))
+                    .expect("base64 is a valid header value");
                 v.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, v);
             }
@@ -358,16 +413,39 @@ impl Upstream {
     fn transport_error(&self, e: reqwest::Error) -> UpstreamError {
         let base = self.config.base_url.as_str();
         let message = if e.is_timeout() {
-            format!("the `{}` API did not answer within {:?}; try again later or ask for less", self.config.name, self.config.timeout)
+            format!(
+                "the `{}` API did not answer within {:?}; try again later or ask for less",
+                self.config.name, self.config.timeout
+            )
         } else if e.is_connect() {
-            format!("could not connect to the `{}` API at {base}: {}", self.config.name, root_cause(&e))
+            format!(
+                "could not connect to the `{}` API at {base}: {}",
+                self.config.name,
+                root_cause(&e)
+            )
         } else {
-            format!("the request to the `{}` API failed: {}", self.config.name, root_cause(&e))
+            format!(
+                "the request to the `{}` API failed: {}",
+                self.config.name,
+                root_cause(&e)
+            )
         };
-        UpstreamError { name: "UpstreamError", message, status: None, method: None, path: None, data: None, retryable: true }
+        UpstreamError {
+            name: "UpstreamError",
+            message,
+            status: None,
+            method: None,
+            path: None,
+            data: None,
+            retryable: true,
+        }
     }
 
-    async fn read_response(&self, mut resp: reqwest::Response, req: &ApiRequest) -> Result<Value, UpstreamError> {
+    async fn read_response(
+        &self,
+        mut resp: reqwest::Response,
+        req: &ApiRequest,
+    ) -> Result<Value, UpstreamError> {
         let status = resp.status();
         let mut headers = Map::new();
         for (k, v) in resp.headers() {
@@ -375,7 +453,12 @@ impl Upstream {
                 headers.insert(k.as_str().to_string(), Value::String(self.scrub(text)));
             }
         }
-        let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let mut bytes: Vec<u8> = Vec::new();
         loop {
             match resp.chunk().await {
@@ -425,11 +508,21 @@ impl Upstream {
         Value::String(text)
     }
 
-    fn status_error(&self, status: reqwest::StatusCode, data: Value, req: &ApiRequest) -> UpstreamError {
+    fn status_error(
+        &self,
+        status: reqwest::StatusCode,
+        data: Value,
+        req: &ApiRequest,
+    ) -> UpstreamError {
         let code = status.as_u16();
         let reason = status.canonical_reason().unwrap_or("");
-        let upstream_says = upstream_message(&data).map(|m| format!(": {m}")).unwrap_or_default();
-        let mut message = format!("{} {} → {code} {reason}{upstream_says}", req.method, req.path);
+        let upstream_says = upstream_message(&data)
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        let mut message = format!(
+            "{} {} → {code} {reason}{upstream_says}",
+            req.method, req.path
+        );
         let retryable = matches!(code, 408 | 429 | 500 | 502 | 503 | 504);
         match code {
             401 | 403 => {
@@ -443,12 +536,25 @@ impl Upstream {
                     }
                 ));
             }
-            404 => message.push_str(". Check the path and its parameters against the spec with `search`."),
-            400 | 422 => message.push_str(". Check the parameters and body against the operation's schema with `search`."),
-            _ if retryable => message.push_str(". This may be temporary: retrying later can succeed."),
+            404 => message
+                .push_str(". Check the path and its parameters against the spec with `search`."),
+            400 | 422 => message.push_str(
+                ". Check the parameters and body against the operation's schema with `search`.",
+            ),
+            _ if retryable => {
+                message.push_str(". This may be temporary: retrying later can succeed.")
+            }
             _ => {}
         }
-        UpstreamError { name: "UpstreamError", message, status: Some(code), method: None, path: None, data: Some(data), retryable }
+        UpstreamError {
+            name: "UpstreamError",
+            message,
+            status: Some(code),
+            method: None,
+            path: None,
+            data: Some(data),
+            retryable,
+        }
     }
 
     /// Replaces every credential-derived string with `[REDACTED]`.
@@ -476,22 +582,38 @@ fn upstream_message(data: &Value) -> Option<String> {
     };
     let found = match data {
         Value::Object(o) => pick(data)
-            .or_else(|| o.get("errors").and_then(|e| e.as_array()).and_then(|a| a.first()).and_then(pick))
+            .or_else(|| {
+                o.get("errors")
+                    .and_then(|e| e.as_array())
+                    .and_then(|a| a.first())
+                    .and_then(pick)
+            })
             .or_else(|| o.get("error").and_then(pick)),
         Value::String(s) => Some(s.clone()),
         _ => None,
     }?;
     let found = found.trim().to_string();
-    Some(if found.chars().count() > 300 { format!("{}…", found.chars().take(300).collect::<String>()) } else { found })
+    Some(if found.chars().count() > 300 {
+        format!("{}…", found.chars().take(300).collect::<String>())
+    } else {
+        found
+    })
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -508,7 +630,10 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let a = Auth::Bearer { token: Secret::new("canary-123456".into()), source: "$TOKEN".into() };
+        let a = Auth::Bearer {
+            token: Secret::new("canary-123456".into()),
+            source: "$TOKEN".into(),
+        };
         assert!(!format!("{a:?}").contains("canary"));
         assert_eq!(a.describe(), "the bearer token from $TOKEN");
     }
@@ -516,18 +641,35 @@ mod tests {
     #[test]
     fn responses_are_scrubbed_of_credentials() {
         let mut c = UpstreamConfig::new("t", Url::parse("http://127.0.0.1:1/").unwrap());
-        c.auth = Auth::Basic { user: "u".into(), password: Secret::new("hunter22".into()), source: "$P".into() };
+        c.auth = Auth::Basic {
+            user: "u".into(),
+            password: Secret::new("hunter22".into()),
+            source: "$P".into(),
+        };
         let _ = rustls::crypto::ring::default_provider().install_default();
         let u = Upstream::new(c).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode("u:hunter22");
-        let v = u.decode(format!("{{\"auth\": \"Basic {b64}\", \"p\": \"hunter22\"}}").as_bytes(), "application/json");
+        let v = u.decode(
+            format!("{{\"auth\": \"Basic {b64}\", \"p\": \"hunter22\"}}").as_bytes(),
+            "application/json",
+        );
         assert_eq!(v, json!({"auth": "Basic [REDACTED]", "p": "[REDACTED]"}));
     }
 
     #[test]
     fn upstream_messages_are_found() {
-        assert_eq!(upstream_message(&json!({"errors": [{"code": 9109, "message": "Invalid token"}]})).as_deref(), Some("Invalid token"));
-        assert_eq!(upstream_message(&json!({"message": "Not Found"})).as_deref(), Some("Not Found"));
-        assert_eq!(upstream_message(&json!({"error": {"message": "x"}})).as_deref(), Some("x"));
+        assert_eq!(
+            upstream_message(&json!({"errors": [{"code": 9109, "message": "Invalid token"}]}))
+                .as_deref(),
+            Some("Invalid token")
+        );
+        assert_eq!(
+            upstream_message(&json!({"message": "Not Found"})).as_deref(),
+            Some("Not Found")
+        );
+        assert_eq!(
+            upstream_message(&json!({"error": {"message": "x"}})).as_deref(),
+            Some("x")
+        );
     }
 }

@@ -1,0 +1,409 @@
+//! `codemode.toml`: the APIs to serve and the limits to serve them with.
+//!
+//! ```toml
+//! [limits]
+//! timeout_secs = 30
+//! memory_mib = 64
+//! max_output_tokens = 6000
+//! max_requests = 50
+//!
+//! [[api]]
+//! name = "cloudflare"
+//! spec = "cloudflare.json"          # path (relative to this file) or URL
+//! base_url = "https://api.cloudflare.com/client/v4"   # default: the spec's first server
+//! allow_writes = false              # default: only GET and HEAD are sent
+//! headers = { "X-Client" = "codemode" }
+//! auth = { type = "bearer", token_env = "CLOUDFLARE_API_TOKEN" }
+//! ```
+//!
+//! Secrets are only ever read from environment variables the config names; a
+//! literal secret in the file is refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Limits applied to every call.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The APIs.
+    #[serde(default, rename = "api")]
+    pub apis: Vec<ApiConfig>,
+    /// Directory relative paths are resolved against (the config's own).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Per-call limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Wall clock per call, seconds.
+    pub timeout_secs: f64,
+    /// Memory per call, MiB.
+    pub memory_mib: usize,
+    /// JavaScript stack, KiB.
+    pub stack_kib: usize,
+    /// Result size, in o200k tokens.
+    pub max_output_tokens: usize,
+    /// Console output kept, KiB.
+    pub console_kib: usize,
+    /// Upstream requests per `execute` call.
+    pub max_requests: u32,
+    /// Largest upstream request body, KiB.
+    pub max_request_kib: usize,
+    /// Largest upstream response body, KiB.
+    pub max_response_kib: usize,
+    /// Timeout of one upstream HTTP exchange, seconds.
+    pub request_timeout_secs: f64,
+    /// `execute` calls running at once; more wait.
+    pub max_concurrent_executions: usize,
+    /// Threads (each with its own copy of the specs) for `search`.
+    /// 0: one per core.
+    pub search_workers: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            timeout_secs: 30.0,
+            memory_mib: 64,
+            stack_kib: 512,
+            max_output_tokens: 6000,
+            console_kib: 16,
+            max_requests: 50,
+            max_request_kib: 1024,
+            max_response_kib: 8192,
+            request_timeout_secs: 30.0,
+            max_concurrent_executions: 16,
+            search_workers: 0,
+        }
+    }
+}
+
+/// One OpenAPI API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// JavaScript identifier: the client's global in `execute`, the key in
+    /// `specs` in `search`.
+    pub name: String,
+    /// Path or URL of the spec.
+    pub spec: String,
+    /// Base URL of the API; default: the spec's first server.
+    pub base_url: Option<String>,
+    /// Credential.
+    pub auth: Option<AuthConfig>,
+    /// Static headers for every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Allow methods other than GET and HEAD.
+    #[serde(default)]
+    pub allow_writes: bool,
+}
+
+/// A credential, always read from the environment.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// `Authorization: Bearer $token_env`.
+    Bearer {
+        /// Environment variable holding the token.
+        token_env: String,
+    },
+    /// `<name>: $value_env`.
+    Header {
+        /// Header name.
+        name: String,
+        /// Environment variable holding the value.
+        value_env: String,
+    },
+    /// HTTP Basic.
+    Basic {
+        /// User name (literal), or…
+        user: Option<String>,
+        /// …environment variable holding it.
+        user_env: Option<String>,
+        /// Environment variable holding the password.
+        password_env: String,
+    },
+}
+
+/// A problem in the configuration, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The config file (or `command line`).
+    pub file: String,
+    /// Dotted key path, e.g. `api[0].auth`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+/// Keys that would hold a secret literally.
+const LITERAL_SECRET_KEYS: [&str; 5] = ["token", "password", "value", "secret", "api_key"];
+
+impl Config {
+    /// Reads and checks a config file. All problems are returned at once.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+        let file = path.display().to_string();
+        let problem = |key: &str, message: String| {
+            vec![ConfigProblem {
+                file: file.clone(),
+                key: key.into(),
+                message,
+            }]
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| problem("", format!("cannot read the config: {e}")))?;
+        // Refuse literal secrets before anything else, with a message that
+        // says what to do instead.
+        let raw: toml::Table =
+            toml::from_str(&text).map_err(|e| problem("", format!("invalid TOML: {e}")))?;
+        let mut problems = Vec::new();
+        if let Some(toml::Value::Array(apis)) = raw.get("api") {
+            for (i, api) in apis.iter().enumerate() {
+                if let Some(toml::Value::Table(auth)) = api.get("auth") {
+                    for k in LITERAL_SECRET_KEYS {
+                        if auth.contains_key(k) {
+                            problems.push(ConfigProblem {
+                                file: file.clone(),
+                                key: format!("api[{i}].auth.{k}"),
+                                message: format!(
+                                    "a literal secret in the config is refused: put it in an environment variable and name that variable with `{}` instead",
+                                    match k {
+                                        "password" => "password_env",
+                                        "token" => "token_env",
+                                        _ => "value_env",
+                                    }
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut config: Config = toml::from_str(&text).map_err(|e| problem("", format!("{e}")))?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let problems = config.check(&file);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Checks names, duplicates and limits.
+    pub fn check(&self, file: &str) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut push = |key: String, message: String| {
+            problems.push(ConfigProblem {
+                file: file.into(),
+                key,
+                message,
+            })
+        };
+        if self.apis.is_empty() {
+            push(
+                "api".into(),
+                "no API is configured: add an [[api]] table with `name` and `spec`".into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, api) in self.apis.iter().enumerate() {
+            if !is_identifier(&api.name) {
+                push(
+                    format!("api[{i}].name"),
+                    format!("`{}` is not a JavaScript identifier (letters, digits, `_`, `$`; not starting with a digit; not a reserved word)", api.name),
+                );
+            }
+            if matches!(
+                api.name.as_str(),
+                "spec" | "specs" | "api" | "console" | "codemode"
+            ) {
+                push(
+                    format!("api[{i}].name"),
+                    format!(
+                        "`{}` is reserved for codemode's own globals; choose another name",
+                        api.name
+                    ),
+                );
+            }
+            if !seen.insert(api.name.clone()) {
+                push(
+                    format!("api[{i}].name"),
+                    format!("`{}` is used by two APIs; names must be unique", api.name),
+                );
+            }
+            if let Some(b) = &api.base_url {
+                match url::Url::parse(b) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => push(
+                        format!("api[{i}].base_url"),
+                        format!("`{b}` is not an http(s) URL"),
+                    ),
+                }
+            }
+        }
+        let l = &self.limits;
+        if !(l.timeout_secs > 0.0 && l.timeout_secs <= 3600.0) {
+            push(
+                "limits.timeout_secs".into(),
+                "must be between 0 and 3600".into(),
+            );
+        }
+        if l.memory_mib < 4 {
+            push("limits.memory_mib".into(), "must be at least 4".into());
+        }
+        if l.max_output_tokens < 100 {
+            push(
+                "limits.max_output_tokens".into(),
+                "must be at least 100".into(),
+            );
+        }
+        problems
+    }
+
+    /// Resolves a spec location relative to the config file.
+    pub fn spec_location(&self, api: &ApiConfig) -> String {
+        if api.spec.starts_with("http://")
+            || api.spec.starts_with("https://")
+            || Path::new(&api.spec).is_absolute()
+        {
+            api.spec.clone()
+        } else {
+            self.base_dir.join(&api.spec).display().to_string()
+        }
+    }
+}
+
+/// True for a valid, non-reserved JavaScript identifier (ASCII subset).
+pub fn is_identifier(s: &str) -> bool {
+    const RESERVED: [&str; 46] = [
+        "break",
+        "case",
+        "catch",
+        "class",
+        "const",
+        "continue",
+        "debugger",
+        "default",
+        "delete",
+        "do",
+        "else",
+        "enum",
+        "export",
+        "extends",
+        "false",
+        "finally",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "instanceof",
+        "new",
+        "null",
+        "return",
+        "super",
+        "switch",
+        "this",
+        "throw",
+        "true",
+        "try",
+        "typeof",
+        "var",
+        "void",
+        "while",
+        "with",
+        "yield",
+        "let",
+        "static",
+        "implements",
+        "interface",
+        "package",
+        "private",
+        "protected",
+        "public",
+        "await",
+    ];
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' || c == '$' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') && !RESERVED.contains(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "codemode-config-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("codemode.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_full_config_loads() {
+        let p = write(
+            "[limits]\ntimeout_secs = 5\n[[api]]\nname = \"cf\"\nspec = \"cf.json\"\nallow_writes = true\nheaders = { X-A = \"b\" }\nauth = { type = \"bearer\", token_env = \"CF_TOKEN\" }\n",
+        );
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.apis[0].name, "cf");
+        assert!(c.apis[0].allow_writes);
+        assert!(c.spec_location(&c.apis[0]).ends_with("cf.json"));
+        assert_eq!(c.limits.timeout_secs, 5.0);
+    }
+
+    #[test]
+    fn literal_secrets_are_refused_with_the_fix() {
+        let p = write(
+            "[[api]]\nname = \"cf\"\nspec = \"x\"\nauth = { type = \"bearer\", token = \"abc\" }\n",
+        );
+        let e = Config::load(&p).unwrap_err();
+        assert_eq!(e[0].key, "api[0].auth.token");
+        assert!(e[0].message.contains("token_env"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn bad_names_and_duplicates_are_reported_together() {
+        let p = write("[[api]]\nname = \"my-api\"\nspec = \"x\"\n[[api]]\nname = \"ok\"\nspec = \"x\"\n[[api]]\nname = \"ok\"\nspec = \"y\"\nbase_url = \"ftp://x\"\n");
+        let e = Config::load(&p).unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("cloudflare"));
+        assert!(is_identifier("_x$1"));
+        assert!(!is_identifier("1x"));
+        assert!(!is_identifier("class"));
+        assert!(!is_identifier("a-b"));
+    }
+}

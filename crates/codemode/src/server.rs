@@ -1,0 +1,175 @@
+//! The MCP server: two tools over rmcp, backed by [`Service`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+
+use crate::render::{self, Rendered};
+use crate::service::Service;
+use crate::tools::{self, ToolDef};
+
+/// Longest `code` we accept.
+const MAX_CODE_BYTES: usize = 256 * 1024;
+
+/// The MCP handler.
+#[derive(Clone)]
+pub struct CodemodeServer {
+    service: Arc<Service>,
+    tools: Arc<Vec<Tool>>,
+}
+
+impl CodemodeServer {
+    /// Wraps a started service.
+    pub fn new(service: Arc<Service>) -> Self {
+        let defs = tools::tool_defs(
+            &service.apis,
+            service.max_output_tokens,
+            service.limits.max_host_calls,
+        );
+        let tools = defs.iter().map(to_rmcp_tool).collect();
+        CodemodeServer {
+            service,
+            tools: Arc::new(tools),
+        }
+    }
+
+    /// The service behind the tools.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// The tools, as `tools/list` returns them.
+    pub fn tools(&self) -> &[Tool] {
+        &self.tools
+    }
+
+    /// Runs one tool call and renders its result (shared by the MCP handler
+    /// and the `search`/`exec` commands).
+    pub async fn call(&self, tool: &str, code: String) -> Rendered {
+        let started = Instant::now();
+        let outcome = match tool {
+            "search" => self.service.search(code).await,
+            _ => self.service.execute(code).await,
+        };
+        let rendered = render::render(&outcome, self.service.max_output_tokens);
+        tracing::info!(
+            tool,
+            ok = outcome.result.is_ok(),
+            error = outcome
+                .result
+                .as_ref()
+                .err()
+                .map(|e| format!("{:?}", e.kind)),
+            requests = outcome.host_calls,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "tool call"
+        );
+        rendered
+    }
+}
+
+fn to_rmcp_tool(d: &ToolDef) -> Tool {
+    Tool::new(d.name, d.description.clone(), tools::input_schema(d.name))
+        .with_title(d.title)
+        .with_annotations(
+            ToolAnnotations::new()
+                .read_only(d.read_only)
+                .destructive(d.destructive)
+                .idempotent(d.idempotent)
+                .open_world(d.open_world),
+        )
+}
+
+fn to_result(r: Rendered) -> CallToolResult {
+    let mut content = vec![ContentBlock::text(r.text)];
+    if let Some(note) = r.note {
+        content.push(ContentBlock::text(note));
+    }
+    if let Some(console) = r.console {
+        content.push(ContentBlock::text(console));
+    }
+    if r.is_error {
+        CallToolResult::error(content)
+    } else {
+        CallToolResult::success(content)
+    }
+}
+
+fn tool_error(message: String) -> CallToolResponse {
+    CallToolResult::error(vec![ContentBlock::text(message)]).into()
+}
+
+impl ServerHandler for CodemodeServer {
+    fn get_info(&self) -> ServerConfig {
+        let names: Vec<&str> = self.service.apis.iter().map(|a| a.name.as_str()).collect();
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("codemode", env!("CARGO_PKG_VERSION")).with_title("codemode"))
+            .with_instructions(format!(
+                "Gives access to these APIs through two tools: {}. Use `search` to find operations in the spec, then `execute` to call them, both by writing JavaScript.",
+                names.join(", ")
+            ))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items((*self.tools).clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let tool = request.name.as_ref();
+        if tool != "search" && tool != "execute" {
+            return Err(McpError::invalid_params(
+                format!("unknown tool `{tool}`; the tools are `search` and `execute`"),
+                None,
+            ));
+        }
+        let code = match request.arguments.as_ref().and_then(|a| a.get("code")) {
+            Some(serde_json::Value::String(c)) => c.clone(),
+            Some(_) => return Ok(tool_error("`code` must be a string of JavaScript".into())),
+            None => {
+                return Ok(tool_error(
+                    "missing argument `code`: pass {\"code\": \"async () => { ... }\"}".into(),
+                ))
+            }
+        };
+        if code.trim().is_empty() {
+            return Ok(tool_error(
+                "`code` is empty: pass an async arrow function such as `async () => { ... }`"
+                    .into(),
+            ));
+        }
+        if code.len() > MAX_CODE_BYTES {
+            return Ok(tool_error(format!(
+                "`code` is {} bytes; the limit is {MAX_CODE_BYTES}",
+                code.len()
+            )));
+        }
+        let tool = tool.to_string();
+        // Cancellation: dropping the call future stops the JavaScript.
+        tokio::select! {
+            r = self.call(&tool, code) => Ok(to_result(r).into()),
+            _ = context.ct.cancelled() => {
+                tracing::info!(tool = %tool, "tool call cancelled by the client");
+                Ok(tool_error("cancelled".into()))
+            }
+        }
+    }
+}
