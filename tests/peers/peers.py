@@ -42,7 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PEERS_DIR = REPO_ROOT / ".peers"
 VENV_BIN = PEERS_DIR / "venv" / "bin"
 NODE_BIN = PEERS_DIR / "node" / "node_modules" / ".bin"
-SPECS_DIR = Path(os.environ.get("CODEMODE_SPECS_DIR", "/work/shared/specs"))
+SPECS_DIR = Path(os.environ.get("CODEMODE_SPECS_DIR", REPO_ROOT.parent / "shared" / "specs"))
 CLOUDFLARE_SPEC = SPECS_DIR / "cloudflare-2024-08-06.openapi.json"
 
 LOOPBACK = "127.0.0.1"

@@ -130,6 +130,16 @@ fn search_description(apis: &[LoadedApi], max_tokens: usize) -> String {
             apis.first().map(|a| a.name.as_str()).unwrap_or("api")
         )
     };
+    let (sample_path, sample_method) = apis
+        .first()
+        .and_then(|a| {
+            let ops = &a.spec.summary.operations;
+            ops.iter()
+                .find(|o| o.method == "POST")
+                .or_else(|| ops.first())
+                .map(|o| (o.path.clone(), o.method.to_ascii_lowercase()))
+        })
+        .unwrap_or_else(|| ("/".into(), "get".into()));
     d.push_str(&format!(
         r#"
 ```ts
@@ -140,10 +150,8 @@ interface Operation {{ summary?: string; description?: string; operationId?: str
 Examples:
 // operations whose path mentions a word
 async () => Object.entries({s}.paths).flatMap(([path, ops]) => Object.entries(ops).filter(([m]) => m !== "parameters").map(([m, op]) => ({{ method: m.toUpperCase(), path, summary: op.summary }}))).filter(o => o.path.includes("user"))
-// one operation's parameters and request body
-async () => {s}.paths["/some/{{id}}"]?.post
-// the values a schema property allows
-async () => {s}.components.schemas.SomeSchema.properties.type.enum
+// one operation's parameters, request body and responses
+async () => {s}.paths["{sample_path}"].{sample_method}
 
 Return only what you need: results over {max_tokens} tokens are shortened. Then call `execute`."#
     ));

@@ -323,6 +323,15 @@ fn internal(message: String) -> ScriptError {
 pub(crate) fn caught<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, fix: &LineFix) -> ScriptError {
     let value = match e {
         rquickjs::Error::Exception => ctx.catch(),
+        // QuickJS reports allocation failures it cannot even build an
+        // exception for this way.
+        rquickjs::Error::Unknown => {
+            return ScriptError::new(
+                ErrorKind::OutOfMemory,
+                "InternalError",
+                "the code (or turning its result into JSON) needed more memory than the limit allows; return less: filter, select fields, paginate",
+            )
+        }
         other => return internal(other.to_string()),
     };
     let Some(obj) = value.as_object() else {
