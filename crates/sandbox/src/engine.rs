@@ -334,6 +334,15 @@ pub(crate) fn caught<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, fix: &LineFix) -> 
         }
         other => return internal(other.to_string()),
     };
+    if value.is_null() {
+        // QuickJS throws `null` when it runs out of memory while building
+        // the out-of-memory error itself.
+        return ScriptError::new(
+            ErrorKind::OutOfMemory,
+            "InternalError",
+            "the code (or turning its result into JSON) needed more memory than the limit allows; return less: filter, select fields, paginate",
+        );
+    }
     let Some(obj) = value.as_object() else {
         // `throw "text"` or `throw 42`
         let text = ctx

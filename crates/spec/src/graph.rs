@@ -124,6 +124,11 @@ impl Graph {
             .expect("reference target set")
     }
 
+    /// The target of a [`Node::Ref`], or `None` while it is still being built.
+    pub fn try_ref_target(&self, index: u32) -> Option<&RefTarget> {
+        self.refs.get(index as usize).and_then(Option::as_ref)
+    }
+
     /// Number of cyclic references (the length of the [`Node::Ref`] table).
     pub fn ref_count(&self) -> usize {
         self.refs.len()

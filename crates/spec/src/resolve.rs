@@ -111,13 +111,22 @@ impl<'d> Resolver<'d> {
                     }
                     // OpenAPI 3.1 allows siblings next to `$ref` (summary,
                     // description, …): they override the target's fields.
-                    // (A cyclic target keeps its own fields: it is shared.)
                     let siblings: Vec<(Box<str>, NodeId)> = map
                         .iter()
                         .filter(|(k, _)| *k != "$ref")
                         .map(|(k, v)| (k.as_str().into(), self.value(v, base)))
                         .collect();
-                    return match self.graph.node(target) {
+                    // A cyclic target is a `Ref` leaf: merge with the
+                    // expansion behind it when that is already built.
+                    let merge_with = match self.graph.node(target) {
+                        Node::Ref(r) => self
+                            .graph
+                            .try_ref_target(*r)
+                            .map(|t| t.node)
+                            .unwrap_or(target),
+                        _ => target,
+                    };
+                    return match self.graph.node(merge_with) {
                         Node::Object(entries) => {
                             let mut merged: Vec<(Box<str>, NodeId)> = entries
                                 .iter()
@@ -166,12 +175,29 @@ impl<'d> Resolver<'d> {
             let index = self.graph.declare_ref();
             self.ref_index.insert(key.clone(), index);
             let node = self.value(target, &key.doc);
-            self.graph.set_ref_target(index, reference, node);
+            let name = self.canonical_name(&key);
+            self.graph.set_ref_target(index, &name, node);
             return self.graph.push(Node::Ref(index));
         }
         let node = self.value(target, &key.doc);
         self.expanded.insert(key, node);
         node
+    }
+
+    /// The reference as written from the root document: `#/components/…` for
+    /// the root itself, `schemas/pet.yaml#/Pet` for other files — the same
+    /// whichever file the reference was written in.
+    fn canonical_name(&self, key: &TargetKey) -> String {
+        if key.doc == self.docs.root {
+            format!("#{}", key.pointer)
+        } else {
+            let doc = self
+                .docs
+                .root
+                .make_relative(&key.doc)
+                .unwrap_or_else(|| key.doc.to_string());
+            format!("{doc}#{}", key.pointer)
+        }
     }
 
     fn unresolved(&mut self, reference: &str, why: &str) -> NodeId {

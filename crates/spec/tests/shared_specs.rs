@@ -96,3 +96,94 @@ async fn small_specs() {
         assert!(spec.problems.is_empty(), "{name}: {:?}", spec.problems);
     }
 }
+
+fn fixture(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn multi_file_yaml_with_a_cycle_across_files() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let spec = codemode_spec::load(&fixture("multi/openapi.yaml"), &http)
+        .await
+        .unwrap();
+    assert_eq!(spec.documents, 4);
+    assert!(spec.problems.is_empty(), "{:?}", spec.problems);
+    assert_eq!(
+        spec.summary.servers,
+        vec!["https://pets.example.com/v1".to_string()]
+    );
+    let g = &spec.graph;
+    let pets = g.get(g.get(g.root(), "paths").unwrap(), "/pets").unwrap();
+    let get = g.get(pets, "get").unwrap();
+    let v = g.to_value(get);
+    assert_eq!(v["parameters"][0]["name"], "limit");
+    let pet = &v["responses"]["200"]["content"]["application/json"]["schema"]["items"];
+    assert_eq!(
+        pet["properties"]["kind"]["enum"],
+        serde_json::json!(["cat", "dog"])
+    );
+    // Pet → Owner → Pet: the inner Pet is circular, Owner itself is expanded.
+    assert_eq!(
+        pet["properties"]["owner"]["properties"]["name"]["type"],
+        "string"
+    );
+    assert_eq!(
+        pet["properties"]["owner"]["properties"]["pets"]["items"],
+        serde_json::json!({"$circular": "schemas/pet.yaml#/Pet"})
+    );
+    // OpenAPI 3.1 sibling of $ref overrides the target's description.
+    let one = g.to_value(
+        g.get(
+            g.get(g.get(g.root(), "paths").unwrap(), "/pets/{id}")
+                .unwrap(),
+            "get",
+        )
+        .unwrap(),
+    );
+    let schema = &one["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(schema["description"], "A pet, described at the use site");
+}
+
+#[tokio::test]
+async fn broken_specs_report_file_pointer_and_what_is_wrong() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let dir = std::env::temp_dir().join(format!("codemode-broken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("api.json");
+    std::fs::write(
+        &root,
+        r##"{"openapi": "3.0.0", "info": {"title": "t", "version": "1"}, "paths": {
+            "/a": {"get": {"responses": {"200": {"description": "x", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Missing"}}}}}}},
+            "/b": {"get": {"parameters": [{"$ref": "gone.json#/p"}], "responses": {}}}
+        }}"##,
+    )
+    .unwrap();
+    let spec = codemode_spec::load(root.to_str().unwrap(), &http)
+        .await
+        .unwrap();
+    let text: Vec<String> = spec.problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter().any(|p| p.contains(
+            "api.json#/paths/~1a/get/responses/200/content/application~1json/schema/$ref"
+        ) && p.contains("Missing")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|p| p.contains("gone.json") && p.contains("cannot load")),
+        "{text:?}"
+    );
+    // Not JSON at all: a load error that says where.
+    std::fs::write(&root, "{\"openapi\": \"3.0.0\",,}").unwrap();
+    let err = codemode_spec::load(root.to_str().unwrap(), &http)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("line 1"), "{err}");
+}
