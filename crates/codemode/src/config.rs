@@ -162,19 +162,11 @@ impl Config {
     /// Reads and checks a config file. All problems are returned at once.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
         let file = path.display().to_string();
-        let problem = |key: &str, message: String| {
-            vec![ConfigProblem {
-                file: file.clone(),
-                key: key.into(),
-                message,
-            }]
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| problem("", format!("cannot read the config: {e}")))?;
+        let problem = |key: &str, message: String| vec![ConfigProblem { file: file.clone(), key: key.into(), message }];
+        let text = std::fs::read_to_string(path).map_err(|e| problem("", format!("cannot read the config: {e}")))?;
         // Refuse literal secrets before anything else, with a message that
         // says what to do instead.
-        let raw: toml::Table =
-            toml::from_str(&text).map_err(|e| problem("", format!("invalid TOML: {e}")))?;
+        let raw: toml::Table = toml::from_str(&text).map_err(|e| problem("", format!("invalid TOML: {e}")))?;
         let mut problems = Vec::new();
         if let Some(toml::Value::Array(apis)) = raw.get("api") {
             for (i, api) in apis.iter().enumerate() {
@@ -214,18 +206,9 @@ impl Config {
     /// Checks names, duplicates and limits.
     pub fn check(&self, file: &str) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
-        let mut push = |key: String, message: String| {
-            problems.push(ConfigProblem {
-                file: file.into(),
-                key,
-                message,
-            })
-        };
+        let mut push = |key: String, message: String| problems.push(ConfigProblem { file: file.into(), key, message });
         if self.apis.is_empty() {
-            push(
-                "api".into(),
-                "no API is configured: add an [[api]] table with `name` and `spec`".into(),
-            );
+            push("api".into(), "no API is configured: add an [[api]] table with `name` and `spec`".into());
         }
         let mut seen = std::collections::HashSet::new();
         for (i, api) in self.apis.iter().enumerate() {
@@ -235,59 +218,38 @@ impl Config {
                     format!("`{}` is not a JavaScript identifier (letters, digits, `_`, `$`; not starting with a digit; not a reserved word)", api.name),
                 );
             }
-            if matches!(
-                api.name.as_str(),
-                "spec" | "specs" | "api" | "console" | "codemode"
-            ) {
+            if matches!(api.name.as_str(), "spec" | "specs" | "api" | "console" | "codemode") {
                 push(
                     format!("api[{i}].name"),
-                    format!(
-                        "`{}` is reserved for codemode's own globals; choose another name",
-                        api.name
-                    ),
+                    format!("`{}` is reserved for codemode's own globals; choose another name", api.name),
                 );
             }
             if !seen.insert(api.name.clone()) {
-                push(
-                    format!("api[{i}].name"),
-                    format!("`{}` is used by two APIs; names must be unique", api.name),
-                );
+                push(format!("api[{i}].name"), format!("`{}` is used by two APIs; names must be unique", api.name));
             }
             if let Some(b) = &api.base_url {
                 match url::Url::parse(b) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                    _ => push(
-                        format!("api[{i}].base_url"),
-                        format!("`{b}` is not an http(s) URL"),
-                    ),
+                    _ => push(format!("api[{i}].base_url"), format!("`{b}` is not an http(s) URL")),
                 }
             }
         }
         let l = &self.limits;
         if !(l.timeout_secs > 0.0 && l.timeout_secs <= 3600.0) {
-            push(
-                "limits.timeout_secs".into(),
-                "must be between 0 and 3600".into(),
-            );
+            push("limits.timeout_secs".into(), "must be between 0 and 3600".into());
         }
         if l.memory_mib < 4 {
             push("limits.memory_mib".into(), "must be at least 4".into());
         }
         if l.max_output_tokens < 100 {
-            push(
-                "limits.max_output_tokens".into(),
-                "must be at least 100".into(),
-            );
+            push("limits.max_output_tokens".into(), "must be at least 100".into());
         }
         problems
     }
 
     /// Resolves a spec location relative to the config file.
     pub fn spec_location(&self, api: &ApiConfig) -> String {
-        if api.spec.starts_with("http://")
-            || api.spec.starts_with("https://")
-            || Path::new(&api.spec).is_absolute()
-        {
+        if api.spec.starts_with("http://") || api.spec.starts_with("https://") || Path::new(&api.spec).is_absolute() {
             api.spec.clone()
         } else {
             self.base_dir.join(&api.spec).display().to_string()
@@ -358,11 +320,7 @@ mod tests {
     use super::*;
 
     fn write(text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "codemode-config-{}-{}",
-            std::process::id(),
-            text.len()
-        ));
+        let dir = std::env::temp_dir().join(format!("codemode-config-{}-{}", std::process::id(), text.len()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("codemode.toml");
         std::fs::write(&p, text).unwrap();
@@ -383,9 +341,7 @@ mod tests {
 
     #[test]
     fn literal_secrets_are_refused_with_the_fix() {
-        let p = write(
-            "[[api]]\nname = \"cf\"\nspec = \"x\"\nauth = { type = \"bearer\", token = \"abc\" }\n",
-        );
+        let p = write("[[api]]\nname = \"cf\"\nspec = \"x\"\nauth = { type = \"bearer\", token = \"abc\" }\n");
         let e = Config::load(&p).unwrap_err();
         assert_eq!(e[0].key, "api[0].auth.token");
         assert!(e[0].message.contains("token_env"), "{}", e[0].message);

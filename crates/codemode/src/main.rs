@@ -20,11 +20,7 @@ use config::{ApiConfig, AuthConfig, Config};
 use server::CodemodeServer;
 
 #[derive(Parser)]
-#[command(
-    name = "codemode",
-    version,
-    about = "Whole APIs for AI agents through two MCP tools: search and execute"
-)]
+#[command(name = "codemode", version, about = "Whole APIs for AI agents through two MCP tools: search and execute")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,19 +82,13 @@ impl SourceArgs {
     /// The config and the name of where it came from.
     fn config(&self) -> Result<(Config, String), Vec<String>> {
         if let Some(spec) = &self.spec {
-            let name = self
-                .name
-                .clone()
-                .unwrap_or_else(|| name_from_location(spec));
+            let name = self.name.clone().unwrap_or_else(|| name_from_location(spec));
             let config = Config {
                 apis: vec![ApiConfig {
                     name,
                     spec: spec.clone(),
                     base_url: self.base_url.clone(),
-                    auth: self
-                        .bearer_env
-                        .clone()
-                        .map(|token_env| AuthConfig::Bearer { token_env }),
+                    auth: self.bearer_env.clone().map(|token_env| AuthConfig::Bearer { token_env }),
                     headers: Default::default(),
                     allow_writes: self.allow_writes,
                 }],
@@ -111,10 +101,7 @@ impl SourceArgs {
             }
             return Ok((config, "command line".into()));
         }
-        let path = self
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("codemode.toml"));
+        let path = self.config.clone().unwrap_or_else(|| PathBuf::from("codemode.toml"));
         if self.config.is_none() && !path.exists() {
             return Err(vec![
                 "no API given: pass --config FILE or --spec FILE_OR_URL (or put a codemode.toml in the current directory)".into(),
@@ -129,14 +116,9 @@ impl SourceArgs {
 /// `cloudflare-2024-08-06.openapi.json` → `cloudflare`.
 fn name_from_location(location: &str) -> String {
     let file = location.rsplit(['/', '\\']).next().unwrap_or(location);
-    let stem: String = file
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if config::is_identifier(&stem)
-        && !matches!(stem.as_str(), "spec" | "specs" | "console" | "codemode")
-    {
+    let stem: String =
+        file.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>().to_ascii_lowercase();
+    if config::is_identifier(&stem) && !matches!(stem.as_str(), "spec" | "specs" | "console" | "codemode") {
         stem
     } else {
         "api".into()
@@ -155,10 +137,7 @@ fn main() -> ExitCode {
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(run(cli, started))
 }
 
@@ -180,17 +159,11 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
     if fatal {
         return Err(ExitCode::from(2));
     }
-    let service = service::Service::start(apis, &config.limits)
-        .await
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        })?;
-    tracing::info!(
-        ready_ms = started.elapsed().as_millis() as u64,
-        apis = service.apis.len(),
-        "ready"
-    );
+    let service = service::Service::start(apis, &config.limits).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    tracing::info!(ready_ms = started.elapsed().as_millis() as u64, apis = service.apis.len(), "ready");
     Ok(CodemodeServer::new(Arc::new(service)))
 }
 
@@ -252,10 +225,8 @@ async fn token_report(source: &SourceArgs, as_json: bool, started: Instant) -> E
         Ok(s) => s,
         Err(code) => return code,
     };
-    let ours_json = serde_json::to_string(&rmcp::model::ListToolsResult::with_all_items(
-        server.tools().to_vec(),
-    ))
-    .expect("serialises");
+    let ours_json = serde_json::to_string(&rmcp::model::ListToolsResult::with_all_items(server.tools().to_vec()))
+        .expect("serialises");
     let ours = tokens::footprint(&ours_json, server.tools().len());
     let mut rows = Vec::new();
     let mut all_naive = Vec::new();
@@ -284,29 +255,14 @@ async fn token_report(source: &SourceArgs, as_json: bool, started: Instant) -> E
             })
         );
     } else {
-        println!(
-            "{:<28} {:>7} {:>14} {:>14}",
-            "tools/list", "tools", "o200k tokens", "cl100k tokens"
-        );
+        println!("{:<28} {:>7} {:>14} {:>14}", "tools/list", "tools", "o200k tokens", "cl100k tokens");
         for (name, _, f) in &rows {
-            println!(
-                "{:<28} {:>7} {:>14} {:>14}",
-                format!("one per operation: {name}"),
-                f.tools,
-                f.o200k,
-                f.cl100k
-            );
+            println!("{:<28} {:>7} {:>14} {:>14}", format!("one per operation: {name}"), f.tools, f.o200k, f.cl100k);
         }
         if rows.len() > 1 {
-            println!(
-                "{:<28} {:>7} {:>14} {:>14}",
-                "one per operation: all", total.tools, total.o200k, total.cl100k
-            );
+            println!("{:<28} {:>7} {:>14} {:>14}", "one per operation: all", total.tools, total.o200k, total.cl100k);
         }
-        println!(
-            "{:<28} {:>7} {:>14} {:>14}",
-            "codemode", ours.tools, ours.o200k, ours.cl100k
-        );
+        println!("{:<28} {:>7} {:>14} {:>14}", "codemode", ours.tools, ours.o200k, ours.cl100k);
     }
     ExitCode::SUCCESS
 }
@@ -332,16 +288,8 @@ async fn check(source: &SourceArgs) -> ExitCode {
     }
     let mut count = problems.len();
     if !fatal {
-        let summary: Vec<String> = apis
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} ({} operations)",
-                    a.name,
-                    a.spec.summary.operations.len()
-                )
-            })
-            .collect();
+        let summary: Vec<String> =
+            apis.iter().map(|a| format!("{} ({} operations)", a.name, a.spec.summary.operations.len())).collect();
         match service::Service::start(apis, &config.limits).await {
             Ok(_) => {
                 if count == 0 {

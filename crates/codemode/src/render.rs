@@ -12,8 +12,7 @@ use codemode_sandbox::{ErrorKind, JsValue, Outcome, ScriptError};
 use serde_json::{Map, Value};
 use tiktoken_rs::CoreBPE;
 
-static O200K: LazyLock<CoreBPE> =
-    LazyLock::new(|| tiktoken_rs::o200k_base().expect("o200k_base is embedded"));
+static O200K: LazyLock<CoreBPE> = LazyLock::new(|| tiktoken_rs::o200k_base().expect("o200k_base is embedded"));
 
 /// Counts o200k_base tokens.
 pub fn count_tokens(text: &str) -> usize {
@@ -44,19 +43,9 @@ pub fn render(outcome: &Outcome, max_tokens: usize) -> Rendered {
     match &outcome.result {
         Ok(value) => {
             let (text, note) = render_value(value, max_tokens);
-            Rendered {
-                is_error: false,
-                text,
-                note,
-                console,
-            }
+            Rendered { is_error: false, text, note, console }
         }
-        Err(e) => Rendered {
-            is_error: true,
-            text: render_error(e, max_tokens / 2),
-            note: None,
-            console,
-        },
+        Err(e) => Rendered { is_error: true, text: render_error(e, max_tokens / 2), note: None, console },
     }
 }
 
@@ -80,10 +69,7 @@ fn console_text(outcome: &Outcome, max_tokens: usize) -> Option<String> {
 /// Renders a value; returns the text and a note when it was shortened.
 pub fn render_value(value: &JsValue, max_tokens: usize) -> (String, Option<String>) {
     match value {
-        JsValue::Undefined => (
-            "undefined (the code returned no value; `return` the data you need)".to_string(),
-            None,
-        ),
+        JsValue::Undefined => ("undefined (the code returned no value; `return` the data you need)".to_string(), None),
         JsValue::String(s) => {
             if fits(s, max_tokens) {
                 return (s.clone(), None);
@@ -115,11 +101,8 @@ pub fn render_value(value: &JsValue, max_tokens: usize) -> (String, Option<Strin
                 }
             }
             let text = serde_json::to_string(&shape_of(v, 0)).expect("JSON value serialises");
-            let text = if fits(&text, max_tokens) {
-                text
-            } else {
-                "\"[result too large to show even in outline]\"".into()
-            };
+            let text =
+                if fits(&text, max_tokens) { text } else { "\"[result too large to show even in outline]\"".into() };
             (
                 text,
                 Some(format!(
@@ -139,48 +122,13 @@ struct Step {
 }
 
 const SHRINK_STEPS: [Step; 7] = [
-    Step {
-        items: 50,
-        keys: 60,
-        chars: 1000,
-        depth: 64,
-    },
-    Step {
-        items: 20,
-        keys: 40,
-        chars: 300,
-        depth: 64,
-    },
-    Step {
-        items: 10,
-        keys: 30,
-        chars: 160,
-        depth: 12,
-    },
-    Step {
-        items: 5,
-        keys: 20,
-        chars: 100,
-        depth: 8,
-    },
-    Step {
-        items: 3,
-        keys: 12,
-        chars: 60,
-        depth: 6,
-    },
-    Step {
-        items: 2,
-        keys: 8,
-        chars: 40,
-        depth: 4,
-    },
-    Step {
-        items: 1,
-        keys: 5,
-        chars: 30,
-        depth: 3,
-    },
+    Step { items: 50, keys: 60, chars: 1000, depth: 64 },
+    Step { items: 20, keys: 40, chars: 300, depth: 64 },
+    Step { items: 10, keys: 30, chars: 160, depth: 12 },
+    Step { items: 5, keys: 20, chars: 100, depth: 8 },
+    Step { items: 3, keys: 12, chars: 60, depth: 6 },
+    Step { items: 2, keys: 8, chars: 40, depth: 4 },
+    Step { items: 1, keys: 5, chars: 30, depth: 3 },
 ];
 
 #[derive(Default)]
@@ -197,41 +145,25 @@ fn shrink(v: &Value, step: &Step, depth: usize, cut: &mut Cut) -> Value {
         Value::String(s) if s.chars().count() > step.chars => {
             cut.strings += 1;
             let kept: String = s.chars().take(step.chars).collect();
-            Value::String(format!(
-                "{kept}… [+{} chars]",
-                s.chars().count() - step.chars
-            ))
+            Value::String(format!("{kept}… [+{} chars]", s.chars().count() - step.chars))
         }
         Value::Array(items) => {
             if depth >= step.depth && !items.is_empty() {
                 cut.deep += 1;
-                return Value::String(format!(
-                    "[array of {} items omitted: too deep]",
-                    items.len()
-                ));
+                return Value::String(format!("[array of {} items omitted: too deep]", items.len()));
             }
-            let mut out: Vec<Value> = items
-                .iter()
-                .take(step.items)
-                .map(|x| shrink(x, step, depth + 1, cut))
-                .collect();
+            let mut out: Vec<Value> = items.iter().take(step.items).map(|x| shrink(x, step, depth + 1, cut)).collect();
             if items.len() > step.items {
                 cut.arrays += 1;
                 cut.items += items.len() - step.items;
-                out.push(Value::String(format!(
-                    "[… {} more items]",
-                    items.len() - step.items
-                )));
+                out.push(Value::String(format!("[… {} more items]", items.len() - step.items)));
             }
             Value::Array(out)
         }
         Value::Object(map) => {
             if depth >= step.depth && !map.is_empty() {
                 cut.deep += 1;
-                return Value::String(format!(
-                    "[object with {} keys omitted: too deep]",
-                    map.len()
-                ));
+                return Value::String(format!("[object with {} keys omitted: too deep]", map.len()));
             }
             let mut out = Map::new();
             for (k, x) in map.iter().take(step.keys) {
@@ -239,10 +171,7 @@ fn shrink(v: &Value, step: &Step, depth: usize, cut: &mut Cut) -> Value {
             }
             if map.len() > step.keys {
                 cut.keys += map.len() - step.keys;
-                out.insert(
-                    "…".into(),
-                    Value::String(format!("{} more keys", map.len() - step.keys)),
-                );
+                out.insert("…".into(), Value::String(format!("{} more keys", map.len() - step.keys)));
             }
             Value::Object(out)
         }
@@ -259,22 +188,13 @@ fn shrink_note(total: usize, max: usize, step: &Step, cut: &Cut) -> String {
         ));
     }
     if cut.keys > 0 {
-        parts.push(format!(
-            "objects were cut to their first {} keys ({} keys left out)",
-            step.keys, cut.keys
-        ));
+        parts.push(format!("objects were cut to their first {} keys ({} keys left out)", step.keys, cut.keys));
     }
     if cut.strings > 0 {
-        parts.push(format!(
-            "{} strings were cut to {} characters",
-            cut.strings, step.chars
-        ));
+        parts.push(format!("{} strings were cut to {} characters", cut.strings, step.chars));
     }
     if cut.deep > 0 {
-        parts.push(format!(
-            "{} values nested deeper than {} levels were left out",
-            cut.deep, step.depth
-        ));
+        parts.push(format!("{} values nested deeper than {} levels were left out", cut.deep, step.depth));
     }
     format!(
         "The result (~{total} tokens) was shortened to fit the {max}-token limit: {}. Markers in the JSON show where. To see everything, return less: filter, select fields (e.g. `.map(x => ({{id: x.id, name: x.name}}))`) or paginate with `.slice(start, end)`.",
@@ -286,18 +206,12 @@ fn shrink_note(total: usize, max: usize, step: &Step, cut: &Cut) -> String {
 fn shape_of(v: &Value, depth: usize) -> Value {
     match v {
         Value::Array(items) => {
-            let first = items
-                .first()
-                .map(|x| shape_of(x, depth + 1))
-                .filter(|_| depth < 3);
+            let first = items.first().map(|x| shape_of(x, depth + 1)).filter(|_| depth < 3);
             serde_json::json!({"array": items.len(), "first": first})
         }
-        Value::Object(map) if depth < 2 => Value::Object(
-            map.iter()
-                .take(30)
-                .map(|(k, x)| (k.clone(), shape_of(x, depth + 1)))
-                .collect(),
-        ),
+        Value::Object(map) if depth < 2 => {
+            Value::Object(map.iter().take(30).map(|(k, x)| (k.clone(), shape_of(x, depth + 1))).collect())
+        }
         Value::Object(map) => Value::String(format!("object({} keys)", map.len())),
         Value::String(s) => Value::String(format!("string({} chars)", s.chars().count())),
         Value::Number(_) => Value::String("number".into()),
@@ -347,10 +261,7 @@ fn elide_text(text: &str, max_tokens: usize) -> String {
 fn render_error(e: &ScriptError, max_tokens: usize) -> String {
     let mut text = format!("{}: {}", e.name, e.message);
     if let (Some(l), Some(c)) = (e.line, e.column) {
-        text = format!(
-            "{} at line {l}, column {c} of your code: {}",
-            e.name, e.message
-        );
+        text = format!("{} at line {l}, column {c} of your code: {}", e.name, e.message);
     }
     let hint = match e.kind {
         ErrorKind::Timeout => Some("(time limit)"),
@@ -368,11 +279,7 @@ fn render_error(e: &ScriptError, max_tokens: usize) -> String {
     }
     if e.kind == ErrorKind::Runtime {
         if let Some(stack) = &e.stack {
-            let frames: Vec<&str> = stack
-                .lines()
-                .filter(|l| l.contains("line "))
-                .take(5)
-                .collect();
+            let frames: Vec<&str> = stack.lines().filter(|l| l.contains("line ")).take(5).collect();
             if !frames.is_empty() {
                 text.push_str(&format!("\nstack:\n{}", frames.join("\n")));
             }
@@ -388,24 +295,15 @@ mod tests {
 
     #[test]
     fn small_results_are_pretty_json_and_strings_pass_through() {
-        assert_eq!(
-            render_value(&JsValue::Json(json!({"a": 1})), 100).0,
-            "{\n  \"a\": 1\n}"
-        );
-        assert_eq!(
-            render_value(&JsValue::String("plain".into()), 100).0,
-            "plain"
-        );
-        assert!(render_value(&JsValue::Undefined, 100)
-            .0
-            .starts_with("undefined"));
+        assert_eq!(render_value(&JsValue::Json(json!({"a": 1})), 100).0, "{\n  \"a\": 1\n}");
+        assert_eq!(render_value(&JsValue::String("plain".into()), 100).0, "plain");
+        assert!(render_value(&JsValue::Undefined, 100).0.starts_with("undefined"));
     }
 
     #[test]
     fn big_results_stay_valid_json_and_say_what_was_cut() {
-        let big: Vec<Value> = (0..5000)
-            .map(|i| json!({"id": i, "name": format!("item number {i}"), "tags": ["a", "b"]}))
-            .collect();
+        let big: Vec<Value> =
+            (0..5000).map(|i| json!({"id": i, "name": format!("item number {i}"), "tags": ["a", "b"]})).collect();
         let (text, note) = render_value(&JsValue::Json(Value::Array(big)), 1000);
         let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
         assert!(count_tokens(&text) <= 1000);
@@ -413,10 +311,7 @@ mod tests {
         assert_eq!(arr[0]["id"], 0);
         assert!(arr.last().unwrap().as_str().unwrap().contains("more items"));
         let note = note.unwrap();
-        assert!(
-            note.contains("items left out") && note.contains("1000-token limit"),
-            "{note}"
-        );
+        assert!(note.contains("items left out") && note.contains("1000-token limit"), "{note}");
     }
 
     #[test]

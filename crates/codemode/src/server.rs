@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -28,16 +27,9 @@ pub struct CodemodeServer {
 impl CodemodeServer {
     /// Wraps a started service.
     pub fn new(service: Arc<Service>) -> Self {
-        let defs = tools::tool_defs(
-            &service.apis,
-            service.max_output_tokens,
-            service.limits.max_host_calls,
-        );
+        let defs = tools::tool_defs(&service.apis, service.max_output_tokens, service.limits.max_host_calls);
         let tools = defs.iter().map(to_rmcp_tool).collect();
-        CodemodeServer {
-            service,
-            tools: Arc::new(tools),
-        }
+        CodemodeServer { service, tools: Arc::new(tools) }
     }
 
     /// The service behind the tools.
@@ -62,11 +54,7 @@ impl CodemodeServer {
         tracing::info!(
             tool,
             ok = outcome.result.is_ok(),
-            error = outcome
-                .result
-                .as_ref()
-                .err()
-                .map(|e| format!("{:?}", e.kind)),
+            error = outcome.result.as_ref().err().map(|e| format!("{:?}", e.kind)),
             requests = outcome.host_calls,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "tool call"
@@ -76,15 +64,13 @@ impl CodemodeServer {
 }
 
 fn to_rmcp_tool(d: &ToolDef) -> Tool {
-    Tool::new(d.name, d.description.clone(), tools::input_schema(d.name))
-        .with_title(d.title)
-        .with_annotations(
-            ToolAnnotations::new()
-                .read_only(d.read_only)
-                .destructive(d.destructive)
-                .idempotent(d.idempotent)
-                .open_world(d.open_world),
-        )
+    Tool::new(d.name, d.description.clone(), tools::input_schema(d.name)).with_title(d.title).with_annotations(
+        ToolAnnotations::new()
+            .read_only(d.read_only)
+            .destructive(d.destructive)
+            .idempotent(d.idempotent)
+            .open_world(d.open_world),
+    )
 }
 
 fn to_result(r: Rendered) -> CallToolResult {
@@ -144,23 +130,15 @@ impl ServerHandler for CodemodeServer {
         let code = match request.arguments.as_ref().and_then(|a| a.get("code")) {
             Some(serde_json::Value::String(c)) => c.clone(),
             Some(_) => return Ok(tool_error("`code` must be a string of JavaScript".into())),
-            None => {
-                return Ok(tool_error(
-                    "missing argument `code`: pass {\"code\": \"async () => { ... }\"}".into(),
-                ))
-            }
+            None => return Ok(tool_error("missing argument `code`: pass {\"code\": \"async () => { ... }\"}".into())),
         };
         if code.trim().is_empty() {
             return Ok(tool_error(
-                "`code` is empty: pass an async arrow function such as `async () => { ... }`"
-                    .into(),
+                "`code` is empty: pass an async arrow function such as `async () => { ... }`".into(),
             ));
         }
         if code.len() > MAX_CODE_BYTES {
-            return Ok(tool_error(format!(
-                "`code` is {} bytes; the limit is {MAX_CODE_BYTES}",
-                code.len()
-            )));
+            return Ok(tool_error(format!("`code` is {} bytes; the limit is {MAX_CODE_BYTES}", code.len())));
         }
         let tool = tool.to_string();
         // Cancellation: dropping the call future stops the JavaScript.

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codemode_sandbox::{
-    Client, ExecuteEnv, Host, HostFuture, Limits, Outcome, SearchPool, SearchSpec,
-};
+use codemode_sandbox::{Client, ExecuteEnv, Host, HostFuture, Limits, Outcome, SearchPool, SearchSpec};
 use codemode_spec::Spec;
 use codemode_upstream::{Auth, Secret, Upstream, UpstreamConfig};
 use serde_json::json;
@@ -42,14 +40,8 @@ impl From<ConfigProblem> for LoadProblem {
 /// Loads every API of `config` in parallel. Returns the APIs that loaded and
 /// every problem found (fatal or not, for `codemode check`); `fatal` is true
 /// when some API could not be loaded at all.
-pub async fn load_apis(
-    config: &Config,
-    config_file: &str,
-) -> (Vec<LoadedApi>, Vec<LoadProblem>, bool) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("HTTP client");
+pub async fn load_apis(config: &Config, config_file: &str) -> (Vec<LoadedApi>, Vec<LoadProblem>, bool) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client");
     let tasks = config.apis.iter().enumerate().map(|(i, api)| {
         let http = http.clone();
         let location = config.spec_location(api);
@@ -145,17 +137,16 @@ async fn load_one(
     let base_url = match url::Url::parse(&base) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => u,
         _ => {
-            problems.push(LoadProblem(format!("{file}: api[{i}].base_url: `{base}` is not an http(s) URL; set `base_url` for `{}`", api.name)));
+            problems.push(LoadProblem(format!(
+                "{file}: api[{i}].base_url: `{base}` is not an http(s) URL; set `base_url` for `{}`",
+                api.name
+            )));
             return Err(problems);
         }
     };
     let mut cfg = UpstreamConfig::new(&api.name, base_url);
     cfg.auth = auth;
-    cfg.headers = api
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    cfg.headers = api.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     cfg.allow_writes = api.allow_writes;
     cfg.timeout = Duration::from_secs_f64(limits.request_timeout_secs);
     cfg.max_request_bytes = limits.max_request_kib * 1024;
@@ -174,14 +165,7 @@ async fn load_one(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded spec"
     );
-    Ok((
-        LoadedApi {
-            name: api.name.clone(),
-            spec: Arc::new(spec),
-            upstream,
-        },
-        problems,
-    ))
+    Ok((LoadedApi { name: api.name.clone(), spec: Arc::new(spec), upstream }, problems))
 }
 
 fn resolve_auth(auth: Option<&AuthConfig>, i: usize, file: &str) -> Result<Auth, LoadProblem> {
@@ -195,27 +179,20 @@ fn resolve_auth(auth: Option<&AuthConfig>, i: usize, file: &str) -> Result<Auth,
     };
     Ok(match auth {
         None => Auth::None,
-        Some(AuthConfig::Bearer { token_env }) => Auth::Bearer {
-            token: Secret::new(env(token_env, "token_env")?),
-            source: format!("${token_env}"),
-        },
+        Some(AuthConfig::Bearer { token_env }) => {
+            Auth::Bearer { token: Secret::new(env(token_env, "token_env")?), source: format!("${token_env}") }
+        }
         Some(AuthConfig::Header { name, value_env }) => Auth::Header {
             name: name.clone(),
             value: Secret::new(env(value_env, "value_env")?),
             source: format!("${value_env}"),
         },
-        Some(AuthConfig::Basic {
-            user,
-            user_env,
-            password_env,
-        }) => {
+        Some(AuthConfig::Basic { user, user_env, password_env }) => {
             let user = match (user, user_env) {
                 (Some(u), _) => u.clone(),
                 (None, Some(var)) => env(var, "user_env")?,
                 (None, None) => {
-                    return Err(LoadProblem(format!(
-                        "{file}: api[{i}].auth: basic auth needs `user` or `user_env`"
-                    )))
+                    return Err(LoadProblem(format!("{file}: api[{i}].auth: basic auth needs `user` or `user_env`")))
                 }
             };
             Auth::Basic {
@@ -234,18 +211,12 @@ struct ApiHost {
 
 impl Host for ApiHost {
     fn call(&self, client: &str, method: &str, args: serde_json::Value) -> HostFuture {
-        let upstream = self
-            .upstreams
-            .iter()
-            .find(|u| u.config().name == client)
-            .cloned();
+        let upstream = self.upstreams.iter().find(|u| u.config().name == client).cloned();
         let method = method.to_string();
         let client = client.to_string();
         Box::pin(async move {
             let Some(u) = upstream else {
-                return Err(
-                    json!({"name": "TypeError", "message": format!("no API named `{client}`")}),
-                );
+                return Err(json!({"name": "TypeError", "message": format!("no API named `{client}`")}));
             };
             if method != "request" {
                 return Err(
@@ -281,10 +252,7 @@ pub struct Service {
 impl Service {
     /// Builds the `search` pool (every worker builds every spec) and the
     /// `execute` host.
-    pub async fn start(
-        apis: Vec<LoadedApi>,
-        limits_config: &crate::config::LimitsConfig,
-    ) -> Result<Service, String> {
+    pub async fn start(apis: Vec<LoadedApi>, limits_config: &crate::config::LimitsConfig) -> Result<Service, String> {
         let limits = Limits {
             timeout: Duration::from_secs_f64(limits_config.timeout_secs),
             memory_bytes: limits_config.memory_mib * 1024 * 1024,
@@ -293,24 +261,16 @@ impl Service {
             max_host_calls: limits_config.max_requests,
         };
         let workers = match limits_config.search_workers {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             n => n,
         };
-        let specs: Vec<SearchSpec> = apis
-            .iter()
-            .map(|a| SearchSpec {
-                name: a.name.clone(),
-                graph: Arc::new(a.spec.graph.clone()),
-            })
-            .collect();
+        let specs: Vec<SearchSpec> =
+            apis.iter().map(|a| SearchSpec { name: a.name.clone(), graph: Arc::new(a.spec.graph.clone()) }).collect();
         let pool_limits = limits.clone();
         let started = Instant::now();
-        let search =
-            tokio::task::spawn_blocking(move || SearchPool::start(specs, workers, pool_limits))
-                .await
-                .map_err(|e| format!("search pool start panicked: {e}"))??;
+        let search = tokio::task::spawn_blocking(move || SearchPool::start(specs, workers, pool_limits))
+            .await
+            .map_err(|e| format!("search pool start panicked: {e}"))??;
         tracing::info!(
             workers,
             spec_bytes = search.spec_bytes,
@@ -318,21 +278,13 @@ impl Service {
             "search workers ready"
         );
         let mut env = ExecuteEnv {
-            clients: apis
-                .iter()
-                .map(|a| Client {
-                    global: a.name.clone(),
-                    methods: vec!["request".into()],
-                })
-                .collect(),
+            clients: apis.iter().map(|a| Client { global: a.name.clone(), methods: vec!["request".into()] }).collect(),
             aliases: vec![],
         };
         if apis.len() == 1 {
             env.aliases.push(("api".into(), apis[0].name.clone()));
         }
-        let host = Arc::new(ApiHost {
-            upstreams: apis.iter().map(|a| a.upstream.clone()).collect(),
-        });
+        let host = Arc::new(ApiHost { upstreams: apis.iter().map(|a| a.upstream.clone()).collect() });
         Ok(Service {
             apis,
             search,
@@ -351,17 +303,7 @@ impl Service {
 
     /// Runs `execute` code.
     pub async fn execute(&self, code: String) -> Outcome {
-        let _permit = self
-            .executions
-            .acquire()
-            .await
-            .expect("semaphore is never closed");
-        codemode_sandbox::execute(
-            code,
-            self.env.clone(),
-            self.limits.clone(),
-            self.host.clone(),
-        )
-        .await
+        let _permit = self.executions.acquire().await.expect("semaphore is never closed");
+        codemode_sandbox::execute(code, self.env.clone(), self.limits.clone(), self.host.clone()).await
     }
 }

@@ -22,11 +22,7 @@ pub struct Footprint {
 pub fn footprint(tools_json: &str, tools: usize) -> Footprint {
     let o200k = tiktoken_rs::o200k_base().expect("embedded");
     let cl100k = tiktoken_rs::cl100k_base().expect("embedded");
-    Footprint {
-        tools,
-        o200k: count(&o200k, tools_json),
-        cl100k: count(&cl100k, tools_json),
-    }
+    Footprint { tools, o200k: count(&o200k, tools_json), cl100k: count(&cl100k, tools_json) }
 }
 
 fn count(bpe: &CoreBPE, text: &str) -> usize {
@@ -62,20 +58,13 @@ pub fn naive_tools(api: &LoadedApi) -> Vec<Value> {
                         let Some(name) = g.get(p, "name").and_then(|n| g.as_str(n)) else {
                             continue;
                         };
-                        let mut schema = g
-                            .get(p, "schema")
-                            .map(|s| bounded(g, s))
-                            .unwrap_or(json!({}));
-                        if let (Some(d), Value::Object(m)) = (
-                            g.get(p, "description").and_then(|d| g.as_str(d)),
-                            &mut schema,
-                        ) {
+                        let mut schema = g.get(p, "schema").map(|s| bounded(g, s)).unwrap_or(json!({}));
+                        if let (Some(d), Value::Object(m)) =
+                            (g.get(p, "description").and_then(|d| g.as_str(d)), &mut schema)
+                        {
                             m.insert("description".into(), json!(d));
                         }
-                        if matches!(
-                            g.get(p, "required").map(|r| g.node(r)),
-                            Some(Node::Bool(true))
-                        ) {
+                        if matches!(g.get(p, "required").map(|r| g.node(r)), Some(Node::Bool(true))) {
                             required.push(json!(name));
                         }
                         properties.insert(name.to_string(), schema);
@@ -93,12 +82,7 @@ pub fn naive_tools(api: &LoadedApi) -> Vec<Value> {
                     }
                 }
             }
-            let text = |k: &str| {
-                g.get(op, k)
-                    .and_then(|v| g.as_str(v))
-                    .unwrap_or("")
-                    .to_string()
-            };
+            let text = |k: &str| g.get(op, k).and_then(|v| g.as_str(v)).unwrap_or("").to_string();
             let name = match g.get(op, "operationId").and_then(|v| g.as_str(v)) {
                 Some(id) => id.to_string(),
                 None => format!("{method}{}", path.replace(['/', '{', '}', '-', '.'], "_")),

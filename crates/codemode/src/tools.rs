@@ -75,18 +75,8 @@ pub fn tool_defs(apis: &[LoadedApi], max_output_tokens: usize, max_requests: u32
 fn api_line(a: &LoadedApi) -> String {
     let s = &a.spec.summary;
     let groups: Vec<String> = s.top_groups(12).into_iter().map(|(g, _)| g).collect();
-    let title = if s.title.is_empty() {
-        a.name.clone()
-    } else {
-        s.title.clone()
-    };
-    format!(
-        "{} ({}, {} operations): {}",
-        a.name,
-        title,
-        s.operations.len(),
-        groups.join(", ")
-    )
+    let title = if s.title.is_empty() { a.name.clone() } else { s.title.clone() };
+    format!("{} ({}, {} operations): {}", a.name, title, s.operations.len(), groups.join(", "))
 }
 
 fn search_description(apis: &[LoadedApi], max_tokens: usize) -> String {
@@ -109,26 +99,17 @@ fn search_description(apis: &[LoadedApi], max_tokens: usize) -> String {
         }
     }
     let globals = if single {
-        format!(
-            "declare const spec: OpenAPI; // the {} spec; also specs.{}",
-            apis[0].name, apis[0].name
-        )
+        format!("declare const spec: OpenAPI; // the {} spec; also specs.{}", apis[0].name, apis[0].name)
     } else {
         format!(
             "declare const specs: {{ {} }};",
-            apis.iter()
-                .map(|a| format!("{}: OpenAPI", a.name))
-                .collect::<Vec<_>>()
-                .join("; ")
+            apis.iter().map(|a| format!("{}: OpenAPI", a.name)).collect::<Vec<_>>().join("; ")
         )
     };
     let s = if single {
         "spec".to_string()
     } else {
-        format!(
-            "specs.{}",
-            apis.first().map(|a| a.name.as_str()).unwrap_or("api")
-        )
+        format!("specs.{}", apis.first().map(|a| a.name.as_str()).unwrap_or("api"))
     };
     let (sample_path, sample_method) = apis
         .first()
@@ -167,11 +148,7 @@ fn execute_description(apis: &[LoadedApi], max_tokens: usize, max_requests: u32)
             "declare const {}: Client; // {}, {}{}\n",
             a.name,
             c.base_url,
-            if c.allow_writes {
-                "read-write"
-            } else {
-                "read-only: GET/HEAD only"
-            },
+            if c.allow_writes { "read-write" } else { "read-only: GET/HEAD only" },
             if single { "; also `api`" } else { "" }
         ));
     }
@@ -191,9 +168,7 @@ A non-2xx answer rejects with an Error that has status, method, path and data. C
     let a = &apis[0];
     let example = example_route(a);
     let client = if single { "api" } else { a.name.as_str() };
-    d.push_str(&format!(
-        "async () => {{\n  const r = await {client}.request(\"{example}\");\n  return r.data;\n}}"
-    ));
+    d.push_str(&format!("async () => {{\n  const r = await {client}.request(\"{example}\");\n  return r.data;\n}}"));
     d
 }
 

@@ -10,11 +10,7 @@ fn bin() -> Command {
 }
 
 fn spec(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/specs")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs").join(name).to_string_lossy().into_owned()
 }
 
 fn stdout(o: &Output) -> String {
@@ -41,29 +37,15 @@ const ALL: [(&str, &str); 7] = [
 
 fn config_for(apis: &[(&str, &str)]) -> String {
     apis.iter()
-        .map(|(n, f)| {
-            format!(
-                "[[api]]\nname = \"{n}\"\nspec = \"{}\"\nbase_url = \"http://127.0.0.1:9\"\n",
-                spec(f)
-            )
-        })
+        .map(|(n, f)| format!("[[api]]\nname = \"{n}\"\nspec = \"{}\"\nbase_url = \"http://127.0.0.1:9\"\n", spec(f)))
         .collect()
 }
 
 #[test]
 fn check_passes_on_every_shared_spec() {
     let cfg = temp_file("all.toml", &config_for(&ALL));
-    let o = bin()
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{}{}",
-        stdout(&o),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = bin().args(["check", "--config"]).arg(&cfg).output().unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
     assert!(out.starts_with("ok: cloudflare (1533 operations)"), "{out}");
 }
@@ -82,45 +64,25 @@ fn check_reports_every_problem_with_where_and_how() {
             broken.display()
         ),
     );
-    let o = bin()
-        .args(["check", "--config"])
-        .arg(&cfg)
-        .env_remove("CODEMODE_TEST_UNSET_VAR")
-        .output()
-        .unwrap();
+    let o = bin().args(["check", "--config"]).arg(&cfg).env_remove("CODEMODE_TEST_UNSET_VAR").output().unwrap();
     assert!(!o.status.success());
     let out = stdout(&o);
-    assert!(
-        out.contains("api[0].auth.token_env") && out.contains("CODEMODE_TEST_UNSET_VAR"),
-        "{out}"
-    );
-    assert!(
-        out.contains("broken.json#/paths/~1a/get/responses/200") && out.contains("Nope"),
-        "{out}"
-    );
-    assert!(
-        out.contains("api[1].spec") && out.contains("/nonexistent/spec.yaml"),
-        "{out}"
-    );
+    assert!(out.contains("api[0].auth.token_env") && out.contains("CODEMODE_TEST_UNSET_VAR"), "{out}");
+    assert!(out.contains("broken.json#/paths/~1a/get/responses/200") && out.contains("Nope"), "{out}");
+    assert!(out.contains("api[1].spec") && out.contains("/nonexistent/spec.yaml"), "{out}");
     assert!(out.contains("3 problem(s)"), "{out}");
 
-    let literal = temp_file("literal.toml", "[[api]]\nname = \"a\"\nspec = \"x.json\"\nauth = { type = \"basic\", user = \"u\", password = \"hunter2\" }\n");
-    let o = bin()
-        .args(["check", "--config"])
-        .arg(&literal)
-        .output()
-        .unwrap();
+    let literal = temp_file(
+        "literal.toml",
+        "[[api]]\nname = \"a\"\nspec = \"x.json\"\nauth = { type = \"basic\", user = \"u\", password = \"hunter2\" }\n",
+    );
+    let o = bin().args(["check", "--config"]).arg(&literal).output().unwrap();
     assert!(!o.status.success());
     assert!(stdout(&o).contains("password_env"), "{}", stdout(&o));
 }
 
 fn tokens(args: &[&str]) -> serde_json::Value {
-    let o = bin()
-        .arg("tokens")
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
+    let o = bin().arg("tokens").args(args).arg("--json").output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -136,27 +98,16 @@ fn footprint_stays_small_and_grows_slowly() {
     let all = tokens(&["--config", cfg.to_str().unwrap()]);
     let with_all = all["codemode"]["o200k"].as_u64().unwrap();
     let cfg1 = temp_file("one-tokens.toml", &config_for(&ALL[..1]));
-    let one = tokens(&["--config", cfg1.to_str().unwrap()])["codemode"]["o200k"]
-        .as_u64()
-        .unwrap();
+    let one = tokens(&["--config", cfg1.to_str().unwrap()])["codemode"]["o200k"].as_u64().unwrap();
     let per_extra = (with_all - one) / (ALL.len() as u64 - 1);
-    assert!(
-        per_extra <= 150,
-        "each extra API adds {per_extra} tokens ({one} → {with_all})"
-    );
+    assert!(per_extra <= 150, "each extra API adds {per_extra} tokens ({one} → {with_all})");
 }
 
 #[test]
 fn search_and_exec_from_the_shell() {
     // Swagger 2.0 is presented in OpenAPI 3 shape.
     let o = bin()
-        .args([
-            "search",
-            "--spec",
-            &spec("kinto-26.5.0.swagger.json"),
-            "--base-url",
-            "http://127.0.0.1:9",
-        ])
+        .args(["search", "--spec", &spec("kinto-26.5.0.swagger.json"), "--base-url", "http://127.0.0.1:9"])
         .arg("async () => Object.keys(spec.paths['/buckets'].post.requestBody.content)")
         .output()
         .unwrap();
@@ -169,19 +120,10 @@ fn search_and_exec_from_the_shell() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        stdout(&o).trim(),
-        "{\n  \"$circular\": \"#/components/schemas/payout\"\n}"
-    );
+    assert_eq!(stdout(&o).trim(), "{\n  \"$circular\": \"#/components/schemas/payout\"\n}");
     // exec failures exit non-zero with the message on stdout.
     let o = bin()
-        .args([
-            "exec",
-            "--spec",
-            &spec("httpbin-0.10.4.spec.json"),
-            "--base-url",
-            "http://127.0.0.1:9",
-        ])
+        .args(["exec", "--spec", &spec("httpbin-0.10.4.spec.json"), "--base-url", "http://127.0.0.1:9"])
         .arg("async () => api.request({method: 'DELETE', path: '/delete'})")
         .output()
         .unwrap();

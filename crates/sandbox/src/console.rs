@@ -12,10 +12,7 @@ pub struct Console {
 impl Console {
     /// A console that keeps at most `cap` bytes of output.
     pub fn with_cap(cap: usize) -> Self {
-        Console {
-            cap,
-            ..Default::default()
-        }
+        Console { cap, ..Default::default() }
     }
 
     /// Appends one line; `warn`, `error`, `info` and `debug` lines get a

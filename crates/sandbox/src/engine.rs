@@ -35,14 +35,8 @@ pub(crate) struct Stop {
 
 impl Stop {
     pub(crate) fn arm(&self, deadline: Instant, cancelled: Arc<AtomicBool>) -> Stop {
-        self.deadline_ms.store(
-            deadline.duration_since(*EPOCH).as_millis() as u64,
-            Ordering::Relaxed,
-        );
-        Stop {
-            deadline_ms: self.deadline_ms.clone(),
-            cancelled,
-        }
+        self.deadline_ms.store(deadline.duration_since(*EPOCH).as_millis() as u64, Ordering::Relaxed);
+        Stop { deadline_ms: self.deadline_ms.clone(), cancelled }
     }
     pub(crate) fn disarm(&self) {
         self.deadline_ms.store(u64::MAX, Ordering::Relaxed);
@@ -59,10 +53,7 @@ impl Stop {
 pub(crate) fn new_runtime(limits: &Limits) -> rquickjs::Result<(Runtime, Stop, Arc<AtomicBool>)> {
     let rt = Runtime::new()?;
     rt.set_max_stack_size(limits.stack_bytes);
-    let stop = Stop {
-        deadline_ms: Arc::new(AtomicU64::new(u64::MAX)),
-        cancelled: Arc::new(AtomicBool::new(false)),
-    };
+    let stop = Stop { deadline_ms: Arc::new(AtomicU64::new(u64::MAX)), cancelled: Arc::new(AtomicBool::new(false)) };
     let cancel_slot: Arc<AtomicBool> = stop.cancelled.clone();
     let handler_stop = stop.clone();
     rt.set_interrupt_handler(Some(Box::new(move || handler_stop.should_stop())));
@@ -105,12 +96,9 @@ pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<JsValue, Scr
         None => return to_result(ctx, value, &line_fix),
     };
     let complete: Option<Function<'js>> = match &spec.host {
-        Some(h) => Some(
-            h.complete
-                .clone()
-                .restore(ctx)
-                .map_err(|e| internal(format!("sandbox prelude missing: {e}")))?,
-        ),
+        Some(h) => {
+            Some(h.complete.clone().restore(ctx).map_err(|e| internal(format!("sandbox prelude missing: {e}")))?)
+        }
         None => None,
     };
     loop {
@@ -121,18 +109,11 @@ pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<JsValue, Scr
         }
         match promise.state() {
             rquickjs::promise::PromiseState::Resolved => {
-                let v: Value = promise
-                    .result::<Value>()
-                    .expect("settled")
-                    .map_err(|e| caught(ctx, e, &line_fix))?;
+                let v: Value = promise.result::<Value>().expect("settled").map_err(|e| caught(ctx, e, &line_fix))?;
                 return to_result(ctx, v, &line_fix);
             }
             rquickjs::promise::PromiseState::Rejected => {
-                let err = promise
-                    .result::<Value>()
-                    .expect("settled")
-                    .err()
-                    .expect("rejected");
+                let err = promise.result::<Value>().expect("settled").err().expect("rejected");
                 return Err(caught(ctx, err, &line_fix));
             }
             rquickjs::promise::PromiseState::Pending => {}
@@ -144,10 +125,7 @@ pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<JsValue, Scr
             return Err(never_settles(&spec.console));
         }
         let now = Instant::now();
-        let wait = spec
-            .deadline
-            .saturating_duration_since(now)
-            .min(Duration::from_millis(100));
+        let wait = spec.deadline.saturating_duration_since(now).min(Duration::from_millis(100));
         match host.completions.recv_timeout(wait) {
             Ok(c) => {
                 host.in_flight.set(host.in_flight.get() - 1);
@@ -186,11 +164,7 @@ pub(crate) struct LineFix {
 
 impl LineFix {
     fn apply(&self, line: u32, column: u32) -> (u32, u32) {
-        let col = if line == 1 {
-            column.saturating_sub(self.first_line_cols).max(1)
-        } else {
-            column
-        };
+        let col = if line == 1 { column.saturating_sub(self.first_line_cols).max(1) } else { column };
         let line = line.saturating_sub(self.wrapper_lines).max(1) + self.fence_lines;
         (line, col)
     }
@@ -233,9 +207,7 @@ fn start<'js>(
                     let unwrap: Function = ctx
                         .eval("(p) => Promise.resolve(p).then((r) => (r === null || typeof r !== 'object') ? r : r.value)")
                         .map_err(|e| internal(format!("{e}")))?;
-                    let v = unwrap
-                        .call::<_, Value>((v,))
-                        .map_err(|e| caught(ctx, e, &fix))?;
+                    let v = unwrap.call::<_, Value>((v,)).map_err(|e| caught(ctx, e, &fix))?;
                     return Ok((v, fix));
                 }
                 return Ok((v, fix));
@@ -251,10 +223,7 @@ fn start<'js>(
         }
     }
     let intended = normalize::intended_form(code);
-    let pick = syntax_errors
-        .iter()
-        .position(|(f, _)| *f == intended)
-        .unwrap_or(0);
+    let pick = syntax_errors.iter().position(|(f, _)| *f == intended).unwrap_or(0);
     let (_, mut err) = syntax_errors.swap_remove(pick);
     err.message = format!(
         "{} (the code must be an async arrow function such as `async () => {{ ... }}`, an expression, or statements ending in `return`)",
@@ -269,10 +238,7 @@ fn to_result<'js>(ctx: &Ctx<'js>, v: Value<'js>, fix: &LineFix) -> Result<JsValu
         return Ok(JsValue::Undefined);
     }
     if let Some(s) = v.as_string() {
-        return s
-            .to_string()
-            .map(JsValue::String)
-            .map_err(|e| caught(ctx, e, fix));
+        return s.to_string().map(JsValue::String).map_err(|e| caught(ctx, e, fix));
     }
     let json = ctx.json_stringify(v).map_err(|e| {
         let mut err = caught(ctx, e, fix);
@@ -292,11 +258,7 @@ fn to_result<'js>(ctx: &Ctx<'js>, v: Value<'js>, fix: &LineFix) -> Result<JsValu
 
 fn stopped(spec: &RunSpec<'_>) -> ScriptError {
     if spec.stop.cancelled.load(Ordering::Relaxed) {
-        ScriptError::new(
-            ErrorKind::Cancelled,
-            "Cancelled",
-            "the call was cancelled by the client",
-        )
+        ScriptError::new(ErrorKind::Cancelled, "Cancelled", "the call was cancelled by the client")
     } else {
         ScriptError::new(
             ErrorKind::Timeout,
@@ -351,18 +313,9 @@ pub(crate) fn caught<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, fix: &LineFix) -> 
             .flatten()
             .and_then(|s| s.to_string().ok())
             .unwrap_or_else(|| "undefined".into());
-        return ScriptError::new(
-            ErrorKind::Runtime,
-            "Error",
-            &format!("uncaught value thrown: {text}"),
-        );
+        return ScriptError::new(ErrorKind::Runtime, "Error", &format!("uncaught value thrown: {text}"));
     };
-    let get = |k: &str| {
-        obj.get::<_, Option<rquickjs::Coerced<String>>>(k)
-            .ok()
-            .flatten()
-            .map(|c| c.0)
-    };
+    let get = |k: &str| obj.get::<_, Option<rquickjs::Coerced<String>>>(k).ok().flatten().map(|c| c.0);
     let name = get("name").unwrap_or_else(|| "Error".into());
     let message = get("message").unwrap_or_default();
     let stack = get("stack");
@@ -380,8 +333,7 @@ pub(crate) fn caught<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, fix: &LineFix) -> 
             err.message = "the code used more memory than its limit allows; keep less in memory (filter or map as you go, avoid huge strings and arrays)".into();
         }
         ErrorKind::StackOverflow => {
-            err.message =
-                format!("{message}: recursion is too deep; use a loop or a shallower recursion");
+            err.message = format!("{message}: recursion is too deep; use a loop or a shallower recursion");
         }
         _ => {}
     }
@@ -393,9 +345,7 @@ fn classify(name: &str, message: &str) -> ErrorKind {
         ErrorKind::Syntax
     } else if message.contains("out of memory") {
         ErrorKind::OutOfMemory
-    } else if message.contains("stack overflow")
-        || message.contains("Maximum call stack size exceeded")
-    {
+    } else if message.contains("stack overflow") || message.contains("Maximum call stack size exceeded") {
         ErrorKind::StackOverflow
     } else if message == "interrupted" {
         ErrorKind::Timeout
@@ -415,11 +365,7 @@ fn extra_fields<'js>(ctx: &Ctx<'js>, obj: &Object<'js>) -> Option<serde_json::Va
         let Ok(v) = obj.get::<_, Value>(&*key) else {
             continue;
         };
-        let json = ctx
-            .json_stringify(v)
-            .ok()
-            .flatten()
-            .and_then(|s| s.to_string().ok());
+        let json = ctx.json_stringify(v).ok().flatten().and_then(|s| s.to_string().ok());
         if let Some(parsed) = json.and_then(|s| serde_json::from_str(&s).ok()) {
             map.insert(key, parsed);
         }
@@ -456,10 +402,7 @@ fn rewrite_stack(stack: &str, fix: &LineFix) -> String {
 }
 
 /// Evaluates one of our own scripts (preludes); errors here are bugs.
-pub(crate) fn eval_prelude<'js, T: rquickjs::FromJs<'js>>(
-    ctx: &Ctx<'js>,
-    source: &str,
-) -> rquickjs::Result<T> {
+pub(crate) fn eval_prelude<'js, T: rquickjs::FromJs<'js>>(ctx: &Ctx<'js>, source: &str) -> rquickjs::Result<T> {
     let mut opts = EvalOptions::default();
     opts.global = true;
     opts.strict = true;
@@ -468,10 +411,7 @@ pub(crate) fn eval_prelude<'js, T: rquickjs::FromJs<'js>>(
 }
 
 /// Installs `console` (log/info/warn/error/debug) writing to `console`.
-pub(crate) fn install_console<'js>(
-    ctx: &Ctx<'js>,
-    console: Rc<RefCell<Console>>,
-) -> rquickjs::Result<()> {
+pub(crate) fn install_console<'js>(ctx: &Ctx<'js>, console: Rc<RefCell<Console>>) -> rquickjs::Result<()> {
     let sink = Function::new(ctx.clone(), move |level: String, text: String| {
         console.borrow_mut().push(&level, &text);
     })?;
@@ -501,17 +441,9 @@ mod tests {
 
     #[test]
     fn line_fix_maps_back_to_the_models_code() {
-        let fix = LineFix {
-            wrapper_lines: 1,
-            fence_lines: 1,
-            first_line_cols: 0,
-        };
+        let fix = LineFix { wrapper_lines: 1, fence_lines: 1, first_line_cols: 0 };
         assert_eq!(fix.apply(3, 7), (3, 7));
-        let fix = LineFix {
-            wrapper_lines: 0,
-            fence_lines: 0,
-            first_line_cols: 1,
-        };
+        let fix = LineFix { wrapper_lines: 0, fence_lines: 0, first_line_cols: 1 };
         assert_eq!(fix.apply(1, 7), (1, 6));
         assert_eq!(fix.apply(2, 7), (2, 7));
     }

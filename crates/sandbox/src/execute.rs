@@ -43,12 +43,7 @@ impl Drop for CancelOnDrop {
 /// Runs `code` in a fresh sandbox. Host calls run on the current Tokio
 /// runtime; the JavaScript runs on a dedicated thread. Dropping the returned
 /// future cancels the call.
-pub async fn execute(
-    code: String,
-    env: Arc<ExecuteEnv>,
-    limits: Limits,
-    host: Arc<dyn Host>,
-) -> Outcome {
+pub async fn execute(code: String, env: Arc<ExecuteEnv>, limits: Limits, host: Arc<dyn Host>) -> Outcome {
     let handle = tokio::runtime::Handle::current();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let cancel = Arc::new(AtomicBool::new(false));
@@ -73,11 +68,7 @@ pub async fn execute(
 
 fn failed(started: Instant, message: String) -> Outcome {
     Outcome {
-        result: Err(ScriptError::new(
-            ErrorKind::Internal,
-            "InternalError",
-            &message,
-        )),
+        result: Err(ScriptError::new(ErrorKind::Internal, "InternalError", &message)),
         console: vec![],
         console_dropped: 0,
         host_calls: 0,
@@ -111,18 +102,9 @@ fn run_on_this_thread(
     let result = ctx.with(|ctx| {
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Completion>();
         let in_flight = Rc::new(Cell::new(0usize));
-        let complete = install_clients(
-            &ctx,
-            env,
-            limits,
-            host,
-            handle,
-            done_tx,
-            in_flight.clone(),
-            calls.clone(),
-            aborts.clone(),
-        )
-        .and_then(|c| engine::install_console(&ctx, console.clone()).map(|_| c));
+        let complete =
+            install_clients(&ctx, env, limits, host, handle, done_tx, in_flight.clone(), calls.clone(), aborts.clone())
+                .and_then(|c| engine::install_console(&ctx, console.clone()).map(|_| c));
         let complete = match complete {
             Ok(c) => c,
             Err(e) => {
@@ -140,11 +122,7 @@ fn run_on_this_thread(
                 deadline: started + limits.timeout,
                 stop: stop.clone(),
                 console: console.clone(),
-                host: Some(HostLink {
-                    completions: done_rx,
-                    in_flight,
-                    complete,
-                }),
+                host: Some(HostLink { completions: done_rx, in_flight, complete }),
             },
         )
     });
@@ -155,13 +133,7 @@ fn run_on_this_thread(
     drop(ctx);
     drop(rt);
     let (lines, dropped) = console.borrow_mut().take();
-    Outcome {
-        result,
-        console: lines,
-        console_dropped: dropped,
-        host_calls: calls.get(),
-        elapsed: started.elapsed(),
-    }
+    Outcome { result, console: lines, console_dropped: dropped, host_calls: calls.get(), elapsed: started.elapsed() }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -179,11 +151,7 @@ fn install_clients<'js>(
     let max_calls = limits.max_host_calls;
     let send = Function::new(
         ctx.clone(),
-        move |ctx: Ctx<'js>,
-              client: String,
-              method: String,
-              payload: String|
-              -> rquickjs::Result<f64> {
+        move |ctx: Ctx<'js>, client: String, method: String, payload: String| -> rquickjs::Result<f64> {
             if calls.get() >= max_calls {
                 return Err(rquickjs::Exception::throw_range(
                 &ctx,
@@ -192,9 +160,8 @@ fn install_clients<'js>(
                 ),
             ));
             }
-            let args: serde_json::Value = serde_json::from_str(&payload).map_err(|e| {
-                rquickjs::Exception::throw_type(&ctx, &format!("arguments are not JSON: {e}"))
-            })?;
+            let args: serde_json::Value = serde_json::from_str(&payload)
+                .map_err(|e| rquickjs::Exception::throw_type(&ctx, &format!("arguments are not JSON: {e}")))?;
             let id = calls.get() as u64;
             calls.set(calls.get() + 1);
             in_flight.set(in_flight.get() + 1);
@@ -204,8 +171,7 @@ fn install_clients<'js>(
                 let result = host.call(&client, &method, args).await;
                 let result = match result {
                     Ok(v) => Ok(serde_json::to_string(&v).unwrap_or_else(|_| "null".into())),
-                    Err(e) => Err(serde_json::to_string(&e)
-                        .unwrap_or_else(|_| "{\"message\":\"host error\"}".into())),
+                    Err(e) => Err(serde_json::to_string(&e).unwrap_or_else(|_| "{\"message\":\"host error\"}".into())),
                 };
                 let _ = done.send(Completion { id, result });
             });

@@ -135,8 +135,7 @@ pub struct Outcome {
 }
 
 /// A boxed future returned by [`Host::call`].
-pub type HostFuture =
-    Pin<Box<dyn Future<Output = Result<serde_json::Value, serde_json::Value>> + Send>>;
+pub type HostFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, serde_json::Value>> + Send>>;
 
 /// The host side of client methods (`api.request(...)`).
 ///

@@ -39,9 +39,7 @@ pub fn strip_fence(code: &str) -> (&str, u32) {
             let body = &rest[newline + 1..];
             let body = body.trim_end();
             let body = body.strip_suffix("```").unwrap_or(body);
-            let leading = code[..code.len() - code.trim_start().len()]
-                .matches('\n')
-                .count() as u32;
+            let leading = code[..code.len() - code.trim_start().len()].matches('\n').count() as u32;
             return (body, leading + 1);
         }
     }
@@ -51,21 +49,9 @@ pub fn strip_fence(code: &str) -> (&str, u32) {
 /// The ways to read `code` (already fence-stripped), most likely first.
 pub fn candidates(code: &str) -> [Candidate; 3] {
     [
-        Candidate {
-            form: Form::Expression,
-            source: format!("({code}\n)"),
-            line_offset: 0,
-        },
-        Candidate {
-            form: Form::Script,
-            source: code.to_string(),
-            line_offset: 0,
-        },
-        Candidate {
-            form: Form::Body,
-            source: format!("(async () => {{\n{code}\n}})"),
-            line_offset: 1,
-        },
+        Candidate { form: Form::Expression, source: format!("({code}\n)"), line_offset: 0 },
+        Candidate { form: Form::Script, source: code.to_string(), line_offset: 0 },
+        Candidate { form: Form::Body, source: format!("(async () => {{\n{code}\n}})"), line_offset: 1 },
     ]
 }
 

@@ -44,11 +44,7 @@ impl SearchPool {
     /// Starts `workers` threads and waits until each has built every spec.
     /// `spec` is the global when exactly one spec is given; `specs` (name →
     /// spec) always.
-    pub fn start(
-        specs: Vec<SearchSpec>,
-        workers: usize,
-        limits: Limits,
-    ) -> Result<SearchPool, String> {
+    pub fn start(specs: Vec<SearchSpec>, workers: usize, limits: Limits) -> Result<SearchPool, String> {
         let workers = workers.max(1);
         let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
@@ -66,15 +62,9 @@ impl SearchPool {
         drop(ready_tx);
         let mut spec_bytes = 0;
         for _ in 0..workers {
-            spec_bytes = ready_rx
-                .recv()
-                .map_err(|_| "a search worker died while loading".to_string())??;
+            spec_bytes = ready_rx.recv().map_err(|_| "a search worker died while loading".to_string())??;
         }
-        Ok(SearchPool {
-            jobs,
-            workers,
-            spec_bytes,
-        })
+        Ok(SearchPool { jobs, workers, spec_bytes })
     }
 
     /// Number of worker threads.
@@ -94,29 +84,16 @@ impl SearchPool {
             }
         }
         let _guard = CancelOnDrop(cancel.clone());
-        if self
-            .jobs
-            .send(Job {
-                code,
-                cancel,
-                reply,
-            })
-            .is_err()
-        {
+        if self.jobs.send(Job { code, cancel, reply }).is_err() {
             return internal(started, "the search workers have stopped");
         }
-        rx.await
-            .unwrap_or_else(|_| internal(started, "a search worker ended without a result"))
+        rx.await.unwrap_or_else(|_| internal(started, "a search worker ended without a result"))
     }
 }
 
 fn internal(started: Instant, message: &str) -> Outcome {
     Outcome {
-        result: Err(ScriptError::new(
-            ErrorKind::Internal,
-            "InternalError",
-            message,
-        )),
+        result: Err(ScriptError::new(ErrorKind::Internal, "InternalError", message)),
         console: vec![],
         console_dropped: 0,
         host_calls: 0,
@@ -147,9 +124,7 @@ fn worker(
             w
         }
         Err(e) => {
-            let _ = ready.send(Err(format!(
-                "building the specs in the sandbox failed: {e}"
-            )));
+            let _ = ready.send(Err(format!("building the specs in the sandbox failed: {e}")));
             return;
         }
     };
@@ -186,14 +161,7 @@ fn build_worker(specs: &[SearchSpec], limits: &Limits) -> rquickjs::Result<Worke
     rt.set_gc_threshold(8 * 1024 * 1024);
     let base_bytes = rt.memory_usage().malloc_size as usize;
     rt.set_memory_limit(base_bytes + limits.memory_bytes);
-    Ok(Worker {
-        roots,
-        view,
-        _holder: holder,
-        stop,
-        base_bytes,
-        rt,
-    })
+    Ok(Worker { roots, view, _holder: holder, stop, base_bytes, rt })
 }
 
 fn run_job(w: &Worker, code: &str, limits: &Limits, cancel: Arc<AtomicBool>) -> Outcome {
@@ -202,11 +170,9 @@ fn run_job(w: &Worker, code: &str, limits: &Limits, cancel: Arc<AtomicBool>) -> 
     let stop = w.stop.arm(deadline, cancel);
     let console = Rc::new(RefCell::new(Console::with_cap(limits.console_bytes)));
     let result = match Context::full(&w.rt) {
-        Err(e) => Err(ScriptError::new(
-            ErrorKind::Internal,
-            "InternalError",
-            &format!("could not create a context: {e}"),
-        )),
+        Err(e) => {
+            Err(ScriptError::new(ErrorKind::Internal, "InternalError", &format!("could not create a context: {e}")))
+        }
         Ok(ctx) => ctx.with(|ctx| {
             let setup = || -> rquickjs::Result<()> {
                 engine::install_console(&ctx, console.clone())?;
@@ -215,8 +181,7 @@ fn run_job(w: &Worker, code: &str, limits: &Limits, cancel: Arc<AtomicBool>) -> 
                     specs.set(name.as_str(), w.view.view(&ctx, root)?)?;
                 }
                 if w.roots.len() == 1 {
-                    ctx.globals()
-                        .set("spec", w.view.view(&ctx, &w.roots[0].1)?)?;
+                    ctx.globals().set("spec", w.view.view(&ctx, &w.roots[0].1)?)?;
                 }
                 ctx.globals().set("specs", specs)?;
                 Ok(())
@@ -228,25 +193,10 @@ fn run_job(w: &Worker, code: &str, limits: &Limits, cancel: Arc<AtomicBool>) -> 
                     &format!("sandbox setup failed: {e}"),
                 ));
             }
-            engine::run(
-                &ctx,
-                RunSpec {
-                    code,
-                    deadline,
-                    stop: stop.clone(),
-                    console: console.clone(),
-                    host: None,
-                },
-            )
+            engine::run(&ctx, RunSpec { code, deadline, stop: stop.clone(), console: console.clone(), host: None })
         }),
     };
     w.stop.disarm();
     let (lines, dropped) = console.borrow_mut().take();
-    Outcome {
-        result,
-        console: lines,
-        console_dropped: dropped,
-        host_calls: 0,
-        elapsed: started.elapsed(),
-    }
+    Outcome { result, console: lines, console_dropped: dropped, host_calls: 0, elapsed: started.elapsed() }
 }

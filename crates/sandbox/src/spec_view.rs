@@ -19,20 +19,11 @@ impl ViewFns {
         let make: Function = eval_prelude(ctx, include_str!("../js/spec_view.js"))?;
         let fns: Object = make.call(())?;
         let root: Function = fns.get("root")?;
-        Ok((
-            ViewFns {
-                root: Persistent::save(ctx, root),
-            },
-            fns,
-        ))
+        Ok((ViewFns { root: Persistent::save(ctx, root) }, fns))
     }
 
     /// A fresh read-only view of a built spec root, for one call.
-    pub(crate) fn view<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        root: &Persistent<Value<'static>>,
-    ) -> rquickjs::Result<Value<'js>> {
+    pub(crate) fn view<'js>(&self, ctx: &Ctx<'js>, root: &Persistent<Value<'static>>) -> rquickjs::Result<Value<'js>> {
         let f = self.root.clone().restore(ctx)?;
         let r = root.clone().restore(ctx)?;
         f.call((r,))
@@ -41,11 +32,7 @@ impl ViewFns {
 
 /// Builds every node of `graph` as a frozen JS value (children first, so each
 /// node is built once and shared by all its parents) and returns the root.
-pub(crate) fn build<'js>(
-    ctx: &Ctx<'js>,
-    fns: &Object<'js>,
-    graph: &Graph,
-) -> rquickjs::Result<Value<'js>> {
+pub(crate) fn build<'js>(ctx: &Ctx<'js>, fns: &Object<'js>, graph: &Graph) -> rquickjs::Result<Value<'js>> {
     let marker: Function = fns.get("marker")?;
     let mark_view: Function = fns.get("markView")?;
     let set_targets: Function = fns.get("setTargets")?;
@@ -66,10 +53,7 @@ pub(crate) fn build<'js>(
                 };
                 (v, false)
             }
-            Node::String(s) => (
-                rquickjs::String::from_str(ctx.clone(), s)?.into_value(),
-                false,
-            ),
+            Node::String(s) => (rquickjs::String::from_str(ctx.clone(), s)?.into_value(), false),
             Node::Array(items) => {
                 let arr = Array::new(ctx.clone())?;
                 let mut below = false;

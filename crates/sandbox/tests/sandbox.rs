@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codemode_sandbox::{
-    execute, Client, ErrorKind, ExecuteEnv, Host, HostFuture, JsValue, Limits, Outcome, SearchPool,
-    SearchSpec,
+    execute, Client, ErrorKind, ExecuteEnv, Host, HostFuture, JsValue, Limits, Outcome, SearchPool, SearchSpec,
 };
 use serde_json::{json, Value};
 
@@ -17,15 +16,9 @@ impl Host for Echo {
         let (client, method) = (client.to_string(), method.to_string());
         Box::pin(async move {
             match args.get(0).and_then(|a| a.get("fail")) {
-                Some(status) => Err(
-                    json!({"message": "upstream said no", "status": status, "name": "UpstreamError"}),
-                ),
+                Some(status) => Err(json!({"message": "upstream said no", "status": status, "name": "UpstreamError"})),
                 None => {
-                    if let Some(ms) = args
-                        .get(0)
-                        .and_then(|a| a.get("sleep_ms"))
-                        .and_then(Value::as_u64)
-                    {
+                    if let Some(ms) = args.get(0).and_then(|a| a.get("sleep_ms")).and_then(Value::as_u64) {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
                     Ok(json!({"client": client, "method": method, "args": args}))
@@ -36,11 +29,7 @@ impl Host for Echo {
 }
 
 fn limits() -> Limits {
-    Limits {
-        timeout: Duration::from_millis(1500),
-        memory_bytes: 16 << 20,
-        ..Limits::default()
-    }
+    Limits { timeout: Duration::from_millis(1500), memory_bytes: 16 << 20, ..Limits::default() }
 }
 
 async fn exec(code: &str) -> Outcome {
@@ -49,10 +38,7 @@ async fn exec(code: &str) -> Outcome {
 
 async fn exec_with(code: &str, limits: Limits) -> Outcome {
     let env = ExecuteEnv {
-        clients: vec![Client {
-            global: "demo".into(),
-            methods: vec!["request".into()],
-        }],
+        clients: vec![Client { global: "demo".into(), methods: vec!["request".into()] }],
         aliases: vec![("api".into(), "demo".into())],
     };
     execute(code.to_string(), Arc::new(env), limits, Arc::new(Echo)).await
@@ -74,30 +60,15 @@ fn err(o: &Outcome) -> &codemode_sandbox::ScriptError {
 
 #[tokio::test]
 async fn accepts_every_form_models_send() {
-    assert_eq!(
-        ok(&exec("async () => 1 + 1").await),
-        &JsValue::Json(json!(2))
-    );
-    assert_eq!(
-        ok(&exec("```js\nasync () => ({a: 1})\n```").await),
-        &JsValue::Json(json!({"a": 1}))
-    );
-    assert_eq!(
-        ok(&exec("[1, 2, 3].map(x => x * 2)").await),
-        &JsValue::Json(json!([2, 4, 6]))
-    );
-    assert_eq!(
-        ok(&exec("const x = 20;\nreturn x + 1;").await),
-        &JsValue::Json(json!(21))
-    );
+    assert_eq!(ok(&exec("async () => 1 + 1").await), &JsValue::Json(json!(2)));
+    assert_eq!(ok(&exec("```js\nasync () => ({a: 1})\n```").await), &JsValue::Json(json!({"a": 1})));
+    assert_eq!(ok(&exec("[1, 2, 3].map(x => x * 2)").await), &JsValue::Json(json!([2, 4, 6])));
+    assert_eq!(ok(&exec("const x = 20;\nreturn x + 1;").await), &JsValue::Json(json!(21)));
     assert_eq!(
         ok(&exec("const r = await api.request({path: '/x'});\nr.method").await),
         &JsValue::String("request".into())
     );
-    assert_eq!(
-        ok(&exec("async function main() { return 'hi' }").await),
-        &JsValue::String("hi".into())
-    );
+    assert_eq!(ok(&exec("async function main() { return 'hi' }").await), &JsValue::String("hi".into()));
     assert_eq!(ok(&exec("async () => { }").await), &JsValue::Undefined);
 }
 
@@ -113,8 +84,7 @@ async fn syntax_errors_point_into_the_models_code() {
 
 #[tokio::test]
 async fn runtime_errors_have_positions_and_console_so_far() {
-    let o =
-        exec("async () => {\n  console.log('before');\n  const o = null;\n  return o.x;\n}").await;
+    let o = exec("async () => {\n  console.log('before');\n  const o = null;\n  return o.x;\n}").await;
     let e = err(&o);
     assert_eq!(e.kind, ErrorKind::Runtime);
     assert_eq!(e.name, "TypeError");
@@ -124,11 +94,9 @@ async fn runtime_errors_have_positions_and_console_so_far() {
 
 #[tokio::test]
 async fn console_levels_are_prefixed() {
-    let o = exec("async () => { console.log('a', 1, {b: 2}); console.warn('w'); console.error(new Error('boom')); }").await;
-    assert_eq!(
-        o.console,
-        vec!["a 1 {\"b\":2}", "[warn] w", "[error] Error: boom"]
-    );
+    let o =
+        exec("async () => { console.log('a', 1, {b: 2}); console.warn('w'); console.error(new Error('boom')); }").await;
+    assert_eq!(o.console, vec!["a 1 {\"b\":2}", "[warn] w", "[error] Error: boom"]);
 }
 
 #[tokio::test]
@@ -141,32 +109,18 @@ async fn infinite_loops_and_catastrophic_regexes_stop_at_the_limit() {
         let t = Instant::now();
         let o = exec(code).await;
         assert_eq!(err(&o).kind, ErrorKind::Timeout, "{code}: {:?}", err(&o));
-        assert!(
-            t.elapsed() < Duration::from_secs(3),
-            "{code} took {:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(3), "{code} took {:?}", t.elapsed());
     }
 }
 
 #[tokio::test]
 async fn memory_bombs_fail_fast() {
     let t = Instant::now();
-    let o =
-        exec("async () => { const a = []; while (true) a.push('x'.repeat(1e5) + Math.random()); }")
-            .await;
+    let o = exec("async () => { const a = []; while (true) a.push('x'.repeat(1e5) + Math.random()); }").await;
     assert_eq!(err(&o).kind, ErrorKind::OutOfMemory, "{:?}", err(&o));
-    assert!(
-        t.elapsed() < Duration::from_millis(1400),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_millis(1400), "{:?}", t.elapsed());
     let o = exec("async () => 'x'.repeat(2 ** 28)").await;
-    assert!(
-        matches!(err(&o).kind, ErrorKind::OutOfMemory | ErrorKind::Runtime),
-        "{:?}",
-        err(&o)
-    );
+    assert!(matches!(err(&o).kind, ErrorKind::OutOfMemory | ErrorKind::Runtime), "{:?}", err(&o));
 }
 
 #[tokio::test]
@@ -196,16 +150,9 @@ async fn host_calls_run_in_parallel_and_errors_are_catchable() {
     let t = Instant::now();
     let o = exec("async () => (await Promise.all([1,2,3,4,5].map(i => api.request({sleep_ms: 300, i})))).length").await;
     assert_eq!(ok(&o), &JsValue::Json(json!(5)));
-    assert!(
-        t.elapsed() < Duration::from_millis(1000),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
     let o = exec("async () => { try { await demo.request({fail: 404}); } catch (e) { return [e instanceof Error, e.name, e.message, e.status]; } }").await;
-    assert_eq!(
-        ok(&o),
-        &JsValue::Json(json!([true, "UpstreamError", "upstream said no", 404]))
-    );
+    assert_eq!(ok(&o), &JsValue::Json(json!([true, "UpstreamError", "upstream said no", 404])));
     let o = exec("async () => demo.request({fail: 500})").await;
     let e = err(&o);
     assert_eq!(e.details.as_ref().unwrap()["status"], 500);
@@ -215,10 +162,7 @@ async fn host_calls_run_in_parallel_and_errors_are_catchable() {
 async fn host_calls_are_limited_per_execution() {
     let o = exec_with(
         "async () => { for (let i = 0; i < 10; i++) await api.request({i}); }",
-        Limits {
-            max_host_calls: 3,
-            ..limits()
-        },
+        Limits { max_host_calls: 3, ..limits() },
     )
     .await;
     let e = err(&o);
@@ -249,16 +193,10 @@ fn graph(v: Value) -> Arc<codemode_spec::Graph> {
     std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let spec = std::thread::spawn(move || rt.block_on(codemode_spec::load(path.to_str().unwrap(), &http)).unwrap())
+        .join()
         .unwrap();
-    let spec = std::thread::spawn(move || {
-        rt.block_on(codemode_spec::load(path.to_str().unwrap(), &http))
-            .unwrap()
-    })
-    .join()
-    .unwrap();
     Arc::new(spec.graph)
 }
 
@@ -284,40 +222,19 @@ fn pool(workers: usize) -> SearchPool {
             "Tree": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/components/schemas/Tree"}}, "kind": {"$ref": "#/components/schemas/Kind"}}}
         }}
     }));
-    SearchPool::start(
-        vec![SearchSpec {
-            name: "demo".into(),
-            graph: g,
-        }],
-        workers,
-        limits(),
-    )
-    .unwrap()
+    SearchPool::start(vec![SearchSpec { name: "demo".into(), graph: g }], workers, limits()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn search_sees_the_resolved_spec() {
     let p = pool(1);
     let o = p.run("async () => Object.entries(spec.paths).filter(([p]) => p.includes('rulesets')).map(([p, i]) => [p, i.get.summary])".into()).await;
-    assert_eq!(
-        ok(&o),
-        &JsValue::Json(json!([["/zones/{id}/rulesets", "List rulesets"]]))
-    );
+    assert_eq!(ok(&o), &JsValue::Json(json!([["/zones/{id}/rulesets", "List rulesets"]])));
     // Repeated (non-circular) references are expanded both times.
-    let o = p
-        .run(
-            "async () => spec.paths['/zones/{id}/dns'].get.parameters.map(p => p.schema.enum)"
-                .into(),
-        )
-        .await;
-    assert_eq!(
-        ok(&o),
-        &JsValue::Json(json!([["A", "AAAA", "CNAME"], ["A", "AAAA", "CNAME"]]))
-    );
+    let o = p.run("async () => spec.paths['/zones/{id}/dns'].get.parameters.map(p => p.schema.enum)".into()).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!([["A", "AAAA", "CNAME"], ["A", "AAAA", "CNAME"]])));
     // Only recursion on the current path is marked circular.
-    let o = p
-        .run("async () => spec.components.schemas.Tree.properties".into())
-        .await;
+    let o = p.run("async () => spec.components.schemas.Tree.properties".into()).await;
     assert_eq!(
         ok(&o),
         &JsValue::Json(json!({
@@ -326,10 +243,7 @@ async fn search_sees_the_resolved_spec() {
         }))
     );
     let o = p.run("async () => specs.demo.paths['/zones/{id}/rulesets'].get.responses['200'].content['application/json'].schema.properties.children.items".into()).await;
-    assert_eq!(
-        ok(&o),
-        &JsValue::Json(json!({"$circular": "#/components/schemas/Tree"}))
-    );
+    assert_eq!(ok(&o), &JsValue::Json(json!({"$circular": "#/components/schemas/Tree"})));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -349,10 +263,7 @@ async fn search_calls_cannot_change_what_the_next_one_sees() {
         let _ = p.run(a.into()).await;
     }
     let o = p.run("async () => [spec.openapi, Object.keys(spec.paths).length, ({}).polluted, spec.constructor.constructor('return globalThis')().leak, spec.components.schemas.Kind.enum.length, typeof [].push]".into()).await;
-    assert_eq!(
-        ok(&o),
-        &JsValue::Json(json!(["3.0.0", 2, null, null, 3, "function"]))
-    );
+    assert_eq!(ok(&o), &JsValue::Json(json!(["3.0.0", 2, null, null, 3, "function"])));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -362,15 +273,9 @@ async fn a_runaway_search_does_not_block_the_other_worker() {
     let slow = tokio::spawn(async move { p2.run("async () => { while (true) {} }".into()).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t = Instant::now();
-    let o = p
-        .run("async () => Object.keys(spec.paths).length".into())
-        .await;
+    let o = p.run("async () => Object.keys(spec.paths).length".into()).await;
     assert_eq!(ok(&o), &JsValue::Json(json!(2)));
-    assert!(
-        t.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
     assert_eq!(err(&slow.await.unwrap()).kind, ErrorKind::Timeout);
     // …and the worker that ran it still works.
     for _ in 0..4 {
@@ -381,12 +286,8 @@ async fn a_runaway_search_does_not_block_the_other_worker() {
 #[tokio::test(flavor = "multi_thread")]
 async fn search_memory_bombs_leave_the_spec_intact() {
     let p = pool(1);
-    let o = p
-        .run("async () => { const a = []; while (true) a.push(new Array(1e5).fill(1)); }".into())
-        .await;
+    let o = p.run("async () => { const a = []; while (true) a.push(new Array(1e5).fill(1)); }".into()).await;
     assert_eq!(err(&o).kind, ErrorKind::OutOfMemory, "{:?}", err(&o));
-    let o = p
-        .run("async () => Object.keys(spec.paths).length".into())
-        .await;
+    let o = p.run("async () => Object.keys(spec.paths).length".into()).await;
     assert_eq!(ok(&o), &JsValue::Json(json!(2)));
 }

@@ -12,26 +12,15 @@ pub fn check(docs: &Documents, problems: &mut Vec<Problem>) {
     let root_file = display_url(&docs.root);
     let root = docs.root_value();
     let mut push = |pointer: &str, message: String| {
-        problems.push(Problem {
-            file: root_file.clone(),
-            pointer: pointer.to_string(),
-            message,
-        })
+        problems.push(Problem { file: root_file.clone(), pointer: pointer.to_string(), message })
     };
     match root {
         Value::Object(map) => {
             if !map.contains_key("openapi") && !map.contains_key("swagger") {
-                push(
-                    "",
-                    "not an OpenAPI document: there is no `openapi` (3.x) or `swagger` (2.0) field"
-                        .into(),
-                );
+                push("", "not an OpenAPI document: there is no `openapi` (3.x) or `swagger` (2.0) field".into());
             }
             match map.get("paths") {
-                None => push(
-                    "",
-                    "the document has no `paths`: there is nothing to call".into(),
-                ),
+                None => push("", "the document has no `paths`: there is nothing to call".into()),
                 Some(Value::Object(paths)) => {
                     for (path, item) in paths {
                         if !path.starts_with('/') {
@@ -80,14 +69,12 @@ fn check_refs(
                 let bad = match split_reference(reference, base) {
                     Err(msg) => Some(msg),
                     Ok((url, ptr)) => match docs.get(&url) {
-                        None | Some(Value::Null) => Some(format!(
-                            "the document {} could not be loaded",
-                            display_url(&url)
-                        )),
-                        Some(doc) if lookup_pointer(doc, &ptr).is_none() => Some(format!(
-                            "nothing exists at `#{ptr}` in {}",
-                            display_url(&url)
-                        )),
+                        None | Some(Value::Null) => {
+                            Some(format!("the document {} could not be loaded", display_url(&url)))
+                        }
+                        Some(doc) if lookup_pointer(doc, &ptr).is_none() => {
+                            Some(format!("nothing exists at `#{ptr}` in {}", display_url(&url)))
+                        }
                         Some(_) => None,
                     },
                 };

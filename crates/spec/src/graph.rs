@@ -81,11 +81,9 @@ impl Graph {
             Value::Number(n) => Node::Number(n.clone()),
             Value::String(s) => Node::String(s.as_str().into()),
             Value::Array(items) => Node::Array(items.iter().map(|v| self.push_value(v)).collect()),
-            Value::Object(map) => Node::Object(
-                map.iter()
-                    .map(|(k, v)| (k.as_str().into(), self.push_value(v)))
-                    .collect(),
-            ),
+            Value::Object(map) => {
+                Node::Object(map.iter().map(|(k, v)| (k.as_str().into(), self.push_value(v))).collect())
+            }
         };
         self.push(node)
     }
@@ -108,10 +106,7 @@ impl Graph {
 
     /// Sets the target of a declared reference.
     pub fn set_ref_target(&mut self, index: u32, reference: &str, node: NodeId) {
-        self.refs[index as usize] = Some(RefTarget {
-            reference: reference.into(),
-            node,
-        });
+        self.refs[index as usize] = Some(RefTarget { reference: reference.into(), node });
     }
 
     /// The target of a [`Node::Ref`].
@@ -119,9 +114,7 @@ impl Graph {
     /// # Panics
     /// If the reference was declared but its target never set (a resolver bug).
     pub fn ref_target(&self, index: u32) -> &RefTarget {
-        self.refs[index as usize]
-            .as_ref()
-            .expect("reference target set")
+        self.refs[index as usize].as_ref().expect("reference target set")
     }
 
     /// The target of a [`Node::Ref`], or `None` while it is still being built.
@@ -178,10 +171,7 @@ impl Graph {
     /// Looks up a key of an object node (following references).
     pub fn get(&self, id: NodeId, key: &str) -> Option<NodeId> {
         match self.node(self.deref(id)) {
-            Node::Object(entries) => entries
-                .iter()
-                .find(|(k, _)| &**k == key)
-                .map(|(_, v)| self.deref(*v)),
+            Node::Object(entries) => entries.iter().find(|(k, _)| &**k == key).map(|(_, v)| self.deref(*v)),
             _ => None,
         }
     }
@@ -218,12 +208,7 @@ impl Graph {
             Node::Bool(b) => Value::Bool(*b),
             Node::Number(n) => Value::Number(n.clone()),
             Node::String(s) => Value::String(s.to_string()),
-            Node::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|c| self.expand(*c, stack, budget))
-                    .collect(),
-            ),
+            Node::Array(items) => Value::Array(items.iter().map(|c| self.expand(*c, stack, budget)).collect()),
             Node::Object(entries) => {
                 let mut map = Map::with_capacity(entries.len());
                 for (k, c) in entries.iter() {

@@ -63,11 +63,7 @@ pub struct LoadError {
 
 impl LoadError {
     pub(crate) fn new(file: &str, pointer: &str, message: impl Into<String>) -> Self {
-        LoadError {
-            file: file.into(),
-            pointer: pointer.into(),
-            message: message.into(),
-        }
+        LoadError { file: file.into(), pointer: pointer.into(), message: message.into() }
     }
 }
 
@@ -110,14 +106,7 @@ pub async fn load(location: &str, http: &reqwest::Client) -> Result<Spec, LoadEr
                 check::check(&docs, &mut problems);
                 let summary = Summary::from_document(docs.root_value());
                 let graph = resolve::resolve(&docs);
-                Spec {
-                    location,
-                    graph,
-                    summary,
-                    problems,
-                    converted_from_swagger2: converted,
-                    documents: docs.len(),
-                }
+                Spec { location, graph, summary, problems, converted_from_swagger2: converted, documents: docs.len() }
             })
             .expect("spawn spec resolver thread")
             .join()

@@ -29,23 +29,13 @@ struct TargetKey {
 /// Resolves the root document of `docs` into a graph.
 pub fn resolve(docs: &Documents) -> Graph {
     let cyclic = cyclic_targets(docs);
-    let mut r = Resolver {
-        docs,
-        graph: Graph::default(),
-        cyclic,
-        expanded: HashMap::new(),
-        ref_index: HashMap::new(),
-    };
+    let mut r = Resolver { docs, graph: Graph::default(), cyclic, expanded: HashMap::new(), ref_index: HashMap::new() };
     let root = match docs.root_value() {
         Value::Object(map) => {
             let entries: Vec<(Box<str>, NodeId)> = map
                 .iter()
                 .map(|(k, v)| {
-                    let id = if k == "components" {
-                        r.components(v)
-                    } else {
-                        r.value(v, &docs.root)
-                    };
+                    let id = if k == "components" { r.components(v) } else { r.value(v, &docs.root) };
                     (k.as_str().into(), id)
                 })
                 .collect();
@@ -119,11 +109,7 @@ impl<'d> Resolver<'d> {
                     // A cyclic target is a `Ref` leaf: merge with the
                     // expansion behind it when that is already built.
                     let merge_with = match self.graph.node(target) {
-                        Node::Ref(r) => self
-                            .graph
-                            .try_ref_target(*r)
-                            .map(|t| t.node)
-                            .unwrap_or(target),
+                        Node::Ref(r) => self.graph.try_ref_target(*r).map(|t| t.node).unwrap_or(target),
                         _ => target,
                     };
                     return match self.graph.node(merge_with) {
@@ -139,10 +125,8 @@ impl<'d> Resolver<'d> {
                         _ => target,
                     };
                 }
-                let entries: Vec<(Box<str>, NodeId)> = map
-                    .iter()
-                    .map(|(k, v)| (k.as_str().into(), self.value(v, base)))
-                    .collect();
+                let entries: Vec<(Box<str>, NodeId)> =
+                    map.iter().map(|(k, v)| (k.as_str().into(), self.value(v, base))).collect();
                 self.graph.push(Node::Object(entries.into()))
             }
             Value::Array(items) => {
@@ -191,18 +175,13 @@ impl<'d> Resolver<'d> {
         if key.doc == self.docs.root {
             format!("#{}", key.pointer)
         } else {
-            let doc = self
-                .docs
-                .root
-                .make_relative(&key.doc)
-                .unwrap_or_else(|| key.doc.to_string());
+            let doc = self.docs.root.make_relative(&key.doc).unwrap_or_else(|| key.doc.to_string());
             format!("{doc}#{}", key.pointer)
         }
     }
 
     fn unresolved(&mut self, reference: &str, why: &str) -> NodeId {
-        self.graph
-            .push_value(&serde_json::json!({ "$unresolved": reference, "error": why }))
+        self.graph.push_value(&serde_json::json!({ "$unresolved": reference, "error": why }))
     }
 }
 
@@ -213,17 +192,15 @@ fn cyclic_targets(docs: &Documents) -> std::collections::HashSet<TargetKey> {
     let mut keys: Vec<TargetKey> = Vec::new();
     let mut edges: Vec<Vec<usize>> = Vec::new();
     let mut queue: Vec<usize> = Vec::new();
-    let mut intern = |key: TargetKey,
-                      keys: &mut Vec<TargetKey>,
-                      edges: &mut Vec<Vec<usize>>,
-                      queue: &mut Vec<usize>| {
-        *index.entry(key.clone()).or_insert_with(|| {
-            keys.push(key);
-            edges.push(Vec::new());
-            queue.push(keys.len() - 1);
-            keys.len() - 1
-        })
-    };
+    let mut intern =
+        |key: TargetKey, keys: &mut Vec<TargetKey>, edges: &mut Vec<Vec<usize>>, queue: &mut Vec<usize>| {
+            *index.entry(key.clone()).or_insert_with(|| {
+                keys.push(key);
+                edges.push(Vec::new());
+                queue.push(keys.len() - 1);
+                keys.len() - 1
+            })
+        };
     let mut found = Vec::new();
     collect_refs(docs.root_value(), &docs.root, &mut found);
     for k in found.drain(..) {
@@ -231,10 +208,7 @@ fn cyclic_targets(docs: &Documents) -> std::collections::HashSet<TargetKey> {
     }
     while let Some(i) = queue.pop() {
         let key = keys[i].clone();
-        if let Some(target) = docs
-            .get(&key.doc)
-            .and_then(|d| lookup_pointer(d, &key.pointer))
-        {
+        if let Some(target) = docs.get(&key.doc).and_then(|d| lookup_pointer(d, &key.pointer)) {
             collect_refs(target, &key.doc, &mut found);
         }
         for k in found.drain(..) {
@@ -243,11 +217,7 @@ fn cyclic_targets(docs: &Documents) -> std::collections::HashSet<TargetKey> {
         }
     }
     let on_cycle = tarjan_on_cycle(&edges);
-    keys.into_iter()
-        .zip(on_cycle)
-        .filter(|(_, c)| *c)
-        .map(|(k, _)| k)
-        .collect()
+    keys.into_iter().zip(on_cycle).filter(|(_, c)| *c).map(|(k, _)| k).collect()
 }
 
 fn collect_refs(v: &Value, base: &Url, out: &mut Vec<TargetKey>) {
@@ -335,8 +305,7 @@ pub fn split_reference(reference: &str, base: &Url) -> Result<(Url, String), Str
     let mut url = if doc_part.is_empty() {
         base.clone()
     } else {
-        base.join(doc_part)
-            .map_err(|e| format!("not a valid reference: {e}"))?
+        base.join(doc_part).map_err(|e| format!("not a valid reference: {e}"))?
     };
     url.set_fragment(None);
     let pointer = percent_encoding::percent_decode_str(fragment)
@@ -344,7 +313,9 @@ pub fn split_reference(reference: &str, base: &Url) -> Result<(Url, String), Str
         .map_err(|_| "the JSON pointer is not valid UTF-8 once percent-decoded".to_string())?
         .into_owned();
     if !pointer.is_empty() && !pointer.starts_with('/') {
-        return Err(format!("`#{pointer}` is not a JSON pointer (anchors are not supported); write `#/path/to/target`"));
+        return Err(format!(
+            "`#{pointer}` is not a JSON pointer (anchors are not supported); write `#/path/to/target`"
+        ));
     }
     Ok((url, pointer))
 }
@@ -384,9 +355,7 @@ mod tests {
         // …and shared in memory: both point at the node of the component.
         let p = g.get(g.root(), "paths").unwrap();
         let get = g.get(g.get(p, "/a").unwrap(), "get").unwrap();
-        let Node::Array(items) = g.node(g.get(get, "parameters").unwrap()) else {
-            panic!()
-        };
+        let Node::Array(items) = g.node(g.get(get, "parameters").unwrap()) else { panic!() };
         assert_eq!(g.get(items[0], "schema"), g.get(items[1], "schema"));
     }
 
@@ -403,10 +372,7 @@ mod tests {
             }}
         }));
         let node = &out["components"]["schemas"]["Node"];
-        assert_eq!(
-            node["properties"]["child"],
-            json!({"$circular": "#/components/schemas/Node"})
-        );
+        assert_eq!(node["properties"]["child"], json!({"$circular": "#/components/schemas/Node"}));
         assert_eq!(node["properties"]["tag"], json!({"type": "string"}));
         assert_eq!(node["properties"]["tag2"], json!({"type": "string"}));
     }
@@ -422,14 +388,8 @@ mod tests {
             "x": {"$ref": "#/components/schemas/B"}
         }));
         let s = &out["components"]["schemas"];
-        assert_eq!(
-            s["A"]["properties"]["b"]["properties"]["a"],
-            json!({"$circular": "#/components/schemas/A"})
-        );
-        assert_eq!(
-            s["B"]["properties"]["a"]["properties"]["b"],
-            json!({"$circular": "#/components/schemas/B"})
-        );
+        assert_eq!(s["A"]["properties"]["b"]["properties"]["a"], json!({"$circular": "#/components/schemas/A"}));
+        assert_eq!(s["B"]["properties"]["a"]["properties"]["b"], json!({"$circular": "#/components/schemas/B"}));
         assert_eq!(out["x"], s["B"]);
     }
 
@@ -444,13 +404,7 @@ mod tests {
         }));
         let g = resolve(&docs);
         assert_eq!(g.ref_count(), 2);
-        assert!(
-            g.nodes()
-                .iter()
-                .filter(|n| matches!(n, Node::String(s) if &**s == "string"))
-                .count()
-                == 1
-        );
+        assert!(g.nodes().iter().filter(|n| matches!(n, Node::String(s) if &**s == "string")).count() == 1);
     }
 
     #[test]

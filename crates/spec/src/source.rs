@@ -34,19 +34,14 @@ impl Documents {
 
     /// Mutable access to the root document (used for Swagger 2.0 conversion).
     pub fn root_value_mut(&mut self) -> &mut Value {
-        self.docs
-            .get_mut(&self.root)
-            .expect("root document is loaded")
+        self.docs.get_mut(&self.root).expect("root document is loaded")
     }
 
     /// A single in-memory document, for unit tests.
     #[cfg(test)]
     pub(crate) fn for_tests(root: Value) -> Self {
         let url = Url::parse("file:///test/spec.json").unwrap();
-        Documents {
-            root: url.clone(),
-            docs: HashMap::from([(url, root)]),
-        }
+        Documents { root: url.clone(), docs: HashMap::from([(url, root)]) }
     }
 
     /// Every loaded document with its URL.
@@ -69,21 +64,14 @@ impl Documents {
 /// anything else is a path (relative to the current directory).
 pub fn location_to_url(location: &str) -> Result<Url, LoadError> {
     if location.starts_with("http://") || location.starts_with("https://") {
-        return Url::parse(location)
-            .map_err(|e| LoadError::new(location, "", format!("not a valid URL: {e}")));
+        return Url::parse(location).map_err(|e| LoadError::new(location, "", format!("not a valid URL: {e}")));
     }
     let path = std::path::Path::new(location);
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir()
-            .map_err(|e| {
-                LoadError::new(
-                    location,
-                    "",
-                    format!("cannot read the current directory: {e}"),
-                )
-            })?
+            .map_err(|e| LoadError::new(location, "", format!("cannot read the current directory: {e}")))?
             .join(path)
     };
     let abs = std::fs::canonicalize(&abs).unwrap_or(abs);
@@ -118,11 +106,7 @@ pub async fn load_documents(
                 problems.push(Problem {
                     file: display_url(&from_doc),
                     pointer: from_pointer,
-                    message: format!(
-                        "cannot load the referenced document {}: {}",
-                        display_url(&target),
-                        e.message
-                    ),
+                    message: format!("cannot load the referenced document {}: {}", display_url(&target), e.message),
                 });
                 // Remember the failure so we don't try again for every reference.
                 docs.insert(target, Value::Null);
@@ -134,33 +118,19 @@ pub async fn load_documents(
 
 /// Finds `$ref`s pointing outside `base` and queues (target document, referring
 /// document, JSON pointer of the reference).
-fn collect_external_refs(
-    base: &Url,
-    value: &Value,
-    pointer: &str,
-    out: &mut Vec<(Url, Url, String)>,
-) {
+fn collect_external_refs(base: &Url, value: &Value, pointer: &str, out: &mut Vec<(Url, Url, String)>) {
     match value {
         Value::Object(map) => {
             if let Some(Value::String(r)) = map.get("$ref") {
                 if !r.starts_with('#') {
                     if let Ok(target) = base.join(r) {
-                        out.push((
-                            strip_fragment(&target),
-                            base.clone(),
-                            format!("{pointer}/$ref"),
-                        ));
+                        out.push((strip_fragment(&target), base.clone(), format!("{pointer}/$ref")));
                     }
                 }
             }
             for (k, v) in map {
                 if matches!(v, Value::Object(_) | Value::Array(_)) {
-                    collect_external_refs(
-                        base,
-                        v,
-                        &format!("{pointer}/{}", escape_pointer_token(k)),
-                        out,
-                    );
+                    collect_external_refs(base, v, &format!("{pointer}/{}", escape_pointer_token(k)), out);
                 }
             }
         }
@@ -179,23 +149,17 @@ async fn fetch_and_parse(url: &Url, http: &reqwest::Client) -> Result<Value, Loa
     let shown = display_url(url);
     let bytes = match url.scheme() {
         "file" => {
-            let path = url
-                .to_file_path()
-                .map_err(|_| LoadError::new(&shown, "", "not a local file path"))?;
-            let meta = std::fs::metadata(&path)
-                .map_err(|e| LoadError::new(&shown, "", format!("cannot read file: {e}")))?;
+            let path = url.to_file_path().map_err(|_| LoadError::new(&shown, "", "not a local file path"))?;
+            let meta =
+                std::fs::metadata(&path).map_err(|e| LoadError::new(&shown, "", format!("cannot read file: {e}")))?;
             if meta.len() as usize > MAX_DOCUMENT_BYTES {
                 return Err(LoadError::new(
                     &shown,
                     "",
-                    format!(
-                        "file is {} bytes; the limit is {MAX_DOCUMENT_BYTES}",
-                        meta.len()
-                    ),
+                    format!("file is {} bytes; the limit is {MAX_DOCUMENT_BYTES}", meta.len()),
                 ));
             }
-            std::fs::read(&path)
-                .map_err(|e| LoadError::new(&shown, "", format!("cannot read file: {e}")))?
+            std::fs::read(&path).map_err(|e| LoadError::new(&shown, "", format!("cannot read file: {e}")))?
         }
         "http" | "https" => {
             let resp = http
@@ -205,32 +169,15 @@ async fn fetch_and_parse(url: &Url, http: &reqwest::Client) -> Result<Value, Loa
                 .await
                 .map_err(|e| LoadError::new(&shown, "", format!("cannot fetch: {e}")))?;
             if !resp.status().is_success() {
-                return Err(LoadError::new(
-                    &shown,
-                    "",
-                    format!("fetching it returned HTTP {}", resp.status()),
-                ));
+                return Err(LoadError::new(&shown, "", format!("fetching it returned HTTP {}", resp.status())));
             }
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| LoadError::new(&shown, "", format!("cannot read body: {e}")))?;
+            let body = resp.bytes().await.map_err(|e| LoadError::new(&shown, "", format!("cannot read body: {e}")))?;
             if body.len() > MAX_DOCUMENT_BYTES {
-                return Err(LoadError::new(
-                    &shown,
-                    "",
-                    "document is larger than 256 MiB",
-                ));
+                return Err(LoadError::new(&shown, "", "document is larger than 256 MiB"));
             }
             body.to_vec()
         }
-        other => {
-            return Err(LoadError::new(
-                &shown,
-                "",
-                format!("unsupported URL scheme `{other}`"),
-            ))
-        }
+        other => return Err(LoadError::new(&shown, "", format!("unsupported URL scheme `{other}`"))),
     };
     parse_document(&bytes).map_err(|msg| LoadError::new(&shown, "", msg))
 }
@@ -244,8 +191,7 @@ pub fn parse_document(bytes: &[u8]) -> Result<Value, String> {
     } else {
         // Through serde_norway's own Value so that non-string keys (YAML reads
         // `200:` as an integer) become strings instead of failing.
-        let yaml: serde_norway::Value =
-            serde_norway::from_slice(bytes).map_err(|e| format!("invalid YAML: {e}"))?;
+        let yaml: serde_norway::Value = serde_norway::from_slice(bytes).map_err(|e| format!("invalid YAML: {e}"))?;
         yaml_to_json(yaml)
     }
 }
@@ -261,19 +207,11 @@ fn yaml_to_json(v: serde_norway::Value) -> Result<Value, String> {
             } else if let Some(u) = n.as_u64() {
                 Value::from(u)
             } else {
-                n.as_f64()
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number)
-                    .unwrap_or(Value::Null)
+                n.as_f64().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
             }
         }
         Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(
-            items
-                .into_iter()
-                .map(yaml_to_json)
-                .collect::<Result<_, _>>()?,
-        ),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect::<Result<_, _>>()?),
         Y::Mapping(map) => {
             let mut out = serde_json::Map::with_capacity(map.len());
             for (k, v) in map {

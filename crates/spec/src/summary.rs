@@ -5,9 +5,7 @@
 use serde_json::Value;
 
 /// HTTP methods that can appear in a path item, in the order we list them.
-pub const METHODS: [&str; 8] = [
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
+pub const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 /// One operation of the API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,12 +43,7 @@ impl Summary {
         let servers = doc
             .get("servers")
             .and_then(Value::as_array)
-            .map(|s| {
-                s.iter()
-                    .filter_map(|s| s.get("url").and_then(Value::as_str))
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|s| s.iter().filter_map(|s| s.get("url").and_then(Value::as_str)).map(String::from).collect())
             .unwrap_or_default();
         let mut operations = Vec::new();
         if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
@@ -62,20 +55,12 @@ impl Summary {
                     operations.push(Operation {
                         method: method.to_ascii_uppercase(),
                         path: path.clone(),
-                        operation_id: op
-                            .get("operationId")
-                            .and_then(Value::as_str)
-                            .map(String::from),
+                        operation_id: op.get("operationId").and_then(Value::as_str).map(String::from),
                         summary: op.get("summary").and_then(Value::as_str).map(String::from),
                         tags: op
                             .get("tags")
                             .and_then(Value::as_array)
-                            .map(|t| {
-                                t.iter()
-                                    .filter_map(Value::as_str)
-                                    .map(String::from)
-                                    .collect()
-                            })
+                            .map(|t| t.iter().filter_map(Value::as_str).map(String::from).collect())
                             .unwrap_or_default(),
                     });
                 }
@@ -95,28 +80,16 @@ impl Summary {
     /// segment that is not a collection/identifier pair, as Cloudflare's own
     /// description does (`/zones/{zone_id}/dns_records/…` → `dns_records`).
     pub fn top_groups(&self, limit: usize) -> Vec<(String, usize)> {
-        let tagged = self
-            .operations
-            .iter()
-            .filter(|o| !o.tags.is_empty())
-            .count();
-        let mut distinct_tags: Vec<&str> = self
-            .operations
-            .iter()
-            .flat_map(|o| o.tags.iter().map(String::as_str))
-            .collect();
+        let tagged = self.operations.iter().filter(|o| !o.tags.is_empty()).count();
+        let mut distinct_tags: Vec<&str> =
+            self.operations.iter().flat_map(|o| o.tags.iter().map(String::as_str)).collect();
         distinct_tags.sort_unstable();
         distinct_tags.dedup();
-        let use_tags = !self.operations.is_empty()
-            && tagged * 10 >= self.operations.len() * 9
-            && distinct_tags.len() <= 80;
+        let use_tags =
+            !self.operations.is_empty() && tagged * 10 >= self.operations.len() * 9 && distinct_tags.len() <= 80;
         let mut counts: indexmap::IndexMap<String, usize> = indexmap::IndexMap::new();
         for op in &self.operations {
-            let group = if use_tags {
-                op.tags.first().cloned()
-            } else {
-                product_of(&op.path)
-            };
+            let group = if use_tags { op.tags.first().cloned() } else { product_of(&op.path) };
             if let Some(g) = group {
                 *counts.entry(g).or_default() += 1;
             }
@@ -157,18 +130,9 @@ mod tests {
 
     #[test]
     fn products_skip_collection_id_pairs() {
-        assert_eq!(
-            product_of("/zones/{zone_id}/dns_records/{id}").as_deref(),
-            Some("dns_records")
-        );
-        assert_eq!(
-            product_of("/accounts/{account_id}/workers/scripts").as_deref(),
-            Some("workers")
-        );
-        assert_eq!(
-            product_of("/repos/{owner}/{repo}/issues").as_deref(),
-            Some("issues")
-        );
+        assert_eq!(product_of("/zones/{zone_id}/dns_records/{id}").as_deref(), Some("dns_records"));
+        assert_eq!(product_of("/accounts/{account_id}/workers/scripts").as_deref(), Some("workers"));
+        assert_eq!(product_of("/repos/{owner}/{repo}/issues").as_deref(), Some("issues"));
         assert_eq!(product_of("/zones/{zone_id}").as_deref(), Some("zones"));
         assert_eq!(product_of("/user/repos").as_deref(), Some("user"));
     }

@@ -8,9 +8,7 @@
 
 use serde_json::{json, Map, Value};
 
-const METHODS: [&str; 8] = [
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 /// Parameter fields that move into `schema` in OpenAPI 3.
 const SCHEMA_FIELDS: [&str; 17] = [
@@ -35,9 +33,7 @@ const SCHEMA_FIELDS: [&str; 17] = [
 
 /// True when the document declares `swagger: "2.0"`.
 pub fn is_swagger2(doc: &Value) -> bool {
-    doc.get("swagger")
-        .and_then(Value::as_str)
-        .is_some_and(|v| v.starts_with('2'))
+    doc.get("swagger").and_then(Value::as_str).is_some_and(|v| v.starts_with('2'))
 }
 
 /// Converts a Swagger 2.0 document to OpenAPI 3.0 shape in place.
@@ -45,15 +41,10 @@ pub fn convert(doc: &mut Value) {
     let Some(root) = doc.as_object_mut() else {
         return;
     };
-    let consumes =
-        string_list(root.get("consumes")).unwrap_or_else(|| vec!["application/json".into()]);
-    let produces =
-        string_list(root.get("produces")).unwrap_or_else(|| vec!["application/json".into()]);
+    let consumes = string_list(root.get("consumes")).unwrap_or_else(|| vec!["application/json".into()]);
+    let produces = string_list(root.get("produces")).unwrap_or_else(|| vec!["application/json".into()]);
     // Shared parameters: body/formData ones become requestBodies, the rest stay parameters.
-    let shared_params = root
-        .remove("parameters")
-        .and_then(into_object)
-        .unwrap_or_default();
+    let shared_params = root.remove("parameters").and_then(into_object).unwrap_or_default();
 
     let mut components = Map::new();
     if let Some(defs) = root.remove("definitions") {
@@ -61,10 +52,7 @@ pub fn convert(doc: &mut Value) {
     }
     let mut params_out = Map::new();
     for (name, p) in &shared_params {
-        if !matches!(
-            p.get("in").and_then(Value::as_str),
-            Some("body") | Some("formData")
-        ) {
+        if !matches!(p.get("in").and_then(Value::as_str), Some("body") | Some("formData")) {
             params_out.insert(name.clone(), convert_parameter(p.clone()));
         }
     }
@@ -72,17 +60,11 @@ pub fn convert(doc: &mut Value) {
         components.insert("parameters".into(), Value::Object(params_out));
     }
     if let Some(Value::Object(responses)) = root.remove("responses") {
-        let converted = responses
-            .into_iter()
-            .map(|(k, r)| (k, convert_response(r, &produces)))
-            .collect();
+        let converted = responses.into_iter().map(|(k, r)| (k, convert_response(r, &produces))).collect();
         components.insert("responses".into(), Value::Object(converted));
     }
     if let Some(Value::Object(defs)) = root.remove("securityDefinitions") {
-        let converted = defs
-            .into_iter()
-            .map(|(k, s)| (k, convert_security_scheme(s)))
-            .collect();
+        let converted = defs.into_iter().map(|(k, s)| (k, convert_security_scheme(s))).collect();
         components.insert("securitySchemes".into(), Value::Object(converted));
     }
 
@@ -103,20 +85,15 @@ pub fn convert(doc: &mut Value) {
                 }
             }
             // Path-level non-body parameters stay at the path level.
-            let kept: Vec<Value> = path_level
-                .into_iter()
-                .filter(|p| !is_body_like(p, &shared_params))
-                .map(convert_parameter)
-                .collect();
+            let kept: Vec<Value> =
+                path_level.into_iter().filter(|p| !is_body_like(p, &shared_params)).map(convert_parameter).collect();
             if !kept.is_empty() {
                 item.insert("parameters".into(), Value::Array(kept));
             }
         }
     }
 
-    for key in [
-        "swagger", "host", "basePath", "schemes", "consumes", "produces",
-    ] {
+    for key in ["swagger", "host", "basePath", "schemes", "consumes", "produces"] {
         root.remove(key);
     }
     root.insert("openapi".into(), json!("3.0.3"));
@@ -133,17 +110,10 @@ pub fn convert(doc: &mut Value) {
 fn servers_from(root: &Map<String, Value>) -> Vec<Value> {
     let base_path = root.get("basePath").and_then(Value::as_str).unwrap_or("");
     let Some(host) = root.get("host").and_then(Value::as_str) else {
-        return if base_path.is_empty() {
-            vec![]
-        } else {
-            vec![json!({"url": base_path})]
-        };
+        return if base_path.is_empty() { vec![] } else { vec![json!({"url": base_path})] };
     };
     let schemes = string_list(root.get("schemes")).unwrap_or_else(|| vec!["https".into()]);
-    schemes
-        .iter()
-        .map(|s| json!({"url": format!("{s}://{host}{base_path}")}))
-        .collect()
+    schemes.iter().map(|s| json!({"url": format!("{s}://{host}{base_path}")})).collect()
 }
 
 fn convert_operation(
@@ -164,12 +134,8 @@ fn convert_operation(
     let mut form_required = Vec::new();
     let mut has_file = false;
     // Operation parameters override path-level ones with the same name+in.
-    let body_like: Vec<Value> = path_level
-        .iter()
-        .filter(|p| is_body_like(p, shared))
-        .cloned()
-        .chain(own.iter().cloned())
-        .collect();
+    let body_like: Vec<Value> =
+        path_level.iter().filter(|p| is_body_like(p, shared)).cloned().chain(own.iter().cloned()).collect();
     for p in body_like {
         let resolved = deref_shared(&p, shared).unwrap_or_else(|| p.clone());
         match resolved.get("in").and_then(Value::as_str) {
@@ -180,10 +146,7 @@ fn convert_operation(
                     if let Some(schema) = resolved.get("schema") {
                         media.insert("schema".into(), schema.clone());
                     }
-                    if let Some(ex) = resolved
-                        .get("x-examples")
-                        .or_else(|| resolved.get("example"))
-                    {
+                    if let Some(ex) = resolved.get("x-examples").or_else(|| resolved.get("example")) {
                         media.insert("example".into(), ex.clone());
                     }
                     content.insert(ct.clone(), Value::Object(media));
@@ -192,19 +155,12 @@ fn convert_operation(
                 if let Some(d) = resolved.get("description") {
                     body.insert("description".into(), d.clone());
                 }
-                body.insert(
-                    "required".into(),
-                    resolved.get("required").cloned().unwrap_or(json!(false)),
-                );
+                body.insert("required".into(), resolved.get("required").cloned().unwrap_or(json!(false)));
                 body.insert("content".into(), Value::Object(content));
                 op.insert("requestBody".into(), Value::Object(body));
             }
             Some("formData") => {
-                let name = resolved
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("field")
-                    .to_string();
+                let name = resolved.get("name").and_then(Value::as_str).unwrap_or("field").to_string();
                 if resolved.get("type").and_then(Value::as_str) == Some("file") {
                     has_file = true;
                 }
@@ -234,19 +190,13 @@ fn convert_operation(
         if !form_required.is_empty() {
             schema["required"] = Value::Array(form_required);
         }
-        op.insert(
-            "requestBody".into(),
-            json!({"content": {ct: {"schema": schema}}}),
-        );
+        op.insert("requestBody".into(), json!({"content": {ct: {"schema": schema}}}));
     }
     if !params.is_empty() {
         op.insert("parameters".into(), Value::Array(params));
     }
     if let Some(Value::Object(responses)) = op.remove("responses") {
-        let converted = responses
-            .into_iter()
-            .map(|(k, r)| (k, convert_response(r, &produces)))
-            .collect();
+        let converted = responses.into_iter().map(|(k, r)| (k, convert_response(r, &produces))).collect();
         op.insert("responses".into(), Value::Object(converted));
     }
 }
@@ -254,10 +204,7 @@ fn convert_operation(
 fn is_body_like(p: &Value, shared: &Map<String, Value>) -> bool {
     let resolved = deref_shared(p, shared);
     let p = resolved.as_ref().unwrap_or(p);
-    matches!(
-        p.get("in").and_then(Value::as_str),
-        Some("body") | Some("formData")
-    )
+    matches!(p.get("in").and_then(Value::as_str), Some("body") | Some("formData"))
 }
 
 /// Resolves `{"$ref": "#/parameters/X"}` against the document's shared parameters.
@@ -348,11 +295,8 @@ fn convert_security_scheme(s: Value) -> Value {
                 _ => "authorizationCode",
             };
             let mut f = Map::new();
-            for (from, to) in [
-                ("authorizationUrl", "authorizationUrl"),
-                ("tokenUrl", "tokenUrl"),
-                ("scopes", "scopes"),
-            ] {
+            for (from, to) in [("authorizationUrl", "authorizationUrl"), ("tokenUrl", "tokenUrl"), ("scopes", "scopes")]
+            {
                 if let Some(v) = s.get(from) {
                     f.insert(to.into(), v.clone());
                 }
@@ -388,11 +332,7 @@ fn rewrite_local_refs(v: &mut Value) {
 }
 
 fn string_list(v: Option<&Value>) -> Option<Vec<String>> {
-    let list: Vec<String> = v?
-        .as_array()?
-        .iter()
-        .filter_map(|s| s.as_str().map(String::from))
-        .collect();
+    let list: Vec<String> = v?.as_array()?.iter().filter_map(|s| s.as_str().map(String::from)).collect();
     (!list.is_empty()).then_some(list)
 }
 
@@ -434,25 +374,13 @@ mod tests {
         assert_eq!(doc["openapi"], "3.0.3");
         assert_eq!(doc["servers"][0]["url"], "https://api.example.com/v1");
         let op = &doc["paths"]["/pets/{id}"]["put"];
-        assert_eq!(
-            op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-            "#/components/schemas/Pet"
-        );
+        assert_eq!(op["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Pet");
         assert_eq!(op["requestBody"]["required"], true);
         assert_eq!(op["parameters"][0]["name"], "dry");
         assert_eq!(op["parameters"][0]["schema"]["type"], "boolean");
-        assert_eq!(
-            op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
-            "#/components/schemas/Pet"
-        );
-        assert_eq!(
-            doc["paths"]["/pets/{id}"]["parameters"][0]["schema"]["type"],
-            "string"
-        );
-        assert_eq!(
-            doc["components"]["securitySchemes"]["basic"]["scheme"],
-            "basic"
-        );
+        assert_eq!(op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Pet");
+        assert_eq!(doc["paths"]["/pets/{id}"]["parameters"][0]["schema"]["type"], "string");
+        assert_eq!(doc["components"]["securitySchemes"]["basic"]["scheme"], "basic");
         assert!(doc.get("definitions").is_none());
     }
 
@@ -464,8 +392,7 @@ mod tests {
             "responses": {"201": {"description": "created"}}
         }}}});
         convert(&mut doc);
-        let schema =
-            &doc["paths"]["/up"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"];
+        let schema = &doc["paths"]["/up"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"];
         assert_eq!(schema["properties"]["file"]["format"], "binary");
         assert_eq!(schema["required"][0], "file");
     }

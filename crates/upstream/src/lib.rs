@@ -101,8 +101,7 @@ impl Auth {
             Auth::Bearer { token, .. } => vec![token.0.clone()],
             Auth::Header { value, .. } => vec![value.0.clone()],
             Auth::Basic { user, password, .. } => {
-                let b64 = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{user}:{}", password.0));
+                let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.0));
                 vec![password.0.clone(), b64]
             }
         };
@@ -189,10 +188,7 @@ impl UpstreamError {
     }
     /// Refused by policy.
     pub fn policy(message: &str) -> Self {
-        UpstreamError {
-            name: "PolicyError",
-            ..Self::usage(message)
-        }
+        UpstreamError { name: "PolicyError", ..Self::usage(message) }
     }
     /// As the JSON object the sandbox turns into an `Error`.
     pub fn to_json(&self) -> Value {
@@ -216,12 +212,41 @@ impl UpstreamError {
     }
 }
 
+/// An in-process stand-in for the network: answers checked requests itself
+/// (rehearsal mode answers from the spec). It sees requests exactly as they
+/// would be sent — after parsing, policy, size checks and credential
+/// injection — and its answers go through the same decoding, scrubbing and
+/// error handling as real ones.
+pub trait Responder: Send + Sync + 'static {
+    /// Answers one request. `headers` are the outgoing headers, credential
+    /// included.
+    fn respond(&self, req: &ApiRequest, headers: &HeaderMap) -> Response;
+}
+
+/// An answer from a [`Responder`].
+#[derive(Clone, Debug, Default)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
 /// A client for one upstream API.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Upstream {
     config: UpstreamConfig,
     http: reqwest::Client,
     secrets: Vec<String>,
+    responder: Option<std::sync::Arc<dyn Responder>>,
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstream").field("config", &self.config).field("mock", &self.responder.is_some()).finish()
+    }
 }
 
 impl Upstream {
@@ -240,11 +265,19 @@ impl Upstream {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let secrets = config.auth.secrets();
-        Ok(Upstream {
-            config,
-            http,
-            secrets,
-        })
+        Ok(Upstream { config, http, secrets, responder: None })
+    }
+
+    /// Answers requests with `responder` instead of the network (rehearsal
+    /// mode). Everything else — checks, policy, limits, errors — stays.
+    pub fn with_responder(mut self, responder: std::sync::Arc<dyn Responder>) -> Self {
+        self.responder = Some(responder);
+        self
+    }
+
+    /// True when requests are answered by a [`Responder`].
+    pub fn is_mocked(&self) -> bool {
+        self.responder.is_some()
     }
 
     /// The configuration.
@@ -281,38 +314,45 @@ impl Upstream {
             ),
             Body::Raw(s, ct) => (Some(s.clone().into_bytes()), Some(ct.clone())),
         };
-        if body
-            .as_ref()
-            .is_some_and(|b| b.len() > self.config.max_request_bytes)
-        {
+        if body.as_ref().is_some_and(|b| b.len() > self.config.max_request_bytes) {
             return Err(with_req(UpstreamError::policy(&format!(
                 "the request body is larger than the limit of {} bytes",
                 self.config.max_request_bytes
             ))));
         }
-        let headers = self
-            .headers(&req, content_type.as_deref())
-            .map_err(with_req)?;
-        let method =
-            reqwest::Method::from_bytes(req.method.as_bytes()).expect("method was checked");
-        let idempotent = matches!(
-            req.method.as_str(),
-            "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS"
-        );
+        let headers = self.headers(&req, content_type.as_deref()).map_err(with_req)?;
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).expect("method was checked");
+        let idempotent = matches!(req.method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS");
+        if let Some(responder) = &self.responder {
+            let mut answered = req.clone();
+            answered.query = url.query_pairs().into_owned().collect();
+            let mut r = responder.respond(&answered, &headers);
+            if r.body.len() > self.config.max_response_bytes {
+                r.body.truncate(self.config.max_response_bytes);
+            }
+            let mut map = Map::new();
+            let mut content_type = String::new();
+            for (k, v) in &r.headers {
+                if k.eq_ignore_ascii_case("content-type") {
+                    content_type = v.to_ascii_lowercase();
+                }
+                map.insert(k.to_ascii_lowercase(), Value::String(self.scrub(v)));
+            }
+            let data = self.decode(&r.body, &content_type);
+            if (200..400).contains(&r.status) {
+                return Ok(json!({"status": r.status, "headers": map, "data": data}));
+            }
+            let status = reqwest::StatusCode::from_u16(r.status).unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(with_req(self.status_error(status, data, &req)));
+        }
         let mut attempt = 0;
         loop {
-            let mut builder = self
-                .http
-                .request(method.clone(), url.clone())
-                .headers(headers.clone())
-                .timeout(self.config.timeout);
+            let mut builder =
+                self.http.request(method.clone(), url.clone()).headers(headers.clone()).timeout(self.config.timeout);
             if let Some(b) = &body {
                 builder = builder.body(b.clone());
             }
-            let resp = builder
-                .send()
-                .await
-                .map_err(|e| with_req(self.transport_error(e)))?;
+            let resp = builder.send().await.map_err(|e| with_req(self.transport_error(e)))?;
             let status = resp.status().as_u16();
             if (status == 429 || status == 503) && idempotent && attempt < self.config.max_retries {
                 if let Some(wait) = retry_after(resp.headers()) {
@@ -330,16 +370,13 @@ impl Upstream {
 
     fn url_for(&self, req: &ApiRequest) -> Result<Url, UpstreamError> {
         let base = self.config.base_url.as_str().trim_end_matches('/');
-        let mut url = Url::parse(&format!("{base}{}", req.path)).map_err(|e| {
-            UpstreamError::policy(&format!("the path does not form a valid URL: {e}"))
-        })?;
+        let mut url = Url::parse(&format!("{base}{}", req.path))
+            .map_err(|e| UpstreamError::policy(&format!("the path does not form a valid URL: {e}")))?;
         // Defence in depth: whatever the path parser let through, the URL
         // must still be on the configured origin and under its base path.
         let base_path = self.config.base_url.path().trim_end_matches('/');
         if url.origin() != self.config.base_url.origin() || !url.path().starts_with(base_path) {
-            return Err(UpstreamError::policy(
-                "the path would leave the configured API",
-            ));
+            return Err(UpstreamError::policy("the path would leave the configured API"));
         }
         if !req.query.is_empty() {
             url.query_pairs_mut().extend_pairs(req.query.iter());
@@ -347,18 +384,13 @@ impl Upstream {
         Ok(url)
     }
 
-    fn headers(
-        &self,
-        req: &ApiRequest,
-        content_type: Option<&str>,
-    ) -> Result<HeaderMap, UpstreamError> {
+    fn headers(&self, req: &ApiRequest, content_type: Option<&str>) -> Result<HeaderMap, UpstreamError> {
         let mut h = HeaderMap::new();
         let mut put = |name: &str, value: &str| -> Result<(), UpstreamError> {
             let n = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| UpstreamError::policy(&format!("invalid header name `{name}`")))?;
-            let v = HeaderValue::from_str(value).map_err(|_| {
-                UpstreamError::policy(&format!("invalid value for header `{name}`"))
-            })?;
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| UpstreamError::policy(&format!("invalid value for header `{name}`")))?;
             h.insert(n, v);
             Ok(())
         };
@@ -369,7 +401,9 @@ impl Upstream {
         for (k, v) in &req.headers {
             if let Auth::Header { name, .. } = &self.config.auth {
                 if name.eq_ignore_ascii_case(k) {
-                    return Err(UpstreamError::policy(&format!("the `{k}` header carries this API's credential and cannot be set from code")));
+                    return Err(UpstreamError::policy(&format!(
+                        "the `{k}` header carries this API's credential and cannot be set from code"
+                    )));
                 }
             }
             put(k, v)?;
@@ -380,29 +414,22 @@ impl Upstream {
         match &self.config.auth {
             Auth::None => {}
             Auth::Bearer { token, .. } => {
-                let mut v =
-                    HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                        UpstreamError::policy(
-                            "the configured bearer token is not a valid header value",
-                        )
-                    })?;
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .map_err(|_| UpstreamError::policy("the configured bearer token is not a valid header value"))?;
                 v.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, v);
             }
             Auth::Header { name, value, .. } => {
                 let n = HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| UpstreamError::policy("invalid credential header name"))?;
-                let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
-                    UpstreamError::policy("the configured credential is not a valid header value")
-                })?;
+                let mut v = HeaderValue::from_str(value.expose())
+                    .map_err(|_| UpstreamError::policy("the configured credential is not a valid header value"))?;
                 v.set_sensitive(true);
                 h.insert(n, v);
             }
             Auth::Basic { user, password, .. } => {
-                let b64 = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{user}:{}", password.expose()));
-                let mut v = HeaderValue::from_str(&format!("Basic {b64}"))
-                    .expect("base64 is a valid header value");
+                let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
+                let mut v = HeaderValue::from_str(&format!("Basic {b64}")).expect("base64 is a valid header value");
                 v.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, v);
             }
@@ -418,17 +445,9 @@ impl Upstream {
                 self.config.name, self.config.timeout
             )
         } else if e.is_connect() {
-            format!(
-                "could not connect to the `{}` API at {base}: {}",
-                self.config.name,
-                root_cause(&e)
-            )
+            format!("could not connect to the `{}` API at {base}: {}", self.config.name, root_cause(&e))
         } else {
-            format!(
-                "the request to the `{}` API failed: {}",
-                self.config.name,
-                root_cause(&e)
-            )
+            format!("the request to the `{}` API failed: {}", self.config.name, root_cause(&e))
         };
         UpstreamError {
             name: "UpstreamError",
@@ -441,11 +460,7 @@ impl Upstream {
         }
     }
 
-    async fn read_response(
-        &self,
-        mut resp: reqwest::Response,
-        req: &ApiRequest,
-    ) -> Result<Value, UpstreamError> {
+    async fn read_response(&self, mut resp: reqwest::Response, req: &ApiRequest) -> Result<Value, UpstreamError> {
         let status = resp.status();
         let mut headers = Map::new();
         for (k, v) in resp.headers() {
@@ -508,21 +523,11 @@ impl Upstream {
         Value::String(text)
     }
 
-    fn status_error(
-        &self,
-        status: reqwest::StatusCode,
-        data: Value,
-        req: &ApiRequest,
-    ) -> UpstreamError {
+    fn status_error(&self, status: reqwest::StatusCode, data: Value, req: &ApiRequest) -> UpstreamError {
         let code = status.as_u16();
         let reason = status.canonical_reason().unwrap_or("");
-        let upstream_says = upstream_message(&data)
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
-        let mut message = format!(
-            "{} {} → {code} {reason}{upstream_says}",
-            req.method, req.path
-        );
+        let upstream_says = upstream_message(&data).map(|m| format!(": {m}")).unwrap_or_default();
+        let mut message = format!("{} {} → {code} {reason}{upstream_says}", req.method, req.path);
         let retryable = matches!(code, 408 | 429 | 500 | 502 | 503 | 504);
         match code {
             401 | 403 => {
@@ -530,20 +535,18 @@ impl Upstream {
                     ". The API refused {}; retrying will not help. {}",
                     self.config.auth.describe(),
                     match self.config.auth {
-                        Auth::None => "No credential is configured for this API: set `auth` in the codemode config.".to_string(),
+                        Auth::None =>
+                            "No credential is configured for this API: set `auth` in the codemode config.".to_string(),
                         _ if code == 401 => "The credential is missing, invalid or expired.".to_string(),
                         _ => "The credential lacks a permission this operation needs.".to_string(),
                     }
                 ));
             }
-            404 => message
-                .push_str(". Check the path and its parameters against the spec with `search`."),
-            400 | 422 => message.push_str(
-                ". Check the parameters and body against the operation's schema with `search`.",
-            ),
-            _ if retryable => {
-                message.push_str(". This may be temporary: retrying later can succeed.")
+            404 => message.push_str(". Check the path and its parameters against the spec with `search`."),
+            400 | 422 => {
+                message.push_str(". Check the parameters and body against the operation's schema with `search`.")
             }
+            _ if retryable => message.push_str(". This may be temporary: retrying later can succeed."),
             _ => {}
         }
         UpstreamError {
@@ -582,12 +585,7 @@ fn upstream_message(data: &Value) -> Option<String> {
     };
     let found = match data {
         Value::Object(o) => pick(data)
-            .or_else(|| {
-                o.get("errors")
-                    .and_then(|e| e.as_array())
-                    .and_then(|a| a.first())
-                    .and_then(pick)
-            })
+            .or_else(|| o.get("errors").and_then(|e| e.as_array()).and_then(|a| a.first()).and_then(pick))
             .or_else(|| o.get("error").and_then(pick)),
         Value::String(s) => Some(s.clone()),
         _ => None,
@@ -601,19 +599,12 @@ fn upstream_message(data: &Value) -> Option<String> {
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -630,10 +621,7 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let a = Auth::Bearer {
-            token: Secret::new("canary-123456".into()),
-            source: "$TOKEN".into(),
-        };
+        let a = Auth::Bearer { token: Secret::new("canary-123456".into()), source: "$TOKEN".into() };
         assert!(!format!("{a:?}").contains("canary"));
         assert_eq!(a.describe(), "the bearer token from $TOKEN");
     }
@@ -641,35 +629,21 @@ mod tests {
     #[test]
     fn responses_are_scrubbed_of_credentials() {
         let mut c = UpstreamConfig::new("t", Url::parse("http://127.0.0.1:1/").unwrap());
-        c.auth = Auth::Basic {
-            user: "u".into(),
-            password: Secret::new("hunter22".into()),
-            source: "$P".into(),
-        };
+        c.auth = Auth::Basic { user: "u".into(), password: Secret::new("hunter22".into()), source: "$P".into() };
         let _ = rustls::crypto::ring::default_provider().install_default();
         let u = Upstream::new(c).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode("u:hunter22");
-        let v = u.decode(
-            format!("{{\"auth\": \"Basic {b64}\", \"p\": \"hunter22\"}}").as_bytes(),
-            "application/json",
-        );
+        let v = u.decode(format!("{{\"auth\": \"Basic {b64}\", \"p\": \"hunter22\"}}").as_bytes(), "application/json");
         assert_eq!(v, json!({"auth": "Basic [REDACTED]", "p": "[REDACTED]"}));
     }
 
     #[test]
     fn upstream_messages_are_found() {
         assert_eq!(
-            upstream_message(&json!({"errors": [{"code": 9109, "message": "Invalid token"}]}))
-                .as_deref(),
+            upstream_message(&json!({"errors": [{"code": 9109, "message": "Invalid token"}]})).as_deref(),
             Some("Invalid token")
         );
-        assert_eq!(
-            upstream_message(&json!({"message": "Not Found"})).as_deref(),
-            Some("Not Found")
-        );
-        assert_eq!(
-            upstream_message(&json!({"error": {"message": "x"}})).as_deref(),
-            Some("x")
-        );
+        assert_eq!(upstream_message(&json!({"message": "Not Found"})).as_deref(), Some("Not Found"));
+        assert_eq!(upstream_message(&json!({"error": {"message": "x"}})).as_deref(), Some("x"));
     }
 }

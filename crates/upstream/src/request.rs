@@ -63,9 +63,7 @@ const FORBIDDEN_HEADERS: [&str; 14] = [
 
 /// Parses the arguments array of a `request(...)` call.
 pub fn parse(args: &Value) -> Result<ApiRequest, UpstreamError> {
-    let args = args
-        .as_array()
-        .ok_or_else(|| usage("the arguments must be an array"))?;
+    let args = args.as_array().ok_or_else(|| usage("the arguments must be an array"))?;
     match args.first() {
         Some(Value::String(route)) => parse_route(route, args.get(1)),
         Some(Value::Object(obj)) => {
@@ -82,10 +80,7 @@ pub fn parse(args: &Value) -> Result<ApiRequest, UpstreamError> {
 
 fn parse_object(obj: &Map<String, Value>) -> Result<ApiRequest, UpstreamError> {
     for k in obj.keys() {
-        if !matches!(
-            k.as_str(),
-            "method" | "path" | "query" | "body" | "headers" | "contentType" | "rawBody"
-        ) {
+        if !matches!(k.as_str(), "method" | "path" | "query" | "body" | "headers" | "contentType" | "rawBody") {
             return Err(usage(&format!(
                 "unknown field `{k}`; the fields are method, path, query, body, headers, contentType, rawBody"
             )));
@@ -97,19 +92,16 @@ fn parse_object(obj: &Map<String, Value>) -> Result<ApiRequest, UpstreamError> {
         Some(_) => return Err(usage("`method` must be a string such as \"GET\"")),
     };
     check_method(&method)?;
-    let path = obj.get("path").and_then(Value::as_str).ok_or_else(|| {
-        usage("`path` is required: a path relative to the API's base URL, such as \"/zones\"")
-    })?;
+    let path = obj
+        .get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| usage("`path` is required: a path relative to the API's base URL, such as \"/zones\""))?;
     let (path, mut query) = split_query(path)?;
     let path = check_path(&path)?;
     match obj.get("query") {
         None | Some(Value::Null) => {}
         Some(Value::Object(q)) => query.extend(query_pairs(q)?),
-        Some(_) => {
-            return Err(usage(
-                "`query` must be an object of parameter names to values",
-            ))
-        }
+        Some(_) => return Err(usage("`query` must be an object of parameter names to values")),
     }
     let headers = parse_headers(obj.get("headers"))?;
     let content_type = match obj.get("contentType") {
@@ -118,28 +110,17 @@ fn parse_object(obj: &Map<String, Value>) -> Result<ApiRequest, UpstreamError> {
         Some(_) => return Err(usage("`contentType` must be a string")),
     };
     let body = match (obj.get("rawBody"), obj.get("body")) {
-        (Some(Value::String(raw)), _) => Body::Raw(
-            raw.clone(),
-            content_type.unwrap_or_else(|| "text/plain".into()),
-        ),
+        (Some(Value::String(raw)), _) => Body::Raw(raw.clone(), content_type.unwrap_or_else(|| "text/plain".into())),
         (Some(Value::Null) | None, None | Some(Value::Null)) => Body::None,
         (Some(Value::Null) | None, Some(b)) => Body::Json(b.clone(), content_type),
         (Some(_), _) => return Err(usage("`rawBody` must be a string")),
     };
-    Ok(ApiRequest {
-        method,
-        path,
-        query,
-        headers,
-        body,
-    })
+    Ok(ApiRequest { method, path, query, headers, body })
 }
 
 fn parse_route(route: &str, params: Option<&Value>) -> Result<ApiRequest, UpstreamError> {
     let (method, template) = route.trim().split_once(' ').ok_or_else(|| {
-        usage(&format!(
-            "the route `{route}` must be \"METHOD /path\", e.g. \"GET /zones/{{zone_id}}\""
-        ))
+        usage(&format!("the route `{route}` must be \"METHOD /path\", e.g. \"GET /zones/{{zone_id}}\""))
     })?;
     let method = method.to_ascii_uppercase();
     check_method(&method)?;
@@ -163,7 +144,9 @@ fn parse_route(route: &str, params: Option<&Value>) -> Result<ApiRequest, Upstre
             .ok_or_else(|| usage(&format!("unclosed `{{` in route `{route}`")))?;
         let name = &template[i + 1..end];
         let value = rest.remove(name).ok_or_else(|| {
-            usage(&format!("the route needs a value for `{name}`: pass it in the second argument, e.g. {{{name}: ...}}"))
+            usage(&format!(
+                "the route needs a value for `{name}`: pass it in the second argument, e.g. {{{name}: ...}}"
+            ))
         })?;
         let text = scalar_text(name, &value)?;
         if text.is_empty() {
@@ -183,23 +166,14 @@ fn parse_route(route: &str, params: Option<&Value>) -> Result<ApiRequest, Upstre
     } else {
         Body::Json(Value::Object(rest), None)
     };
-    Ok(ApiRequest {
-        method,
-        path,
-        query,
-        headers,
-        body,
-    })
+    Ok(ApiRequest { method, path, query, headers, body })
 }
 
 fn check_method(method: &str) -> Result<(), UpstreamError> {
     if METHODS.contains(&method) {
         Ok(())
     } else {
-        Err(usage(&format!(
-            "unsupported method `{method}`; use one of {}",
-            METHODS.join(", ")
-        )))
+        Err(usage(&format!("unsupported method `{method}`; use one of {}", METHODS.join(", "))))
     }
 }
 
@@ -208,9 +182,7 @@ fn split_query(path: &str) -> Result<(String, Vec<(String, String)>), UpstreamEr
     match path.split_once('?') {
         None => Ok((path.to_string(), vec![])),
         Some((p, q)) => {
-            let pairs = url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect();
+            let pairs = url::form_urlencoded::parse(q.as_bytes()).into_owned().collect();
             Ok((p.to_string(), pairs))
         }
     }
@@ -238,16 +210,12 @@ pub fn check_path(path: &str) -> Result<String, UpstreamError> {
         return bad("backslashes are not allowed");
     }
     if path.chars().any(|c| c.is_control() || c == ' ' || c == '#') {
-        return bad(
-            "it contains spaces, control characters or `#`; percent-encode parameter values",
-        );
+        return bad("it contains spaces, control characters or `#`; percent-encode parameter values");
     }
     // Decode repeatedly (double encoding) and look for dot segments.
     let mut decoded = path.to_string();
     for _ in 0..3 {
-        let next = percent_encoding::percent_decode_str(&decoded)
-            .decode_utf8_lossy()
-            .into_owned();
+        let next = percent_encoding::percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
         if next.split(['/', '\\']).any(|seg| seg == ".." || seg == ".") {
             return bad("`.` and `..` segments are not allowed");
         }
@@ -267,25 +235,15 @@ fn parse_headers(v: Option<&Value>) -> Result<Vec<(String, String)>, UpstreamErr
     let map = match v {
         Value::Null => return Ok(vec![]),
         Value::Object(m) => m,
-        _ => {
-            return Err(usage(
-                "`headers` must be an object of header names to string values",
-            ))
-        }
+        _ => return Err(usage("`headers` must be an object of header names to string values")),
     };
     let mut out = Vec::with_capacity(map.len());
     for (name, value) in map {
         let lower = name.to_ascii_lowercase();
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(UpstreamError::policy(&format!(
-                "header name `{}` is not valid",
-                name.escape_debug()
-            )));
+            return Err(UpstreamError::policy(&format!("header name `{}` is not valid", name.escape_debug())));
         }
-        if FORBIDDEN_HEADERS.contains(&lower.as_str())
-            || lower.starts_with("proxy-")
-            || lower.starts_with("sec-")
-        {
+        if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("sec-") {
             return Err(UpstreamError::policy(&format!(
                 "the `{name}` header cannot be set from code: credentials, cookies, the host and connection headers are managed by codemode"
             )));
@@ -336,10 +294,7 @@ fn scalar_text(name: &str, v: &Value) -> Result<String, UpstreamError> {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        _ => Err(usage(&format!(
-            "parameter `{name}` must be a string, number or boolean, not {}",
-            type_name(v)
-        ))),
+        _ => Err(usage(&format!("parameter `{name}` must be a string, number or boolean, not {}", type_name(v)))),
     }
 }
 
@@ -356,11 +311,8 @@ fn type_name(v: &Value) -> &'static str {
 
 /// Percent-encodes one path segment (everything but unreserved characters).
 pub fn encode_segment(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     let encoded = percent_encoding::utf8_percent_encode(s, SET).to_string();
     // A parameter that is exactly `.` or `..` must not become a dot segment.
     match encoded.as_str() {
@@ -399,10 +351,7 @@ mod tests {
 
     #[test]
     fn route_form_substitutes_encoded_parameters() {
-        let r = parse(
-            &json!(["GET /zones/{zone_id}/dns_records", {"zone_id": "a/b c", "per_page": 50}]),
-        )
-        .unwrap();
+        let r = parse(&json!(["GET /zones/{zone_id}/dns_records", {"zone_id": "a/b c", "per_page": 50}])).unwrap();
         assert_eq!(r.path, "/zones/a%2Fb%20c/dns_records");
         assert_eq!(r.query, vec![("per_page".into(), "50".into())]);
         let r = parse(&json!(["PATCH /items/{id}", {"id": 7, "name": "n"}])).unwrap();
@@ -411,10 +360,7 @@ mod tests {
         // Encoded or not, a `..` parameter would climb out of the API on
         // servers that decode before routing: refused.
         assert!(parse(&json!(["GET /x/{id}", {"id": ".."}])).is_err());
-        assert!(parse(&json!(["GET /x/{id}", {}]))
-            .unwrap_err()
-            .message
-            .contains("needs a value for `id`"));
+        assert!(parse(&json!(["GET /x/{id}", {}])).unwrap_err().message.contains("needs a value for `id`"));
     }
 
     #[test]
@@ -436,14 +382,7 @@ mod tests {
 
     #[test]
     fn credential_and_framing_headers_are_refused() {
-        for h in [
-            "Authorization",
-            "cookie",
-            "Host",
-            "Transfer-Encoding",
-            "Connection",
-            "Proxy-Authorization",
-        ] {
+        for h in ["Authorization", "cookie", "Host", "Transfer-Encoding", "Connection", "Proxy-Authorization"] {
             let e = parse(&json!([{"path": "/", "headers": {h: "x"}}])).unwrap_err();
             assert!(e.message.contains("cannot be set"), "{h}: {}", e.message);
         }
