@@ -280,6 +280,7 @@ impl Service {
         let mut env = ExecuteEnv {
             clients: apis.iter().map(|a| Client { global: a.name.clone(), methods: vec!["request".into()] }).collect(),
             aliases: vec![],
+            dynamic_clients: vec![],
         };
         if apis.len() == 1 {
             env.aliases.push(("api".into(), apis[0].name.clone()));

@@ -32,5 +32,10 @@
     },
     client: (name, methods) => Object.freeze(Object.fromEntries(
       methods.map((m) => [m, (...args) => call(name, m, args)]))),
+    // A client whose methods are not known in advance (portal tools): any
+    // property is a method; the host says when a name does not exist.
+    dynamic: (name) => new Proxy(Object.freeze({}), {
+      get: (_, m) => (typeof m === 'string' && m !== 'then') ? (...args) => call(name, m, args) : undefined,
+    }),
   };
 })

@@ -29,6 +29,8 @@ pub struct ExecuteEnv {
     pub clients: Vec<Client>,
     /// Extra names for clients: `(alias, global)`, e.g. `("api", "cloudflare")`.
     pub aliases: Vec<(String, String)>,
+    /// Globals whose every property is a method (`codemode.<server>_<tool>`).
+    pub dynamic_clients: Vec<String>,
 }
 
 /// Sets the cancel flag when the call's future is dropped (the client went
@@ -186,6 +188,11 @@ fn install_clients<'js>(
     for c in &env.clients {
         let obj: Object = client_fn.call((c.global.clone(), c.methods.clone()))?;
         globals.set(c.global.as_str(), obj)?;
+    }
+    let dynamic_fn: Function = bridge.get("dynamic")?;
+    for name in &env.dynamic_clients {
+        let obj: Object = dynamic_fn.call((name.clone(),))?;
+        globals.set(name.as_str(), obj)?;
     }
     for (alias, target) in &env.aliases {
         let obj: Object = globals.get(target.as_str())?;

@@ -137,6 +137,14 @@ pub struct Outcome {
 /// A boxed future returned by [`Host::call`].
 pub type HostFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, serde_json::Value>> + Send>>;
 
+/// Synchronous host functions for `search` code (`codemode.tools()`,
+/// `codemode.types(name?)`): `method` is `tools` or `types`, `args` the JSON
+/// array of arguments. `Err` is thrown into the code as an `Error`.
+pub trait SyncHost: Send + Sync + 'static {
+    /// Performs one call.
+    fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value>;
+}
+
 /// The host side of client methods (`api.request(...)`).
 ///
 /// `call` receives the client's global name, the method and the JSON array of

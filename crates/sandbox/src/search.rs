@@ -14,7 +14,7 @@ use codemode_spec::Graph;
 use crate::console::Console;
 use crate::engine::{self, RunSpec, Stop};
 use crate::spec_view::{self, ViewFns};
-use crate::{ErrorKind, Limits, Outcome, ScriptError};
+use crate::{ErrorKind, Limits, Outcome, ScriptError, SyncHost};
 
 /// A spec offered to `search` code under a name.
 #[derive(Clone, Debug)]
@@ -27,6 +27,7 @@ pub struct SearchSpec {
 
 struct Job {
     code: String,
+    host: Option<Arc<dyn SyncHost>>,
     cancel: Arc<AtomicBool>,
     reply: tokio::sync::oneshot::Sender<Outcome>,
 }
@@ -74,6 +75,11 @@ impl SearchPool {
 
     /// Runs one `search` call. Dropping the future cancels it.
     pub async fn run(&self, code: String) -> Outcome {
+        self.run_with(code, None).await
+    }
+
+    /// Runs one `search` call with a `codemode` global backed by `host`.
+    pub async fn run_with(&self, code: String, host: Option<Arc<dyn SyncHost>>) -> Outcome {
         let started = Instant::now();
         let (reply, rx) = tokio::sync::oneshot::channel();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -84,7 +90,7 @@ impl SearchPool {
             }
         }
         let _guard = CancelOnDrop(cancel.clone());
-        if self.jobs.send(Job { code, cancel, reply }).is_err() {
+        if self.jobs.send(Job { code, host, cancel, reply }).is_err() {
             return internal(started, "the search workers have stopped");
         }
         rx.await.unwrap_or_else(|_| internal(started, "a search worker ended without a result"))
@@ -132,7 +138,7 @@ fn worker(
         if job.cancel.load(Ordering::Relaxed) {
             continue;
         }
-        let outcome = run_job(&w, &job.code, &limits, job.cancel.clone());
+        let outcome = run_job(&w, &job.code, job.host.clone(), &limits, job.cancel.clone());
         let _ = job.reply.send(outcome);
         // Reclaim what the call left behind (contexts hold cycles) once it
         // adds up, rather than scanning the whole spec heap after every call.
@@ -164,7 +170,13 @@ fn build_worker(specs: &[SearchSpec], limits: &Limits) -> rquickjs::Result<Worke
     Ok(Worker { roots, view, _holder: holder, stop, base_bytes, rt })
 }
 
-fn run_job(w: &Worker, code: &str, limits: &Limits, cancel: Arc<AtomicBool>) -> Outcome {
+fn run_job(
+    w: &Worker,
+    code: &str,
+    host: Option<Arc<dyn SyncHost>>,
+    limits: &Limits,
+    cancel: Arc<AtomicBool>,
+) -> Outcome {
     let started = Instant::now();
     let deadline = started + limits.timeout;
     let stop = w.stop.arm(deadline, cancel);
@@ -184,6 +196,9 @@ fn run_job(w: &Worker, code: &str, limits: &Limits, cancel: Arc<AtomicBool>) -> 
                     ctx.globals().set("spec", w.view.view(&ctx, &w.roots[0].1)?)?;
                 }
                 ctx.globals().set("specs", specs)?;
+                if let Some(host) = host.clone() {
+                    install_sync_host(&ctx, host)?;
+                }
                 Ok(())
             };
             if let Err(e) = setup() {
@@ -199,4 +214,20 @@ fn run_job(w: &Worker, code: &str, limits: &Limits, cancel: Arc<AtomicBool>) -> 
     w.stop.disarm();
     let (lines, dropped) = console.borrow_mut().take();
     Outcome { result, console: lines, console_dropped: dropped, host_calls: 0, elapsed: started.elapsed() }
+}
+
+/// Installs the `codemode` global (`tools()`, `types(name?)`) for one call.
+fn install_sync_host(ctx: &rquickjs::Ctx<'_>, host: Arc<dyn SyncHost>) -> rquickjs::Result<()> {
+    let call = rquickjs::Function::new(ctx.clone(), move |method: String, args: String| -> String {
+        // "1<json>" for a result, "0<json>" for an error object.
+        let args: serde_json::Value = serde_json::from_str(&args).unwrap_or(serde_json::Value::Array(vec![]));
+        match host.call(&method, args) {
+            Ok(v) => format!("1{v}"),
+            Err(e) => format!("0{e}"),
+        }
+    })?;
+    let make: rquickjs::Function = engine::eval_prelude(ctx, include_str!("../js/sync_host.js"))?;
+    let obj: Object = make.call((call,))?;
+    ctx.globals().set("codemode", obj)?;
+    Ok(())
 }

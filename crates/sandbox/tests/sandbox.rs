@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use codemode_sandbox::{
     execute, Client, ErrorKind, ExecuteEnv, Host, HostFuture, JsValue, Limits, Outcome, SearchPool, SearchSpec,
+    SyncHost,
 };
 use serde_json::{json, Value};
 
@@ -40,6 +41,7 @@ async fn exec_with(code: &str, limits: Limits) -> Outcome {
     let env = ExecuteEnv {
         clients: vec![Client { global: "demo".into(), methods: vec!["request".into()] }],
         aliases: vec![("api".into(), "demo".into())],
+        dynamic_clients: vec!["codemode".into()],
     };
     execute(code.to_string(), Arc::new(env), limits, Arc::new(Echo)).await
 }
@@ -290,4 +292,48 @@ async fn search_memory_bombs_leave_the_spec_intact() {
     assert_eq!(err(&o).kind, ErrorKind::OutOfMemory, "{:?}", err(&o));
     let o = p.run("async () => Object.keys(spec.paths).length".into()).await;
     assert_eq!(ok(&o), &JsValue::Json(json!(2)));
+}
+
+#[tokio::test]
+async fn dynamic_clients_route_any_method_to_the_host() {
+    let o = exec(
+        "async () => { const r = await codemode.memory_create_entities({x: 1}); return [r.client, r.method, r.args]; }",
+    )
+    .await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(["codemode", "memory_create_entities", [{"x": 1}]])));
+    // `then` is not a method: awaiting the object itself must not call the host.
+    let o = exec("async () => { const c = await codemode; return typeof c; }").await;
+    assert_eq!(ok(&o), &JsValue::String("object".into()));
+    assert_eq!(o.host_calls, 0);
+}
+
+struct Catalog;
+impl SyncHost for Catalog {
+    fn call(&self, method: &str, args: Value) -> Result<Value, Value> {
+        match method {
+            "tools" => Ok(json!([{"name": "time_get_current_time", "server": "time"}])),
+            "types" if args.get(0).is_some_and(|a| a == "nope") => {
+                Err(json!({"message": "no tool named nope", "name": "TypeError"}))
+            }
+            "types" => Ok(json!("declare const codemode: {}")),
+            _ => Err(json!({"message": "unknown"})),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_gets_a_codemode_global_from_the_sync_host() {
+    let p = pool(1);
+    let host: Arc<dyn SyncHost> = Arc::new(Catalog);
+    let o = p.run_with("async () => [codemode.tools()[0].name, codemode.types()]".into(), Some(host.clone())).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(["time_get_current_time", "declare const codemode: {}"])));
+    let o = p
+        .run_with(
+            "async () => { try { codemode.types('nope') } catch (e) { return [e.name, e.message] } }".into(),
+            Some(host),
+        )
+        .await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(["TypeError", "no tool named nope"])));
+    let o = p.run("async () => typeof codemode".into()).await;
+    assert_eq!(ok(&o), &JsValue::String("undefined".into()));
 }
