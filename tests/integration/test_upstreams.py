@@ -163,3 +163,40 @@ async def test_503_with_retry_after_is_retried(tmp_path):
             assert json.loads(r.content[0].text) == {"ok": True, "hits": 3}
     finally:
         server.shutdown()
+
+
+async def test_spec_from_url_sizes_and_bodies(tmp_path, httpbin_peer):
+    # The spec itself is fetched over HTTP (httpbin serves its own at /spec.json).
+    cfg = write_config(tmp_path, f"""
+[limits]
+max_response_kib = 8
+max_request_kib = 1
+[[api]]
+name = "httpbin"
+spec = "{httpbin_peer}/spec.json"
+base_url = "{httpbin_peer}"
+allow_writes = true
+""")
+    async with mcp_session(["--config", str(cfg)]) as s:
+        r = await s.call_tool("search", {"code": "async () => spec.paths['/anything'] !== undefined"})
+        assert not r.is_error and r.content[0].text == "true", text_of(r)
+        # Non-JSON bodies come back as text.
+        r = await s.call_tool("execute", {"code": "async () => { const r = await api.request('GET /html'); return [typeof r.data, r.data.includes('Herman Melville'), r.headers['content-type']]; }"})
+        assert json.loads(r.content[0].text) == ["string", True, "text/html; charset=utf-8"]
+        # Response and request bodies over their limits are refused with the limit named.
+        r = await s.call_tool("execute", {"code": "async () => api.request('GET /bytes/{n}', {n: 20000})"})
+        assert r.is_error and "larger than the limit of 8192 bytes" in text_of(r)
+        r = await s.call_tool("execute", {"code": "async () => api.request({method: 'POST', path: '/post', body: {blob: 'x'.repeat(5000)}})"})
+        assert r.is_error and "larger than the limit of 1024 bytes" in text_of(r)
+        # 5xx rejects as a catchable error marked retryable.
+        r = await s.call_tool("execute", {"code": "async () => { try { await api.request('GET /status/500') } catch (e) { return [e.status, e.retryable] } }"})
+        assert json.loads(r.content[0].text) == [500, True]
+        # JSON bodies are sent as JSON.
+        r = await s.call_tool("execute", {"code": "async () => (await api.request('POST /post', {name: 'n', tags: ['a']})).data.json"})
+        assert json.loads(r.content[0].text) == {"name": "n", "tags": ["a"]}
+
+
+async def test_a_refused_connection_is_a_catchable_error():
+    async with mcp_session(["--spec", HTTPBIN_SPEC, "--base-url", "http://127.0.0.1:9"]) as s:
+        r = await s.call_tool("execute", {"code": "async () => { try { await api.request('GET /get') } catch (e) { return [e.name, e.message.includes('could not connect')] } }"})
+        assert json.loads(r.content[0].text) == ["UpstreamError", True]
