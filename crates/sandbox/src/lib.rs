@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use execute::{execute, Client, ExecuteEnv};
-pub use search::{SearchPool, SearchSpec};
+pub use search::{SearchCall, SearchPool, SearchSpec};
 
 /// Limits for one call. Each, when hit, ends the call with a clear error.
 #[derive(Clone, Debug)]

@@ -25,9 +25,18 @@ pub struct SearchSpec {
     pub graph: Arc<Graph>,
 }
 
+/// Options of one `search` call beyond its code.
+#[derive(Clone, Default)]
+pub struct SearchCall {
+    /// Backs the `codemode` global (`tools()`, `types()`); none: no such global.
+    pub host: Option<Arc<dyn SyncHost>>,
+    /// Specs this call may see (by name); none: all of them.
+    pub visible: Option<Vec<String>>,
+}
+
 struct Job {
     code: String,
-    host: Option<Arc<dyn SyncHost>>,
+    call: SearchCall,
     cancel: Arc<AtomicBool>,
     reply: tokio::sync::oneshot::Sender<Outcome>,
 }
@@ -75,11 +84,11 @@ impl SearchPool {
 
     /// Runs one `search` call. Dropping the future cancels it.
     pub async fn run(&self, code: String) -> Outcome {
-        self.run_with(code, None).await
+        self.run_with(code, SearchCall::default()).await
     }
 
-    /// Runs one `search` call with a `codemode` global backed by `host`.
-    pub async fn run_with(&self, code: String, host: Option<Arc<dyn SyncHost>>) -> Outcome {
+    /// Runs one `search` call with the given options.
+    pub async fn run_with(&self, code: String, call: SearchCall) -> Outcome {
         let started = Instant::now();
         let (reply, rx) = tokio::sync::oneshot::channel();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -90,7 +99,7 @@ impl SearchPool {
             }
         }
         let _guard = CancelOnDrop(cancel.clone());
-        if self.jobs.send(Job { code, host, cancel, reply }).is_err() {
+        if self.jobs.send(Job { code, call, cancel, reply }).is_err() {
             return internal(started, "the search workers have stopped");
         }
         rx.await.unwrap_or_else(|_| internal(started, "a search worker ended without a result"))
@@ -138,7 +147,7 @@ fn worker(
         if job.cancel.load(Ordering::Relaxed) {
             continue;
         }
-        let outcome = run_job(&w, &job.code, job.host.clone(), &limits, job.cancel.clone());
+        let outcome = run_job(&w, &job.code, &job.call, &limits, job.cancel.clone());
         let _ = job.reply.send(outcome);
         // Reclaim what the call left behind (contexts hold cycles) once it
         // adds up, rather than scanning the whole spec heap after every call.
@@ -170,13 +179,7 @@ fn build_worker(specs: &[SearchSpec], limits: &Limits) -> rquickjs::Result<Worke
     Ok(Worker { roots, view, _holder: holder, stop, base_bytes, rt })
 }
 
-fn run_job(
-    w: &Worker,
-    code: &str,
-    host: Option<Arc<dyn SyncHost>>,
-    limits: &Limits,
-    cancel: Arc<AtomicBool>,
-) -> Outcome {
+fn run_job(w: &Worker, code: &str, call: &SearchCall, limits: &Limits, cancel: Arc<AtomicBool>) -> Outcome {
     let started = Instant::now();
     let deadline = started + limits.timeout;
     let stop = w.stop.arm(deadline, cancel);
@@ -189,14 +192,16 @@ fn run_job(
             let setup = || -> rquickjs::Result<()> {
                 engine::install_console(&ctx, console.clone())?;
                 let specs = Object::new(ctx.clone())?;
-                for (name, root) in &w.roots {
+                let visible: Vec<&(String, Persistent<Value<'static>>)> =
+                    w.roots.iter().filter(|(name, _)| call.visible.as_ref().is_none_or(|v| v.contains(name))).collect();
+                for (name, root) in &visible {
                     specs.set(name.as_str(), w.view.view(&ctx, root)?)?;
                 }
-                if w.roots.len() == 1 {
-                    ctx.globals().set("spec", w.view.view(&ctx, &w.roots[0].1)?)?;
+                if w.roots.len() == 1 && visible.len() == 1 {
+                    ctx.globals().set("spec", w.view.view(&ctx, &visible[0].1)?)?;
                 }
                 ctx.globals().set("specs", specs)?;
-                if let Some(host) = host.clone() {
+                if let Some(host) = call.host.clone() {
                     install_sync_host(&ctx, host)?;
                 }
                 Ok(())

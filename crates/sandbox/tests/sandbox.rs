@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codemode_sandbox::{
-    execute, Client, ErrorKind, ExecuteEnv, Host, HostFuture, JsValue, Limits, Outcome, SearchPool, SearchSpec,
-    SyncHost,
+    execute, Client, ErrorKind, ExecuteEnv, Host, HostFuture, JsValue, Limits, Outcome, SearchCall, SearchPool,
+    SearchSpec, SyncHost,
 };
 use serde_json::{json, Value};
 
@@ -325,15 +325,27 @@ impl SyncHost for Catalog {
 async fn search_gets_a_codemode_global_from_the_sync_host() {
     let p = pool(1);
     let host: Arc<dyn SyncHost> = Arc::new(Catalog);
-    let o = p.run_with("async () => [codemode.tools()[0].name, codemode.types()]".into(), Some(host.clone())).await;
+    let call = SearchCall { host: Some(host.clone()), visible: None };
+    let o = p.run_with("async () => [codemode.tools()[0].name, codemode.types()]".into(), call.clone()).await;
     assert_eq!(ok(&o), &JsValue::Json(json!(["time_get_current_time", "declare const codemode: {}"])));
     let o = p
         .run_with(
             "async () => { try { codemode.types('nope') } catch (e) { return [e.name, e.message] } }".into(),
-            Some(host),
+            call,
         )
         .await;
     assert_eq!(ok(&o), &JsValue::Json(json!(["TypeError", "no tool named nope"])));
     let o = p.run("async () => typeof codemode".into()).await;
     assert_eq!(ok(&o), &JsValue::String("undefined".into()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_sees_only_the_specs_it_may() {
+    let p = pool(1);
+    let hidden = SearchCall { host: None, visible: Some(vec![]) };
+    let o = p.run_with("async () => [typeof spec, Object.keys(specs)]".into(), hidden).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(["undefined", []])));
+    let shown = SearchCall { host: None, visible: Some(vec!["demo".into()]) };
+    let o = p.run_with("async () => [typeof spec, Object.keys(specs)]".into(), shown).await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(["object", ["demo"]])));
 }
