@@ -530,18 +530,20 @@ impl Upstream {
         let mut message = format!("{} {} → {code} {reason}{upstream_says}", req.method, req.path);
         let retryable = matches!(code, 408 | 429 | 500 | 502 | 503 | 504);
         match code {
-            401 | 403 => {
-                message.push_str(&format!(
+            401 | 403 => match self.config.auth {
+                Auth::None => message.push_str(
+                    ". No credential is configured for this API, so none was sent; retrying will not help. Set `auth` for it in the codemode config.",
+                ),
+                _ => message.push_str(&format!(
                     ". The API refused {}; retrying will not help. {}",
                     self.config.auth.describe(),
-                    match self.config.auth {
-                        Auth::None =>
-                            "No credential is configured for this API: set `auth` in the codemode config.".to_string(),
-                        _ if code == 401 => "The credential is missing, invalid or expired.".to_string(),
-                        _ => "The credential lacks a permission this operation needs.".to_string(),
+                    if code == 401 {
+                        "The credential is missing, invalid or expired."
+                    } else {
+                        "The credential lacks a permission this operation needs."
                     }
-                ));
-            }
+                )),
+            },
             404 => message.push_str(". Check the path and its parameters against the spec with `search`."),
             400 | 422 => {
                 message.push_str(". Check the parameters and body against the operation's schema with `search`.")
