@@ -1,0 +1,781 @@
+//! Portal mode: many upstream MCP servers behind codemode's two tools.
+//!
+//! A [`Portal`] connects to every configured upstream ([`ServerConfig`]:
+//! a child process over stdio, or Streamable HTTP) in the background and
+//! exposes their tools under one namespace, as Cloudflare's MCP server
+//! portals do in Code Mode:
+//! - in `search`, the model reads [`Portal::tools`] (every tool, names
+//!   sanitised to `<server>_<tool>`) and [`Portal::types`] (TypeScript
+//!   declarations with JSDoc, generated from the JSON Schemas);
+//! - in `execute`, `codemode.<server>_<tool>(args)` becomes [`Portal::call`]:
+//!   arguments are checked against the input schema, the call goes out on
+//!   the server's session with its per-call timeout, and the result is
+//!   unwrapped (`structuredContent`, JSON text, …) or turned into an error
+//!   object the sandbox throws.
+//!
+//! Upstreams are untrusted and unreliable. One that is slow, broken or
+//! crashing blocks nothing else: it is reconnected with bounded exponential
+//! backoff (see [`PortalOptions`]), its last tool list stays visible
+//! meanwhile, and its state is in [`Portal::status`]. A tool list is
+//! refreshed on `notifications/tools/list_changed`. Tools with invalid
+//! schemas stay callable and say so in [`ToolInfo::schema_problem`].
+//!
+//! **Names.** Two exposed tools whose names sanitise to the same identifier
+//! (`a-b` and `a_b`, or server `x` tool `y_z` and server `x_y` tool `z`) are
+//! *both* withheld: neither appears in [`Portal::tools`], a call to the name
+//! fails with a `NameCollision` error naming both, and the collision is
+//! logged and listed in [`ServerStatus::problems`]. This is deterministic
+//! (no "first one wins" that changes with connection order) and the fix is
+//! in the config (rename a server, or deny one of the tools). Two configured
+//! servers whose *names* collide are known up front: [`Portal::start`]
+//! refuses them.
+//!
+//! **Processes.** Each stdio upstream runs in its own process group with a
+//! minimal environment; [`Portal::shutdown`] closes every session (stdin
+//! EOF, then SIGTERM, then SIGKILL) and kills what is left of each group.
+//! Dropping the last [`Portal`] clone SIGKILLs every group at once, and on
+//! Linux a child also dies if the portal's process dies
+//! (`PR_SET_PDEATHSIG`), so no upstream outlives the portal.
+
+#![warn(missing_docs)]
+
+mod config;
+mod names;
+mod result;
+pub mod typescript;
+mod upstream;
+mod validate;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{parse_mcp_servers_json, PortalOptions, ServerConfig, Transport, DEFAULT_CALL_TIMEOUT};
+pub use names::{sanitize_identifier, sanitize_name};
+
+use upstream::{lock, Server};
+
+/// One upstream tool as the sandbox sees it. Serialises with camelCase keys
+/// (`inputSchema`, `schemaProblem`…), absent options omitted, for
+/// `codemode.tools()`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolInfo {
+    /// The sanitised `<server>_<tool>` name: `codemode.<name>(args)`.
+    pub name: String,
+    /// The configured server name.
+    pub server: String,
+    /// The tool's name at the upstream.
+    pub tool: String,
+    /// The upstream's description (or title).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The input JSON Schema as the upstream sent it (a `{"type":"object"}`
+    /// stand-in when it sent none).
+    pub input_schema: Value,
+    /// The output JSON Schema, when published (results then are the
+    /// `structuredContent` it describes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    /// The MCP annotations (`readOnlyHint`, `destructiveHint`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Value>,
+    /// What is wrong with the definition, e.g. an `inputSchema` that is not
+    /// `type: "object"`; such a tool is still callable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_problem: Option<String>,
+}
+
+/// The connection state of one upstream. Serialises as
+/// `{"state": "ready"}`, `{"state": "reconnecting", "attempt": 2, "lastError": "…"}`,
+/// `{"state": "failed", "error": "…"}`…
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerState {
+    /// The first connection attempt is under way.
+    Connecting,
+    /// Connected; its tools are callable.
+    Ready,
+    /// Gave up after [`PortalOptions::max_attempts`] consecutive failures;
+    /// the next call to one of its tools (or [`Portal::reconnect`]) tries
+    /// again. Holds the last error.
+    Failed(String),
+    /// Waiting to retry after a failure or a lost connection.
+    Reconnecting {
+        /// Consecutive failures so far.
+        attempt: u32,
+        /// Why the last attempt or connection ended.
+        last_error: String,
+    },
+    /// [`Portal::shutdown`] has closed it.
+    Stopped,
+}
+
+impl serde::Serialize for ServerState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = serializer.serialize_map(None)?;
+        match self {
+            ServerState::Connecting => m.serialize_entry("state", "connecting")?,
+            ServerState::Ready => m.serialize_entry("state", "ready")?,
+            ServerState::Failed(e) => {
+                m.serialize_entry("state", "failed")?;
+                m.serialize_entry("error", e)?;
+            }
+            ServerState::Reconnecting { attempt, last_error } => {
+                m.serialize_entry("state", "reconnecting")?;
+                m.serialize_entry("attempt", attempt)?;
+                m.serialize_entry("lastError", last_error)?;
+            }
+            ServerState::Stopped => m.serialize_entry("state", "stopped")?,
+        }
+        m.end()
+    }
+}
+
+/// What [`Portal::status`] reports for one upstream (serialises with the
+/// state flattened in: `{"name", "state", …, "tools", "problems", "upstream"}`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ServerStatus {
+    /// The configured name.
+    pub name: String,
+    /// Connection state.
+    #[serde(flatten)]
+    pub state: ServerState,
+    /// Tools exposed from it (after policy and collisions).
+    pub tools: usize,
+    /// Problems worth a look: name collisions, dropped tool definitions, how
+    /// many tools have schema problems.
+    pub problems: Vec<String>,
+    /// The upstream's `serverInfo` (`name version`), once connected.
+    pub upstream: Option<String>,
+}
+
+/// Why a sanitised name is not callable.
+#[derive(Clone, Debug)]
+enum Hidden {
+    Policy { server: String, tool: String, reason: String },
+    Collision(Vec<(String, String)>),
+}
+
+/// The callable tools, rebuilt whenever a server's list or state changes.
+#[derive(Default)]
+struct Index {
+    tools: Vec<ToolInfo>,
+    /// TypeScript base type name per tool (same order).
+    type_names: Vec<String>,
+    by_name: HashMap<String, usize>,
+    hidden: HashMap<String, Hidden>,
+    /// Per server: collision messages.
+    collisions: HashMap<String, Vec<String>>,
+}
+
+struct Core {
+    servers: Vec<Arc<Server>>,
+    options: PortalOptions,
+    index: RwLock<Arc<Index>>,
+    changes: watch::Sender<u64>,
+}
+
+impl Core {
+    fn server(&self, name: &str) -> Option<&Arc<Server>> {
+        self.servers.iter().find(|s| s.config.name == name)
+    }
+
+    fn rebuild(&self) {
+        let mut tools: Vec<ToolInfo> = vec![];
+        let mut hidden: HashMap<String, Hidden> = HashMap::new();
+        for server in &self.servers {
+            let cfg = &server.config;
+            let shared = lock(&server.shared);
+            for raw in &shared.tools {
+                let name = sanitize_name(&cfg.name, &raw.name);
+                if let Some(reason) = policy_rejects(cfg, raw, &name) {
+                    hidden.insert(name, Hidden::Policy { server: cfg.name.clone(), tool: raw.name.clone(), reason });
+                    continue;
+                }
+                tools.push(ToolInfo {
+                    name,
+                    server: cfg.name.clone(),
+                    tool: raw.name.clone(),
+                    description: raw.description.clone(),
+                    input_schema: raw.input_schema.clone(),
+                    output_schema: raw.output_schema.clone(),
+                    annotations: raw.annotations.clone(),
+                    schema_problem: raw.schema_problem.clone(),
+                });
+            }
+        }
+        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, t) in tools.iter().enumerate() {
+            groups.entry(t.name.as_str()).or_default().push(i);
+        }
+        let mut drop: HashSet<usize> = HashSet::new();
+        let mut collisions: HashMap<String, Vec<String>> = HashMap::new();
+        let mut colliding: Vec<(String, Vec<(String, String)>)> = vec![];
+        for (name, idx) in &groups {
+            if idx.len() > 1 {
+                let who: Vec<(String, String)> =
+                    idx.iter().map(|&i| (tools[i].server.clone(), tools[i].tool.clone())).collect();
+                colliding.push((name.to_string(), who));
+                drop.extend(idx.iter().copied());
+            }
+        }
+        colliding.sort();
+        for (name, who) in colliding {
+            let msg = collision_message(&name, &who);
+            tracing::warn!("{msg}");
+            let servers: HashSet<&String> = who.iter().map(|(s, _)| s).collect();
+            for s in servers {
+                collisions.entry(s.clone()).or_default().push(msg.clone());
+            }
+            hidden.insert(name, Hidden::Collision(who));
+        }
+        let tools: Vec<ToolInfo> =
+            tools.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, t)| t).collect();
+        let mut used = HashSet::new();
+        let type_names = tools
+            .iter()
+            .map(|t| {
+                let stem = names::pascal_case(&t.name);
+                let mut n = stem.clone();
+                let mut k = 2;
+                while !used.insert(n.clone()) {
+                    n = format!("{stem}{k}");
+                    k += 1;
+                }
+                n
+            })
+            .collect();
+        let by_name = tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let index = Index { tools, type_names, by_name, hidden, collisions };
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    fn index(&self) -> Arc<Index> {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn collision_message(name: &str, who: &[(String, String)]) -> String {
+    let list: Vec<String> = who.iter().map(|(s, t)| format!("tool `{t}` of server `{s}`")).collect();
+    format!(
+        "`{name}` is ambiguous: {} all become `codemode.{name}`, so none of them is callable; \
+         rename a server or deny one of the tools in the portal config",
+        list.join(" and ")
+    )
+}
+
+/// Why policy hides a tool, if it does.
+fn policy_rejects(cfg: &ServerConfig, raw: &upstream::RawTool, full: &str) -> Option<String> {
+    let local = sanitize_identifier(&raw.name);
+    let matches =
+        |g: &String| names::glob_match(g, &raw.name) || names::glob_match(g, &local) || names::glob_match(g, full);
+    if let Some(g) = cfg.deny.iter().find(|g| matches(g)) {
+        return Some(format!("it matches the deny pattern `{g}`"));
+    }
+    if !cfg.allow.is_empty() && !cfg.allow.iter().any(matches) {
+        return Some(format!("it matches none of the allowed patterns ({})", cfg.allow.join(", ")));
+    }
+    if cfg.read_only
+        && raw.annotations.as_ref().and_then(|a| a.get("readOnlyHint")).and_then(Value::as_bool) != Some(true)
+    {
+        return Some(
+            "the server is read-only in this portal and the tool is not annotated `readOnlyHint: true`".into(),
+        );
+    }
+    None
+}
+
+struct Inner {
+    core: Arc<Core>,
+    shutdown: CancellationToken,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for s in &self.core.servers {
+            s.kill_group();
+        }
+    }
+}
+
+/// Many upstream MCP servers behind one `codemode.<server>_<tool>`
+/// namespace. Cheap to clone (shared state); `Send + Sync`.
+#[derive(Clone)]
+pub struct Portal {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal").field("servers", &self.server_names()).finish()
+    }
+}
+
+impl Portal {
+    /// Connects to every server in parallel in the background; returns after
+    /// all have connected or failed their first attempt, or after `wait`
+    /// (whichever first): a slow or broken upstream blocks nothing. `Err`
+    /// only for configuration problems known up front (empty or duplicate
+    /// names, namespaces that collide once sanitised, malformed URLs).
+    pub async fn start(servers: Vec<ServerConfig>, wait: Duration) -> Result<Portal, String> {
+        Portal::start_with(servers, wait, PortalOptions::default()).await
+    }
+
+    /// [`Portal::start`] with explicit [`PortalOptions`].
+    pub async fn start_with(
+        servers: Vec<ServerConfig>,
+        wait: Duration,
+        options: PortalOptions,
+    ) -> Result<Portal, String> {
+        config::check(&servers)?;
+        let core = Arc::new(Core {
+            servers: servers.into_iter().map(|c| Arc::new(Server::new(c))).collect(),
+            options: options.clone(),
+            index: RwLock::new(Arc::new(Index::default())),
+            changes: watch::channel(0).0,
+        });
+        let shutdown = CancellationToken::new();
+        let mut rx = core.changes.subscribe();
+        let tasks = core
+            .servers
+            .iter()
+            .map(|s| {
+                let weak = Arc::downgrade(&core);
+                let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                    if let Some(core) = weak.upgrade() {
+                        core.rebuild();
+                    }
+                });
+                let supervisor =
+                    tokio::spawn(upstream::supervise(s.clone(), options.clone(), shutdown.clone(), on_change.clone()));
+                let server = s.clone();
+                // A bug that panics a supervisor must not leave its server "connecting" forever.
+                tokio::spawn(async move {
+                    if let Err(e) = supervisor.await {
+                        if e.is_panic() {
+                            tracing::error!(server = %server.config.name, "supervisor panicked: {e}");
+                            server.kill_group();
+                            server.set_state(ServerState::Failed(format!("internal error in codemode-portal: {e}")));
+                            on_change();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let portal = Portal { inner: Arc::new(Inner { core, shutdown, tasks: Mutex::new(tasks) }) };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if portal.inner.core.servers.iter().all(|s| s.state() != ServerState::Connecting) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                break;
+            }
+        }
+        Ok(portal)
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    /// Every callable tool (policy applied, collisions withheld), in config
+    /// order of servers and upstream order of tools. Tools of a server that
+    /// is reconnecting stay listed.
+    pub fn tools(&self) -> Vec<ToolInfo> {
+        self.core().index().tools.clone()
+    }
+
+    /// One callable tool by its sanitised name.
+    pub fn tool(&self, name: &str) -> Option<ToolInfo> {
+        let index = self.core().index();
+        index.by_name.get(strip_prefix(name)).map(|&i| index.tools[i].clone())
+    }
+
+    /// The state of every configured server, in config order.
+    pub fn status(&self) -> Vec<ServerStatus> {
+        let index = self.core().index();
+        self.core()
+            .servers
+            .iter()
+            .map(|s| {
+                let shared = lock(&s.shared);
+                let mut problems = shared.problems.clone();
+                if let Some(c) = index.collisions.get(&s.config.name) {
+                    problems.extend(c.iter().cloned());
+                }
+                let bad =
+                    index.tools.iter().filter(|t| t.server == s.config.name && t.schema_problem.is_some()).count();
+                if bad > 0 {
+                    problems.push(format!(
+                        "{bad} tool(s) have schema problems (still callable; see ToolInfo::schema_problem)"
+                    ));
+                }
+                ServerStatus {
+                    name: s.config.name.clone(),
+                    state: shared.state.clone(),
+                    tools: index.tools.iter().filter(|t| t.server == s.config.name).count(),
+                    problems,
+                    upstream: shared.upstream.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// The configured server names, in config order.
+    pub fn server_names(&self) -> Vec<String> {
+        self.core().servers.iter().map(|s| s.config.name.clone()).collect()
+    }
+
+    /// A receiver that sees a new value whenever the tool list or a server's
+    /// state changes (for re-rendering descriptions, or telling the client
+    /// `notifications/tools/list_changed`).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.core().changes.subscribe()
+    }
+
+    /// Process group ids of the running stdio upstreams (server, pgid), for
+    /// diagnostics and for checking that nothing outlives the portal.
+    pub fn process_groups(&self) -> Vec<(String, u32)> {
+        self.core()
+            .servers
+            .iter()
+            .filter_map(|s| s.process_group().map(|g| (s.config.name.clone(), g as u32)))
+            .collect()
+    }
+
+    /// Starts a new round of connection attempts for a server in
+    /// [`ServerState::Failed`] (no effect in other states).
+    pub fn reconnect(&self, server: &str) -> bool {
+        match self.core().server(server) {
+            Some(s) => {
+                s.wake();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// TypeScript declarations: for `None`, every tool (named `…Input` /
+    /// `…Output` types, then `declare const codemode: {…}` with one method
+    /// per tool and its JSDoc); for `Some(name)` (`server_tool`, with or
+    /// without `codemode.`), the same for that tool only. `Err` says why a
+    /// name is not callable, with suggestions.
+    pub fn types(&self, name: Option<&str>) -> Result<String, String> {
+        let index = self.core().index();
+        let selected: Vec<usize> = match name {
+            None => (0..index.tools.len()).collect(),
+            Some(n) => match index.by_name.get(strip_prefix(n)) {
+                Some(&i) => vec![i],
+                None => return Err(self.not_found(strip_prefix(n), &index).1),
+            },
+        };
+        let mut decls = String::new();
+        let mut methods = String::new();
+        for &i in &selected {
+            let t = &index.tools[i];
+            let base = &index.type_names[i];
+            let input = format!("{base}Input");
+            decls.push_str(&typescript::declaration(&input, &t.input_schema));
+            let output = match &t.output_schema {
+                Some(s) => {
+                    let output = format!("{base}Output");
+                    decls.push_str(&typescript::declaration(&output, s));
+                    output
+                }
+                None => "unknown".to_string(),
+            };
+            decls.push('\n');
+            methods.push_str(&typescript::jsdoc(Some(&method_doc(t)), "  "));
+            let opt = if typescript::args_optional(&t.input_schema) { "?" } else { "" };
+            methods.push_str(&format!("  {}(args{opt}: {input}): Promise<{output}>;\n", t.name));
+        }
+        Ok(format!("{decls}declare const codemode: {{\n{methods}}};\n"))
+    }
+
+    /// Calls `codemode.<name>(args)`: validates `args` (`null` means `{}`)
+    /// against the input schema, calls the upstream with the server's
+    /// per-call timeout, and unwraps the result: `isError` → `Err`;
+    /// `structuredContent` when present; text content parsed as JSON when it
+    /// is JSON (else the text; several blocks → an array); images and other
+    /// content kept as objects. Calls run concurrently on one session.
+    ///
+    /// `Err` is a JSON object `{name, message, server, tool, …}` for the
+    /// sandbox to throw as an `Error`. `name` is one of `ToolNotFound`,
+    /// `ToolNotAllowed`, `NameCollision`, `InvalidArguments` (with
+    /// `problems: [{path, message}]`), `UpstreamUnavailable`, `TimeoutError`,
+    /// `UpstreamError` (protocol error or lost connection; may carry `code`
+    /// and `data`) or `ToolError` (the tool's own `isError` result).
+    ///
+    /// Dropping the future cancels the upstream call
+    /// (`notifications/cancelled`).
+    pub async fn call(&self, name: &str, args: Value) -> Result<Value, Value> {
+        let name = strip_prefix(name);
+        let index = self.core().index();
+        let Some(&i) = index.by_name.get(name) else {
+            let (kind, message) = self.not_found(name, &index);
+            let mut e = upstream::error(kind, message);
+            match index.hidden.get(name) {
+                Some(Hidden::Policy { server, tool, .. }) => {
+                    e.insert("server".into(), json!(server));
+                    e.insert("tool".into(), json!(tool));
+                }
+                Some(Hidden::Collision(who)) => {
+                    e.insert(
+                        "candidates".into(),
+                        json!(who.iter().map(|(s, t)| json!({"server": s, "tool": t})).collect::<Vec<_>>()),
+                    );
+                }
+                None => {}
+            }
+            return Err(Value::Object(e));
+        };
+        // The index is an immutable snapshot: borrow from it, no copy of the schema.
+        let tool = &index.tools[i];
+        let finish = |mut e: Map<String, Value>| {
+            e.insert("server".into(), json!(tool.server));
+            e.insert("tool".into(), json!(tool.tool));
+            Value::Object(e)
+        };
+        let args = if args.is_null() { json!({}) } else { args };
+        if !args.is_object() {
+            return Err(finish(upstream::error(
+                "InvalidArguments",
+                format!("codemode.{}(args) takes an object of arguments, got {}", tool.name, upstream::kind(&args)),
+            )));
+        }
+        if tool.input_schema.is_object() {
+            let problems = validate::validate(&tool.input_schema, &args);
+            if !problems.is_empty() {
+                let list: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+                let mut e = upstream::error(
+                    "InvalidArguments",
+                    format!(
+                        "invalid arguments for codemode.{}: {} (types(\"{}\") shows the expected input)",
+                        tool.name,
+                        list.join("; "),
+                        tool.name
+                    ),
+                );
+                e.insert(
+                    "problems".into(),
+                    Value::Array(problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect()),
+                );
+                return Err(finish(e));
+            }
+        }
+        let Some(server) = self.core().server(&tool.server).cloned() else {
+            return Err(finish(upstream::error("ToolNotFound", format!("server `{}` is gone", tool.server))));
+        };
+        let raw = upstream::call(&server, &self.core().options, &tool.tool, args).await.map_err(|e| {
+            let mut e = e;
+            if let Some(Value::String(m)) = e.get_mut("message") {
+                *m = format!("codemode.{}: {m}", tool.name);
+            }
+            finish(e)
+        })?;
+        result::unwrap(&raw).map_err(|mut e| {
+            e.insert("name".into(), json!("ToolError"));
+            let msg = e.get("message").and_then(Value::as_str).unwrap_or_default().to_string();
+            e.insert("message".into(), json!(format!("codemode.{} failed: {msg}", tool.name)));
+            finish(e)
+        })
+    }
+
+    /// Why `name` is not callable: (error name, message with suggestions).
+    fn not_found(&self, name: &str, index: &Index) -> (&'static str, String) {
+        match index.hidden.get(name) {
+            Some(Hidden::Policy { server, tool, reason }) => {
+                return (
+                    "ToolNotAllowed",
+                    format!(
+                    "codemode.{name} (tool `{tool}` of server `{server}`) is not available in this portal: {reason}"
+                ),
+                )
+            }
+            Some(Hidden::Collision(who)) => return ("NameCollision", collision_message(name, who)),
+            None => {}
+        }
+        let mut msg = format!("codemode.{name} is not a tool of this portal");
+        let close = suggestions(name, index);
+        if !close.is_empty() {
+            msg.push_str(&format!(
+                "; did you mean {}?",
+                close.iter().map(|n| format!("codemode.{n}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let servers = self.server_names();
+        if let Some(s) =
+            self.core().servers.iter().find(|s| name.starts_with(&format!("{}_", sanitize_identifier(&s.config.name))))
+        {
+            let state = s.state();
+            if state != ServerState::Ready {
+                msg.push_str(&format!(" (server `{}` is {})", s.config.name, describe_state(&state)));
+            }
+        } else {
+            msg.push_str(&format!(" (servers: {})", servers.join(", ")));
+        }
+        msg.push_str("; codemode.tools() in search lists every tool");
+        ("ToolNotFound", msg)
+    }
+
+    /// Closes every session and stops every child process (stdin EOF, then
+    /// SIGTERM, then SIGKILL of its process group); returns when all are
+    /// gone (bounded: about 10 s for children that ignore everything).
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        let tasks: Vec<_> = std::mem::take(&mut *lock(&self.inner.tasks));
+        for t in tasks {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(12), t).await.is_err() {
+                abort.abort();
+            }
+        }
+        for s in &self.core().servers {
+            s.kill_group();
+        }
+    }
+}
+
+fn strip_prefix(name: &str) -> &str {
+    name.strip_prefix("codemode.").unwrap_or(name)
+}
+
+fn describe_state(s: &ServerState) -> String {
+    match s {
+        ServerState::Connecting => "still connecting".into(),
+        ServerState::Ready => "ready".into(),
+        ServerState::Failed(e) => format!("down: {e}"),
+        ServerState::Reconnecting { attempt, last_error } => format!("reconnecting (attempt {attempt}; {last_error})"),
+        ServerState::Stopped => "shut down".into(),
+    }
+}
+
+/// The JSDoc of a `codemode.<tool>` method.
+fn method_doc(t: &ToolInfo) -> String {
+    let mut lines = vec![];
+    if let Some(d) = t.description.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        lines.push(d.to_string());
+    }
+    let mut facts = format!("Server `{}`, tool `{}`.", t.server, t.tool);
+    let hint = |k: &str| t.annotations.as_ref().and_then(|a| a.get(k)).and_then(Value::as_bool);
+    if hint("readOnlyHint") == Some(true) {
+        facts.push_str(" Read-only.");
+    } else if hint("destructiveHint") == Some(true) {
+        facts.push_str(" Destructive.");
+    }
+    lines.push(facts);
+    if let Some(p) = &t.schema_problem {
+        lines.push(format!("Note: {p}."));
+    }
+    lines.join("\n")
+}
+
+/// Up to three callable names close to `name` (same server first).
+fn suggestions(name: &str, index: &Index) -> Vec<String> {
+    let lower = name.to_ascii_lowercase();
+    let mut scored: Vec<(usize, &str)> = index
+        .tools
+        .iter()
+        .map(|t| (edit_distance(&lower, &t.name.to_ascii_lowercase()), t.name.as_str()))
+        .filter(|(d, n)| *d <= (n.len() / 3).max(2))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, n)| n.to_string()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > 8 {
+        return usize::MAX / 2;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_for_the_sandbox() {
+        let st = ServerStatus {
+            name: "a".into(),
+            state: ServerState::Reconnecting { attempt: 2, last_error: "x".into() },
+            tools: 1,
+            problems: vec![],
+            upstream: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&st).unwrap(),
+            json!({"name": "a", "state": "reconnecting", "attempt": 2, "lastError": "x", "tools": 1, "problems": [], "upstream": null})
+        );
+        assert_eq!(
+            serde_json::to_value(ServerState::Failed("e".into())).unwrap(),
+            json!({"state": "failed", "error": "e"})
+        );
+        let t = ToolInfo {
+            name: "s_t".into(),
+            server: "s".into(),
+            tool: "t".into(),
+            description: None,
+            input_schema: json!({"type": "object"}),
+            output_schema: None,
+            annotations: None,
+            schema_problem: Some("p".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            json!({"name": "s_t", "server": "s", "tool": "t", "inputSchema": {"type": "object"}, "schemaProblem": "p"})
+        );
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn policy() {
+        let raw = |name: &str, ro: bool| upstream::RawTool {
+            name: name.into(),
+            description: None,
+            input_schema: json!({"type": "object"}),
+            output_schema: None,
+            annotations: Some(json!({"readOnlyHint": ro})),
+            schema_problem: None,
+        };
+        let mut cfg = ServerConfig::stdio("fs", "x", &[]);
+        assert!(policy_rejects(&cfg, &raw("read_file", false), "fs_read_file").is_none());
+        cfg.allow = vec!["read_*".into(), "get-*".into()];
+        assert!(policy_rejects(&cfg, &raw("read_file", false), "fs_read_file").is_none());
+        assert!(policy_rejects(&cfg, &raw("write_file", false), "fs_write_file").is_some());
+        cfg.allow = vec!["get_sum".into()];
+        assert!(policy_rejects(&cfg, &raw("get-sum", false), "fs_get_sum").is_none(), "sanitised local name matches");
+        cfg.allow = vec![];
+        cfg.deny = vec!["*_file".into()];
+        assert!(policy_rejects(&cfg, &raw("read_file", true), "fs_read_file").unwrap().contains("deny"));
+        cfg.deny = vec![];
+        cfg.read_only = true;
+        assert!(policy_rejects(&cfg, &raw("a", true), "fs_a").is_none());
+        assert!(policy_rejects(&cfg, &raw("b", false), "fs_b").unwrap().contains("read-only"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Tool names as JavaScript identifiers, policy globs, TypeScript type names.
+
+/// JavaScript reserved words (and the strict-mode / contextual ones that make
+/// poor property names to call through `codemode.x`).
+const RESERVED: &[&str] = &[
+    "arguments",
+    "await",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "eval",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "implements",
+    "import",
+    "in",
+    "instanceof",
+    "interface",
+    "let",
+    "new",
+    "null",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "return",
+    "static",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "undefined",
+    "var",
+    "void",
+    "while",
+    "with",
+    "yield",
+    "NaN",
+    "Infinity",
+];
+
+/// The name a tool gets in the sandbox: `<server>_<tool>` made a JavaScript
+/// identifier, as `@cloudflare/codemode` does: `-`, `.`, space and every other
+/// character that is not an ASCII letter, digit, `_` or `$` become `_`; a
+/// leading digit gets a `_` prefix; a reserved word gets a `_` suffix.
+///
+/// ```
+/// assert_eq!(codemode_portal::sanitize_name("my-fs", "read.file"), "my_fs_read_file");
+/// assert_eq!(codemode_portal::sanitize_name("9x", "get sum"), "_9x_get_sum");
+/// ```
+pub fn sanitize_name(server: &str, tool: &str) -> String {
+    sanitize_identifier(&format!("{server}_{tool}"))
+}
+
+/// One name made a JavaScript identifier (the rules of [`sanitize_name`]).
+pub fn sanitize_identifier(name: &str) -> String {
+    let mut out: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '$' { c } else { '_' }).collect();
+    if out.is_empty() {
+        out.push('_');
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    if RESERVED.contains(&out.as_str()) {
+        out.push('_');
+    }
+    out
+}
+
+/// Whether `name` is a valid JavaScript identifier in ASCII (can follow a `.`).
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' || c == '$' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// A glob with `*` (any run, including none) and `?` (exactly one
+/// character); everything else is literal. Case-sensitive.
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// A PascalCase TypeScript type name from a sanitised tool name:
+/// `everything_get_sum` → `EverythingGetSum`.
+pub(crate) fn pascal_case(name: &str) -> String {
+    let mut out = String::new();
+    let mut upper = true;
+    for c in name.chars() {
+        if c == '_' || c == '$' || !c.is_ascii_alphanumeric() {
+            upper = true;
+            continue;
+        }
+        if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, 'T');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitises_like_cloudflare_codemode() {
+        assert_eq!(sanitize_name("everything", "get-sum"), "everything_get_sum");
+        assert_eq!(sanitize_name("a.b", "c d"), "a_b_c_d");
+        assert_eq!(sanitize_name("1st", "x"), "_1st_x");
+        assert_eq!(sanitize_name("srv", "ünïcode/tool"), "srv__n_code_tool");
+        assert_eq!(sanitize_identifier("delete"), "delete_");
+        assert_eq!(sanitize_identifier("class"), "class_");
+        assert_eq!(sanitize_identifier(""), "_");
+        assert_eq!(sanitize_identifier("$ok_1"), "$ok_1");
+        assert!(is_identifier("a_b$1") && !is_identifier("1a") && !is_identifier("a-b") && !is_identifier(""));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", ""));
+        assert!(glob_match("read_*", "read_file"));
+        assert!(!glob_match("read_*", "write_file"));
+        assert!(glob_match("*_file", "read_text_file"));
+        assert!(glob_match("get-?um", "get-sum"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("echo", "echo"));
+        assert!(!glob_match("echo", "echo2"));
+    }
+
+    #[test]
+    fn pascal() {
+        assert_eq!(pascal_case("everything_get_sum"), "EverythingGetSum");
+        assert_eq!(pascal_case("_9x_y"), "T9xY");
+        assert_eq!(pascal_case("memory_read_graph"), "MemoryReadGraph");
+    }
+}
