@@ -34,6 +34,15 @@ pub struct Config {
     /// The APIs.
     #[serde(default, rename = "api")]
     pub apis: Vec<ApiConfig>,
+    /// Upstream MCP servers (portal mode).
+    #[serde(default, rename = "mcp")]
+    pub mcp: Vec<McpConfig>,
+    /// `[server]`: transport and the HTTP listener.
+    #[serde(default)]
+    pub server: codemode_http::ServerConfig,
+    /// `[auth]`: inbound authentication over HTTP.
+    #[serde(default)]
+    pub auth: codemode_http::AuthConfig,
     /// Directory relative paths are resolved against (the config's own).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -105,6 +114,47 @@ pub struct ApiConfig {
     /// Allow methods other than GET and HEAD.
     #[serde(default)]
     pub allow_writes: bool,
+    /// Rehearsal mode: answer requests from the spec instead of the network.
+    #[serde(default)]
+    pub mock: bool,
+}
+
+/// One upstream MCP server (portal mode): a stdio `command` or an HTTP `url`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Namespace: tools become `codemode.<name>_<tool>`.
+    pub name: String,
+    /// Program to start (stdio transport).
+    pub command: Option<String>,
+    /// Its arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Its working directory (relative to this file).
+    pub cwd: Option<String>,
+    /// Environment variables passed through from codemode's environment, by name.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Environment variables set in the child from other variables of
+    /// codemode's environment: `{ CHILD_NAME = "HOST_NAME" }`.
+    #[serde(default)]
+    pub env_from: BTreeMap<String, String>,
+    /// Streamable HTTP endpoint (HTTP transport).
+    pub url: Option<String>,
+    /// Headers whose values come from environment variables: `{ Authorization = "TOKEN_VAR" }`.
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
+    /// Tool-name globs to expose (empty: all).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Tool-name globs to hide.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Expose only tools annotated `readOnlyHint: true`.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Timeout of one tool call, seconds.
+    pub call_timeout_secs: Option<f64>,
 }
 
 /// A credential, always read from the environment.
@@ -207,8 +257,31 @@ impl Config {
     pub fn check(&self, file: &str) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let mut push = |key: String, message: String| problems.push(ConfigProblem { file: file.into(), key, message });
-        if self.apis.is_empty() {
-            push("api".into(), "no API is configured: add an [[api]] table with `name` and `spec`".into());
+        if self.apis.is_empty() && self.mcp.is_empty() {
+            push(
+                "api".into(),
+                "nothing is configured: add an [[api]] table (name, spec) or an [[mcp]] table (name, command or url)"
+                    .into(),
+            );
+        }
+        let mut mcp_names = std::collections::HashSet::new();
+        for (i, m) in self.mcp.iter().enumerate() {
+            if m.name.is_empty() || !m.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                push(format!("mcp[{i}].name"), format!("`{}` must be letters, digits, `_` or `-`", m.name));
+            }
+            if !mcp_names.insert(m.name.clone()) {
+                push(
+                    format!("mcp[{i}].name"),
+                    format!("`{}` is used by two MCP servers; names must be unique", m.name),
+                );
+            }
+            match (&m.command, &m.url) {
+                (Some(_), Some(_)) => {
+                    push(format!("mcp[{i}]"), "give either `command` (stdio) or `url` (HTTP), not both".into())
+                }
+                (None, None) => push(format!("mcp[{i}]"), "give `command` (stdio) or `url` (Streamable HTTP)".into()),
+                _ => {}
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, api) in self.apis.iter().enumerate() {

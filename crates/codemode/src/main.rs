@@ -28,8 +28,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the two tools over MCP (stdio).
-    Serve(SourceArgs),
+    /// Serve the two tools over MCP: stdio, or Streamable HTTP at /mcp.
+    Serve {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// `stdio` or `http` (default: [server] transport, else stdio; `--listen` alone means http).
+        #[arg(long)]
+        transport: Option<codemode_http::Transport>,
+        /// Address for HTTP, e.g. 127.0.0.1:8080 (default: [server] listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Run `search` code once and print the result.
     Search {
         #[command(flatten)]
@@ -76,6 +85,12 @@ struct SourceArgs {
     /// Allow methods other than GET and HEAD for --spec.
     #[arg(long, requires = "spec")]
     allow_writes: bool,
+    /// Rehearsal mode for every API: answer requests from the spec, offline.
+    #[arg(long)]
+    mock: bool,
+    /// Upstream MCP servers from an `mcpServers` JSON file (Claude Desktop, Cursor…).
+    #[arg(long)]
+    mcp_config: Option<PathBuf>,
 }
 
 impl SourceArgs {
@@ -91,6 +106,7 @@ impl SourceArgs {
                     auth: self.bearer_env.clone().map(|token_env| AuthConfig::Bearer { token_env }),
                     headers: Default::default(),
                     allow_writes: self.allow_writes,
+                    mock: false,
                 }],
                 base_dir: std::env::current_dir().unwrap_or_default(),
                 ..Config::default()
@@ -102,6 +118,13 @@ impl SourceArgs {
             return Ok((config, "command line".into()));
         }
         let path = self.config.clone().unwrap_or_else(|| PathBuf::from("codemode.toml"));
+        if self.config.is_none() && !path.exists() && self.mcp_config.is_some() {
+            // Only upstream MCP servers, from --mcp-config.
+            return Ok((
+                Config { base_dir: std::env::current_dir().unwrap_or_default(), ..Config::default() },
+                "command line".into(),
+            ));
+        }
         if self.config.is_none() && !path.exists() {
             return Err(vec![
                 "no API given: pass --config FILE or --spec FILE_OR_URL (or put a codemode.toml in the current directory)".into(),
@@ -148,7 +171,15 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
         }
         ExitCode::from(2)
     })?;
-    let (apis, problems, fatal) = service::load_apis(&config, &file).await;
+    let (apis, mut problems, mut fatal) = service::load_apis(&config, &file, source.mock).await;
+    let (servers, server_problems) = match mcp_servers(source, &config, &file) {
+        Ok(x) => x,
+        Err(p) => {
+            fatal = true;
+            (vec![], vec![p])
+        }
+    };
+    problems.extend(server_problems);
     for p in &problems {
         if fatal {
             eprintln!("error: {p}");
@@ -159,7 +190,7 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
     if fatal {
         return Err(ExitCode::from(2));
     }
-    let service = service::Service::start(apis, &config.limits).await.map_err(|e| {
+    let service = service::Service::start(apis, servers, &config.limits).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
@@ -169,12 +200,16 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
 
 async fn run(cli: Cli, started: Instant) -> ExitCode {
     match cli.command {
-        Command::Serve(source) => {
+        Command::Serve { source, transport, listen } => {
+            if let Some(code) = serve_http(&source, transport, listen, started).await {
+                return code;
+            }
             let server = match start(&source, started).await {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             render::warm_up();
+            let service = server.service_handle();
             let running = match server.serve(rmcp::transport::stdio()).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -182,7 +217,9 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match running.waiting().await {
+            let ended = running.waiting().await;
+            service.shutdown().await;
+            match ended {
                 Ok(reason) => {
                     tracing::info!(?reason, "session ended");
                     ExitCode::SUCCESS
@@ -205,7 +242,8 @@ async fn one_call(source: &SourceArgs, tool: &str, code: String, started: Instan
         Ok(s) => s,
         Err(code) => return code,
     };
-    let r = server.call(tool, code).await;
+    let r = server.call(tool, code, None).await;
+    server.service().shutdown().await;
     println!("{}", r.text);
     if let Some(note) = r.note {
         eprintln!("note: {note}");
@@ -237,6 +275,26 @@ async fn token_report(source: &SourceArgs, as_json: bool, started: Instant) -> E
         rows.push((api.name.clone(), api.spec.summary.operations.len(), f));
         all_naive.extend(naive);
     }
+    // Upstream MCP servers: their own tool lists, as each would send them.
+    if let Some(portal) = &server.service().portal {
+        for name in portal.server_names() {
+            let own: Vec<serde_json::Value> = portal
+                .tools()
+                .iter()
+                .filter(|t| t.server == name)
+                .map(|t| {
+                    let mut v = tools::tool_json(t);
+                    v["name"] = serde_json::json!(t.tool);
+                    v.as_object_mut().map(|m| m.remove("server"));
+                    v
+                })
+                .collect();
+            let json = serde_json::to_string(&serde_json::json!({"tools": own})).expect("serialises");
+            rows.push((format!("mcp:{name}"), own.len(), tokens::footprint(&json, own.len())));
+            all_naive.extend(own);
+        }
+        portal.shutdown().await;
+    }
     let total = tokens::footprint(
         &serde_json::to_string(&serde_json::json!({"tools": all_naive})).expect("serialises"),
         all_naive.len(),
@@ -257,10 +315,14 @@ async fn token_report(source: &SourceArgs, as_json: bool, started: Instant) -> E
     } else {
         println!("{:<28} {:>7} {:>14} {:>14}", "tools/list", "tools", "o200k tokens", "cl100k tokens");
         for (name, _, f) in &rows {
-            println!("{:<28} {:>7} {:>14} {:>14}", format!("one per operation: {name}"), f.tools, f.o200k, f.cl100k);
+            let label = match name.strip_prefix("mcp:") {
+                Some(server) => format!("MCP server's own: {server}"),
+                None => format!("one per operation: {name}"),
+            };
+            println!("{:<28} {:>7} {:>14} {:>14}", label, f.tools, f.o200k, f.cl100k);
         }
         if rows.len() > 1 {
-            println!("{:<28} {:>7} {:>14} {:>14}", "one per operation: all", total.tools, total.o200k, total.cl100k);
+            println!("{:<28} {:>7} {:>14} {:>14}", "all of the above", total.tools, total.o200k, total.cl100k);
         }
         println!("{:<28} {:>7} {:>14} {:>14}", "codemode", ours.tools, ours.o200k, ours.cl100k);
     }
@@ -282,7 +344,22 @@ async fn check(source: &SourceArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (apis, problems, fatal) = service::load_apis(&config, &file).await;
+    let (apis, mut problems, mut fatal) = service::load_apis(&config, &file, source.mock).await;
+    let (servers, server_problems) = match mcp_servers(source, &config, &file) {
+        Ok(x) => x,
+        Err(p) => {
+            fatal = true;
+            (vec![], vec![p])
+        }
+    };
+    problems.extend(server_problems);
+    if config.server.transport == codemode_http::Transport::Http || config.auth.is_configured() {
+        let names: Vec<String> =
+            config.apis.iter().map(|a| a.name.clone()).chain(config.mcp.iter().map(|m| m.name.clone())).collect();
+        for p in codemode_http::check(&config.server, &config.auth, &names) {
+            problems.push(service::LoadProblem(format!("{file}: {p}")));
+        }
+    }
     for p in &problems {
         println!("{p}");
     }
@@ -290,8 +367,9 @@ async fn check(source: &SourceArgs) -> ExitCode {
     if !fatal {
         let summary: Vec<String> =
             apis.iter().map(|a| format!("{} ({} operations)", a.name, a.spec.summary.operations.len())).collect();
-        match service::Service::start(apis, &config.limits).await {
-            Ok(_) => {
+        match service::Service::start(apis, servers, &config.limits).await {
+            Ok(s) => {
+                s.shutdown().await;
                 if count == 0 {
                     println!("ok: {}", summary.join(", "));
                 }
@@ -308,4 +386,81 @@ async fn check(source: &SourceArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `[[mcp]]` servers from the config plus those of `--mcp-config`.
+fn mcp_servers(
+    source: &SourceArgs,
+    config: &Config,
+    file: &str,
+) -> Result<(Vec<codemode_portal::ServerConfig>, Vec<service::LoadProblem>), service::LoadProblem> {
+    let (mut servers, problems) = service::mcp_servers(config, file);
+    if let Some(path) = &source.mcp_config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| service::LoadProblem(format!("{}: cannot read: {e}", path.display())))?;
+        let more = codemode_portal::parse_mcp_servers_json(&text)
+            .map_err(|e| service::LoadProblem(format!("{}: {e}", path.display())))?;
+        servers.extend(more);
+    }
+    Ok((servers, problems))
+}
+
+/// `serve` over MCP Streamable HTTP; `None` when the transport is stdio.
+/// The listener starts first (`/healthz` answers at once); `/readyz` and
+/// `/mcp` answer once every API has loaded.
+async fn serve_http(
+    source: &SourceArgs,
+    transport: Option<codemode_http::Transport>,
+    listen: Option<String>,
+    started: Instant,
+) -> Option<ExitCode> {
+    // A config that does not load is reported by `start` below.
+    let (mut config, file) = source.config().ok()?;
+    let transport =
+        transport.unwrap_or(if listen.is_some() { codemode_http::Transport::Http } else { config.server.transport });
+    if transport != codemode_http::Transport::Http {
+        return None;
+    }
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    let names: Vec<String> =
+        config.apis.iter().map(|a| a.name.clone()).chain(config.mcp.iter().map(|m| m.name.clone())).collect();
+    let http = match codemode_http::HttpServer::<CodemodeServer>::bind(&config.server, &config.auth, &names).await {
+        Ok(h) => h,
+        Err(e) => {
+            for line in e.to_string().lines() {
+                eprintln!("error: {file}: {line}");
+            }
+            return Some(ExitCode::from(2));
+        }
+    };
+    let ready = http.ready_handle();
+    let mut serving = tokio::spawn(http.run(codemode_http::shutdown_signal()));
+    let server = tokio::select! {
+        s = start(source, started) => match s {
+            Ok(s) => s,
+            Err(code) => {
+                serving.abort();
+                return Some(code);
+            }
+        },
+        _ = &mut serving => return Some(ExitCode::SUCCESS),
+    };
+    render::warm_up();
+    let service = server.service_handle();
+    ready.set(server);
+    let code = match serving.await {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: the HTTP server stopped: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    service.shutdown().await;
+    Some(code)
 }

@@ -10,6 +10,10 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
+use codemode_http::Principal;
+#[allow(deprecated)] // logging/setLevel: still negotiated by current clients and the conformance suite
+use rmcp::model::SetLevelRequestParams;
+
 use crate::render::{self, Rendered};
 use crate::service::Service;
 use crate::tools::{self, ToolDef};
@@ -27,7 +31,8 @@ pub struct CodemodeServer {
 impl CodemodeServer {
     /// Wraps a started service.
     pub fn new(service: Arc<Service>) -> Self {
-        let defs = tools::tool_defs(&service.apis, service.max_output_tokens, service.limits.max_host_calls);
+        let servers = service.portal.as_ref().map(|p| p.server_names()).unwrap_or_default();
+        let defs = tools::tool_defs(&service.apis, &servers, service.max_output_tokens, service.limits.max_host_calls);
         let tools = defs.iter().map(to_rmcp_tool).collect();
         CodemodeServer { service, tools: Arc::new(tools) }
     }
@@ -37,6 +42,11 @@ impl CodemodeServer {
         &self.service
     }
 
+    /// A shared handle on the service (it outlives the MCP session).
+    pub fn service_handle(&self) -> Arc<Service> {
+        self.service.clone()
+    }
+
     /// The tools, as `tools/list` returns them.
     pub fn tools(&self) -> &[Tool] {
         &self.tools
@@ -44,11 +54,16 @@ impl CodemodeServer {
 
     /// Runs one tool call and renders its result (shared by the MCP handler
     /// and the `search`/`exec` commands).
-    pub async fn call(&self, tool: &str, code: String) -> Rendered {
+    pub async fn call(&self, tool: &str, code: String, principal: Option<&Principal>) -> Rendered {
         let started = Instant::now();
+        // Scopes narrow what the config allows (HTTP transport with auth).
+        let principal = principal.filter(|p| p.scopes.is_some());
         let outcome = match tool {
-            "search" => self.service.search(code).await,
-            _ => self.service.execute(code).await,
+            "search" => match self.service.visible_specs(principal) {
+                Ok(visible) => self.service.search(code, visible).await,
+                Err(message) => return scope_error(message),
+            },
+            _ => self.service.execute(code, principal.cloned()).await,
         };
         let rendered = render::render(&outcome, self.service.max_output_tokens);
         tracing::info!(
@@ -61,6 +76,10 @@ impl CodemodeServer {
         );
         rendered
     }
+}
+
+fn scope_error(message: String) -> Rendered {
+    Rendered { is_error: true, text: format!("ScopeError: {message}"), note: None, console: None }
 }
 
 fn to_rmcp_tool(d: &ToolDef) -> Tool {
@@ -93,14 +112,25 @@ fn tool_error(message: String) -> CallToolResponse {
 }
 
 impl ServerHandler for CodemodeServer {
+    #[allow(deprecated)] // logging capability: see `set_level`
     fn get_info(&self) -> ServerConfig {
         let names: Vec<&str> = self.service.apis.iter().map(|a| a.name.as_str()).collect();
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_logging().build())
             .with_server_info(Implementation::new("codemode", env!("CARGO_PKG_VERSION")).with_title("codemode"))
             .with_instructions(format!(
                 "Gives access to these APIs through two tools: {}. Use `search` to find operations in the spec, then `execute` to call them, both by writing JavaScript.",
                 names.join(", ")
             ))
+    }
+
+    /// Accepted for protocol conformance; our own logs go to stderr.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        Ok(())
     }
 
     async fn list_tools(
@@ -143,7 +173,7 @@ impl ServerHandler for CodemodeServer {
         let tool = tool.to_string();
         // Cancellation: dropping the call future stops the JavaScript.
         tokio::select! {
-            r = self.call(&tool, code) => Ok(to_result(r).into()),
+            r = self.call(&tool, code, Principal::of(&context.extensions)) => Ok(to_result(r).into()),
             _ = context.ct.cancelled() => {
                 tracing::info!(tool = %tool, "tool call cancelled by the client");
                 Ok(tool_error("cancelled".into()))

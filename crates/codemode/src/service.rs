@@ -4,12 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codemode_sandbox::{Client, ExecuteEnv, Host, HostFuture, Limits, Outcome, SearchPool, SearchSpec};
+use codemode_sandbox::{
+    Client, ExecuteEnv, Host, HostFuture, Limits, Outcome, SearchCall, SearchPool, SearchSpec, SyncHost,
+};
 use codemode_spec::Spec;
 use codemode_upstream::{Auth, Secret, Upstream, UpstreamConfig};
 use serde_json::json;
 
-use crate::config::{ApiConfig, AuthConfig, Config, ConfigProblem};
+use codemode_http::Principal;
+use codemode_portal::Portal;
+
+use crate::config::{ApiConfig, AuthConfig, Config, ConfigProblem, McpConfig};
 
 /// One API, loaded and ready.
 pub struct LoadedApi {
@@ -37,10 +42,15 @@ impl From<ConfigProblem> for LoadProblem {
     }
 }
 
-/// Loads every API of `config` in parallel. Returns the APIs that loaded and
+/// Loads every API of `config` in parallel (`force_mock`: every API in
+/// rehearsal mode). Returns the APIs that loaded and
 /// every problem found (fatal or not, for `codemode check`); `fatal` is true
 /// when some API could not be loaded at all.
-pub async fn load_apis(config: &Config, config_file: &str) -> (Vec<LoadedApi>, Vec<LoadProblem>, bool) {
+pub async fn load_apis(
+    config: &Config,
+    config_file: &str,
+    force_mock: bool,
+) -> (Vec<LoadedApi>, Vec<LoadProblem>, bool) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client");
     let tasks = config.apis.iter().enumerate().map(|(i, api)| {
         let http = http.clone();
@@ -48,7 +58,8 @@ pub async fn load_apis(config: &Config, config_file: &str) -> (Vec<LoadedApi>, V
         let limits = config.limits.clone();
         let api = api.clone();
         let file = config_file.to_string();
-        async move { load_one(i, &api, &location, &http, &limits, &file).await }
+        let mock = api.mock || force_mock;
+        async move { load_one(i, mock, &api, &location, &http, &limits, &file).await }
     });
     let results = futures_join_all(tasks).await;
     let mut apis = Vec::new();
@@ -84,6 +95,7 @@ where
 
 async fn load_one(
     i: usize,
+    mock: bool,
     api: &ApiConfig,
     location: &str,
     http: &reqwest::Client,
@@ -158,6 +170,16 @@ async fn load_one(
             return Err(problems);
         }
     };
+    let spec = Arc::new(spec);
+    // Rehearsal mode: the same client, checks and limits, answered from the spec.
+    let upstream = if mock {
+        let started = Instant::now();
+        let responder = codemode_mock::MockApi::new(spec.clone());
+        tracing::info!(api = %api.name, elapsed_ms = started.elapsed().as_millis() as u64, "rehearsal mode: requests are answered from the spec");
+        upstream.with_responder(Arc::new(responder))
+    } else {
+        upstream
+    };
     tracing::info!(
         api = %api.name,
         operations = spec.summary.operations.len(),
@@ -165,7 +187,68 @@ async fn load_one(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded spec"
     );
-    Ok((LoadedApi { name: api.name.clone(), spec: Arc::new(spec), upstream }, problems))
+    Ok((LoadedApi { name: api.name.clone(), spec, upstream }, problems))
+}
+
+/// Turns `[[mcp]]` tables into portal server configs, reading the
+/// environment they name. Problems are reported, not fatal: a server whose
+/// variables are missing is left out.
+pub fn mcp_servers(config: &Config, file: &str) -> (Vec<codemode_portal::ServerConfig>, Vec<LoadProblem>) {
+    let mut servers = Vec::new();
+    let mut problems = Vec::new();
+    for (i, m) in config.mcp.iter().enumerate() {
+        match mcp_server(config, i, m, file) {
+            Ok(s) => servers.push(s),
+            Err(p) => problems.push(p),
+        }
+    }
+    (servers, problems)
+}
+
+fn mcp_server(
+    config: &Config,
+    i: usize,
+    m: &McpConfig,
+    file: &str,
+) -> Result<codemode_portal::ServerConfig, LoadProblem> {
+    let var = |name: &str, key: &str| {
+        std::env::var(name).map_err(|_| {
+            LoadProblem(format!("{file}: mcp[{i}].{key}: the environment variable `{name}` is not set; export it before starting codemode"))
+        })
+    };
+    let transport = match (&m.command, &m.url) {
+        (Some(command), None) => {
+            let mut env = Vec::new();
+            for name in &m.env {
+                env.push((name.clone(), var(name, "env")?));
+            }
+            for (child, host) in &m.env_from {
+                env.push((child.clone(), var(host, "env_from")?));
+            }
+            codemode_portal::Transport::Stdio {
+                command: command.clone(),
+                args: m.args.clone(),
+                cwd: m.cwd.as_ref().map(|c| config.base_dir.join(c)),
+                env,
+            }
+        }
+        (None, Some(url)) => {
+            let mut headers = Vec::new();
+            for (header, name) in &m.headers_env {
+                headers.push((header.clone(), var(name, "headers_env")?));
+            }
+            codemode_portal::Transport::Http { url: url.clone(), headers }
+        }
+        _ => return Err(LoadProblem(format!("{file}: mcp[{i}]: give `command` (stdio) or `url` (Streamable HTTP)"))),
+    };
+    Ok(codemode_portal::ServerConfig {
+        name: m.name.clone(),
+        transport,
+        allow: m.allow.clone(),
+        deny: m.deny.clone(),
+        read_only: m.read_only,
+        call_timeout: Duration::from_secs_f64(m.call_timeout_secs.unwrap_or(config.limits.timeout_secs)),
+    })
 }
 
 fn resolve_auth(auth: Option<&AuthConfig>, i: usize, file: &str) -> Result<Auth, LoadProblem> {
@@ -204,13 +287,36 @@ fn resolve_auth(auth: Option<&AuthConfig>, i: usize, file: &str) -> Result<Auth,
     })
 }
 
-/// The host side of `execute`: routes `<api>.request(...)` to its upstream.
+/// The host side of `execute`: routes `<api>.request(...)` to its upstream
+/// and `codemode.<server>_<tool>(args)` to the portal.
 struct ApiHost {
     upstreams: Vec<Upstream>,
+    portal: Option<Arc<Portal>>,
 }
 
 impl Host for ApiHost {
     fn call(&self, client: &str, method: &str, args: serde_json::Value) -> HostFuture {
+        if client == "codemode" {
+            let portal = self.portal.clone();
+            let tool = method.to_string();
+            return Box::pin(async move {
+                let Some(portal) = portal else {
+                    return Err(json!({"name": "TypeError", "message": "no MCP servers are configured"}));
+                };
+                let args = match args {
+                    serde_json::Value::Array(mut a) if a.len() <= 1 => a.pop().unwrap_or(json!({})),
+                    _ => {
+                        return Err(
+                            json!({"name": "TypeError", "message": format!("codemode.{tool}() takes one argument: an object of the tool's parameters")}),
+                        )
+                    }
+                };
+                let started = Instant::now();
+                let result = portal.call(&tool, args).await;
+                tracing::info!(tool = %tool, ok = result.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64, "upstream tool call");
+                result
+            });
+        }
         let upstream = self.upstreams.iter().find(|u| u.config().name == client).cloned();
         let method = method.to_string();
         let client = client.to_string();
@@ -235,6 +341,74 @@ impl Host for ApiHost {
     }
 }
 
+/// [`ApiHost`] narrowed to what a principal's scopes allow: `<api>:read` for
+/// GET/HEAD, `<api>:write` for anything else.
+struct ScopedHost {
+    inner: Arc<ApiHost>,
+    principal: Principal,
+}
+
+impl Host for ScopedHost {
+    fn call(&self, client: &str, method: &str, args: serde_json::Value) -> HostFuture {
+        if client != "codemode" {
+            // The method decides the scope; malformed arguments fall through
+            // to the upstream's own (clearer) error.
+            if let Ok(req) = codemode_upstream::request::parse(&args) {
+                let write = !matches!(req.method.as_str(), "GET" | "HEAD");
+                if let Err(message) = self.principal.allows(client, write) {
+                    let error =
+                        json!({"name": "ScopeError", "message": message, "method": req.method, "path": req.path});
+                    return Box::pin(async move { Err(error) });
+                }
+            }
+        }
+        self.inner.call(client, method, args)
+    }
+}
+
+/// `codemode.tools()` and `codemode.types(name?)` for `search` code.
+struct Catalog {
+    portal: Option<Arc<Portal>>,
+    apis: Vec<(String, Arc<Spec>)>,
+}
+
+impl SyncHost for Catalog {
+    fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
+        let err = |m: String| json!({"name": "TypeError", "message": m});
+        match method {
+            "tools" => Ok(match &self.portal {
+                Some(p) => {
+                    let mut tools: Vec<serde_json::Value> = p.tools().iter().map(crate::tools::tool_json).collect();
+                    // Servers that are not connected are reported in the list too.
+                    for st in p.status() {
+                        if !matches!(st.state, codemode_portal::ServerState::Ready) {
+                            tools.push(json!({"server": st.name, "unavailable": format!("{:?}", st.state)}));
+                        }
+                    }
+                    serde_json::Value::Array(tools)
+                }
+                None => json!([]),
+            }),
+            "types" => {
+                let name = args.get(0).and_then(|n| n.as_str());
+                if let Some(name) = name {
+                    if let Some(ts) = crate::tools::operation_types(&self.apis, name) {
+                        return Ok(json!(ts));
+                    }
+                }
+                match &self.portal {
+                    Some(p) => p.types(name).map(|t| json!(t)).map_err(err),
+                    None => Err(err(match name {
+                        Some(n) => format!("no operation `{n}`: pass \"METHOD /path\" as in the spec (e.g. \"GET /zones\") or an operationId"),
+                        None => "pass an operation: codemode.types(\"GET /path\") or codemode.types(operationId)".into(),
+                    })),
+                }
+            }
+            other => Err(err(format!("codemode.{other} does not exist; use codemode.tools() or codemode.types(name)"))),
+        }
+    }
+}
+
 /// The running service.
 pub struct Service {
     /// The APIs, in config order.
@@ -247,12 +421,30 @@ pub struct Service {
     /// Result size cap in tokens.
     pub max_output_tokens: usize,
     executions: tokio::sync::Semaphore,
+    catalog: Arc<Catalog>,
+    /// The upstream MCP servers, when any are configured.
+    pub portal: Option<Arc<Portal>>,
 }
 
 impl Service {
     /// Builds the `search` pool (every worker builds every spec) and the
     /// `execute` host.
-    pub async fn start(apis: Vec<LoadedApi>, limits_config: &crate::config::LimitsConfig) -> Result<Service, String> {
+    pub async fn start(
+        apis: Vec<LoadedApi>,
+        servers: Vec<codemode_portal::ServerConfig>,
+        limits_config: &crate::config::LimitsConfig,
+    ) -> Result<Service, String> {
+        let portal = if servers.is_empty() {
+            None
+        } else {
+            let started = Instant::now();
+            let p = Portal::start(servers, Duration::from_secs(10)).await?;
+            for st in p.status() {
+                tracing::info!(server = %st.name, state = ?st.state, tools = st.tools, "MCP server");
+            }
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "portal connected");
+            Some(Arc::new(p))
+        };
         let limits = Limits {
             timeout: Duration::from_secs_f64(limits_config.timeout_secs),
             memory_bytes: limits_config.memory_mib * 1024 * 1024,
@@ -285,7 +477,15 @@ impl Service {
         if apis.len() == 1 {
             env.aliases.push(("api".into(), apis[0].name.clone()));
         }
-        let host = Arc::new(ApiHost { upstreams: apis.iter().map(|a| a.upstream.clone()).collect() });
+        if portal.is_some() {
+            env.dynamic_clients.push("codemode".into());
+        }
+        let host =
+            Arc::new(ApiHost { upstreams: apis.iter().map(|a| a.upstream.clone()).collect(), portal: portal.clone() });
+        let catalog = Arc::new(Catalog {
+            portal: portal.clone(),
+            apis: apis.iter().map(|a| (a.name.clone(), a.spec.clone())).collect(),
+        });
         Ok(Service {
             apis,
             search,
@@ -294,17 +494,43 @@ impl Service {
             limits,
             max_output_tokens: limits_config.max_output_tokens,
             executions: tokio::sync::Semaphore::new(limits_config.max_concurrent_executions.max(1)),
+            catalog,
+            portal,
         })
     }
 
     /// Runs `search` code.
-    pub async fn search(&self, code: String) -> Outcome {
-        self.search.run(code).await
+    pub async fn search(&self, code: String, visible: Option<Vec<String>>) -> Outcome {
+        let call = SearchCall { host: Some(self.catalog.clone()), visible };
+        self.search.run_with(code, call).await
+    }
+
+    /// The specs a principal may search (`None`: all). `search` needs any
+    /// scope on an API to see its spec; with no scope on any API (and no
+    /// upstream MCP servers) the call is refused, naming the scopes.
+    pub fn visible_specs(&self, principal: Option<&Principal>) -> Result<Option<Vec<String>>, String> {
+        let Some(p) = principal else { return Ok(None) };
+        let visible: Vec<String> = self.apis.iter().filter(|a| p.allows_any(&a.name)).map(|a| a.name.clone()).collect();
+        if visible.is_empty() && !self.apis.is_empty() && self.portal.is_none() {
+            return Err(p.missing_any(&self.apis[0].name));
+        }
+        Ok(Some(visible))
+    }
+
+    /// Stops upstream MCP servers.
+    pub async fn shutdown(&self) {
+        if let Some(p) = &self.portal {
+            p.shutdown().await;
+        }
     }
 
     /// Runs `execute` code.
-    pub async fn execute(&self, code: String) -> Outcome {
+    pub async fn execute(&self, code: String, principal: Option<Principal>) -> Outcome {
         let _permit = self.executions.acquire().await.expect("semaphore is never closed");
-        codemode_sandbox::execute(code, self.env.clone(), self.limits.clone(), self.host.clone()).await
+        let host: Arc<dyn Host> = match principal {
+            Some(principal) => Arc::new(ScopedHost { inner: self.host.clone(), principal }),
+            None => self.host.clone(),
+        };
+        codemode_sandbox::execute(code, self.env.clone(), self.limits.clone(), host).await
     }
 }

@@ -47,14 +47,16 @@ pub fn input_schema(tool: &str) -> Map<String, Value> {
     }
 }
 
-/// Both tool definitions for the configured APIs.
-pub fn tool_defs(apis: &[LoadedApi], max_output_tokens: usize, max_requests: u32) -> Vec<ToolDef> {
-    let any_writes = apis.iter().any(|a| a.upstream.config().allow_writes);
+/// Both tool definitions for the configured APIs and MCP servers.
+pub fn tool_defs(apis: &[LoadedApi], servers: &[String], max_output_tokens: usize, max_requests: u32) -> Vec<ToolDef> {
+    // Upstream MCP tools may do anything: with servers connected, execute is
+    // as destructive as they are.
+    let any_writes = apis.iter().any(|a| a.upstream.config().allow_writes) || !servers.is_empty();
     vec![
         ToolDef {
             name: "search",
             title: "Search the API spec",
-            description: search_description(apis, max_output_tokens),
+            description: search_description(apis, servers, max_output_tokens),
             read_only: true,
             destructive: false,
             idempotent: true,
@@ -63,7 +65,7 @@ pub fn tool_defs(apis: &[LoadedApi], max_output_tokens: usize, max_requests: u32
         ToolDef {
             name: "execute",
             title: "Call the API",
-            description: execute_description(apis, max_output_tokens, max_requests),
+            description: execute_description(apis, servers, max_output_tokens, max_requests),
             read_only: !any_writes,
             destructive: any_writes,
             idempotent: false,
@@ -79,7 +81,15 @@ fn api_line(a: &LoadedApi) -> String {
     format!("{} ({}, {} operations): {}", a.name, title, s.operations.len(), groups.join(", "))
 }
 
-fn search_description(apis: &[LoadedApi], max_tokens: usize) -> String {
+fn search_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize) -> String {
+    if apis.is_empty() {
+        return format!(
+            "Discover the tools of the connected MCP servers ({}) by writing JavaScript: an async arrow function whose return value is the result.\n\n```ts\n{}\n```\nExamples:\n// tools whose name or description mentions a word\nasync () => codemode.tools().filter(t => (t.name + t.description).includes(\"file\")).map(t => ({{ name: t.name, description: t.description }}))\n// the TypeScript signature of one tool\nasync () => codemode.types(\"{}\")\n\nReturn only what you need: results over {max_tokens} tokens are shortened. Then call them with `execute`.",
+            servers.join(", "),
+            PORTAL_SEARCH_TS,
+            servers.first().map(|s| format!("{s}_<tool>")).unwrap_or_default()
+        );
+    }
     let single = apis.len() == 1;
     let mut d = String::new();
     if single {
@@ -125,23 +135,50 @@ fn search_description(apis: &[LoadedApi], max_tokens: usize) -> String {
         r#"
 ```ts
 {globals}
-interface OpenAPI {{ info: {{ title: string }}; servers?: {{ url: string }}[]; paths: Record<string, Record<"get" | "post" | "put" | "patch" | "delete", Operation>>; components?: {{ schemas?: Record<string, Schema> }} }}
+interface OpenAPI {{ paths: Record<string, Record<"get" | "post" | "put" | "patch" | "delete", Operation>>; components?: {{ schemas?: Record<string, Schema> }} }}
 interface Operation {{ summary?: string; description?: string; operationId?: string; tags?: string[]; parameters?: {{ name: string; in: "path" | "query" | "header"; required?: boolean; schema: Schema }}[]; requestBody?: {{ content: Record<string, {{ schema: Schema }}> }}; responses: Record<string, {{ description: string; content?: Record<string, {{ schema: Schema }}> }}> }}
 ```
 Examples:
 // operations whose path mentions a word
-async () => Object.entries({s}.paths).flatMap(([path, ops]) => Object.entries(ops).filter(([m]) => m !== "parameters").map(([m, op]) => ({{ method: m.toUpperCase(), path, summary: op.summary }}))).filter(o => o.path.includes("user"))
+async () => Object.entries({s}.paths).filter(([path]) => path.includes("user")).flatMap(([path, ops]) => Object.entries(ops).filter(([m]) => m !== "parameters").map(([m, op]) => ({{ method: m.toUpperCase(), path, summary: op.summary }})))
 // one operation's parameters, request body and responses
 async () => {s}.paths["{sample_path}"].{sample_method}
 
 Return only what you need: results over {max_tokens} tokens are shortened. Then call `execute`."#
     ));
+    if !servers.is_empty() {
+        d.push_str(&format!("\nMCP servers: {}.\n```ts\n{PORTAL_SEARCH_TS}\n```", servers.join(", ")));
+    } else {
+        d.push_str(
+            "\n`codemode.types(\"GET /path\")` gives an operation's parameters, body and response as TypeScript.",
+        );
+    }
     d
 }
 
-fn execute_description(apis: &[LoadedApi], max_tokens: usize, max_requests: u32) -> String {
+/// The `codemode` global of `search` in portal mode.
+const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string): string; // TypeScript of a tool, a \"GET /path\" operation, or all tools\n};";
+
+fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize, max_requests: u32) -> String {
     let single = apis.len() == 1;
-    let mut d = String::from("Call the API by writing JavaScript: an async arrow function; its return value is the result. Use `search` first to find operations and their parameters.\n\n```ts\n");
+    let mut d = String::from(if apis.is_empty() {
+        "Call the tools of the connected MCP servers by writing JavaScript: an async arrow function; its return value is the result. Use `search` first to find tools and their parameters.\n\n```ts\n"
+    } else {
+        "Call the API by writing JavaScript: an async arrow function; its return value is the result. Use `search` first to find operations and their parameters.\n\n```ts\n"
+    });
+    if !servers.is_empty() {
+        d.push_str(&format!(
+            "declare const codemode: Record<string, (args: object) => Promise<any>>; // codemode.<server>_<tool>(args) for the MCP servers {}; a tool error rejects\n",
+            servers.join(", ")
+        ));
+    }
+    if apis.is_empty() {
+        d.push_str(&format!(
+            "```\n`Promise.all` runs calls in parallel; console.log output is returned too. Results over {max_tokens} tokens are shortened.\n\nExample:\nasync () => {{\n  const tools = [\"{}\"];\n  return await codemode[tools[0]]({{}});\n}}",
+            servers.first().map(|s| format!("{s}_<tool>")).unwrap_or_default()
+        ));
+        return d;
+    }
     for a in apis {
         let c = a.upstream.config();
         d.push_str(&format!(
@@ -160,7 +197,7 @@ fn execute_description(apis: &[LoadedApi], max_tokens: usize, max_requests: u32)
 }
 interface Response { status: number; headers: Record<string, string>; data: any }
 ```
-A non-2xx answer rejects with an Error that has status, method, path and data. Credentials are added by the host. "#,
+A non-2xx answer rejects with an Error {status, method, path, data}; credentials are added by the host. "#,
     );
     d.push_str(&format!(
         "At most {max_requests} requests per call; `Promise.all` runs them in parallel; console.log output is returned too. Results over {max_tokens} tokens are shortened.\n\nExample:\n"
@@ -181,4 +218,119 @@ fn example_route(a: &LoadedApi) -> String {
         .min_by_key(|o| (o.path.matches('{').count(), o.path.len()))
         .map(|o| format!("GET {}", o.path))
         .unwrap_or_else(|| "GET /".into())
+}
+
+/// One portal tool as `codemode.tools()` shows it.
+pub fn tool_json(t: &codemode_portal::ToolInfo) -> Value {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(t.name));
+    m.insert("server".into(), json!(t.server));
+    if let Some(d) = &t.description {
+        m.insert("description".into(), json!(d));
+    }
+    m.insert("inputSchema".into(), t.input_schema.clone());
+    if let Some(o) = &t.output_schema {
+        m.insert("outputSchema".into(), o.clone());
+    }
+    if let Some(a) = &t.annotations {
+        m.insert("annotations".into(), a.clone());
+    }
+    if let Some(p) = &t.schema_problem {
+        m.insert("schemaProblem".into(), json!(p));
+    }
+    Value::Object(m)
+}
+
+/// TypeScript declarations of an OpenAPI operation's parameters, body and
+/// success response, for `codemode.types("GET /path")` (or an operationId;
+/// prefix `api:` to pick an API when several are configured).
+pub fn operation_types(apis: &[(String, std::sync::Arc<codemode_spec::Spec>)], name: &str) -> Option<String> {
+    let (only_api, wanted) = match name.split_once(':') {
+        Some((a, rest)) if apis.iter().any(|(n, _)| n == a) => (Some(a), rest.trim()),
+        _ => (None, name.trim()),
+    };
+    for (api, spec) in apis {
+        if only_api.is_some_and(|a| a != api) {
+            continue;
+        }
+        let Some(op) = spec.summary.operations.iter().find(|o| {
+            o.operation_id.as_deref() == Some(wanted) || format!("{} {}", o.method, o.path).eq_ignore_ascii_case(wanted)
+        }) else {
+            continue;
+        };
+        let g = &spec.graph;
+        let item = g.get(g.get(g.root(), "paths")?, &op.path)?;
+        let node = g.get(item, &op.method.to_ascii_lowercase())?;
+        let base = type_base(op);
+        let bounded = |id| {
+            let mut budget = 5_000;
+            g.to_value_bounded(id, &mut budget)
+        };
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for list in [g.get(item, "parameters"), g.get(node, "parameters")].into_iter().flatten() {
+            if let codemode_spec::Node::Array(params) = g.node(list) {
+                for p in params.iter() {
+                    let p = bounded(*p);
+                    let Some(pname) = p.get("name").and_then(Value::as_str) else { continue };
+                    let mut schema = p.get("schema").cloned().unwrap_or(json!({}));
+                    if let (Some(d), Value::Object(m)) = (p.get("description"), &mut schema) {
+                        m.insert("description".into(), d.clone());
+                    }
+                    if p.get("required") == Some(&json!(true)) {
+                        required.push(json!(pname));
+                    }
+                    properties.insert(pname.to_string(), schema);
+                }
+            }
+        }
+        let mut out = format!(
+            "// {} {}{}\n",
+            op.method,
+            op.path,
+            op.summary.as_deref().map(|s| format!(": {s}")).unwrap_or_default()
+        );
+        let params = json!({"type": "object", "properties": properties, "required": required});
+        out.push_str(&codemode_portal::typescript::declaration(&format!("{base}Params"), &params));
+        let media_schema = |container: Option<codemode_spec::NodeId>| -> Option<Value> {
+            let content = g.get(container?, "content")?;
+            let codemode_spec::Node::Object(types) = g.node(content) else { return None };
+            let (_, media) = types.iter().find(|(k, _)| k.contains("json")).or_else(|| types.first())?;
+            g.get(*media, "schema").map(bounded)
+        };
+        if let Some(body) = media_schema(g.get(node, "requestBody")) {
+            out.push('\n');
+            out.push_str(&codemode_portal::typescript::declaration(&format!("{base}Body"), &body));
+        }
+        let responses = g.get(node, "responses");
+        let success = responses.and_then(|r| match g.node(r) {
+            codemode_spec::Node::Object(codes) => codes.iter().find(|(c, _)| c.starts_with('2')).map(|(_, id)| *id),
+            _ => None,
+        });
+        if let Some(resp) = media_schema(success) {
+            out.push('\n');
+            out.push_str(&codemode_portal::typescript::declaration(&format!("{base}Response"), &resp));
+        }
+        return Some(out);
+    }
+    None
+}
+
+/// `GET /zones/{zone_id}/dns_records` → `GetZonesZoneIdDnsRecords` (or the operationId).
+fn type_base(op: &codemode_spec::Operation) -> String {
+    let source = op.operation_id.clone().unwrap_or_else(|| format!("{} {}", op.method.to_ascii_lowercase(), op.path));
+    let mut out = String::new();
+    let mut upper = true;
+    for c in source.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(if upper { c.to_ascii_uppercase() } else { c });
+            upper = false;
+        } else {
+            upper = true;
+        }
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
 }

@@ -30,20 +30,25 @@ pub(crate) const CODE_FILE: &str = "code.js";
 #[derive(Clone, Default)]
 pub(crate) struct Stop {
     deadline_ms: Arc<AtomicU64>,
-    cancelled: Arc<AtomicBool>,
+    /// The current call's cancel flag. `arm` swaps it in here, in the slot
+    /// the interrupt handler's clone shares, so the handler sees it.
+    cancelled: Arc<std::sync::Mutex<Arc<AtomicBool>>>,
 }
 
 impl Stop {
     pub(crate) fn arm(&self, deadline: Instant, cancelled: Arc<AtomicBool>) -> Stop {
         self.deadline_ms.store(deadline.duration_since(*EPOCH).as_millis() as u64, Ordering::Relaxed);
-        Stop { deadline_ms: self.deadline_ms.clone(), cancelled }
+        *self.cancelled.lock().unwrap_or_else(|e| e.into_inner()) = cancelled;
+        self.clone()
     }
     pub(crate) fn disarm(&self) {
         self.deadline_ms.store(u64::MAX, Ordering::Relaxed);
     }
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.lock().unwrap_or_else(|e| e.into_inner()).load(Ordering::Relaxed)
+    }
     fn should_stop(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-            || (EPOCH.elapsed().as_millis() as u64) >= self.deadline_ms.load(Ordering::Relaxed)
+        self.is_cancelled() || (EPOCH.elapsed().as_millis() as u64) >= self.deadline_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -53,8 +58,11 @@ impl Stop {
 pub(crate) fn new_runtime(limits: &Limits) -> rquickjs::Result<(Runtime, Stop, Arc<AtomicBool>)> {
     let rt = Runtime::new()?;
     rt.set_max_stack_size(limits.stack_bytes);
-    let stop = Stop { deadline_ms: Arc::new(AtomicU64::new(u64::MAX)), cancelled: Arc::new(AtomicBool::new(false)) };
-    let cancel_slot: Arc<AtomicBool> = stop.cancelled.clone();
+    let cancel_slot = Arc::new(AtomicBool::new(false));
+    let stop = Stop {
+        deadline_ms: Arc::new(AtomicU64::new(u64::MAX)),
+        cancelled: Arc::new(std::sync::Mutex::new(cancel_slot.clone())),
+    };
     let handler_stop = stop.clone();
     rt.set_interrupt_handler(Some(Box::new(move || handler_stop.should_stop())));
     Ok((rt, stop, cancel_slot))
@@ -257,7 +265,7 @@ fn to_result<'js>(ctx: &Ctx<'js>, v: Value<'js>, fix: &LineFix) -> Result<JsValu
 }
 
 fn stopped(spec: &RunSpec<'_>) -> ScriptError {
-    if spec.stop.cancelled.load(Ordering::Relaxed) {
+    if spec.stop.is_cancelled() {
         ScriptError::new(ErrorKind::Cancelled, "Cancelled", "the call was cancelled by the client")
     } else {
         ScriptError::new(

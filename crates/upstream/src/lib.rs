@@ -326,9 +326,20 @@ impl Upstream {
         if let Some(responder) = &self.responder {
             let mut answered = req.clone();
             answered.query = url.query_pairs().into_owned().collect();
-            let mut r = responder.respond(&answered, &headers);
+            let r = responder.respond(&answered, &headers);
             if r.body.len() > self.config.max_response_bytes {
-                r.body.truncate(self.config.max_response_bytes);
+                return Err(with_req(UpstreamError {
+                    name: "UpstreamError",
+                    message: format!(
+                        "the response is larger than the limit of {} bytes; ask for less (filters, smaller pages, fewer fields)",
+                        self.config.max_response_bytes
+                    ),
+                    status: Some(r.status),
+                    method: None,
+                    path: None,
+                    data: None,
+                    retryable: false,
+                }));
             }
             let mut map = Map::new();
             let mut content_type = String::new();
