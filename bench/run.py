@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark harness for codemode.
 
-    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--out DIR]
+    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--only abcde] [--out DIR]
 
 Prints a Markdown report to stdout and writes it to bench-out/report.md.
 Needs the release binary (cargo build --release) and the peers venv
@@ -35,10 +35,7 @@ import os
 import platform
 import re
 import select
-import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,6 +175,37 @@ def vm_hwm_mb(pid: int) -> Optional[float]:
     except OSError:
         return None
     return None
+
+
+def cpu_ms(pid: Optional[int]) -> Optional[float]:
+    """User+system CPU time of a process (all its threads, dead ones included), ms."""
+    if not pid:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+class LoadSampler(threading.Thread):
+    """Every 0.5 s: are compilers running, and the 1-min load average. Lets the report
+    say how noisy each section was."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, bool]] = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            self.samples.append((time.perf_counter(), bool(busy_compilers())))
+            self.halt.wait(0.5)
+
+    def busy_share(self, t0: float, t1: float) -> Optional[float]:
+        xs = [b for t, b in self.samples if t0 <= t <= t1]
+        return sum(xs) / len(xs) if xs else None
 
 
 def busy_compilers() -> list[str]:
@@ -532,7 +560,10 @@ class SdkClient:
             params = StdioServerParameters(command=str(BINARY), args=["serve", *self.args], env=base_env())
             read, write = await self._stack.enter_async_context(stdio_client(params, errlog=self._errlog))
             self.session = await self._stack.enter_async_context(ClientSession(read, write))
-            await asyncio.wait_for(self.session.initialize(), timeout=180)
+            import anyio
+
+            with anyio.fail_after(180):
+                await self.session.initialize()
         except BaseException:
             await self._stack.__aexit__(*sys.exc_info())
             self._errlog.close()
@@ -542,8 +573,10 @@ class SdkClient:
         return self
 
     async def __aexit__(self, *exc):
+        # Exit in this task (anyio scopes must not be exited from another task);
+        # the SDK closes stdin, then terminates/kills the server on its own timeouts.
         try:
-            await asyncio.wait_for(self._stack.__aexit__(*exc), timeout=30)
+            await self._stack.__aexit__(*exc)
         finally:
             self._errlog.close()
         return False
@@ -657,14 +690,23 @@ async def timed_calls(
     log_tail.mark()
     times = []
     size = 0
+    pid = getattr(client, "pid", None)
+    cpu0 = cpu_ms(pid)
     for _ in range(n):
         el, err, text = await client.call(tool, code)
         if err or not validate(text):
             raise RuntimeError(f"{tool} gave an unexpected result: {text[:500]}")
         times.append(el)
         size = len(text)
+    cpu1 = cpu_ms(pid)
     server = log_tail.server_ms(wait_for=n)
-    return {"client": summary(times), "server": summary(server) if server else None, "result_chars": size}
+    return {
+        "client": summary(times),
+        "server": summary(server) if server else None,
+        "cpu_per_call": (cpu1 - cpu0) / n if cpu0 is not None and cpu1 is not None else None,
+        "under_2ms": sum(t < 2.0 for t in times) / len(times) if times else None,
+        "result_chars": size,
+    }
 
 
 # --------------------------------------------------------------------------- c + d. search / execute latency
@@ -696,6 +738,10 @@ async def bench_latency(ctx: dict, n_search: int, n_exec: int, tmp: Path) -> dic
             res["search"][("waf", k)] = await timed_calls(c, lt, "search", WAF_CODE, n_search, 10, _waf_ok)
             log(f"{k}: search walk x{n_search}")
             res["search"][("walk", k)] = await timed_calls(c, lt, "search", WALK_CODE, n_search, 5, _walk_ok)
+            log(f"{k}: search trivial x{n_search}")
+            res["search"][("floor", k)] = await timed_calls(
+                c, lt, "search", TRIVIAL_CODE, n_search, 5, lambda t: t.strip() == "1"
+            )
             nf = max(10, n_search // 4)
             log(f"{k}: search walk-full x{nf}")
             res["search"][("walk_full", k)] = await timed_calls(
@@ -707,6 +753,18 @@ async def bench_latency(ctx: dict, n_search: int, n_exec: int, tmp: Path) -> dic
             )
             if cls is SdkClient and c.pid:
                 res["rss_after_mb"] = vm_hwm_mb(c.pid)
+    # The per-call floor of `search` on every spec (raw client): shows how it scales with spec size.
+    n_floor = max(10, n_search // 4)
+    res["floor_by_spec"] = []
+    for name, file in SPECS:
+        fargs = ["--spec", str(spec_path(file)), "--name", name]
+        if not ctx["absolute"][name]:
+            fargs += ["--base-url", DEAD_URL]
+        errlog = tmp / f"floor-{name}.log"
+        async with RawClient(fargs, errlog) as c:
+            log(f"search floor {name} x{n_floor}")
+            r = await timed_calls(c, LogTail(errlog), "search", TRIVIAL_CODE, n_floor, 5, lambda t: t.strip() == "1")
+            res["floor_by_spec"].append((name, r))
     return res
 
 
@@ -715,17 +773,19 @@ def report_latency(res: dict, n_search: int, n_exec: int) -> list[str]:
         "waf": "WAF snippet (zones paths with waf/rulesets → method, path, summary)",
         "walk": "walk every operation (method, path, operationId, tags, #params) → small aggregate",
         "walk_full": "same walk returning the full list (rendered, shortened to the output cap)",
+        "floor": "`async () => 1` (per-call floor)",
     }
     out = [
         "## c. `search` latency over MCP stdio (Cloudflare spec, 1,533 operations)",
         "",
-        f"Sequential calls after warm-up; client round trip in ms, plus the server's own `elapsed_ms` "
-        f"from its `tool call` log line. {n_search} calls each (walk-full: {max(10, n_search // 4)}). "
+        f"Sequential calls after warm-up; client round trip in ms, the server's own `elapsed_ms` "
+        f"from its `tool call` log line, and the server process's CPU time (user+sys, all threads) per call — "
+        f"the least noise-sensitive number. {n_search} calls each (walk-full: {max(10, n_search // 4)}). "
         f"*MCP Python SDK* is the official client; *raw JSON-RPC* writes/reads the pipes directly "
         f"(no SDK overhead).",
         "",
-        "| query | client | p50 | p90 | p99 | server p50 | result chars | target | |",
-        "|---|---|---:|---:|---:|---:|---:|---|---|",
+        "| query | client | p50 | p90 | p99 | server p50 | server CPU/call | result chars | target | |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for (q, k), r in res["search"].items():
         c, s = r["client"], r["server"]
@@ -735,24 +795,46 @@ def report_latency(res: dict, n_search: int, n_exec: int) -> list[str]:
             ok = c["p50"] < TARGET_SEARCH_WAF_P50
         out.append(
             f"| {labels[q]} | {k} | {f1(c['p50'])} | {f1(c['p90'])} | {f1(c['p99'])} | "
-            f"{f1(s['p50']) if s else '–'} | {r['result_chars']:,} | {target} | {check(ok) if target else ''} |"
+            f"{f1(s['p50']) if s else '–'} | {cpu(r)} | {r['result_chars']:,} | {target} | {check(ok) if target else ''} |"
         )
+    if res.get("floor_by_spec"):
+        n = res["floor_by_spec"][0][1]["client"]["n"]
+        out += [
+            "",
+            f"Per-call floor of `search` (`async () => 1`, raw JSON-RPC, {n} calls) on each spec:",
+            "",
+            "| API | p50 ms | p90 ms | server p50 ms | server min ms | server CPU/call ms |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, r in res["floor_by_spec"]:
+            c, s = r["client"], r["server"]
+            out.append(
+                f"| {name} | {f1(c['p50'])} | {f1(c['p90'])} | {f1(s['p50']) if s else '–'} | "
+                f"{f1(s['min']) if s else '–'} | {cpu(r)} |"
+            )
     if res.get("rss_after_mb"):
         out += ["", f"Peak RSS of that server after all the searches and executes (VmHWM): **{res['rss_after_mb']:.0f} MB**."]
     out.append("")
     return out
 
 
+def cpu(r: dict) -> str:
+    v = r.get("cpu_per_call")
+    return "–" if v is None else f1(v)
+
+
 def report_exec(lat: dict, par: dict, n_exec: int) -> list[str]:
     out = [
         "## d. Trivial `execute` round trip (`async () => 1`)",
         "",
-        f"{n_exec} sequential calls after warm-up, ms.",
+        f"{n_exec} sequential calls after warm-up, ms. Each call runs on a fresh OS thread with a fresh QuickJS "
+        "runtime; when other processes keep both cores busy, calls become bimodal (≈0.4 ms, or ≈3.5 ms when a "
+        "thread hand-off waits for a scheduler slice) while the server CPU per call stays put — see *server CPU/call* and *calls < 2 ms*.",
         "",
-        "| server | client | p50 | p90 | p99 | server p50 | target | |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| server | client | p50 | p90 | p99 | server p50 | server CPU/call | calls < 2 ms | target | |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    rows = list(lat["execute"].items())
+    rows = list(lat["execute"].items()) if lat else []
     if par and "trivial" in par:
         rows.append((("httpbin (parallel-bench config)", SdkClient.kind), par["trivial"]))
     for (api, k), r in rows:
@@ -760,7 +842,7 @@ def report_exec(lat: dict, par: dict, n_exec: int) -> list[str]:
         ok = c["p50"] < TARGET_EXEC_P50
         out.append(
             f"| {api} | {k} | {f1(c['p50'])} | {f1(c['p90'])} | {f1(c['p99'])} | "
-            f"{f1(s['p50']) if s else '–'} | p50 < {TARGET_EXEC_P50:.0f} ms | {check(ok)} |"
+            f"{f1(s['p50']) if s else '–'} | {cpu(r)} | {r['under_2ms']:.0%} | p50 < {TARGET_EXEC_P50:.0f} ms | {check(ok)} |"
         )
     out.append("")
     return out
@@ -928,6 +1010,21 @@ def py_threads_baseline(port: int, iters: int, workers: int = 16) -> dict:
     return summary(times)
 
 
+def py_one_baseline(port: int, iters: int) -> dict:
+    c = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+    try:
+        times = []
+        for i in range(iters + 3):
+            t0 = time.perf_counter()
+            c.request("GET", f"/get?i={i}", headers={"Accept": "application/json"})
+            assert json.loads(c.getresponse().read())["ok"] is True
+            if i >= 3:
+                times.append((time.perf_counter() - t0) * 1000.0)
+        return summary(times)
+    finally:
+        c.close()
+
+
 async def bench_parallel(ctx: dict, iters: int, n_exec: int, tmp: Path) -> dict:
     res: dict = {}
     with upstream_server() as port:
@@ -940,7 +1037,7 @@ async def bench_parallel(ctx: dict, iters: int, n_exec: int, tmp: Path) -> dict:
         errlog = tmp / "parallel.log"
         async with SdkClient(["--config", str(cfg)], errlog) as c:
             lt = LogTail(errlog)
-            s0 = upstream_stats(port)
+            s0 = upstream_stats(port)  # this opens (and closes) one connection itself
             log(f"execute 100 parallel requests x{iters}")
             res["par100"] = await timed_calls(c, lt, "execute", PAR100_CODE, iters, 3, lambda t: t.strip() == "100")
             s1 = upstream_stats(port)
@@ -949,12 +1046,14 @@ async def bench_parallel(ctx: dict, iters: int, n_exec: int, tmp: Path) -> dict:
             log(f"execute trivial x{n_exec}")
             res["trivial"] = await timed_calls(c, lt, "execute", TRIVIAL_CODE, n_exec, 20, lambda t: t.strip() == "1")
             res["upstream_par100"] = {
+                "calls": iters + 3,
                 "requests": s1["requests"] - s0["requests"],
-                "connections_total": s1["connections"],
-                "connections_during": s1["connections"] - s0["connections"],
+                "connections": s1["connections"] - s0["connections"] - 1,  # minus the /__stats one
             }
         log(f"python asyncio baseline x{iters}")
         res["py_asyncio"] = await py_asyncio_baseline(port, iters)
+        log(f"python single-request baseline x{iters * 5}")
+        res["py_one"] = await asyncio.to_thread(py_one_baseline, port, iters * 5)
         log(f"python threads baseline x{iters}")
         res["py_threads"] = await asyncio.to_thread(py_threads_baseline, port, iters)
     return res
@@ -981,10 +1080,12 @@ def report_parallel(res: dict, iters: int) -> list[str]:
         f"{f1(res['py_asyncio']['p90'])} | – | {100_000 / res['py_asyncio']['p50']:,.0f} |",
         f"| Python 16 threads × `http.client` keep-alive, 100 requests | {f1(res['py_threads']['p50'])} | "
         f"{f1(res['py_threads']['p90'])} | – | {100_000 / res['py_threads']['p50']:,.0f} |",
+        f"| Python `http.client` keep-alive, 1 request | {f1(res['py_one']['p50'])} | "
+        f"{f1(res['py_one']['p90'])} | – | {1000 / res['py_one']['p50']:,.0f} |",
         "",
-        f"Upstream saw {up['requests']:,} requests for the {iters} timed 100-request calls; codemode opened "
-        f"{up['connections_total']} TCP connections in total (warm-up included), {up['connections_during']} of them "
-        f"during the timed calls (keep-alive reuse across calls).",
+        f"The upstream saw {up['requests']:,} requests from codemode over the {up['calls']} 100-request calls "
+        f"(3 warm-ups included) on {up['connections']} TCP connections (keep-alive: connections are reused across calls). "
+        f"Server CPU per 100-request call: {cpu(par)} ms; per 1-request call: {cpu(one)} ms.",
         "",
     ]
     return out
@@ -1079,6 +1180,8 @@ def targets_table(fp, st, lat, par) -> list[str]:
 
 
 async def amain(args) -> str:
+    import anyio
+
     started = time.perf_counter()
     if not BINARY.exists():
         raise SystemExit(f"missing {BINARY}: run `cargo build --release` first")
@@ -1094,30 +1197,46 @@ async def amain(args) -> str:
     info = machine_info()
     compilers_seen: set[str] = set(busy_compilers())
     ctx = {"absolute": {n: has_absolute_server(spec_path(f)) for n, f in SPECS}}
-    sections: list[str] = []
     fp = st = lat = par = None
     timings = {}
+    busy = {}
+    sampler = LoadSampler()
+    sampler.start()
+    bin_mtime = BINARY.stat().st_mtime
 
     def section(name):
         compilers_seen.update(busy_compilers())
         log(f"--- {name}")
         return time.perf_counter()
 
+    def done(key, t):
+        timings[key] = time.perf_counter() - t
+        busy[key] = sampler.busy_share(t, time.perf_counter())
+
+    only = set(args.only)
     with tempfile.TemporaryDirectory(prefix="codemode-bench-") as tmps:
         tmp = Path(tmps)
-        t = section("a. footprint")
-        fp = await asyncio.wait_for(asyncio.to_thread(bench_footprint, ctx, quick), SECTION_TIMEOUT)
-        timings["a"] = time.perf_counter() - t
-        t = section("b. startup")
-        st = await asyncio.wait_for(asyncio.to_thread(bench_startup, ctx, runs), SECTION_TIMEOUT)
-        timings["b"] = time.perf_counter() - t
-        t = section("c/d. search + execute latency")
-        lat = await asyncio.wait_for(bench_latency(ctx, n_search, n_exec, tmp), SECTION_TIMEOUT)
-        timings["cd"] = time.perf_counter() - t
-        t = section("e. parallel requests")
-        par = await asyncio.wait_for(bench_parallel(ctx, iters, n_exec, tmp), SECTION_TIMEOUT)
-        timings["e"] = time.perf_counter() - t
+        if "a" in only:
+            t = section("a. footprint")
+            fp = await asyncio.wait_for(asyncio.to_thread(bench_footprint, ctx, quick), SECTION_TIMEOUT)
+            done("a", t)
+        if "b" in only:
+            t = section("b. startup")
+            st = await asyncio.wait_for(asyncio.to_thread(bench_startup, ctx, runs), SECTION_TIMEOUT)
+            done("b", t)
+        if only & {"c", "d"}:
+            t = section("c/d. search + execute latency")
+            with anyio.fail_after(SECTION_TIMEOUT):
+                lat = await bench_latency(ctx, n_search, n_exec, tmp)
+            done("c+d", t)
+        if "e" in only:
+            t = section("e. parallel requests")
+            with anyio.fail_after(SECTION_TIMEOUT):
+                par = await bench_parallel(ctx, iters, n_exec, tmp)
+            done("e", t)
         compilers_seen.update(busy_compilers())
+    sampler.halt.set()
+    rebuilt = BINARY.stat().st_mtime != bin_mtime
 
     total = time.perf_counter() - started
     load_end = os.getloadavg()
@@ -1126,29 +1245,39 @@ async def amain(args) -> str:
         "# codemode benchmarks",
         "",
         f"- **Date:** {info['date']} — full run took **{total:.0f} s** "
-        f"(a {timings['a']:.0f} s, b {timings['b']:.0f} s, c+d {timings['cd']:.0f} s, e {timings['e']:.0f} s)"
-        + (" — `--quick`" if quick else ""),
+        f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})"
+        + (" — `--quick`" if quick else "")
+        + ("" if only == set("abcde") else f" — only sections {''.join(sorted(only))}"),
         f"- **Machine:** {info['nproc']} CPUs, {info['cpu']}, {info['mem']} RAM, {info['os']}",
         f"- **Toolchain:** {info['rustc']}; Python {info['python']}, mcp {info['mcp']}",
         f"- **Binary:** {info['codemode']} at commit {info['commit']}{' (+ local changes)' if info['dirty'] else ''}, "
         f"{info['binary_mb']:.1f} MB, built {info['binary_mtime']}",
         f"- **Load:** loadavg {info['load'][0]:.2f} at start, {load_end[0]:.2f} at end; "
         + (
-            f"other compiler processes were running during the run ({', '.join(sorted(compilers_seen))}) — expect noise"
+            f"other compiler processes ({', '.join(sorted(compilers_seen))}) were running during part of the run — "
+            f"share of 0.5 s samples with a compiler running: "
+            + ", ".join(f"{k} {v:.0%}" for k, v in busy.items() if v is not None)
+            + " — expect noise; compare ratios within one run, and the CPU/call columns"
             if compilers_seen
             else "no compiler processes seen during the run"
         ),
         f"- **Runs:** startup median of {runs}; {n_search} search calls, {n_exec} trivial executes, "
         f"{iters} parallel executes per row. `CODEMODE_LOG={LOG_FILTER}` (one log line per call, as in production).",
+        *(["- ⚠️ **The binary was rebuilt during the run**; numbers may mix two builds."] if rebuilt else []),
         f"- Specs without an absolute server URL get `base_url = \"{DEAD_URL}\"`: {', '.join(no_server) or 'none'}.",
         "",
     ]
     body = hdr + targets_table(fp, st, lat, par)
-    body += report_footprint(fp)
-    body += report_startup(st, runs)
-    body += report_latency(lat, n_search, n_exec)
-    body += report_exec(lat, par, n_exec)
-    body += report_parallel(par, iters)
+    if fp:
+        body += report_footprint(fp)
+    if st:
+        body += report_startup(st, runs)
+    if lat:
+        body += report_latency(lat, n_search, n_exec)
+    if lat or par:
+        body += report_exec(lat, par, n_exec)
+    if par:
+        body += report_parallel(par, iters)
     return "\n".join(body)
 
 
@@ -1157,12 +1286,14 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=0, help="startup runs per spec (default 5, 2 with --quick)")
     ap.add_argument("--quick", action="store_true", help="fewer iterations everywhere (~1 min)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out", help="where report.md goes")
+    ap.add_argument("--only", default="abcde", help="sections to run, e.g. `cde` (default: all)")
     ap.add_argument("--upstream-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.upstream_server:
         asyncio.run(_upstream_main())
         return 0
     atexit.register(cleanup)
+    signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     try:

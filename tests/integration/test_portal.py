@@ -1,0 +1,106 @@
+"""Portal mode through the release binary: real upstream MCP servers behind the
+same two tools, mixed with an OpenAPI API, driven by the official Python SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, mcp_session, text_of, write_config
+
+pytestmark = pytest.mark.anyio
+
+NODE_MODULES = ROOT / ".peers" / "portal-node" / "node_modules" / "@modelcontextprotocol"
+
+
+def servers_config(tmp_path: Path) -> Path:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "team.txt").write_text("Ada Lovelace\nGrace Hopper\n")
+    return write_config(tmp_path, f"""
+[[mcp]]
+name = "fs"
+command = "node"
+args = ["{NODE_MODULES / 'server-filesystem' / 'dist' / 'index.js'}", "{tmp_path / 'files'}"]
+
+[[mcp]]
+name = "memory"
+command = "node"
+args = ["{NODE_MODULES / 'server-memory' / 'dist' / 'index.js'}"]
+env_from = {{ MEMORY_FILE_PATH = "PORTAL_MEMORY_FILE" }}
+
+[[mcp]]
+name = "broken"
+command = "/nonexistent/mcp-server"
+
+[[api]]
+name = "bookshelf"
+spec = "{ROOT / 'examples' / 'bookshelf.yaml'}"
+mock = true
+""")
+
+
+async def test_portal_chains_servers_and_mixes_an_openapi_api(tmp_path):
+    assert NODE_MODULES.exists(), "run crates/portal/tests/peers-setup.sh (scripts/test does)"
+    cfg = servers_config(tmp_path)
+    env = {"PORTAL_MEMORY_FILE": str(tmp_path / "memory.json")}
+    async with mcp_session(["--config", str(cfg)], env=env) as s:
+        tools = {t.name: t for t in (await s.list_tools()).tools}
+        for name in ("search", "execute"):
+            assert "fs" in tools[name].description and "memory" in tools[name].description
+            assert "fs_read_text_file" not in tools[name].description  # servers by name only
+
+        r = await s.call_tool("search", {"code": "async () => codemode.tools().filter(t => t.name).map(t => t.name)"})
+        names = json.loads(r.content[0].text)
+        assert "fs_read_text_file" in names and "memory_create_entities" in names
+        # The broken upstream is reported, and blocks nothing else.
+        r = await s.call_tool("search", {"code": "async () => codemode.tools().filter(t => t.unavailable).map(t => t.server)"})
+        assert json.loads(r.content[0].text) == ["broken"]
+        r = await s.call_tool("search", {"code": "async () => codemode.types('memory_create_entities')"})
+        assert "entities" in r.content[0].text and "Array<" in r.content[0].text
+        r = await s.call_tool("search", {"code": "async () => codemode.types('POST /books')"})
+        assert "title" in r.content[0].text and "author_id" in r.content[0].text
+
+        r = await s.call_tool("execute", {"code": f"""async () => {{
+            const file = await codemode.fs_read_text_file({{path: {json.dumps(str(tmp_path / 'files' / 'team.txt'))}}});
+            const people = (file.content || file).trim().split('\\n');
+            const books = (await bookshelf.request('GET /books')).data.books;
+            await codemode.memory_create_entities({{entities: [
+                ...people.map(p => ({{name: p, entityType: 'person', observations: ['from team.txt']}})),
+                ...books.map(b => ({{name: b.title, entityType: 'book', observations: [String(b.year)]}})),
+            ]}});
+            const graph = await codemode.memory_read_graph({{}});
+            return graph.entities.map(e => e.name + ':' + e.entityType);
+        }}"""})
+        assert not r.is_error, text_of(r)
+        assert json.loads(r.content[0].text) == [
+            "Ada Lovelace:person", "Grace Hopper:person",
+            "The Left Hand of Darkness:book", "A Wizard of Earthsea:book", "Kindred:book",
+        ]
+
+        # Arguments are validated before sending; tool errors are catchable.
+        r = await s.call_tool("execute", {"code": "async () => codemode.memory_create_entities({entities: 'nope'})"})
+        assert r.is_error and "entities" in text_of(r)
+        r = await s.call_tool("execute", {"code": "async () => { try { await codemode.fs_read_text_file({path: '/etc/passwd'}); } catch (e) { return e.message.length > 0; } }"})
+        assert r.content[0].text == "true"
+        r = await s.call_tool("execute", {"code": "async () => codemode.nope_tool({})"})
+        assert r.is_error
+
+        # Parallel calls inside one execute.
+        r = await s.call_tool("execute", {"code": "async () => (await Promise.all(Array.from({length: 20}, () => codemode.memory_read_graph({})))).length"})
+        assert r.content[0].text == "20"
+
+
+async def test_mcp_servers_json_is_accepted(tmp_path):
+    servers = tmp_path / "servers.json"
+    servers.write_text(json.dumps({"mcpServers": {
+        "memory": {"command": "node", "args": [str(NODE_MODULES / "server-memory" / "dist" / "index.js")],
+                   "env": {"MEMORY_FILE_PATH": str(tmp_path / "m.json")}},
+    }}))
+    async with mcp_session(["--mcp-config", str(servers)]) as s:
+        r = await s.call_tool("search", {"code": "async () => codemode.tools().length"})
+        assert r.content[0].text == "9"
+        r = await s.call_tool("execute", {"code": "async () => (await codemode.memory_read_graph({})).entities"})
+        assert json.loads(r.content[0].text) == []
