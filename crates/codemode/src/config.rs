@@ -330,62 +330,10 @@ impl Config {
     }
 }
 
-/// True for a valid, non-reserved JavaScript identifier (ASCII subset).
+/// True for a valid, non-reserved JavaScript identifier (ASCII subset): the
+/// same rule the portal applies to tool names.
 pub fn is_identifier(s: &str) -> bool {
-    const RESERVED: [&str; 46] = [
-        "break",
-        "case",
-        "catch",
-        "class",
-        "const",
-        "continue",
-        "debugger",
-        "default",
-        "delete",
-        "do",
-        "else",
-        "enum",
-        "export",
-        "extends",
-        "false",
-        "finally",
-        "for",
-        "function",
-        "if",
-        "import",
-        "in",
-        "instanceof",
-        "new",
-        "null",
-        "return",
-        "super",
-        "switch",
-        "this",
-        "throw",
-        "true",
-        "try",
-        "typeof",
-        "var",
-        "void",
-        "while",
-        "with",
-        "yield",
-        "let",
-        "static",
-        "implements",
-        "interface",
-        "package",
-        "private",
-        "protected",
-        "public",
-        "await",
-    ];
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' || c == '$' => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') && !RESERVED.contains(&s)
+    codemode_portal::is_unreserved_identifier(s)
 }
 
 #[cfg(test)]

@@ -171,15 +171,7 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
         }
         ExitCode::from(2)
     })?;
-    let (apis, mut problems, mut fatal) = service::load_apis(&config, &file, source.mock).await;
-    let (servers, server_problems) = match mcp_servers(source, &config, &file) {
-        Ok(x) => x,
-        Err(p) => {
-            fatal = true;
-            (vec![], vec![p])
-        }
-    };
-    problems.extend(server_problems);
+    let Loaded { apis, servers, problems, fatal } = load_everything(source, &config, &file).await;
     for p in &problems {
         if fatal {
             eprintln!("error: {p}");
@@ -344,15 +336,7 @@ async fn check(source: &SourceArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (apis, mut problems, mut fatal) = service::load_apis(&config, &file, source.mock).await;
-    let (servers, server_problems) = match mcp_servers(source, &config, &file) {
-        Ok(x) => x,
-        Err(p) => {
-            fatal = true;
-            (vec![], vec![p])
-        }
-    };
-    problems.extend(server_problems);
+    let Loaded { apis, servers, mut problems, fatal } = load_everything(source, &config, &file).await;
     if config.server.transport == codemode_http::Transport::Http || config.auth.is_configured() {
         let names: Vec<String> =
             config.apis.iter().map(|a| a.name.clone()).chain(config.mcp.iter().map(|m| m.name.clone())).collect();
@@ -463,4 +447,29 @@ async fn serve_http(
     };
     service.shutdown().await;
     Some(code)
+}
+
+/// What loading a config produced: the APIs and MCP servers that loaded, every
+/// problem found, and whether any of them is fatal.
+struct Loaded {
+    apis: Vec<service::LoadedApi>,
+    servers: Vec<codemode_portal::ServerConfig>,
+    problems: Vec<service::LoadProblem>,
+    fatal: bool,
+}
+
+async fn load_everything(source: &SourceArgs, config: &Config, file: &str) -> Loaded {
+    let (apis, mut problems, mut fatal) = service::load_apis(config, file, source.mock).await;
+    let servers = match mcp_servers(source, config, file) {
+        Ok((servers, server_problems)) => {
+            problems.extend(server_problems);
+            servers
+        }
+        Err(p) => {
+            fatal = true;
+            problems.push(p);
+            vec![]
+        }
+    };
+    Loaded { apis, servers, problems, fatal }
 }

@@ -55,7 +55,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{parse_mcp_servers_json, PortalOptions, ServerConfig, Transport, DEFAULT_CALL_TIMEOUT};
-pub use names::{sanitize_identifier, sanitize_name};
+pub use names::{is_unreserved_identifier, sanitize_identifier, sanitize_name};
 
 use upstream::{lock, Server};
 

@@ -56,6 +56,12 @@ const RESERVED: &[&str] = &[
     "Infinity",
 ];
 
+/// True for an ASCII JavaScript identifier that is not a reserved word: a
+/// name that works as a global variable or after a dot without quoting.
+pub fn is_unreserved_identifier(s: &str) -> bool {
+    is_identifier(s) && !RESERVED.contains(&s)
+}
+
 /// The name a tool gets in the sandbox: `<server>_<tool>` made a JavaScript
 /// identifier, as `@cloudflare/codemode` does: `-`, `.`, space and every other
 /// character that is not an ASCII letter, digit, `_` or `$` become `_`; a
