@@ -457,7 +457,7 @@ impl Service {
             n => n,
         };
         let specs: Vec<SearchSpec> =
-            apis.iter().map(|a| SearchSpec { name: a.name.clone(), graph: Arc::new(a.spec.graph.clone()) }).collect();
+            apis.iter().map(|a| SearchSpec { name: a.name.clone(), graph: a.spec.graph.clone() }).collect();
         let pool_limits = limits.clone();
         let started = Instant::now();
         let search = tokio::task::spawn_blocking(move || SearchPool::start(specs, workers, pool_limits))

@@ -107,7 +107,9 @@ async fn mock() -> MockApi {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!("codemode-mock-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("shop.json");
+    // One file per call: tests run in parallel in this process.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let path = dir.join(format!("shop-{}.json", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     std::fs::write(&path, serde_json::to_vec(&spec_json()).unwrap()).unwrap();
     let spec = codemode_spec::load(path.to_str().unwrap(), &reqwest::Client::new()).await.unwrap();
     assert!(spec.problems.is_empty(), "{:?}", spec.problems);

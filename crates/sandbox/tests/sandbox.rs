@@ -199,7 +199,7 @@ fn graph(v: Value) -> Arc<codemode_spec::Graph> {
     let spec = std::thread::spawn(move || rt.block_on(codemode_spec::load(path.to_str().unwrap(), &http)).unwrap())
         .join()
         .unwrap();
-    Arc::new(spec.graph)
+    spec.graph
 }
 
 fn rand_name() -> String {

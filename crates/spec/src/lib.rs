@@ -72,8 +72,9 @@ impl LoadError {
 pub struct Spec {
     /// Where it was loaded from, as given.
     pub location: String,
-    /// The document in OpenAPI 3 shape, every `$ref` resolved.
-    pub graph: Graph,
+    /// The document in OpenAPI 3 shape, every `$ref` resolved (shared with
+    /// the sandbox, which builds it once per runtime).
+    pub graph: std::sync::Arc<Graph>,
     /// Title, servers and operations.
     pub summary: Summary,
     /// Non-fatal problems (see [`Problem`]).
@@ -105,7 +106,7 @@ pub async fn load(location: &str, http: &reqwest::Client) -> Result<Spec, LoadEr
                 }
                 check::check(&docs, &mut problems);
                 let summary = Summary::from_document(docs.root_value());
-                let graph = resolve::resolve(&docs);
+                let graph = std::sync::Arc::new(resolve::resolve(&docs));
                 Spec { location, graph, summary, problems, converted_from_swagger2: converted, documents: docs.len() }
             })
             .expect("spawn spec resolver thread")
