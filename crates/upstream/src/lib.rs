@@ -4,18 +4,26 @@
 //! [`Upstream::request`] takes the arguments exactly as the model's code
 //! passed them, and:
 //! - parses and checks them ([`request`]): relative paths only, no `..`, no
-//!   credential or framing headers, no CR/LF;
+//!   credential or framing headers, no CR/LF, no method overrides
+//!   (`X-HTTP-Method-Override`, `_method`);
 //! - applies policy: only GET and HEAD unless the API allows writes;
+//! - caps the whole request (URL, headers, body) at `max_request_bytes`;
 //! - injects the credential (which never enters the sandbox) and the
 //!   configured static headers;
 //! - sends with a timeout, retries 429/503 with `Retry-After` for idempotent
 //!   methods a bounded number of times;
-//! - caps request and response sizes, decodes JSON, and scrubs the credential
-//!   from anything that comes back (an upstream may echo it);
+//! - follows redirects only within the configured origin and base path,
+//!   re-adding the credential itself for each hop; a redirect elsewhere is
+//!   returned to the code as the 3xx response it is;
+//! - caps the response size, decodes JSON, and scrubs every known form of the
+//!   credential ([`Scrubber`]) from everything that comes back — data,
+//!   header names and values, error messages (an upstream may echo it);
 //! - turns non-2xx answers into errors that say what happened and what to do.
 
 pub mod request;
+pub mod scrub;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -25,6 +33,13 @@ use serde_json::{json, Map, Value};
 use url::Url;
 
 pub use request::{ApiRequest, Body};
+pub use scrub::Scrubber;
+
+/// Most redirects followed for one request (each hop within the API).
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Longest URL the HTTP client can send (the `http` crate's URI limit).
+pub const MAX_URL_BYTES: usize = u16::MAX as usize - 1;
 
 /// A secret value: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -94,20 +109,20 @@ impl Auth {
     }
 
     /// Strings that must never reach the sandbox: the secret and the header
-    /// values built from it.
-    fn secrets(&self) -> Vec<String> {
-        let mut out = match self {
+    /// values built from it (for basic auth: the password alone,
+    /// `user:password` and the whole `Basic …` value). A [`Scrubber`] built
+    /// from them also finds their encoded forms.
+    pub fn secrets(&self) -> Vec<String> {
+        match self {
             Auth::None => vec![],
-            Auth::Bearer { token, .. } => vec![token.0.clone()],
+            Auth::Bearer { token, .. } => vec![token.0.clone(), format!("Bearer {}", token.0)],
             Auth::Header { value, .. } => vec![value.0.clone()],
             Auth::Basic { user, password, .. } => {
-                let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.0));
-                vec![password.0.clone(), b64]
+                let pair = format!("{user}:{}", password.0);
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&pair);
+                vec![password.0.clone(), pair, format!("Basic {b64}")]
             }
-        };
-        out.retain(|s| s.len() >= 4);
-        out.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        out
+        }
     }
 }
 
@@ -126,7 +141,8 @@ pub struct UpstreamConfig {
     pub allow_writes: bool,
     /// Timeout of one HTTP exchange.
     pub timeout: Duration,
-    /// Largest request body, in bytes.
+    /// Largest request, in bytes: URL path and query, the code's header
+    /// names and values, and the body together.
     pub max_request_bytes: usize,
     /// Largest response body, in bytes.
     pub max_response_bytes: usize,
@@ -239,7 +255,7 @@ pub struct Response {
 pub struct Upstream {
     config: UpstreamConfig,
     http: reqwest::Client,
-    secrets: Vec<String>,
+    scrubber: Scrubber,
     responder: Option<std::sync::Arc<dyn Responder>>,
 }
 
@@ -250,22 +266,22 @@ impl fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// Builds the client. Redirects are followed only within the API's origin.
+    /// Builds the client. The HTTP client itself follows no redirects:
+    /// [`Upstream::send`] follows those that stay within the API (see there).
     pub fn new(config: UpstreamConfig) -> Result<Self, String> {
-        let origin = config.base_url.origin();
         let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= 5 || attempt.url().origin() != origin {
-                    attempt.stop()
-                } else {
-                    attempt.follow()
-                }
-            }))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("codemode/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let secrets = config.auth.secrets();
-        Ok(Upstream { config, http, secrets, responder: None })
+        let scrubber = Scrubber::new(config.auth.secrets());
+        Ok(Upstream { config, http, scrubber, responder: None })
+    }
+
+    /// The scrubber for this API's credential (applied to everything
+    /// [`Upstream::request`] and [`Upstream::send`] return).
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
     }
 
     /// Answers requests with `responder` instead of the network (rehearsal
@@ -292,19 +308,48 @@ impl Upstream {
         self.send(req).await.map_err(|e| e.to_json())
     }
 
-    /// Sends a parsed request, applying policy, credentials, retries and limits.
+    /// Sends a parsed request, applying policy, credentials, retries, limits
+    /// and redirects, and scrubs the credential from the answer or error.
+    ///
+    /// Redirects (at most [`MAX_REDIRECTS`]) are followed only when the
+    /// target stays on the configured origin and under the base path; the
+    /// credential is added again by the host for each hop. A 303 (and a 301
+    /// or 302 after a POST) becomes a GET without body; 307 and 308 keep the
+    /// method and body. A redirect anywhere else is not followed: the code
+    /// gets the 3xx response itself (status, headers with `location`, body).
     pub async fn send(&self, req: ApiRequest) -> Result<Value, UpstreamError> {
+        match self.send_unscrubbed(req).await {
+            Ok(mut v) => {
+                self.scrubber.scrub_value(&mut v);
+                Ok(v)
+            }
+            Err(mut e) => {
+                if let Cow::Owned(m) = self.scrubber.scrub_str(&e.message) {
+                    e.message = m;
+                }
+                for s in [&mut e.method, &mut e.path].into_iter().flatten() {
+                    if let Cow::Owned(clean) = self.scrubber.scrub_str(s) {
+                        *s = clean;
+                    }
+                }
+                if let Some(d) = &mut e.data {
+                    self.scrubber.scrub_value(d);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn send_unscrubbed(&self, req: ApiRequest) -> Result<Value, UpstreamError> {
         let with_req = |mut e: UpstreamError| {
             e.method = Some(req.method.clone());
             e.path = Some(req.path.clone());
             e
         };
-        if !self.config.allow_writes && !matches!(req.method.as_str(), "GET" | "HEAD") {
-            return Err(with_req(UpstreamError::policy(&format!(
-                "{} refused: the `{}` API is read-only here (only GET and HEAD are sent). To allow writes, set `allow_writes = true` for this API in the codemode config",
-                req.method, self.config.name
-            ))));
-        }
+        // `request::parse` refuses these already; a request built in Rust
+        // gets the same check.
+        request::check_method_override(&req).map_err(with_req)?;
+        self.check_method_policy(&req.method).map_err(with_req)?;
         let url = self.url_for(&req).map_err(with_req)?;
         let (body, content_type) = match &req.body {
             Body::None => (None, None),
@@ -314,12 +359,7 @@ impl Upstream {
             ),
             Body::Raw(s, ct) => (Some(s.clone().into_bytes()), Some(ct.clone())),
         };
-        if body.as_ref().is_some_and(|b| b.len() > self.config.max_request_bytes) {
-            return Err(with_req(UpstreamError::policy(&format!(
-                "the request body is larger than the limit of {} bytes",
-                self.config.max_request_bytes
-            ))));
-        }
+        self.check_size(&url, &req, body.as_deref()).map_err(with_req)?;
         let headers = self.headers(&req, content_type.as_deref()).map_err(with_req)?;
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).expect("method was checked");
         let idempotent = matches!(req.method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS");
@@ -347,7 +387,7 @@ impl Upstream {
                 if k.eq_ignore_ascii_case("content-type") {
                     content_type = v.to_ascii_lowercase();
                 }
-                map.insert(k.to_ascii_lowercase(), Value::String(self.scrub(v)));
+                map.insert(k.to_ascii_lowercase(), Value::String(v.clone()));
             }
             let data = self.decode(&r.body, &content_type);
             if (200..400).contains(&r.status) {
@@ -356,7 +396,10 @@ impl Upstream {
             let status = reqwest::StatusCode::from_u16(r.status).unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
             return Err(with_req(self.status_error(status, data, &req)));
         }
+        let (mut method, mut url, mut body, mut headers) = (method, url, body, headers);
+        let mut idempotent = idempotent;
         let mut attempt = 0;
+        let mut hops = 0;
         loop {
             let mut builder =
                 self.http.request(method.clone(), url.clone()).headers(headers.clone()).timeout(self.config.timeout);
@@ -375,8 +418,88 @@ impl Upstream {
                     }
                 }
             }
+            if matches!(status, 301 | 302 | 303 | 307 | 308) && hops < MAX_REDIRECTS {
+                if let Some(next) = self.redirect_target(&url, resp.headers()) {
+                    let next_method = match status {
+                        303 if method != reqwest::Method::HEAD => reqwest::Method::GET,
+                        301 | 302 if method == reqwest::Method::POST => reqwest::Method::GET,
+                        _ => method.clone(),
+                    };
+                    if self.check_method_policy(next_method.as_str()).is_ok() {
+                        if next_method != method {
+                            body = None;
+                            headers.remove(reqwest::header::CONTENT_TYPE);
+                        }
+                        tracing::debug!(api = %self.config.name, status, to = %next.path(), "following a redirect within the API");
+                        hops += 1;
+                        attempt = 0;
+                        idempotent = matches!(next_method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS");
+                        method = next_method;
+                        url = next;
+                        continue;
+                    }
+                }
+            }
             return self.read_response(resp, &req).await.map_err(with_req);
         }
+    }
+
+    /// Where a redirect response points, when that is within the API
+    /// (configured origin, under the base path, no dot segments); `None`
+    /// when it must not be followed.
+    fn redirect_target(&self, from: &Url, headers: &HeaderMap) -> Option<Url> {
+        let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+        let next = from.join(location).ok()?;
+        self.in_scope(&next).then_some(next)
+    }
+
+    /// True when `url` is on the configured origin and under its base path
+    /// (whole segments: base `/v1` does not cover `/v10`), with a path the
+    /// path checks accept.
+    fn in_scope(&self, url: &Url) -> bool {
+        let base_path = self.config.base_url.path().trim_end_matches('/');
+        let path = url.path();
+        let under = path == base_path || path.strip_prefix(base_path).is_some_and(|rest| rest.starts_with('/'));
+        url.origin() == self.config.base_url.origin()
+            && under
+            && url.username() == self.config.base_url.username()
+            && url.password() == self.config.base_url.password()
+            && request::check_path(path).is_ok()
+    }
+
+    fn check_method_policy(&self, method: &str) -> Result<(), UpstreamError> {
+        if !self.config.allow_writes && !matches!(method, "GET" | "HEAD") {
+            return Err(UpstreamError::policy(&format!(
+                "{method} refused: the `{}` API is read-only here (only GET and HEAD are sent). To allow writes, set `allow_writes = true` for this API in the codemode config",
+                self.config.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The whole request — URL path and query, the code's header names and
+    /// values, the body — must fit `max_request_bytes`, and the URL the
+    /// HTTP client's limit.
+    fn check_size(&self, url: &Url, req: &ApiRequest, body: Option<&[u8]>) -> Result<(), UpstreamError> {
+        let url_bytes = url.path().len() + url.query().map_or(0, |q| q.len() + 1);
+        let header_bytes: usize = req.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let body_bytes = body.map_or(0, <[u8]>::len);
+        let total = url_bytes + header_bytes + body_bytes;
+        let limit = self.config.max_request_bytes;
+        if total > limit {
+            return Err(UpstreamError::policy(&format!(
+                "the request is {total} bytes (path and query {url_bytes}, headers {header_bytes}, body {body_bytes}), over the `{}` API's limit of {limit} bytes (`max_request_kib = {}` in the codemode config's [limits]). Send less: fewer or shorter query parameters and headers, a smaller body, or split the work into several requests",
+                self.config.name,
+                limit / 1024
+            )));
+        }
+        let full = url.as_str().len();
+        if full > MAX_URL_BYTES {
+            return Err(UpstreamError::policy(&format!(
+                "the URL is {full} bytes, longer than the {MAX_URL_BYTES} bytes an HTTP request URL can have here. Move large values out of the path and query (into the body, if the operation takes one) or split the request"
+            )));
+        }
+        Ok(())
     }
 
     fn url_for(&self, req: &ApiRequest) -> Result<Url, UpstreamError> {
@@ -385,9 +508,10 @@ impl Upstream {
             .map_err(|e| UpstreamError::policy(&format!("the path does not form a valid URL: {e}")))?;
         // Defence in depth: whatever the path parser let through, the URL
         // must still be on the configured origin and under its base path.
-        let base_path = self.config.base_url.path().trim_end_matches('/');
-        if url.origin() != self.config.base_url.origin() || !url.path().starts_with(base_path) {
-            return Err(UpstreamError::policy("the path would leave the configured API"));
+        if !self.in_scope(&url) {
+            return Err(UpstreamError::policy(
+                "the path would leave the configured API; pass a path relative to the API's base URL, such as \"/zones\"",
+            ));
         }
         if !req.query.is_empty() {
             url.query_pairs_mut().extend_pairs(req.query.iter());
@@ -476,7 +600,7 @@ impl Upstream {
         let mut headers = Map::new();
         for (k, v) in resp.headers() {
             if let Ok(text) = v.to_str() {
-                headers.insert(k.as_str().to_string(), Value::String(self.scrub(text)));
+                headers.insert(k.as_str().to_string(), Value::String(text.to_string()));
             }
         }
         let content_type = resp
@@ -520,18 +644,20 @@ impl Upstream {
         if bytes.is_empty() {
             return Value::Null;
         }
+        // Not scrubbed here: `send` scrubs the decoded value (every string and
+        // key after JSON decoding, so escapes do not hide a secret).
         let text = match std::str::from_utf8(bytes) {
-            Ok(t) => self.scrub(t),
+            Ok(t) => t,
             Err(_) => {
                 return json!({"binary": true, "bytes": bytes.len(), "contentType": content_type});
             }
         };
         if content_type.contains("json") || text.trim_start().starts_with(['{', '[']) {
-            if let Ok(v) = serde_json::from_str(&text) {
+            if let Ok(v) = serde_json::from_str(text) {
                 return v;
             }
         }
-        Value::String(text)
+        Value::String(text.to_string())
     }
 
     fn status_error(&self, status: reqwest::StatusCode, data: Value, req: &ApiRequest) -> UpstreamError {
@@ -571,17 +697,6 @@ impl Upstream {
             data: Some(data),
             retryable,
         }
-    }
-
-    /// Replaces every credential-derived string with `[REDACTED]`.
-    fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "[REDACTED]");
-            }
-        }
-        out
     }
 }
 
@@ -647,7 +762,8 @@ mod tests {
         let u = Upstream::new(c).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode("u:hunter22");
         let v = u.decode(format!("{{\"auth\": \"Basic {b64}\", \"p\": \"hunter22\"}}").as_bytes(), "application/json");
-        assert_eq!(v, json!({"auth": "Basic [REDACTED]", "p": "[REDACTED]"}));
+        let v = u.scrubber().scrubbed(v);
+        assert_eq!(v, json!({"auth": "[REDACTED]", "p": "[REDACTED]"}));
     }
 
     #[test]

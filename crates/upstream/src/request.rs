@@ -61,8 +61,50 @@ const FORBIDDEN_HEADERS: [&str; 14] = [
     "forwarded",
 ];
 
+/// Headers that ask a server to treat the request as another method. Many
+/// frameworks honour them, so a GET carrying `X-HTTP-Method-Override: DELETE`
+/// would pass the read-only policy and still delete.
+const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-method-override", "x-http-method"];
+
+/// The query parameter with the same effect (Rails, Laravel, Express's
+/// `method-override`, …).
+const METHOD_OVERRIDE_PARAM: &str = "_method";
+
 /// Parses the arguments array of a `request(...)` call.
 pub fn parse(args: &Value) -> Result<ApiRequest, UpstreamError> {
+    let req = parse_form(args)?;
+    check_method_override(&req)?;
+    Ok(req)
+}
+
+/// Refuses requests that ask the server to apply another method than the
+/// one sent (`X-HTTP-Method-Override`, `X-Method-Override`, `X-HTTP-Method`,
+/// a `_method` query parameter): policy is decided on the real method, so
+/// the code must send that.
+pub fn check_method_override(req: &ApiRequest) -> Result<(), UpstreamError> {
+    let refuse = |what: String, wanted: &str| {
+        let wanted = wanted.trim().to_ascii_uppercase();
+        let wanted = if wanted.is_empty() { "DELETE".to_string() } else { wanted.chars().take(20).collect() };
+        Err(UpstreamError::policy(&format!(
+            "{what} refused: it asks the server to treat this {} as another method, which would step around this API's method policy. Remove it and send the real method instead, e.g. request({{method: \"{wanted}\", path: \"{}\"}})",
+            req.method,
+            req.path.chars().take(200).collect::<String>()
+        )))
+    };
+    for (name, value) in &req.headers {
+        if METHOD_OVERRIDE_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            return refuse(format!("the `{name}` header"), value);
+        }
+    }
+    for (name, value) in &req.query {
+        if name.eq_ignore_ascii_case(METHOD_OVERRIDE_PARAM) {
+            return refuse(format!("the `{name}` query parameter"), value);
+        }
+    }
+    Ok(())
+}
+
+fn parse_form(args: &Value) -> Result<ApiRequest, UpstreamError> {
     let args = args.as_array().ok_or_else(|| usage("the arguments must be an array"))?;
     match args.first() {
         Some(Value::String(route)) => parse_route(route, args.get(1)),
@@ -388,5 +430,23 @@ mod tests {
         }
         assert!(parse(&json!([{"path": "/", "headers": {"X-A": "a\r\nInjected: 1"}}])).is_err());
         assert!(parse(&json!([{"path": "/", "headers": {"Bad Name": "a"}}])).is_err());
+    }
+
+    #[test]
+    fn method_overrides_are_refused() {
+        for h in ["X-HTTP-Method-Override", "x-method-override", "X-HTTP-METHOD"] {
+            let e = parse(&json!([{"path": "/items/1", "headers": {h: "DELETE"}}])).unwrap_err();
+            assert_eq!(e.name, "PolicyError");
+            assert!(e.message.contains(h) && e.message.contains("method: \"DELETE\""), "{h}: {}", e.message);
+            let e = parse(&json!(["GET /items/{id}", {"id": 1, "headers": {h: "put"}}])).unwrap_err();
+            assert!(e.message.contains("send the real method"), "{}", e.message);
+        }
+        for q in [json!([{"path": "/items/1?_method=DELETE"}]), json!([{"path": "/x", "query": {"_METHOD": "delete"}}])] {
+            let e = parse(&q).unwrap_err();
+            assert!(e.message.contains("query parameter") && e.message.contains("DELETE"), "{}", e.message);
+        }
+        let e = parse(&json!(["GET /items", {"_method": "PATCH"}])).unwrap_err();
+        assert!(e.message.contains("method: \"PATCH\""), "{}", e.message);
+        assert!(parse(&json!([{"path": "/x", "query": {"method": "a"}, "headers": {"X-Method": "b"}}])).is_ok());
     }
 }
