@@ -17,6 +17,7 @@
 
 mod check;
 pub mod graph;
+pub mod packed;
 mod resolve;
 pub mod source;
 pub mod summary;
@@ -25,6 +26,7 @@ pub mod swagger2;
 use std::fmt;
 
 pub use graph::{Graph, Node, NodeId};
+pub use packed::{pack, PackError, PackedEntries, PackedGraph, PackedItems, PackedNode};
 pub use summary::{Operation, Summary};
 
 /// Something wrong in a spec that does not stop it from loading (an
