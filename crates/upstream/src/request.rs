@@ -441,7 +441,8 @@ mod tests {
             let e = parse(&json!(["GET /items/{id}", {"id": 1, "headers": {h: "put"}}])).unwrap_err();
             assert!(e.message.contains("send the real method"), "{}", e.message);
         }
-        for q in [json!([{"path": "/items/1?_method=DELETE"}]), json!([{"path": "/x", "query": {"_METHOD": "delete"}}])] {
+        for q in [json!([{"path": "/items/1?_method=DELETE"}]), json!([{"path": "/x", "query": {"_METHOD": "delete"}}])]
+        {
             let e = parse(&q).unwrap_err();
             assert!(e.message.contains("query parameter") && e.message.contains("DELETE"), "{}", e.message);
         }

@@ -408,8 +408,12 @@ mod tests {
         for prefix in ["", "a", "ab"] {
             let k = prefix.len();
             let (start, end) = ((8 * k).div_ceil(6), 8 * (k + b.len()) / 6);
-            let engines: [(&str, &base64::engine::GeneralPurpose); 4] =
-                [("b64", &STANDARD), ("b64 nopad", &STANDARD_NO_PAD), ("b64url", &URL_SAFE), ("b64url nopad", &URL_SAFE_NO_PAD)];
+            let engines: [(&str, &base64::engine::GeneralPurpose); 4] = [
+                ("b64", &STANDARD),
+                ("b64 nopad", &STANDARD_NO_PAD),
+                ("b64url", &URL_SAFE),
+                ("b64url nopad", &URL_SAFE_NO_PAD),
+            ];
             for (name, e) in engines {
                 let alone = e.encode(format!("{prefix}{secret}"));
                 let core = alone[start..end].to_string();
