@@ -19,17 +19,40 @@ pub(crate) fn check_host_and_origin(
     hosts: &[HostRule],
     origins: &[OriginRule],
 ) -> Option<(StatusCode, &'static str)> {
-    // Host (HTTP/1.1 always has one; fall back to the URI's authority).
-    let host = match headers.get(header::HOST) {
-        Some(h) => match h.to_str().ok().and_then(|s| http::uri::Authority::try_from(s).ok()) {
+    // Host (HTTP/1.1 always has exactly one; HTTP/2 may carry only `:authority`,
+    // which hyper puts in the URI).
+    let mut values = headers.get_all(header::HOST).iter();
+    let host = match (values.next(), values.next()) {
+        (Some(_), Some(_)) => {
+            return Some((StatusCode::BAD_REQUEST, "Bad Request: more than one Host header; send exactly one"))
+        }
+        (Some(h), None) => match h.to_str().ok().and_then(|s| http::uri::Authority::try_from(s).ok()) {
             Some(a) => a,
-            None => return Some((StatusCode::BAD_REQUEST, "Bad Request: invalid Host header")),
+            None => return Some((StatusCode::BAD_REQUEST, "Bad Request: invalid Host header; send Host: name[:port]")),
         },
-        None => match uri.authority() {
+        (None, _) => match uri.authority() {
             Some(a) => a.clone(),
-            None => return Some((StatusCode::BAD_REQUEST, "Bad Request: missing Host header")),
+            None => return Some((StatusCode::BAD_REQUEST, "Bad Request: missing Host header; send Host: name[:port]")),
         },
     };
+    if let Some(refused) = authority_problem(&host, true) {
+        return Some(refused);
+    }
+    // An absolute-form target (`POST http://other/mcp`) names the authority the
+    // request is really for (RFC 9112 §3.2.2): it must be the Host.
+    if let Some(target) = uri.authority() {
+        if let Some(refused) = authority_problem(target, false) {
+            return Some(refused);
+        }
+        let default = uri.scheme_str().and_then(|s| default_port(&s.to_ascii_lowercase()));
+        let same_port = target.port_u16().or(default) == host.port_u16().or(default);
+        if normalize_host(target.host()) != normalize_host(host.host()) || !same_port {
+            return Some((
+                StatusCode::BAD_REQUEST,
+                "Bad Request: the request target's authority differs from the Host header; send the same host and port in both",
+            ));
+        }
+    }
     let (name, port) = (normalize_host(host.host()), host.port_u16());
     let host_ok = hosts.iter().any(|r| match r {
         HostRule::Any => true,
@@ -74,6 +97,25 @@ pub(crate) fn check_host_and_origin(
     } else {
         Some((StatusCode::FORBIDDEN, "Forbidden: Origin header is not allowed"))
     }
+}
+
+/// A `Host` (or request-target authority) that is malformed in a way the
+/// allow-list comparison would not catch: userinfo (`evil@127.0.0.1` names
+/// 127.0.0.1 to us but reads differently elsewhere), an empty name, or an
+/// empty port (`127.0.0.1:`).
+fn authority_problem(a: &http::uri::Authority, in_host: bool) -> Option<(StatusCode, &'static str)> {
+    let message = match (in_host, a.as_str()) {
+        (true, s) if s.contains('@') => {
+            "Bad Request: the Host header must not contain userinfo (`user@`); send Host: name[:port]"
+        }
+        (false, s) if s.contains('@') => "Bad Request: the request target must not contain userinfo (`user@`)",
+        (true, _) if a.host().is_empty() => "Bad Request: the Host header has no host name; send Host: name[:port]",
+        (false, _) if a.host().is_empty() => "Bad Request: the request target has no host name",
+        (true, s) if s.ends_with(':') => "Bad Request: the Host header has an empty port; send Host: name[:port]",
+        (false, s) if s.ends_with(':') => "Bad Request: the request target has an empty port",
+        _ => return None,
+    };
+    Some((StatusCode::BAD_REQUEST, message))
 }
 
 /// The layer for `Host`/`Origin`.
@@ -153,5 +195,44 @@ mod tests {
         assert_eq!(check("api.example.com", Some("https://app.example.com:443")), None);
         assert_eq!(check("api.example.com", Some("https://app.example.com:444")), Some(StatusCode::FORBIDDEN));
         assert_eq!(check("api.example.com", Some("http://app.example.com")), Some(StatusCode::FORBIDDEN));
+    }
+
+    #[test]
+    fn host_parsing_slack_is_refused() {
+        let hosts: Vec<_> = ["localhost", "127.0.0.1", "[::1]"].iter().filter_map(|s| parse_host_rule(s)).collect();
+        let any = vec![HostRule::Any];
+        let origin = http::Uri::from_static("/mcp");
+        let check = |host: &str, hosts: &[HostRule]| check_host_and_origin(&h(host, None), &origin, hosts, &[]);
+        for bad in ["evil@127.0.0.1:8080", "evil@127.0.0.1", "u:p@localhost", "@127.0.0.1", ":8080", "127.0.0.1:", ""] {
+            for rules in [&hosts, &any] {
+                let refused = check(bad, rules);
+                assert!(matches!(refused, Some((StatusCode::BAD_REQUEST, _))), "{bad:?} → {refused:?}");
+            }
+        }
+        assert!(check("evil@127.0.0.1:8080", &hosts).unwrap().1.contains("userinfo"));
+        // A trailing dot names another host as far as the allow-list goes.
+        assert_eq!(check("localhost.:8080", &hosts).map(|x| x.0), Some(StatusCode::FORBIDDEN));
+        // Two Host headers.
+        let mut two = h("127.0.0.1:8080", None);
+        two.append(header::HOST, HeaderValue::from_static("evil.example.com"));
+        let refused = check_host_and_origin(&two, &origin, &hosts, &[]).unwrap();
+        assert_eq!(refused.0, StatusCode::BAD_REQUEST);
+        assert!(refused.1.contains("more than one Host"), "{}", refused.1);
+        // Absolute-form targets: the authority must be the Host's.
+        let abs = |target: &'static str, host: &str| {
+            check_host_and_origin(&h(host, None), &http::Uri::from_static(target), &hosts, &[]).map(|x| x.0)
+        };
+        assert_eq!(abs("http://127.0.0.1:8080/mcp", "127.0.0.1:8080"), None);
+        assert_eq!(abs("http://127.0.0.1/mcp", "127.0.0.1:80"), None);
+        assert_eq!(abs("http://evil.example.com/mcp", "127.0.0.1:8080"), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(abs("http://127.0.0.1:9999/mcp", "127.0.0.1:8080"), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(abs("http://evil@127.0.0.1:8080/mcp", "127.0.0.1:8080"), Some(StatusCode::BAD_REQUEST));
+        // HTTP/2: only `:authority`, in the URI.
+        let none = HeaderMap::new();
+        let h2 = |target: &'static str| {
+            check_host_and_origin(&none, &http::Uri::from_static(target), &hosts, &[]).map(|x| x.0)
+        };
+        assert_eq!(h2("http://127.0.0.1:8080/mcp"), None);
+        assert_eq!(h2("http://evil@127.0.0.1:8080/mcp"), Some(StatusCode::BAD_REQUEST));
     }
 }

@@ -319,6 +319,37 @@ async fn host_and_origin_are_checked_before_anything_else() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_headers_with_userinfo_or_a_second_authority_are_refused() {
+    let h = start(ServerConfig::default(), AuthConfig::default()).await;
+    let body = init().to_string();
+    let port = h.base.rsplit(':').next().unwrap().to_string();
+    let userinfo = raw(&h.base, &raw_post(&format!("evil@127.0.0.1:{port}"), None, &body)).await;
+    assert!(userinfo.starts_with("HTTP/1.1 400"), "{userinfo}");
+    assert!(userinfo.contains("must not contain userinfo"), "{userinfo}");
+    let empty = raw(&h.base, &raw_post(&format!(":{port}"), None, &body)).await;
+    assert!(empty.starts_with("HTTP/1.1 400"), "{empty}");
+    let dot = raw(&h.base, &raw_post(&format!("localhost.:{port}"), None, &body)).await;
+    assert!(dot.starts_with("HTTP/1.1 403"), "{dot}");
+    let two = raw(
+        &h.base,
+        &raw_post(&format!("127.0.0.1:{port}"), None, &body).replacen("\r\n", "\r\nHost: evil.example.com\r\n", 1),
+    )
+    .await;
+    assert!(two.starts_with("HTTP/1.1 400"), "{two}");
+    let absolute = raw(
+        &h.base,
+        &raw_post(&format!("127.0.0.1:{port}"), None, &body).replacen("/mcp", "http://evil.example.com/mcp", 1),
+    )
+    .await;
+    assert!(absolute.starts_with("HTTP/1.1 400"), "{absolute}");
+    assert!(absolute.contains("differs from the Host header"), "{absolute}");
+    // The same request, well formed, still answers.
+    let ok = raw(&h.base, &raw_post(&format!("127.0.0.1:{port}"), None, &body)).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_tokens_establish_the_principal() {
     let auth = AuthConfig {
         tokens: vec![
