@@ -1,6 +1,9 @@
 //! `codemode.toml`: the APIs to serve and the limits to serve them with.
 //!
 //! ```toml
+//! [sandbox]
+//! isolation = "process"             # or "in-process" (no process wall)
+//!
 //! [limits]
 //! timeout_secs = 30
 //! memory_mib = 64
@@ -43,9 +46,22 @@ pub struct Config {
     /// `[auth]`: inbound authentication over HTTP.
     #[serde(default)]
     pub auth: codemode_http::AuthConfig,
+    /// `[sandbox]`: where model code runs.
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
     /// Directory relative paths are resolved against (the config's own).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// `[sandbox]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// `"process"` (default on Linux: locked-down worker processes, killed at
+    /// the deadline) or `"in-process"` (host threads, no process wall: for
+    /// platforms without seccomp).
+    pub isolation: Option<codemode_sandbox::Isolation>,
 }
 
 /// Per-call limits.

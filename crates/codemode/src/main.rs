@@ -5,6 +5,7 @@ mod config;
 mod render;
 mod server;
 mod service;
+mod stdio;
 mod tokens;
 mod tools;
 
@@ -91,6 +92,10 @@ struct SourceArgs {
     /// Upstream MCP servers from an `mcpServers` JSON file (Claude Desktop, Cursor…).
     #[arg(long)]
     mcp_config: Option<PathBuf>,
+    /// Where model code runs: `process` (locked-down worker processes; the
+    /// default on Linux) or `in-process` (no process wall). Overrides [sandbox].
+    #[arg(long)]
+    isolation: Option<codemode_sandbox::Isolation>,
 }
 
 impl SourceArgs {
@@ -148,7 +153,14 @@ fn name_from_location(location: &str) -> String {
     }
 }
 
+/// The hidden first argument that makes this binary a sandbox worker
+/// process (see codemode_sandbox::worker); never typed by a person.
+const WORKER_ARG: &str = "__sandbox-worker";
+
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == WORKER_ARG) {
+        codemode_sandbox::worker::main();
+    }
     let started = Instant::now();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -182,10 +194,12 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
     if fatal {
         return Err(ExitCode::from(2));
     }
-    let service = service::Service::start(apis, servers, &config.limits).await.map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })?;
+    let service = service::Service::start(apis, servers, &config.limits, sandbox_options(source, &config))
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        })?;
     tracing::info!(ready_ms = started.elapsed().as_millis() as u64, apis = service.apis.len(), "ready");
     Ok(CodemodeServer::new(Arc::new(service)))
 }
@@ -202,7 +216,7 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
             };
             render::warm_up();
             let service = server.service_handle();
-            let running = match server.serve(rmcp::transport::stdio()).await {
+            let running = match server.serve(stdio::transport()).await {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: MCP session failed to start: {e}");
@@ -351,7 +365,7 @@ async fn check(source: &SourceArgs) -> ExitCode {
     if !fatal {
         let summary: Vec<String> =
             apis.iter().map(|a| format!("{} ({} operations)", a.name, a.spec.summary.operations.len())).collect();
-        match service::Service::start(apis, servers, &config.limits).await {
+        match service::Service::start(apis, servers, &config.limits, sandbox_options(source, &config)).await {
             Ok(s) => {
                 s.shutdown().await;
                 if count == 0 {
@@ -447,6 +461,16 @@ async fn serve_http(
     };
     service.shutdown().await;
     Some(code)
+}
+
+/// The wall and the worker program: this binary, run with [`WORKER_ARG`].
+fn sandbox_options(source: &SourceArgs, config: &Config) -> service::SandboxOptions {
+    let isolation =
+        source.isolation.or(config.sandbox.isolation).unwrap_or_else(codemode_sandbox::Isolation::default_for_platform);
+    let worker = std::env::current_exe()
+        .ok()
+        .map(|program| codemode_sandbox::WorkerCommand { program, args: vec![WORKER_ARG.into()] });
+    service::SandboxOptions { isolation, worker }
 }
 
 /// What loading a config produced: the APIs and MCP servers that loaded, every

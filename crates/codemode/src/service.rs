@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codemode_sandbox::{
-    Client, ExecuteEnv, Host, HostFuture, Limits, Outcome, SearchCall, SearchPool, SearchSpec, SyncHost,
+    Client, ExecuteEnv, Host, HostFuture, Isolation, Limits, Outcome, Sandbox, SandboxConfig, SearchCall, SearchSpec,
+    SyncHost, WorkerCommand,
 };
 use codemode_spec::Spec;
 use codemode_upstream::{Auth, Secret, Upstream, UpstreamConfig};
@@ -409,36 +410,48 @@ impl SyncHost for Catalog {
     }
 }
 
+/// Where the sandbox runs model code.
+pub struct SandboxOptions {
+    /// The wall.
+    pub isolation: Isolation,
+    /// The worker program (this binary), for [`Isolation::Process`].
+    pub worker: Option<WorkerCommand>,
+}
+
 /// The running service.
 pub struct Service {
     /// The APIs, in config order.
     pub apis: Vec<LoadedApi>,
-    search: SearchPool,
+    sandbox: Sandbox,
     host: Arc<ApiHost>,
     env: Arc<ExecuteEnv>,
     /// Per-call limits.
     pub limits: Limits,
     /// Result size cap in tokens.
     pub max_output_tokens: usize,
-    executions: tokio::sync::Semaphore,
     catalog: Arc<Catalog>,
     /// The upstream MCP servers, when any are configured.
     pub portal: Option<Arc<Portal>>,
 }
 
 impl Service {
-    /// Builds the `search` pool (every worker builds every spec) and the
+    /// Starts the sandbox (packs the specs, pre-starts its workers) and the
     /// `execute` host.
     pub async fn start(
         apis: Vec<LoadedApi>,
         servers: Vec<codemode_portal::ServerConfig>,
         limits_config: &crate::config::LimitsConfig,
+        options: SandboxOptions,
     ) -> Result<Service, String> {
         let portal = if servers.is_empty() {
             None
         } else {
             let started = Instant::now();
-            let p = Portal::start(servers, Duration::from_secs(10)).await?;
+            let portal_options = codemode_portal::PortalOptions {
+                max_result_bytes: limits_config.max_response_kib * 1024,
+                ..Default::default()
+            };
+            let p = Portal::start_with(servers, Duration::from_secs(10), portal_options).await?;
             for st in p.status() {
                 tracing::info!(server = %st.name, state = ?st.state, tools = st.tools, "MCP server");
             }
@@ -458,17 +471,28 @@ impl Service {
         };
         let specs: Vec<SearchSpec> =
             apis.iter().map(|a| SearchSpec { name: a.name.clone(), graph: a.spec.graph.clone() }).collect();
-        let pool_limits = limits.clone();
         let started = Instant::now();
-        let search = tokio::task::spawn_blocking(move || SearchPool::start(specs, workers, pool_limits))
-            .await
-            .map_err(|e| format!("search pool start panicked: {e}"))??;
+        let config = SandboxConfig {
+            isolation: options.isolation,
+            limits: limits.clone(),
+            search_workers: workers,
+            execute_workers: limits_config.max_concurrent_executions.max(1),
+            worker: options.worker,
+        };
+        let sandbox = Sandbox::start(config, specs).await?;
+        let rss = sandbox.worker_rss();
         tracing::info!(
-            workers,
-            spec_bytes = search.spec_bytes,
+            isolation = %sandbox.isolation(),
+            search_workers = workers,
+            execute_workers = limits_config.max_concurrent_executions.max(1),
+            spec_bytes = sandbox.spec_bytes,
+            worker_rss_kib = rss.iter().sum::<u64>() / 1024 / (rss.len().max(1) as u64),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "search workers ready"
+            "sandbox ready"
         );
+        if sandbox.isolation() == Isolation::InProcess {
+            tracing::warn!("isolation = \"in-process\": model code runs on host threads with no process wall; native work QuickJS cannot interrupt runs past the time limit");
+        }
         let mut env = ExecuteEnv {
             clients: apis.iter().map(|a| Client { global: a.name.clone(), methods: vec!["request".into()] }).collect(),
             aliases: vec![],
@@ -488,12 +512,11 @@ impl Service {
         });
         Ok(Service {
             apis,
-            search,
+            sandbox,
             host,
             env: Arc::new(env),
             limits,
             max_output_tokens: limits_config.max_output_tokens,
-            executions: tokio::sync::Semaphore::new(limits_config.max_concurrent_executions.max(1)),
             catalog,
             portal,
         })
@@ -502,7 +525,7 @@ impl Service {
     /// Runs `search` code.
     pub async fn search(&self, code: String, visible: Option<Vec<String>>) -> Outcome {
         let call = SearchCall { host: Some(self.catalog.clone()), visible };
-        self.search.run_with(code, call).await
+        self.sandbox.search(code, call).await
     }
 
     /// The specs a principal may search (`None`: all). `search` needs any
@@ -526,11 +549,10 @@ impl Service {
 
     /// Runs `execute` code.
     pub async fn execute(&self, code: String, principal: Option<Principal>) -> Outcome {
-        let _permit = self.executions.acquire().await.expect("semaphore is never closed");
         let host: Arc<dyn Host> = match principal {
             Some(principal) => Arc::new(ScopedHost { inner: self.host.clone(), principal }),
             None => self.host.clone(),
         };
-        codemode_sandbox::execute(code, self.env.clone(), self.limits.clone(), host).await
+        self.sandbox.execute(code, self.env.clone(), host).await
     }
 }

@@ -1,58 +1,72 @@
-// The read-only view of a resolved spec that `search` code sees.
+// The read-only view of resolved specs that `search` code sees, built lazily
+// in the call's own runtime: a node becomes a JavaScript object only when the
+// code first touches it, and only once per call (so `===` holds between two
+// reads of the same node).
 //
-// The host builds each spec node once as a frozen object in this (holder)
-// realm. References into reference cycles are frozen marker objects; reading
-// one yields its target — or `{"$circular": ref}` when the target is already
-// on the path being read. Objects with a marker somewhere below them are
-// handed out behind a Proxy that carries that path; everything else is handed
-// out as the shared frozen object itself, at no cost.
-(function () {
+// `shape(s, id)` (a host function over the packed graph of spec `s`)
+// describes one node:
+//   object: [0, key, tag, value, key, tag, value, ...]
+//   array:  [1, tag, value, tag, value, ...]
+// where tag 0 means `value` is the child itself (a string, number, boolean or
+// null); tag 1 that it is the id of an object/array node with no reference
+// below it, tag 3 the same with a reference somewhere below (its reading
+// depends on the path); and tag 2 that it is a reference into a reference
+// cycle (read as its target, or as `{"$circular": ref}` when that target is
+// already on the path being read). `target(s, r)` gives a reference's
+// [node id, tag of the target (1 or 3), reference text].
+//
+// Objects are frozen; object children that are objects or arrays are
+// getters, so a walk costs what it touches. Array elements are built with
+// the array. Evaluated as a prelude; returns `install(list, single)`, which
+// defines `specs` (a getter per spec: a spec never read costs nothing) and,
+// when `single`, `spec`. `list` holds `[name, rootId, dependent]` per spec.
+(function (shape, target) {
   'use strict';
-  const needsView = new WeakSet();
-  const refIndex = new WeakMap();
-  let targets = [];
-  let names = [];
-  const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+  const memo = new Map();
+  const defineProperty = Object.defineProperty;
+  const freeze = Object.freeze;
 
-  const view = (v, path) => {
-    if (v === null || typeof v !== 'object') return v;
-    const r = refIndex.get(v);
-    if (r !== undefined) {
-      if (path.includes(r)) return Object.freeze({ $circular: names[r] });
-      return view(targets[r], path.concat([r]));
+  const node = (s, id, dependent, path) => {
+    // A node with no reference below it reads the same on every path.
+    const key = dependent ? `${s}:${id}:${path.join(',')}` : `${s}:${id}`;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    const d = shape(s, id);
+    let out;
+    if (d[0] === 1) {
+      out = [];
+      for (let i = 1; i < d.length; i += 2) out.push(child(s, d[i], d[i + 1], path));
+    } else {
+      out = {};
+      for (let i = 1; i < d.length; i += 3) {
+        const k = d[i], t = d[i + 1], v = d[i + 2];
+        if (t === 0) {
+          defineProperty(out, k, { value: v, enumerable: true, writable: false, configurable: false });
+        } else {
+          defineProperty(out, k, { get: () => child(s, t, v, path), enumerable: true, configurable: false });
+        }
+      }
     }
-    return needsView.has(v) ? proxy(v, path) : v;
+    freeze(out);
+    memo.set(key, out);
+    return out;
   };
 
-  const proxy = (target, path) => {
-    const cache = new Map();
-    const isArray = Array.isArray(target);
-    const child = (k) => {
-      if (!cache.has(k)) cache.set(k, view(target[k], path));
-      return cache.get(k);
-    };
-    const readOnly = () => false;
-    return new Proxy(isArray ? [] : {}, {
-      get: (_, k) => (typeof k === 'string' && hasOwn(target, k) && !(isArray && k === 'length')) ? child(k) : Reflect.get(target, k),
-      has: (_, k) => k in target,
-      ownKeys: () => Reflect.ownKeys(target),
-      getOwnPropertyDescriptor: (_, k) => {
-        const d = Reflect.getOwnPropertyDescriptor(target, k);
-        if (d === undefined) return undefined;
-        if (isArray && k === 'length') return { value: target.length, writable: true, enumerable: false, configurable: false };
-        return { value: typeof k === 'string' ? child(k) : d.value, writable: false, enumerable: d.enumerable, configurable: true };
-      },
-      getPrototypeOf: () => Object.getPrototypeOf(target),
-      set: readOnly, defineProperty: readOnly, deleteProperty: readOnly,
-      setPrototypeOf: readOnly, preventExtensions: readOnly,
+  const child = (s, t, v, path) => {
+    if (t === 0) return v;
+    if (t !== 2) return node(s, v, t === 3, path);
+    const [id, tag, ref] = target(s, v);
+    if (path.includes(v)) return freeze({ $circular: ref });
+    return tag === 0 ? id : node(s, id, tag === 3, path.concat([v]));
+  };
+
+  return (list, single) => {
+    const specs = {};
+    list.forEach(([name, rootId, dependent], s) => {
+      const get = () => node(s, rootId, dependent, []);
+      defineProperty(specs, name, { get, enumerable: true, configurable: false });
+      if (single) defineProperty(globalThis, 'spec', { get, enumerable: true, configurable: false });
     });
-  };
-
-  return {
-    marker: (index) => { const m = Object.freeze(Object.create(null)); refIndex.set(m, index); return m; },
-    markView: (o) => { needsView.add(o); },
-    setTargets: (t, n) => { targets = t; names = n; },
-    // A fresh view per call: proxies (and their caches) belong to one call.
-    root: (o) => view(o, []),
+    defineProperty(globalThis, 'specs', { value: freeze(specs), enumerable: true, writable: false, configurable: false });
   };
 })

@@ -1,25 +1,32 @@
-//! The QuickJS runtime and the host-owned event loop every call runs in.
+//! The QuickJS runtime and the event loop every call runs in.
 //!
-//! Limits are enforced in three places, so that no single mechanism has to be
-//! perfect: QuickJS's memory limit and stack limit; its interrupt handler,
-//! which stops running JavaScript (loops, catastrophic regexes) once the
-//! deadline passes or the call is cancelled; and the event loop below, which
-//! waits for host completions only until the same deadline — so a promise that
-//! never settles ends at the deadline too, or at once when nothing could ever
-//! settle it.
+//! Every call gets a runtime of its own, dropped when the call ends: nothing
+//! one call creates — globals, prototypes, `Error` hooks, queued jobs — can
+//! exist in another call's runtime, by construction.
+//!
+//! Inside the runtime, limits are enforced twice more, so that no single
+//! mechanism has to be perfect: QuickJS's memory and stack limits; its
+//! interrupt handler, which stops running JavaScript once the deadline
+//! passes or the call is cancelled; and the event loop below, which checks
+//! the deadline between jobs and waits for host completions only until the
+//! deadline. Native work that never reaches the interrupt handler (one huge
+//! `Array.prototype.join`, say) is stopped by the process wall instead: the
+//! host kills the worker process at the deadline (see `pool`).
 
 use std::cell::{Cell, RefCell};
+use std::ffi::CString;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
-use rquickjs::{Ctx, Function, Object, Runtime, Value};
+use rquickjs::{qjs, Context, Ctx, Function, Object, Runtime, Value};
 
 use crate::console::Console;
 use crate::normalize::{self, Form};
-use crate::{ErrorKind, JsValue, Limits, ScriptError};
+use crate::wire::RawValue;
+use crate::{ErrorKind, Limits, ScriptError};
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
@@ -27,58 +34,59 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 pub(crate) const CODE_FILE: &str = "code.js";
 
 /// When the current call must stop, shared with the interrupt handler.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Stop {
     deadline_ms: Arc<AtomicU64>,
-    /// The current call's cancel flag. `arm` swaps it in here, in the slot
-    /// the interrupt handler's clone shares, so the handler sees it.
-    cancelled: Arc<std::sync::Mutex<Arc<AtomicBool>>>,
+    cancelled: Arc<AtomicBool>,
 }
 
 impl Stop {
-    pub(crate) fn arm(&self, deadline: Instant, cancelled: Arc<AtomicBool>) -> Stop {
-        self.deadline_ms.store(deadline.duration_since(*EPOCH).as_millis() as u64, Ordering::Relaxed);
-        *self.cancelled.lock().unwrap_or_else(|e| e.into_inner()) = cancelled;
-        self.clone()
-    }
-    pub(crate) fn disarm(&self) {
-        self.deadline_ms.store(u64::MAX, Ordering::Relaxed);
+    pub(crate) fn new(deadline: Instant, cancelled: Arc<AtomicBool>) -> Stop {
+        let ms = deadline.saturating_duration_since(*EPOCH).as_millis() as u64;
+        Stop { deadline_ms: Arc::new(AtomicU64::new(ms)), cancelled }
     }
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.lock().unwrap_or_else(|e| e.into_inner()).load(Ordering::Relaxed)
+        self.cancelled.load(Ordering::Relaxed)
     }
-    fn should_stop(&self) -> bool {
+    pub(crate) fn should_stop(&self) -> bool {
         self.is_cancelled() || (EPOCH.elapsed().as_millis() as u64) >= self.deadline_ms.load(Ordering::Relaxed)
     }
 }
 
-/// Creates a runtime with the stack limit and an interrupt handler bound to
-/// the returned [`Stop`]. The memory limit is set by the caller, which knows
-/// what the runtime already holds (a shared spec, for `search`).
-pub(crate) fn new_runtime(limits: &Limits) -> rquickjs::Result<(Runtime, Stop, Arc<AtomicBool>)> {
+/// A fresh runtime and context for one call, with every limit set.
+pub(crate) fn new_runtime(limits: &Limits, stop: &Stop) -> rquickjs::Result<(Runtime, Context)> {
     let rt = Runtime::new()?;
     rt.set_max_stack_size(limits.stack_bytes);
-    let cancel_slot = Arc::new(AtomicBool::new(false));
-    let stop = Stop {
-        deadline_ms: Arc::new(AtomicU64::new(u64::MAX)),
-        cancelled: Arc::new(std::sync::Mutex::new(cancel_slot.clone())),
-    };
+    rt.set_memory_limit(limits.memory_bytes);
     let handler_stop = stop.clone();
     rt.set_interrupt_handler(Some(Box::new(move || handler_stop.should_stop())));
-    Ok((rt, stop, cancel_slot))
+    let ctx = Context::full(&rt)?;
+    Ok((rt, ctx))
 }
 
-/// A completion of a host call, sent from the async side to the JS thread.
+/// A completion of a host call.
 pub(crate) struct Completion {
     pub id: u64,
-    /// `Ok(json)` resolves the call's promise with `JSON.parse(json)`;
-    /// `Err(json)` rejects it with an `Error` built from that object.
-    pub result: Result<String, String>,
+    /// `ok`: resolve the call's promise with `JSON.parse(json)`; otherwise
+    /// reject it with an `Error` built from that object.
+    pub ok: bool,
+    pub json: String,
 }
 
-/// The JS thread's end of the host-call plumbing.
+/// How the JavaScript thread reaches the host. In-process this is a channel
+/// and the Tokio runtime; in a worker process it is the pipe to the host.
+pub(crate) trait Bridge {
+    /// Starts host call `id`; its completion arrives through [`Bridge::next`].
+    fn start(&self, id: u64, client: &str, method: &str, args: String) -> Result<(), String>;
+    /// The next completion, waiting at most until `until` (`Ok(None)`: none yet).
+    fn next(&self, until: Instant) -> Result<Option<Completion>, String>;
+    /// A synchronous host call: `Ok(json)` or `Err(json)` of an error object.
+    fn sync_call(&self, method: &str, args: String) -> Result<String, String>;
+}
+
+/// The JavaScript side of the host-call plumbing of one call.
 pub(crate) struct HostLink {
-    pub completions: crossbeam_channel::Receiver<Completion>,
+    pub bridge: Rc<dyn Bridge>,
     pub in_flight: Rc<Cell<usize>>,
     /// `complete(id, ok, json)` from `js/host.js`.
     pub complete: rquickjs::Persistent<Function<'static>>,
@@ -87,21 +95,20 @@ pub(crate) struct HostLink {
 /// Everything one run needs besides the context.
 pub(crate) struct RunSpec<'a> {
     pub code: &'a str,
+    pub limits: &'a Limits,
     pub deadline: Instant,
     pub stop: Stop,
-    pub console: Rc<RefCell<Console>>,
     pub host: Option<HostLink>,
 }
 
 /// Runs the model's code in `ctx` until its promise settles, the deadline
 /// passes, or nothing can settle it any more.
-pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<JsValue, ScriptError> {
+pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<RawValue, ScriptError> {
     let (code, fence_lines) = normalize::strip_fence(spec.code);
-    let started = start(ctx, code, fence_lines, &spec)?;
-    let (value, line_fix) = started;
+    let (value, line_fix) = start(ctx, code, fence_lines, &spec)?;
     let promise = match value.as_promise() {
         Some(p) => p.clone(),
-        None => return to_result(ctx, value, &line_fix),
+        None => return to_result(ctx, value, &line_fix, &spec),
     };
     let complete: Option<Function<'js>> = match &spec.host {
         Some(h) => {
@@ -110,51 +117,50 @@ pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<JsValue, Scr
         None => None,
     };
     loop {
-        // Drain the microtask queue; the interrupt handler bounds each job.
-        while ctx.execute_pending_job() {}
+        // Drain the job queue, checking the deadline between jobs: a job that
+        // re-queues itself (or a fork bomb of them) never returns control
+        // otherwise. The interrupt handler bounds each single job.
+        while ctx.execute_pending_job() {
+            if spec.stop.should_stop() {
+                return Err(stopped(&spec));
+            }
+        }
         if spec.stop.should_stop() {
             return Err(stopped(&spec));
         }
         match promise.state() {
             rquickjs::promise::PromiseState::Resolved => {
                 let v: Value = promise.result::<Value>().expect("settled").map_err(|e| caught(ctx, e, &line_fix))?;
-                return to_result(ctx, v, &line_fix);
+                return to_result(ctx, v, &line_fix, &spec);
             }
             rquickjs::promise::PromiseState::Rejected => {
-                let err = promise.result::<Value>().expect("settled").err().expect("rejected");
+                let err = promise.result::<Value>().expect("settled").expect_err("rejected");
                 return Err(caught(ctx, err, &line_fix));
             }
             rquickjs::promise::PromiseState::Pending => {}
         }
         let Some(host) = &spec.host else {
-            return Err(never_settles(&spec.console));
+            return Err(never_settles());
         };
         if host.in_flight.get() == 0 {
-            return Err(never_settles(&spec.console));
+            return Err(never_settles());
         }
-        let now = Instant::now();
-        let wait = spec.deadline.saturating_duration_since(now).min(Duration::from_millis(100));
-        match host.completions.recv_timeout(wait) {
-            Ok(c) => {
-                host.in_flight.set(host.in_flight.get() - 1);
-                let (ok, payload) = match c.result {
-                    Ok(p) => (true, p),
-                    Err(p) => (false, p),
-                };
+        let until = spec.deadline.min(Instant::now() + Duration::from_millis(100));
+        match host.bridge.next(until) {
+            Ok(Some(c)) => {
+                host.in_flight.set(host.in_flight.get().saturating_sub(1));
                 if let Some(f) = &complete {
-                    if let Err(e) = f.call::<_, ()>((c.id as f64, ok, payload)) {
+                    if let Err(e) = f.call::<_, ()>((c.id as f64, c.ok, c.json)) {
                         return Err(caught(ctx, e, &line_fix));
                     }
                 }
             }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if Instant::now() >= spec.deadline || spec.stop.should_stop() {
+            Ok(None) => {
+                if spec.stop.should_stop() {
                     return Err(stopped(&spec));
                 }
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                return Err(internal("host call channel closed".into()));
-            }
+            Err(e) => return Err(internal(format!("the host link failed: {e}"))),
         }
     }
 }
@@ -178,105 +184,178 @@ impl LineFix {
     }
 }
 
-/// Evaluates the first candidate form that parses; returns its value (a
-/// promise for async code) and how to map its positions.
+/// Compiles `source` without running it. Returns the function bytecode, or
+/// the exception (a `SyntaxError`) as `Err`.
+fn compile(ctx: &Ctx<'_>, source: &str, flags: u32) -> Result<qjs::JSValue, rquickjs::Error> {
+    let src = CString::new(source)?;
+    let file = CString::new(CODE_FILE)?;
+    // SAFETY: `ctx` is a live context; `src` is NUL-terminated and `len`
+    // excludes the NUL, as JS_Eval requires. The returned value is owned by
+    // the caller, who either runs it (JS_EvalFunction takes ownership) or
+    // frees it.
+    let v = unsafe {
+        qjs::JS_Eval(
+            ctx.as_raw().as_ptr(),
+            src.as_ptr(),
+            source.len() as _,
+            file.as_ptr(),
+            (flags | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32,
+        )
+    };
+    if unsafe { qjs::JS_IsException(v) } {
+        return Err(rquickjs::Error::Exception);
+    }
+    Ok(v)
+}
+
+/// Runs bytecode from [`compile`] (taking ownership of it).
+fn run_compiled<'js>(ctx: &Ctx<'js>, fun: qjs::JSValue) -> Result<Value<'js>, rquickjs::Error> {
+    // SAFETY: `fun` is an owned bytecode value of this context; JS_EvalFunction
+    // consumes it and returns an owned value, which `Value::from_raw` adopts.
+    let v = unsafe { qjs::JS_EvalFunction(ctx.as_raw().as_ptr(), fun) };
+    if unsafe { qjs::JS_IsException(v) } {
+        return Err(rquickjs::Error::Exception);
+    }
+    Ok(unsafe { Value::from_raw(ctx.clone(), v) })
+}
+
+/// Decides the code's form by compiling each reading in turn — nothing runs
+/// until one compiles — then runs that one reading, once. A `SyntaxError`
+/// thrown at run time (from `eval`, say) is an ordinary runtime error: the
+/// code is never run a second time.
 fn start<'js>(
     ctx: &Ctx<'js>,
     code: &str,
     fence_lines: u32,
     spec: &RunSpec<'_>,
 ) -> Result<(Value<'js>, LineFix), ScriptError> {
+    if code.contains('\0') {
+        return Err(ScriptError::new(
+            ErrorKind::Syntax,
+            "SyntaxError",
+            "the code contains a NUL character; remove it (write \\0 inside a string if you need one)",
+        ));
+    }
     let mut syntax_errors = Vec::new();
+    let mut chosen = None;
     for cand in normalize::candidates(code) {
         let fix = LineFix {
             wrapper_lines: cand.line_offset,
             fence_lines,
             first_line_cols: if cand.form == Form::Expression { 1 } else { 0 },
         };
-        let mut opts = EvalOptions::default();
-        opts.global = true;
-        opts.strict = false;
-        opts.promise = cand.form == Form::Script;
-        opts.filename = Some(CODE_FILE.to_string());
-        match ctx.eval_with_options::<Value, _>(cand.source.as_bytes(), opts) {
-            Ok(v) => {
-                if spec.stop.should_stop() {
-                    return Err(stopped(spec));
-                }
-                let v = match cand.form {
-                    Form::Script => v,
-                    Form::Expression | Form::Body => match v.as_function() {
-                        Some(f) => f.call::<_, Value>(()).map_err(|e| caught(ctx, e, &fix))?,
-                        None => v,
-                    },
-                };
-                if cand.form == Form::Script {
-                    // With top-level await QuickJS resolves to `{value}`: unwrap it.
-                    let unwrap: Function = ctx
-                        .eval("(p) => Promise.resolve(p).then((r) => (r === null || typeof r !== 'object') ? r : r.value)")
-                        .map_err(|e| internal(format!("{e}")))?;
-                    let v = unwrap.call::<_, Value>((v,)).map_err(|e| caught(ctx, e, &fix))?;
-                    return Ok((v, fix));
-                }
-                return Ok((v, fix));
+        let flags = qjs::JS_EVAL_TYPE_GLOBAL | if cand.form == Form::Script { qjs::JS_EVAL_FLAG_ASYNC } else { 0 };
+        match compile(ctx, &cand.source, flags) {
+            Ok(bytecode) => {
+                chosen = Some((cand.form, bytecode, fix));
+                break;
             }
             Err(e) => {
                 let err = caught(ctx, e, &fix);
-                if err.kind == ErrorKind::Syntax {
-                    syntax_errors.push((cand.form, err));
-                    continue;
+                if spec.stop.should_stop() {
+                    return Err(stopped(spec));
                 }
-                return Err(err);
+                if err.kind != ErrorKind::Syntax {
+                    return Err(err);
+                }
+                syntax_errors.push((cand.form, err));
             }
         }
     }
-    let intended = normalize::intended_form(code);
-    let pick = syntax_errors.iter().position(|(f, _)| *f == intended).unwrap_or(0);
-    let (_, mut err) = syntax_errors.swap_remove(pick);
-    err.message = format!(
-        "{} (the code must be an async arrow function such as `async () => {{ ... }}`, an expression, or statements ending in `return`)",
-        err.message
-    );
-    Err(err)
+    let Some((form, bytecode, fix)) = chosen else {
+        let intended = normalize::intended_form(code);
+        let pick = syntax_errors.iter().position(|(f, _)| *f == intended).unwrap_or(0);
+        let (_, mut err) = syntax_errors.swap_remove(pick);
+        err.message = format!(
+            "{} (the code must be an async arrow function such as `async () => {{ ... }}`, an expression, or statements ending in `return`)",
+            err.message
+        );
+        return Err(err);
+    };
+    let v = run_compiled(ctx, bytecode).map_err(|e| caught_or_stopped(ctx, e, &fix, spec))?;
+    let v = match form {
+        Form::Script => {
+            // With top-level await QuickJS resolves to `{value}`: unwrap it.
+            let unwrap: Function = eval_prelude(
+                ctx,
+                "(p) => Promise.resolve(p).then((r) => (r === null || typeof r !== 'object') ? r : r.value)",
+            )
+            .map_err(|e| internal(format!("{e}")))?;
+            unwrap.call::<_, Value>((v,)).map_err(|e| caught_or_stopped(ctx, e, &fix, spec))?
+        }
+        Form::Expression | Form::Body => match v.as_function() {
+            Some(f) => f.call::<_, Value>(()).map_err(|e| caught_or_stopped(ctx, e, &fix, spec))?,
+            None => v,
+        },
+    };
+    Ok((v, fix))
 }
 
-/// Converts the settled value into what crosses the boundary.
-fn to_result<'js>(ctx: &Ctx<'js>, v: Value<'js>, fix: &LineFix) -> Result<JsValue, ScriptError> {
+/// The result as it crosses the boundary: strings as they are, everything
+/// else as `JSON.stringify` text (parsed, with its depth checked, by
+/// [`crate::parse_result`] on the host).
+fn to_result<'js>(ctx: &Ctx<'js>, v: Value<'js>, fix: &LineFix, spec: &RunSpec<'_>) -> Result<RawValue, ScriptError> {
     if v.is_undefined() {
-        return Ok(JsValue::Undefined);
+        return Ok(RawValue::Undefined);
     }
     if let Some(s) = v.as_string() {
-        return s.to_string().map(JsValue::String).map_err(|e| caught(ctx, e, fix));
+        return s.to_string().map(RawValue::String).map_err(|e| caught(ctx, e, fix));
     }
     let json = ctx.json_stringify(v).map_err(|e| {
+        if spec.stop.should_stop() {
+            return stopped(spec);
+        }
         let mut err = caught(ctx, e, fix);
         err.message = format!("the result could not be turned into JSON: {}", err.message);
         err
     })?;
+    // `toJSON` or a getter may have queued jobs while the result was turned
+    // into JSON; they die with this call's runtime, unrun.
     match json {
-        None => Ok(JsValue::Undefined), // functions, symbols
-        Some(s) => {
-            let s = s.to_string().map_err(|e| caught(ctx, e, fix))?;
-            serde_json::from_str(&s)
-                .map(JsValue::Json)
-                .map_err(|e| internal(format!("result JSON did not parse on the host: {e}")))
-        }
+        None => Ok(RawValue::Undefined), // functions, symbols
+        Some(s) => s.to_string().map(RawValue::Json).map_err(|e| caught(ctx, e, fix)),
     }
 }
 
-fn stopped(spec: &RunSpec<'_>) -> ScriptError {
+fn caught_or_stopped(ctx: &Ctx<'_>, e: rquickjs::Error, fix: &LineFix, spec: &RunSpec<'_>) -> ScriptError {
+    let err = caught(ctx, e, fix);
+    if err.kind == ErrorKind::Timeout || spec.stop.should_stop() {
+        return stopped(spec);
+    }
+    err
+}
+
+pub(crate) fn stopped(spec: &RunSpec<'_>) -> ScriptError {
     if spec.stop.is_cancelled() {
         ScriptError::new(ErrorKind::Cancelled, "Cancelled", "the call was cancelled by the client")
     } else {
-        ScriptError::new(
-            ErrorKind::Timeout,
-            "TimeoutError",
-            "the code ran past its time limit and was stopped; make it do less (filter earlier, fewer requests, no busy loops) or split it into several calls",
-        )
+        timeout_error(spec.limits.timeout)
     }
 }
 
-fn never_settles(_console: &Rc<RefCell<Console>>) -> ScriptError {
+/// The error for a call stopped at its time limit (also used by the host
+/// when it has to kill a worker).
+pub(crate) fn timeout_error(limit: Duration) -> ScriptError {
+    ScriptError::new(
+        ErrorKind::Timeout,
+        "TimeoutError",
+        &format!(
+            "the code ran past its time limit of {} and was stopped; make it do less (filter earlier, fewer requests, no busy loops, no huge strings or arrays) or split it into several calls",
+            human_duration(limit)
+        ),
+    )
+}
+
+fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.rem_euclid(1000) == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+fn never_settles() -> ScriptError {
     ScriptError::new(
         ErrorKind::NeverSettles,
         "NeverSettlesError",
@@ -284,9 +363,11 @@ fn never_settles(_console: &Rc<RefCell<Console>>) -> ScriptError {
     )
 }
 
-fn internal(message: String) -> ScriptError {
+pub(crate) fn internal(message: String) -> ScriptError {
     ScriptError::new(ErrorKind::Internal, "InternalError", &message)
 }
+
+const OUT_OF_MEMORY: &str = "the code (or turning its result into JSON) needed more memory than the limit allows; return less: filter, select fields, paginate";
 
 /// Turns a caught rquickjs error (usually a thrown JS value) into a
 /// [`ScriptError`] with positions in the model's own code.
@@ -295,33 +376,17 @@ pub(crate) fn caught<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, fix: &LineFix) -> 
         rquickjs::Error::Exception => ctx.catch(),
         // QuickJS reports allocation failures it cannot even build an
         // exception for this way.
-        rquickjs::Error::Unknown => {
-            return ScriptError::new(
-                ErrorKind::OutOfMemory,
-                "InternalError",
-                "the code (or turning its result into JSON) needed more memory than the limit allows; return less: filter, select fields, paginate",
-            )
-        }
+        rquickjs::Error::Unknown => return ScriptError::new(ErrorKind::OutOfMemory, "InternalError", OUT_OF_MEMORY),
         other => return internal(other.to_string()),
     };
     if value.is_null() {
         // QuickJS throws `null` when it runs out of memory while building
         // the out-of-memory error itself.
-        return ScriptError::new(
-            ErrorKind::OutOfMemory,
-            "InternalError",
-            "the code (or turning its result into JSON) needed more memory than the limit allows; return less: filter, select fields, paginate",
-        );
+        return ScriptError::new(ErrorKind::OutOfMemory, "InternalError", OUT_OF_MEMORY);
     }
-    let Some(obj) = value.as_object() else {
-        // `throw "text"` or `throw 42`
-        let text = ctx
-            .json_stringify(value.clone())
-            .ok()
-            .flatten()
-            .and_then(|s| s.to_string().ok())
-            .unwrap_or_else(|| "undefined".into());
-        return ScriptError::new(ErrorKind::Runtime, "Error", &format!("uncaught value thrown: {text}"));
+    let is_error = value.as_object().is_some_and(|o| o.is_error());
+    let Some(obj) = value.as_object().filter(|_| is_error) else {
+        return thrown_non_error(ctx, value);
     };
     let get = |k: &str| obj.get::<_, Option<rquickjs::Coerced<String>>>(k).ok().flatten().map(|c| c.0);
     let name = get("name").unwrap_or_else(|| "Error".into());
@@ -348,6 +413,42 @@ pub(crate) fn caught<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, fix: &LineFix) -> 
     err
 }
 
+/// `throw "text"`, `throw 42n`, `throw {code: 1}`, `throw new Proxy(...)`:
+/// describe the value without running any of its code (no getters, no
+/// `toString`), so a hostile value cannot act while we describe it.
+fn thrown_non_error<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> ScriptError {
+    let shown = if let Some(s) = value.as_string() {
+        let s = s.to_string().unwrap_or_default();
+        let cut: String = s.chars().take(500).collect();
+        serde_json::to_string(&cut).unwrap_or_default()
+    } else if value.is_bool() || value.is_number() {
+        // SAFETY-free: primitives stringify without user code.
+        ctx.json_stringify(value.clone()).ok().flatten().and_then(|s| s.to_string().ok()).unwrap_or_default()
+    } else if value.is_big_int() {
+        let text = value
+            .as_big_int()
+            .and_then(|b| b.clone().to_i64().ok())
+            .map(|i| format!("{i}n"))
+            .unwrap_or_else(|| "a BigInt too large to show".into());
+        text
+    } else if value.is_undefined() {
+        "undefined".into()
+    } else if value.is_symbol() {
+        "a Symbol".into()
+    } else if value.is_function() {
+        "a function".into()
+    } else if value.is_object() {
+        "an object that is not an Error (no message or stack)".into()
+    } else {
+        format!("a value of type {}", value.type_name())
+    };
+    ScriptError::new(
+        ErrorKind::Runtime,
+        "Error",
+        &format!("uncaught value thrown: {shown}; throw an Error (`throw new Error(\"what went wrong\")`) so the message and position reach you"),
+    )
+}
+
 fn classify(name: &str, message: &str) -> ErrorKind {
     if name == "SyntaxError" {
         ErrorKind::Syntax
@@ -366,7 +467,7 @@ fn classify(name: &str, message: &str) -> ErrorKind {
 /// `method`, `path`, `data` on an upstream error), as JSON.
 fn extra_fields<'js>(ctx: &Ctx<'js>, obj: &Object<'js>) -> Option<serde_json::Value> {
     let mut map = serde_json::Map::new();
-    for key in obj.keys::<String>().flatten() {
+    for key in obj.keys::<String>().flatten().take(64) {
         if matches!(key.as_str(), "name" | "message" | "stack") {
             continue;
         }
@@ -374,7 +475,7 @@ fn extra_fields<'js>(ctx: &Ctx<'js>, obj: &Object<'js>) -> Option<serde_json::Va
             continue;
         };
         let json = ctx.json_stringify(v).ok().flatten().and_then(|s| s.to_string().ok());
-        if let Some(parsed) = json.and_then(|s| serde_json::from_str(&s).ok()) {
+        if let Some(parsed) = json.filter(|s| s.len() <= 64 * 1024).and_then(|s| serde_json::from_str(&s).ok()) {
             map.insert(key, parsed);
         }
     }
@@ -397,6 +498,7 @@ fn rewrite_stack(stack: &str, fix: &LineFix) -> String {
     stack
         .lines()
         .filter(|l| !l.contains("<prelude>"))
+        .take(50)
         .map(|l| match (l.find("code.js:"), position_in_code(l)) {
             (Some(i), Some((line, col))) => {
                 let (nl, nc) = fix.apply(line, col);
@@ -429,13 +531,6 @@ pub(crate) fn install_console<'js>(ctx: &Ctx<'js>, console: Rc<RefCell<Console>>
     Ok(())
 }
 
-/// Deep-freezes everything reachable from this context's global object, so
-/// that objects shared with other contexts (whose prototypes live here) cannot
-/// be used to pass anything from one call to the next.
-pub(crate) fn freeze_realm(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
-    eval_prelude::<()>(ctx, include_str!("../js/freeze_realm.js"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,5 +549,11 @@ mod tests {
         let fix = LineFix { wrapper_lines: 0, fence_lines: 0, first_line_cols: 1 };
         assert_eq!(fix.apply(1, 7), (1, 6));
         assert_eq!(fix.apply(2, 7), (2, 7));
+    }
+
+    #[test]
+    fn timeouts_name_the_limit() {
+        assert!(timeout_error(Duration::from_secs(2)).message.contains("time limit of 2 s"));
+        assert!(timeout_error(Duration::from_millis(1500)).message.contains("time limit of 1500 ms"));
     }
 }

@@ -1,38 +1,85 @@
 //! A QuickJS sandbox for model-written JavaScript.
 //!
-//! Two entry points, one per tool:
-//! - [`SearchPool`] runs `search` code against resolved specs. Each worker
-//!   thread owns one runtime in which the specs are built once, frozen, and
-//!   shared with a fresh context per call.
-//! - [`execute`] runs `execute` code in a fresh runtime per call, with client
-//!   objects whose methods reach the host through [`Host`].
+//! [`Sandbox`] runs both tools' code: `search` against resolved specs,
+//! `execute` with client objects whose methods reach the host through
+//! [`Host`]. Every call gets a QuickJS runtime of its own, so nothing one
+//! call does survives into another: not a global, a prototype, an `Error`
+//! hook or a queued job.
+//!
+//! Two walls stand around that runtime ([`Isolation`]):
+//! - **Process** (the default on Linux): the JavaScript runs in a pool of
+//!   pre-started worker processes that hold no credentials and no config,
+//!   reach the host only through a pipe, drop privileges, and lock
+//!   themselves down with seccomp-bpf and rlimits. The host kills a worker
+//!   at its call's deadline, so every limit pre-empts whatever QuickJS is
+//!   doing, and a QuickJS memory-safety bug is contained in a process with
+//!   nothing in it.
+//! - **In-process**: the same runtimes on host threads, for platforms
+//!   without seccomp. Native work that never reaches QuickJS's interrupt
+//!   handler (one huge `Array.prototype.join`) runs to its end there.
+//!
+//! The specs are packed once ([`codemode_spec::packed`]) into read-only
+//! bytes every worker shares (a sealed memfd), and materialised lazily per
+//! call: only what the code touches becomes a JavaScript object.
 //!
 //! The sandbox has no filesystem, environment, network, module loader or
 //! timers: the only way out is a [`Host`] call, and everything that crosses
-//! is JSON text checked on the host side. Every call is bounded in time
-//! (interrupt handler plus a host-side deadline), memory, stack depth, host
-//! calls and console output; see [`Limits`].
+//! is JSON text checked on the host side. Every call is bounded in time,
+//! memory, stack depth, host calls and console output; see [`Limits`].
+
+// `ScriptError` travels by value through a handful of internal functions,
+// once per call; boxing it would add noise for no measurable gain.
+#![allow(clippy::result_large_err)]
 
 mod console;
 mod engine;
-mod execute;
+mod inproc;
+#[cfg(target_os = "linux")]
+mod lockdown;
 pub mod normalize;
-mod search;
+#[cfg(target_os = "linux")]
+mod pool;
+mod runner;
+mod sandbox;
 mod spec_view;
+mod wire;
+#[cfg(target_os = "linux")]
+pub mod worker;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use execute::{execute, Client, ExecuteEnv};
-pub use search::{SearchCall, SearchPool, SearchSpec};
+use serde::{Deserialize, Serialize};
+
+pub use sandbox::{Isolation, Sandbox, SandboxConfig, SearchCall, SearchSpec, WorkerCommand};
+
+/// A global object the code can call, e.g. `cloudflare` with `request`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Client {
+    /// Global name (a JavaScript identifier).
+    pub global: String,
+    /// Method names; each becomes `global.method(...args)` → [`Host::call`].
+    pub methods: Vec<String>,
+}
+
+/// The globals of an `execute` call.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ExecuteEnv {
+    /// Client objects.
+    pub clients: Vec<Client>,
+    /// Extra names for clients: `(alias, global)`, e.g. `("api", "cloudflare")`.
+    pub aliases: Vec<(String, String)>,
+    /// Globals whose every property is a method (`codemode.<server>_<tool>`).
+    pub dynamic_clients: Vec<String>,
+}
 
 /// Limits for one call. Each, when hit, ends the call with a clear error.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Limits {
     /// Wall clock for the whole call, including awaited host calls.
     pub timeout: Duration,
-    /// Memory the call may allocate (on top of a shared spec, for `search`).
+    /// Memory the call's runtime may allocate (the packed specs are not counted).
     pub memory_bytes: usize,
     /// JavaScript stack size.
     pub stack_bytes: usize,
@@ -66,7 +113,7 @@ pub enum JsValue {
 }
 
 /// What kind of failure ended the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorKind {
     /// The code does not parse.
     Syntax,
@@ -82,12 +129,12 @@ pub enum ErrorKind {
     NeverSettles,
     /// The client cancelled the call.
     Cancelled,
-    /// A failure of the sandbox itself.
+    /// A failure of the sandbox itself (including a worker process that died).
     Internal,
 }
 
 /// An error that ended the call, positioned in the model's own code.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScriptError {
     /// Classification.
     pub kind: ErrorKind,
@@ -154,4 +201,37 @@ pub trait SyncHost: Send + Sync + 'static {
 pub trait Host: Send + Sync + 'static {
     /// Performs one call.
     fn call(&self, client: &str, method: &str, args: serde_json::Value) -> HostFuture;
+}
+
+/// Parses a result's JSON text on the host, with a clear error when it is
+/// nested too deeply to be handled safely.
+pub(crate) fn parse_result(raw: wire::RawValue) -> Result<JsValue, ScriptError> {
+    match raw {
+        wire::RawValue::Undefined => Ok(JsValue::Undefined),
+        wire::RawValue::String(s) => Ok(JsValue::String(s)),
+        wire::RawValue::Json(text) => serde_json::from_str(&text).map(JsValue::Json).map_err(|e| {
+            if e.to_string().contains("recursion limit") {
+                ScriptError::new(
+                    ErrorKind::Runtime,
+                    "RangeError",
+                    "the result is nested more than 127 levels deep; return a flatter value (pick the fields you need, or return JSON.stringify(part) as a string)",
+                )
+            } else {
+                ScriptError::new(ErrorKind::Internal, "InternalError", &format!("the result's JSON did not parse on the host: {e}"))
+            }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_results_get_an_error_that_says_what_to_do() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let e = parse_result(wire::RawValue::Json(deep)).unwrap_err();
+        assert!(e.message.contains("nested more than"), "{}", e.message);
+        assert_eq!(parse_result(wire::RawValue::Json("[1]".into())).unwrap(), JsValue::Json(serde_json::json!([1])));
+    }
 }

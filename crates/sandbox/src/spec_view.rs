@@ -1,95 +1,154 @@
-//! Builds a resolved spec ([`codemode_spec::Graph`]) as frozen JavaScript
-//! objects inside a holder realm, once per runtime, and hands each `search`
-//! call a view of it.
+//! The specs as `search` code sees them: packed graphs (shared, read-only
+//! bytes; see `codemode_spec::packed`) turned into frozen JavaScript objects
+//! lazily, inside the call's own runtime, by `js/spec_view.js`.
+//!
+//! Only the specs a call may see are handed to its runtime: the host
+//! functions below hold those graphs and no others, so a call cannot reach
+//! another API's spec by any path, and each spec's reference table is its
+//! own.
 
-use rquickjs::{Array, Ctx, Function, Object, Persistent, Value};
+use std::sync::Arc;
 
-use codemode_spec::{Graph, Node};
+use rquickjs::{Array, Ctx, Function, Value};
+
+use codemode_spec::packed::{PackedGraph, PackedNode};
 
 use crate::engine::eval_prelude;
 
-/// The functions of `js/spec_view.js`, kept alive across calls.
-pub(crate) struct ViewFns {
-    root: Persistent<Function<'static>>,
+/// The bytes of one packed spec graph: mapped from the host's sealed memfd
+/// (in a worker process) or held in memory (in-process).
+#[derive(Clone)]
+pub(crate) enum SpecBytes {
+    /// Lives as long as the process (a mapping never unmapped).
+    Static(&'static [u8]),
+    /// Shared in memory.
+    Shared(Arc<[u8]>),
 }
 
-impl ViewFns {
-    /// Installs the view helpers in the holder realm.
-    pub(crate) fn install<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<(ViewFns, Object<'js>)> {
-        let make: Function = eval_prelude(ctx, include_str!("../js/spec_view.js"))?;
-        let fns: Object = make.call(())?;
-        let root: Function = fns.get("root")?;
-        Ok((ViewFns { root: Persistent::save(ctx, root) }, fns))
-    }
-
-    /// A fresh read-only view of a built spec root, for one call.
-    pub(crate) fn view<'js>(&self, ctx: &Ctx<'js>, root: &Persistent<Value<'static>>) -> rquickjs::Result<Value<'js>> {
-        let f = self.root.clone().restore(ctx)?;
-        let r = root.clone().restore(ctx)?;
-        f.call((r,))
+impl SpecBytes {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            SpecBytes::Static(b) => b,
+            SpecBytes::Shared(b) => b,
+        }
     }
 }
 
-/// Builds every node of `graph` as a frozen JS value (children first, so each
-/// node is built once and shared by all its parents) and returns the root.
-pub(crate) fn build<'js>(ctx: &Ctx<'js>, fns: &Object<'js>, graph: &Graph) -> rquickjs::Result<Value<'js>> {
-    let marker: Function = fns.get("marker")?;
-    let mark_view: Function = fns.get("markView")?;
-    let set_targets: Function = fns.get("setTargets")?;
-    let freeze: Function = ctx.globals().get::<_, Object>("Object")?.get("freeze")?;
+/// A named spec of the worker's list.
+#[derive(Clone)]
+pub(crate) struct NamedSpec {
+    pub name: String,
+    pub bytes: SpecBytes,
+}
 
-    let nodes = graph.nodes();
-    let mut built: Vec<Value<'js>> = Vec::with_capacity(nodes.len());
-    // Does a reference marker sit anywhere below this node?
-    let mut has_ref: Vec<bool> = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let (value, below) = match node {
-            Node::Null => (Value::new_null(ctx.clone()), false),
-            Node::Bool(b) => (Value::new_bool(ctx.clone(), *b), false),
-            Node::Number(n) => {
-                let v = match n.as_i64() {
-                    Some(i) if i32::try_from(i).is_ok() => Value::new_int(ctx.clone(), i as i32),
-                    _ => Value::new_float(ctx.clone(), n.as_f64().unwrap_or(f64::NAN)),
-                };
-                (v, false)
+const TAG_VALUE: i32 = 0;
+const TAG_NODE: i32 = 1;
+const TAG_REF: i32 = 2;
+const TAG_DEPENDENT_NODE: i32 = 3;
+
+/// Installs `specs` (and `spec` when `single`) for one call, over `visible`.
+pub(crate) fn install<'js>(ctx: &Ctx<'js>, visible: Vec<NamedSpec>, single: bool) -> rquickjs::Result<()> {
+    let graphs: Arc<Vec<SpecBytes>> = Arc::new(visible.iter().map(|s| s.bytes.clone()).collect());
+    let g = graphs.clone();
+    let shape = Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: u32, id: u32| -> rquickjs::Result<Array<'js>> {
+        let graph = open(&ctx, &g, s)?;
+        describe(&ctx, &graph, id)
+    })?;
+    let g = graphs.clone();
+    let target = Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: u32, r: u32| -> rquickjs::Result<Array<'js>> {
+        let graph = open(&ctx, &g, s)?;
+        let (id, reference) = graph.ref_target(r).ok_or_else(|| corrupt(&ctx))?;
+        let out = Array::new(ctx.clone())?;
+        match graph.node(id).ok_or_else(|| corrupt(&ctx))? {
+            PackedNode::Array(_) | PackedNode::Object(_) | PackedNode::Ref(_) => {
+                out.set(0, id)?;
+                out.set(1, if graph.has_ref_below(id) { TAG_DEPENDENT_NODE } else { TAG_NODE })?;
             }
-            Node::String(s) => (rquickjs::String::from_str(ctx.clone(), s)?.into_value(), false),
-            Node::Array(items) => {
-                let arr = Array::new(ctx.clone())?;
-                let mut below = false;
-                for (i, c) in items.iter().enumerate() {
-                    arr.set(i, built[c.0 as usize].clone())?;
-                    below |= has_ref[c.0 as usize];
-                }
-                (arr.into_value(), below)
-            }
-            Node::Object(entries) => {
-                let obj = Object::new(ctx.clone())?;
-                let mut below = false;
-                for (k, c) in entries.iter() {
-                    obj.set(&**k, built[c.0 as usize].clone())?;
-                    below |= has_ref[c.0 as usize];
-                }
-                (obj.into_value(), below)
-            }
-            Node::Ref(r) => (marker.call::<_, Value>((*r,))?, true),
-        };
-        if matches!(node, Node::Array(_) | Node::Object(_)) {
-            freeze.call::<_, ()>((value.clone(),))?;
-            if below {
-                mark_view.call::<_, ()>((value.clone(),))?;
+            scalar => {
+                out.set(0, scalar_value(&ctx, scalar)?)?;
+                out.set(1, TAG_VALUE)?;
             }
         }
-        built.push(value);
-        has_ref.push(below);
+        out.set(2, reference)?;
+        Ok(out)
+    })?;
+    let make: Function = eval_prelude(ctx, include_str!("../js/spec_view.js"))?;
+    let install: Function = make.call((shape, target))?;
+    let list = Array::new(ctx.clone())?;
+    for (i, s) in visible.iter().enumerate() {
+        let graph = PackedGraph::open(s.bytes.bytes()).map_err(|_| corrupt(ctx))?;
+        let entry = Array::new(ctx.clone())?;
+        entry.set(0, s.name.as_str())?;
+        entry.set(1, graph.root())?;
+        entry.set(2, graph.has_ref_below(graph.root()))?;
+        list.set(i, entry)?;
     }
-    let targets = Array::new(ctx.clone())?;
-    let names = Array::new(ctx.clone())?;
-    for i in 0..graph.ref_count() {
-        let t = graph.ref_target(i as u32);
-        targets.set(i, built[t.node.0 as usize].clone())?;
-        names.set(i, &*t.reference)?;
+    install.call::<_, ()>((list, single && visible.len() == 1))?;
+    Ok(())
+}
+
+fn open<'a>(ctx: &Ctx<'_>, graphs: &'a [SpecBytes], s: u32) -> rquickjs::Result<PackedGraph<'a>> {
+    let bytes = graphs.get(s as usize).ok_or_else(|| corrupt(ctx))?;
+    PackedGraph::open(bytes.bytes()).map_err(|_| corrupt(ctx))
+}
+
+fn corrupt(ctx: &Ctx<'_>) -> rquickjs::Error {
+    rquickjs::Exception::throw_internal(ctx, "the spec view was asked for a node that does not exist")
+}
+
+fn scalar_value<'js>(ctx: &Ctx<'js>, node: PackedNode<'_>) -> rquickjs::Result<Value<'js>> {
+    Ok(match node {
+        PackedNode::Null => Value::new_null(ctx.clone()),
+        PackedNode::Bool(b) => Value::new_bool(ctx.clone(), b),
+        PackedNode::Number(n) => Value::new_number(ctx.clone(), n),
+        PackedNode::String(s) => rquickjs::String::from_str(ctx.clone(), s)?.into_value(),
+        _ => Value::new_undefined(ctx.clone()),
+    })
+}
+
+/// Appends `(tag, value)` for one child.
+fn push_child<'js>(
+    ctx: &Ctx<'js>,
+    graph: &PackedGraph<'_>,
+    out: &Array<'js>,
+    at: &mut usize,
+    id: u32,
+) -> rquickjs::Result<()> {
+    let node = graph.node(id).ok_or_else(|| corrupt(ctx))?;
+    let (tag, value) = match node {
+        PackedNode::Array(_) | PackedNode::Object(_) => {
+            let tag = if graph.has_ref_below(id) { TAG_DEPENDENT_NODE } else { TAG_NODE };
+            (tag, Value::new_number(ctx.clone(), id as f64))
+        }
+        PackedNode::Ref(r) => (TAG_REF, Value::new_number(ctx.clone(), r as f64)),
+        scalar => (TAG_VALUE, scalar_value(ctx, scalar)?),
+    };
+    out.set(*at, tag)?;
+    out.set(*at + 1, value)?;
+    *at += 2;
+    Ok(())
+}
+
+/// The descriptor of one object or array node (see `js/spec_view.js`).
+fn describe<'js>(ctx: &Ctx<'js>, graph: &PackedGraph<'_>, id: u32) -> rquickjs::Result<Array<'js>> {
+    let out = Array::new(ctx.clone())?;
+    let mut at = 1;
+    match graph.node(id).ok_or_else(|| corrupt(ctx))? {
+        PackedNode::Array(items) => {
+            out.set(0, 1)?;
+            for c in items {
+                push_child(ctx, graph, &out, &mut at, c)?;
+            }
+        }
+        PackedNode::Object(entries) => {
+            out.set(0, 0)?;
+            for (k, c) in entries {
+                out.set(at, k)?;
+                at += 1;
+                push_child(ctx, graph, &out, &mut at, c)?;
+            }
+        }
+        _ => return Err(corrupt(ctx)),
     }
-    set_targets.call::<_, ()>((targets, names))?;
-    Ok(built[graph.root().0 as usize].clone())
+    Ok(out)
 }

@@ -1,10 +1,12 @@
-//! Dropping an `execute` future stops its JavaScript, even a busy loop (its
-//! own test binary: it counts the process's sandbox threads).
+//! Dropping an `execute` future stops its JavaScript, even a busy loop:
+//! in-process the thread is free again at once; behind the process wall the
+//! worker is killed and replaced (its own test binary: it counts the
+//! process's threads and children).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use codemode_sandbox::{execute, ExecuteEnv, Host, HostFuture, Limits};
+use codemode_sandbox::{ExecuteEnv, Host, HostFuture, Isolation, Limits, Sandbox, SandboxConfig, WorkerCommand};
 
 struct NoHost;
 impl Host for NoHost {
@@ -13,24 +15,62 @@ impl Host for NoHost {
     }
 }
 
-fn execute_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
+async fn sandbox(isolation: Isolation) -> Sandbox {
+    let config = SandboxConfig {
+        isolation,
+        limits: Limits { timeout: Duration::from_secs(60), ..Limits::default() },
+        search_workers: 1,
+        execute_workers: 1,
+        worker: Some(WorkerCommand { program: env!("CARGO_BIN_EXE_codemode-sandbox-worker").into(), args: vec![] }),
+    };
+    Sandbox::start(config, vec![]).await.unwrap()
+}
+
+/// Pids of this process's children that are sandbox workers.
+fn workers() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
         .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.unwrap().path().join("comm")).ok())
-        .filter(|c| c.trim().starts_with("codemode-execu"))
-        .count()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...
+            let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+            after.split_whitespace().nth(1) == Some(me.as_str()) && !after.starts_with('Z')
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_an_execute_stops_a_busy_loop() {
-    let limits = Limits { timeout: Duration::from_secs(60), ..Limits::default() };
-    let call =
-        execute("async () => { while (true) {} }".into(), Arc::new(ExecuteEnv::default()), limits, Arc::new(NoHost));
+async fn dropping_an_execute_stops_a_busy_loop_in_process() {
+    let sb = Arc::new(sandbox(Isolation::InProcess).await);
+    let busy = "async () => { while (true) {} }".to_string();
+    let call = sb.execute(busy, Arc::new(ExecuteEnv::default()), Arc::new(NoHost));
     assert!(tokio::time::timeout(Duration::from_millis(300), call).await.is_err(), "still running at 300 ms");
-    let t = std::time::Instant::now();
-    while execute_threads() > 0 && t.elapsed() < Duration::from_secs(2) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(execute_threads(), 0, "the dropped call's thread stopped");
+    // The only execute thread is free again: a new call answers at once.
+    let t = Instant::now();
+    let o = sb.execute("async () => 1".into(), Arc::new(ExecuteEnv::default()), Arc::new(NoHost)).await;
+    assert!(o.result.is_ok(), "{:?}", o.result);
     assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_an_execute_kills_and_replaces_its_worker() {
+    let sb = Arc::new(sandbox(Isolation::Process).await);
+    let before = workers();
+    assert_eq!(before.len(), 2, "one search and one execute worker: {before:?}");
+    let busy = "async () => { while (true) {} }".to_string();
+    let call = sb.execute(busy, Arc::new(ExecuteEnv::default()), Arc::new(NoHost));
+    assert!(tokio::time::timeout(Duration::from_millis(300), call).await.is_err(), "still running at 300 ms");
+    let t = Instant::now();
+    let o = sb.execute("async () => 1".into(), Arc::new(ExecuteEnv::default()), Arc::new(NoHost)).await;
+    assert!(o.result.is_ok(), "{:?}", o.result);
+    assert!(t.elapsed() < Duration::from_millis(500), "replacement took {:?}", t.elapsed());
+    let mut after = workers();
+    while after.len() != 2 && t.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        after = workers();
+    }
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().any(|p| !before.contains(p)), "the busy worker was replaced: {before:?} → {after:?}");
 }

@@ -1,13 +1,14 @@
-//! The sandbox against hostile and ordinary code. The host here is an
-//! in-process echo (the real HTTP client is tested in the codemode crate,
-//! against real servers).
+//! The sandbox against hostile and ordinary code, behind both walls: every
+//! call runs in a worker process and in-process, and both must agree. The
+//! host here is an in-process echo (the real HTTP client is tested in the
+//! codemode crate, against real servers).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codemode_sandbox::{
-    execute, Client, ErrorKind, ExecuteEnv, Host, HostFuture, JsValue, Limits, Outcome, SearchCall, SearchPool,
-    SearchSpec, SyncHost,
+    Client, ErrorKind, ExecuteEnv, Host, HostFuture, Isolation, JsValue, Limits, Outcome, Sandbox, SandboxConfig,
+    SearchCall, SearchSpec, SyncHost, WorkerCommand,
 };
 use serde_json::{json, Value};
 
@@ -37,13 +38,44 @@ async fn exec(code: &str) -> Outcome {
     exec_with(code, limits()).await
 }
 
+/// A sandbox behind `isolation` with `specs`.
+async fn sandbox(isolation: Isolation, limits: Limits, specs: Vec<SearchSpec>, workers: usize) -> Sandbox {
+    let config = SandboxConfig {
+        isolation,
+        limits,
+        search_workers: workers,
+        execute_workers: workers,
+        worker: Some(WorkerCommand { program: env!("CARGO_BIN_EXE_codemode-sandbox-worker").into(), args: vec![] }),
+    };
+    Sandbox::start(config, specs).await.unwrap()
+}
+
+const WALLS: [Isolation; 2] = [Isolation::Process, Isolation::InProcess];
+
+/// Checks that two walls gave the same answer.
+fn same(a: &Outcome, b: &Outcome, code: &str) {
+    match (&a.result, &b.result) {
+        (Ok(x), Ok(y)) => assert_eq!(x, y, "{code}: the walls disagree"),
+        (Err(x), Err(y)) => assert_eq!(x.kind, y.kind, "{code}: the walls disagree: {x:?} / {y:?}"),
+        (x, y) => panic!("{code}: the walls disagree: {x:?} / {y:?}"),
+    }
+    assert_eq!(a.console, b.console, "{code}: console differs");
+}
+
+/// Runs `code` behind both walls; returns the process wall's outcome.
 async fn exec_with(code: &str, limits: Limits) -> Outcome {
-    let env = ExecuteEnv {
+    let env = Arc::new(ExecuteEnv {
         clients: vec![Client { global: "demo".into(), methods: vec!["request".into()] }],
         aliases: vec![("api".into(), "demo".into())],
         dynamic_clients: vec!["codemode".into()],
-    };
-    execute(code.to_string(), Arc::new(env), limits, Arc::new(Echo)).await
+    });
+    let mut outs = Vec::new();
+    for wall in WALLS {
+        let sb = sandbox(wall, limits.clone(), vec![], 1).await;
+        outs.push(sb.execute(code.to_string(), env.clone(), Arc::new(Echo)).await);
+    }
+    same(&outs[0], &outs[1], code);
+    outs.swap_remove(0)
 }
 
 fn ok(o: &Outcome) -> &JsValue {
@@ -108,19 +140,17 @@ async fn infinite_loops_and_catastrophic_regexes_stop_at_the_limit() {
         "async () => { for (;;) { try { while(true){} } catch (e) {} } }",
         "async () => /^(a+)+$/.test('a'.repeat(40) + 'b')",
     ] {
-        let t = Instant::now();
         let o = exec(code).await;
         assert_eq!(err(&o).kind, ErrorKind::Timeout, "{code}: {:?}", err(&o));
-        assert!(t.elapsed() < Duration::from_secs(3), "{code} took {:?}", t.elapsed());
+        assert!(o.elapsed < Duration::from_millis(1500 + 250), "{code} took {:?}", o.elapsed);
     }
 }
 
 #[tokio::test]
 async fn memory_bombs_fail_fast() {
-    let t = Instant::now();
     let o = exec("async () => { const a = []; while (true) a.push('x'.repeat(1e5) + Math.random()); }").await;
     assert_eq!(err(&o).kind, ErrorKind::OutOfMemory, "{:?}", err(&o));
-    assert!(t.elapsed() < Duration::from_millis(1400), "{:?}", t.elapsed());
+    assert!(o.elapsed < Duration::from_millis(1400), "{:?}", o.elapsed);
     let o = exec("async () => 'x'.repeat(2 ** 28)").await;
     assert!(matches!(err(&o).kind, ErrorKind::OutOfMemory | ErrorKind::Runtime), "{:?}", err(&o));
 }
@@ -133,26 +163,23 @@ async fn deep_recursion_is_a_clear_error() {
 
 #[tokio::test]
 async fn a_promise_that_never_settles_ends_at_once() {
-    let t = Instant::now();
     let o = exec("async () => { await new Promise(() => {}); }").await;
     assert_eq!(err(&o).kind, ErrorKind::NeverSettles);
-    assert!(t.elapsed() < Duration::from_millis(500));
+    assert!(o.elapsed < Duration::from_millis(500));
 }
 
 #[tokio::test]
 async fn a_slow_host_call_is_bounded_by_the_timeout() {
-    let t = Instant::now();
     let o = exec("async () => api.request({sleep_ms: 10000})").await;
     assert_eq!(err(&o).kind, ErrorKind::Timeout);
-    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(o.elapsed < Duration::from_millis(1500 + 250), "{:?}", o.elapsed);
 }
 
 #[tokio::test]
 async fn host_calls_run_in_parallel_and_errors_are_catchable() {
-    let t = Instant::now();
     let o = exec("async () => (await Promise.all([1,2,3,4,5].map(i => api.request({sleep_ms: 300, i})))).length").await;
     assert_eq!(ok(&o), &JsValue::Json(json!(5)));
-    assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+    assert!(o.elapsed < Duration::from_millis(1000), "{:?}", o.elapsed);
     let o = exec("async () => { try { await demo.request({fail: 404}); } catch (e) { return [e instanceof Error, e.name, e.message, e.status]; } }").await;
     assert_eq!(ok(&o), &JsValue::Json(json!([true, "UpstreamError", "upstream said no", 404])));
     let o = exec("async () => demo.request({fail: 500})").await;
@@ -208,8 +235,8 @@ fn rand_name() -> String {
     format!("spec{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
-fn pool(workers: usize) -> SearchPool {
-    let g = graph(json!({
+fn demo_graph() -> Arc<codemode_spec::Graph> {
+    graph(json!({
         "openapi": "3.0.0",
         "paths": {
             "/zones/{id}/rulesets": {"get": {"summary": "List rulesets", "tags": ["waf"],
@@ -223,13 +250,41 @@ fn pool(workers: usize) -> SearchPool {
             "Kind": {"type": "string", "enum": ["A", "AAAA", "CNAME"]},
             "Tree": {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/components/schemas/Tree"}}, "kind": {"$ref": "#/components/schemas/Kind"}}}
         }}
-    }));
-    SearchPool::start(vec![SearchSpec { name: "demo".into(), graph: g }], workers, limits()).unwrap()
+    }))
+}
+
+/// The demo spec behind both walls; `run` runs code behind each and checks
+/// that they agree.
+struct Pool {
+    walls: Vec<Sandbox>,
+}
+
+impl Pool {
+    async fn run(&self, code: String) -> Outcome {
+        self.run_with(code, SearchCall::default()).await
+    }
+    async fn run_with(&self, code: String, call: SearchCall) -> Outcome {
+        let mut outs = Vec::new();
+        for sb in &self.walls {
+            outs.push(sb.search(code.clone(), call.clone()).await);
+        }
+        same(&outs[0], &outs[1], &code);
+        outs.swap_remove(0)
+    }
+}
+
+async fn pool(workers: usize) -> Pool {
+    let specs = vec![SearchSpec { name: "demo".into(), graph: demo_graph() }];
+    let mut walls = Vec::new();
+    for wall in WALLS {
+        walls.push(sandbox(wall, limits(), specs.clone(), workers).await);
+    }
+    Pool { walls }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn search_sees_the_resolved_spec() {
-    let p = pool(1);
+    let p = pool(1).await;
     let o = p.run("async () => Object.entries(spec.paths).filter(([p]) => p.includes('rulesets')).map(([p, i]) => [p, i.get.summary])".into()).await;
     assert_eq!(ok(&o), &JsValue::Json(json!([["/zones/{id}/rulesets", "List rulesets"]])));
     // Repeated (non-circular) references are expanded both times.
@@ -250,7 +305,7 @@ async fn search_sees_the_resolved_spec() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn search_calls_cannot_change_what_the_next_one_sees() {
-    let p = pool(1);
+    let p = pool(1).await;
     let attacks = [
         "async () => { spec.paths['/x'] = 1; spec.openapi = 'hacked'; delete spec.paths['/zones/{id}/dns']; }",
         "async () => { 'use strict'; spec.paths['/x'] = 1; }",
@@ -270,7 +325,7 @@ async fn search_calls_cannot_change_what_the_next_one_sees() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_runaway_search_does_not_block_the_other_worker() {
-    let p = Arc::new(pool(2));
+    let p = Arc::new(pool(2).await);
     let p2 = p.clone();
     let slow = tokio::spawn(async move { p2.run("async () => { while (true) {} }".into()).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -287,7 +342,7 @@ async fn a_runaway_search_does_not_block_the_other_worker() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn search_memory_bombs_leave_the_spec_intact() {
-    let p = pool(1);
+    let p = pool(1).await;
     let o = p.run("async () => { const a = []; while (true) a.push(new Array(1e5).fill(1)); }".into()).await;
     assert_eq!(err(&o).kind, ErrorKind::OutOfMemory, "{:?}", err(&o));
     let o = p.run("async () => Object.keys(spec.paths).length".into()).await;
@@ -323,7 +378,7 @@ impl SyncHost for Catalog {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn search_gets_a_codemode_global_from_the_sync_host() {
-    let p = pool(1);
+    let p = pool(1).await;
     let host: Arc<dyn SyncHost> = Arc::new(Catalog);
     let call = SearchCall { host: Some(host.clone()), visible: None };
     let o = p.run_with("async () => [codemode.tools()[0].name, codemode.types()]".into(), call.clone()).await;
@@ -341,7 +396,7 @@ async fn search_gets_a_codemode_global_from_the_sync_host() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn search_sees_only_the_specs_it_may() {
-    let p = pool(1);
+    let p = pool(1).await;
     let hidden = SearchCall { host: None, visible: Some(vec![]) };
     let o = p.run_with("async () => [typeof spec, Object.keys(specs)]".into(), hidden).await;
     assert_eq!(ok(&o), &JsValue::Json(json!(["undefined", []])));

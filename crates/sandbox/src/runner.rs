@@ -1,0 +1,178 @@
+//! One call, start to end, in a runtime of its own: the part of the sandbox
+//! that is the same in a worker process and in-process. Each JS global is
+//! installed here, in one place per kind (`console`, `specs`/`spec`,
+//! `codemode` for search, clients for execute).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rquickjs::{Ctx, Function, Object, Persistent};
+
+use crate::console::Console;
+use crate::engine::{self, Bridge, HostLink, RunSpec, Stop};
+use crate::spec_view::{self, NamedSpec};
+use crate::wire::WireOutcome;
+use crate::{ErrorKind, ExecuteEnv, Limits, ScriptError};
+
+/// A `search` call as the runner sees it.
+pub(crate) struct SearchJob<'a> {
+    pub code: &'a str,
+    pub limits: &'a Limits,
+    /// The specs this call may see.
+    pub visible: Vec<NamedSpec>,
+    /// Also define `spec` (exactly one API is configured and visible).
+    pub single: bool,
+    /// Define `codemode.tools()/types()` (answered through the bridge).
+    pub catalog: bool,
+}
+
+/// Runs one `search` call.
+pub(crate) fn search(job: SearchJob<'_>, bridge: Rc<dyn Bridge>, cancel: Arc<AtomicBool>) -> WireOutcome {
+    let started = Instant::now();
+    let stop = Stop::new(started + job.limits.timeout, cancel);
+    let console = Rc::new(RefCell::new(Console::with_cap(job.limits.console_bytes)));
+    let result = match engine::new_runtime(job.limits, &stop) {
+        Err(e) => Err(setup_failed(e)),
+        Ok((rt, ctx)) => {
+            let result = ctx.with(|ctx| {
+                let setup = || -> rquickjs::Result<()> {
+                    engine::install_console(&ctx, console.clone())?;
+                    spec_view::install(&ctx, job.visible.clone(), job.single)?;
+                    if job.catalog {
+                        install_catalog(&ctx, bridge.clone())?;
+                    }
+                    Ok(())
+                };
+                setup().map_err(setup_failed)?;
+                engine::run(
+                    &ctx,
+                    RunSpec {
+                        code: job.code,
+                        limits: job.limits,
+                        deadline: started + job.limits.timeout,
+                        stop: stop.clone(),
+                        host: None,
+                    },
+                )
+            });
+            drop(ctx);
+            drop(rt);
+            result
+        }
+    };
+    let (console, console_dropped) = console.borrow_mut().take();
+    WireOutcome { result, console, console_dropped, host_calls: 0, retire: false }
+}
+
+/// Runs one `execute` call.
+pub(crate) fn execute(
+    code: &str,
+    limits: &Limits,
+    env: &ExecuteEnv,
+    bridge: Rc<dyn Bridge>,
+    cancel: Arc<AtomicBool>,
+) -> WireOutcome {
+    let started = Instant::now();
+    let stop = Stop::new(started + limits.timeout, cancel);
+    let console = Rc::new(RefCell::new(Console::with_cap(limits.console_bytes)));
+    let calls = Rc::new(Cell::new(0u32));
+    let result = match engine::new_runtime(limits, &stop) {
+        Err(e) => Err(setup_failed(e)),
+        Ok((rt, ctx)) => {
+            let result = ctx.with(|ctx| {
+                let in_flight = Rc::new(Cell::new(0usize));
+                let complete = install_clients(&ctx, env, limits, bridge.clone(), in_flight.clone(), calls.clone())
+                    .and_then(|c| engine::install_console(&ctx, console.clone()).map(|_| c))
+                    .map_err(setup_failed)?;
+                engine::run(
+                    &ctx,
+                    RunSpec {
+                        code,
+                        limits,
+                        deadline: started + limits.timeout,
+                        stop: stop.clone(),
+                        host: Some(HostLink { bridge: bridge.clone(), in_flight, complete }),
+                    },
+                )
+            });
+            drop(ctx);
+            drop(rt);
+            result
+        }
+    };
+    let (console, console_dropped) = console.borrow_mut().take();
+    WireOutcome { result, console, console_dropped, host_calls: calls.get(), retire: false }
+}
+
+fn setup_failed(e: rquickjs::Error) -> ScriptError {
+    ScriptError::new(ErrorKind::Internal, "InternalError", &format!("sandbox setup failed: {e}"))
+}
+
+/// Installs the `codemode` global of `search` (`tools()`, `types(name?)`).
+fn install_catalog<'js>(ctx: &Ctx<'js>, bridge: Rc<dyn Bridge>) -> rquickjs::Result<()> {
+    let call = Function::new(ctx.clone(), move |method: String, args: String| -> String {
+        // "1<json>" for a result, "0<json>" for an error object.
+        match bridge.sync_call(&method, args) {
+            Ok(v) => format!("1{v}"),
+            Err(e) => format!("0{e}"),
+        }
+    })?;
+    let make: Function = engine::eval_prelude(ctx, include_str!("../js/sync_host.js"))?;
+    let obj: Object = make.call((call,))?;
+    ctx.globals().set("codemode", obj)?;
+    Ok(())
+}
+
+/// Installs the client objects of `execute` and returns `complete`.
+fn install_clients<'js>(
+    ctx: &Ctx<'js>,
+    env: &ExecuteEnv,
+    limits: &Limits,
+    bridge: Rc<dyn Bridge>,
+    in_flight: Rc<Cell<usize>>,
+    calls: Rc<Cell<u32>>,
+) -> rquickjs::Result<Persistent<Function<'static>>> {
+    let max_calls = limits.max_host_calls;
+    let send = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, client: String, method: String, payload: String| -> rquickjs::Result<f64> {
+            if calls.get() >= max_calls {
+                return Err(rquickjs::Exception::throw_range(
+                    &ctx,
+                    &format!(
+                        "this execution reached its limit of {max_calls} upstream requests; fetch less (use filters, larger pages) or split the work into several execute calls"
+                    ),
+                ));
+            }
+            let id = calls.get() as u64;
+            bridge.start(id, &client, &method, payload).map_err(|e| {
+                rquickjs::Exception::throw_internal(&ctx, &format!("the host could not be reached: {e}"))
+            })?;
+            calls.set(calls.get() + 1);
+            in_flight.set(in_flight.get() + 1);
+            Ok(id as f64)
+        },
+    )?;
+    let make: Function = engine::eval_prelude(ctx, include_str!("../js/host.js"))?;
+    let bridge_obj: Object = make.call((send,))?;
+    let client_fn: Function = bridge_obj.get("client")?;
+    let globals = ctx.globals();
+    for c in &env.clients {
+        let obj: Object = client_fn.call((c.global.clone(), c.methods.clone()))?;
+        globals.set(c.global.as_str(), obj)?;
+    }
+    let dynamic_fn: Function = bridge_obj.get("dynamic")?;
+    for name in &env.dynamic_clients {
+        let obj: Object = dynamic_fn.call((name.clone(),))?;
+        globals.set(name.as_str(), obj)?;
+    }
+    for (alias, target) in &env.aliases {
+        let obj: Object = globals.get(target.as_str())?;
+        globals.set(alias.as_str(), obj)?;
+    }
+    let complete: Function = bridge_obj.get("complete")?;
+    Ok(Persistent::save(ctx, complete))
+}
