@@ -66,6 +66,44 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The values given to this server that count as credentials, which the
+    /// portal scrubs (in every encoded form, see
+    /// [`codemode_upstream::Scrubber`]) from everything its calls return:
+    /// every environment value set for a stdio server (`env`, `env_from` in
+    /// the codemode config), every header value of an HTTP server
+    /// (`headers_env`), and for a header value of the form `<scheme> <credentials>`
+    /// (`Bearer …`, `Basic …`) the credentials part too — for `Basic`, also
+    /// the decoded `user:password` and the password alone. Values shorter
+    /// than [`codemode_upstream::scrub::MIN_PATTERN_LEN`] are not scrubbed.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = vec![];
+        match &self.transport {
+            Transport::Stdio { env, .. } => out.extend(env.iter().map(|(_, v)| v.clone())),
+            Transport::Http { headers, .. } => {
+                for (_, value) in headers {
+                    out.push(value.clone());
+                    let Some((scheme, credentials)) = value.trim().split_once(' ') else { continue };
+                    let credentials = credentials.trim();
+                    out.push(credentials.to_string());
+                    if scheme.eq_ignore_ascii_case("basic") {
+                        use base64::Engine as _;
+                        let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).ok();
+                        if let Some(pair) = decoded.and_then(|d| String::from_utf8(d).ok()) {
+                            if let Some((_, password)) = pair.split_once(':') {
+                                out.push(password.to_string());
+                            }
+                            out.push(pair);
+                        }
+                    }
+                }
+            }
+        }
+        out.retain(|v| !v.is_empty());
+        out
+    }
+}
+
 /// How an upstream is reached.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Transport {
@@ -118,6 +156,11 @@ pub struct PortalOptions {
     /// How long a call waits for a server that is connecting or reconnecting
     /// before failing (bounded by the call's own timeout).
     pub ready_wait: Duration,
+    /// Largest result (or error) of one tool call that is handed to the
+    /// code, in bytes of its JSON text after unwrapping; larger ones fail
+    /// with a `ResultTooLarge` error. codemode sets it from
+    /// `max_response_kib`, the same limit as for HTTP APIs.
+    pub max_result_bytes: usize,
 }
 
 impl Default for PortalOptions {
@@ -129,6 +172,7 @@ impl Default for PortalOptions {
             max_attempts: 8,
             stable_after: Duration::from_secs(10),
             ready_wait: Duration::from_secs(10),
+            max_result_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -368,5 +412,32 @@ mod tests {
         let e = check(&[ServerConfig::http("h", "ftp://x")]).unwrap_err();
         assert!(e.contains("http"), "{e}");
         check(&[a, ServerConfig::http("h", "http://127.0.0.1:1/mcp")]).unwrap();
+    }
+
+    #[test]
+    fn secrets_are_env_values_and_header_credentials() {
+        let mut stdio = ServerConfig::stdio("s", "x", &[]);
+        if let Transport::Stdio { env, .. } = &mut stdio.transport {
+            env.push(("GITHUB_TOKEN".into(), "ghp_abcdef".into()));
+        }
+        assert_eq!(stdio.secrets(), vec!["ghp_abcdef".to_string()]);
+        let mut http = ServerConfig::http("h", "http://127.0.0.1:1/mcp");
+        if let Transport::Http { headers, .. } = &mut http.transport {
+            headers.push(("Authorization".into(), "Bearer tok-123456".into()));
+            headers.push(("Proxy-Authorization".into(), "Basic YWxpY2U6czNjcmV0LXB3".into()));
+            headers.push(("X-Api-Key".into(), "key-987654".into()));
+        }
+        assert_eq!(
+            http.secrets(),
+            [
+                "Bearer tok-123456",
+                "tok-123456",
+                "Basic YWxpY2U6czNjcmV0LXB3",
+                "YWxpY2U6czNjcmV0LXB3",
+                "s3cret-pw",
+                "alice:s3cret-pw",
+                "key-987654"
+            ]
+        );
     }
 }

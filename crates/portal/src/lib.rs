@@ -57,6 +57,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{parse_mcp_servers_json, PortalOptions, ServerConfig, Transport, DEFAULT_CALL_TIMEOUT};
 pub use names::{is_unreserved_identifier, sanitize_identifier, sanitize_name};
 
+use codemode_upstream::Scrubber;
 use upstream::{lock, Server};
 
 /// One upstream tool as the sandbox sees it. Serialises with camelCase keys
@@ -176,6 +177,9 @@ struct Index {
 struct Core {
     servers: Vec<Arc<Server>>,
     options: PortalOptions,
+    /// Every server's credentials ([`ServerConfig::secrets`]), scrubbed from
+    /// everything the portal hands out.
+    scrubber: Scrubber,
     index: RwLock<Arc<Index>>,
     changes: watch::Sender<u64>,
 }
@@ -188,24 +192,34 @@ impl Core {
     fn rebuild(&self) {
         let mut tools: Vec<ToolInfo> = vec![];
         let mut hidden: HashMap<String, Hidden> = HashMap::new();
+        let sc = &self.scrubber;
         for server in &self.servers {
             let cfg = &server.config;
             let shared = lock(&server.shared);
             for raw in &shared.tools {
                 let name = sanitize_name(&cfg.name, &raw.name);
+                if sc.finds(&raw.name) {
+                    // A name cannot be scrubbed and stay callable: withhold it.
+                    let (name, tool) = (sc.scrub_str(&name).into_owned(), sc.scrub_str(&raw.name).into_owned());
+                    let reason = "its name contains a credential configured for this server".to_string();
+                    tracing::warn!(server = %cfg.name, "a tool name contains a configured credential: withheld");
+                    hidden.insert(name, Hidden::Policy { server: cfg.name.clone(), tool, reason });
+                    continue;
+                }
                 if let Some(reason) = policy_rejects(cfg, raw, &name) {
                     hidden.insert(name, Hidden::Policy { server: cfg.name.clone(), tool: raw.name.clone(), reason });
                     continue;
                 }
+                let scrub = |v: &Value| sc.scrubbed(v.clone());
                 tools.push(ToolInfo {
                     name,
                     server: cfg.name.clone(),
                     tool: raw.name.clone(),
-                    description: raw.description.clone(),
-                    input_schema: raw.input_schema.clone(),
-                    output_schema: raw.output_schema.clone(),
-                    annotations: raw.annotations.clone(),
-                    schema_problem: raw.schema_problem.clone(),
+                    description: raw.description.as_deref().map(|d| sc.scrub_str(d).into_owned()),
+                    input_schema: scrub(&raw.input_schema),
+                    output_schema: raw.output_schema.as_ref().map(scrub),
+                    annotations: raw.annotations.as_ref().map(scrub),
+                    schema_problem: raw.schema_problem.as_deref().map(|p| sc.scrub_str(p).into_owned()),
                 });
             }
         }
@@ -336,9 +350,11 @@ impl Portal {
         options: PortalOptions,
     ) -> Result<Portal, String> {
         config::check(&servers)?;
+        let scrubber = Scrubber::new(servers.iter().flat_map(ServerConfig::secrets));
         let core = Arc::new(Core {
-            servers: servers.into_iter().map(|c| Arc::new(Server::new(c))).collect(),
+            servers: servers.into_iter().map(|c| Arc::new(Server::new(c, scrubber.clone()))).collect(),
             options: options.clone(),
+            scrubber,
             index: RwLock::new(Arc::new(Index::default())),
             changes: watch::channel(0).0,
         });
@@ -400,9 +416,12 @@ impl Portal {
         index.by_name.get(strip_prefix(name)).map(|&i| index.tools[i].clone())
     }
 
-    /// The state of every configured server, in config order.
+    /// The state of every configured server, in config order (credentials
+    /// scrubbed from its errors and problems).
     pub fn status(&self) -> Vec<ServerStatus> {
         let index = self.core().index();
+        let sc = &self.core().scrubber;
+        let scrub = |s: &str| sc.scrub_str(s).into_owned();
         self.core()
             .servers
             .iter()
@@ -419,12 +438,19 @@ impl Portal {
                         "{bad} tool(s) have schema problems (still callable; see ToolInfo::schema_problem)"
                     ));
                 }
+                let state = match &shared.state {
+                    ServerState::Failed(e) => ServerState::Failed(scrub(e)),
+                    ServerState::Reconnecting { attempt, last_error } => {
+                        ServerState::Reconnecting { attempt: *attempt, last_error: scrub(last_error) }
+                    }
+                    other => other.clone(),
+                };
                 ServerStatus {
                     name: s.config.name.clone(),
-                    state: shared.state.clone(),
+                    state,
                     tools: index.tools.iter().filter(|t| t.server == s.config.name).count(),
-                    problems,
-                    upstream: shared.upstream.clone(),
+                    problems: problems.iter().map(|p| scrub(p)).collect(),
+                    upstream: shared.upstream.as_deref().map(scrub),
                 }
             })
             .collect()
@@ -513,11 +539,52 @@ impl Portal {
     /// `ToolNotAllowed`, `NameCollision`, `InvalidArguments` (with
     /// `problems: [{path, message}]`), `UpstreamUnavailable`, `TimeoutError`,
     /// `UpstreamError` (protocol error or lost connection; may carry `code`
-    /// and `data`) or `ToolError` (the tool's own `isError` result).
+    /// and `data`), `ToolError` (the tool's own `isError` result) or
+    /// `ResultTooLarge` (the result or error is over
+    /// [`PortalOptions::max_result_bytes`]).
+    ///
+    /// Every configured credential ([`ServerConfig::secrets`]) is scrubbed
+    /// from the result and the error, in every form a
+    /// [`codemode_upstream::Scrubber`] knows.
     ///
     /// Dropping the future cancels the upstream call
     /// (`notifications/cancelled`).
     pub async fn call(&self, name: &str, args: Value) -> Result<Value, Value> {
+        let out = self.call_unchecked(name, args).await;
+        let limit = self.core().options.max_result_bytes;
+        let sc = &self.core().scrubber;
+        let too_large = |v: &Value, what: &str| -> Option<Value> {
+            let size = json_size(v);
+            (size > limit).then(|| {
+                let mut e = upstream::error(
+                    "ResultTooLarge",
+                    format!(
+                        "codemode.{} returned {what} of {size} bytes, over the limit of {limit} bytes for one tool result \
+                         (`max_response_kib = {}` in the codemode config's [limits]); nothing of it was kept. \
+                         Ask the tool for less (filters, paging, fewer fields) if its arguments allow",
+                        strip_prefix(name),
+                        limit / 1024
+                    ),
+                );
+                if let Some(t) = self.tool(name) {
+                    e.insert("server".into(), json!(t.server));
+                    e.insert("tool".into(), json!(t.tool));
+                }
+                e.insert("bytes".into(), json!(size));
+                e.insert("limit".into(), json!(limit));
+                Value::Object(e)
+            })
+        };
+        match out {
+            Ok(v) => match too_large(&v, "a result") {
+                Some(e) => Err(sc.scrubbed(e)),
+                None => Ok(sc.scrubbed(v)),
+            },
+            Err(e) => Err(sc.scrubbed(too_large(&e, "an error").unwrap_or(e))),
+        }
+    }
+
+    async fn call_unchecked(&self, name: &str, args: Value) -> Result<Value, Value> {
         let name = strip_prefix(name);
         let index = self.core().index();
         let Some(&i) = index.by_name.get(name) else {
@@ -643,6 +710,23 @@ impl Portal {
             s.kill_group();
         }
     }
+}
+
+/// Length of `v` as compact JSON text, without building the text.
+fn json_size(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
 }
 
 fn strip_prefix(name: &str) -> &str {

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{PortalOptions, ServerConfig, Transport};
 use crate::ServerState;
+use codemode_upstream::Scrubber;
 
 /// Most lines of an upstream's stderr kept for error messages.
 const STDERR_LINES: usize = 12;
@@ -75,12 +76,15 @@ pub(crate) struct Server {
     wake: Notify,
     /// Process group of the running child (stdio only).
     pgid: Mutex<Option<i32>>,
-    /// The child's last stderr lines.
+    /// The child's last stderr lines (scrubbed).
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// Removes the portal's credentials from stderr lines before they are
+    /// logged or quoted.
+    scrubber: Scrubber,
 }
 
 impl Server {
-    pub fn new(config: ServerConfig) -> Self {
+    pub fn new(config: ServerConfig, scrubber: Scrubber) -> Self {
         Server {
             config,
             shared: Mutex::new(Shared {
@@ -95,6 +99,7 @@ impl Server {
             wake: Notify::new(),
             pgid: Mutex::new(None),
             stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
+            scrubber,
         }
     }
 
@@ -283,7 +288,12 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
             *lock(&server.pgid) = child.id().map(|p| p as i32);
             lock(&server.stderr_tail).clear();
             if let Some(stderr) = stderr {
-                tokio::spawn(read_stderr(server.config.name.clone(), stderr, server.stderr_tail.clone()));
+                tokio::spawn(read_stderr(
+                    server.config.name.clone(),
+                    stderr,
+                    server.stderr_tail.clone(),
+                    server.scrubber.clone(),
+                ));
             }
             match tokio::time::timeout_at(deadline, rmcp::service::serve_client_with_ct(handler, child, ct.clone()))
                 .await
@@ -346,9 +356,15 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
     }
 }
 
-async fn read_stderr(server: String, stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
+async fn read_stderr(
+    server: String,
+    stderr: tokio::process::ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    scrubber: Scrubber,
+) {
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        let line = scrubber.scrub_str(&line).into_owned();
         tracing::debug!(target: "codemode_portal::stderr", server = %server, "{line}");
         let line: String = line.chars().take(STDERR_LINE_CHARS).collect();
         if line.trim().is_empty() {

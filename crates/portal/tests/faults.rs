@@ -18,6 +18,7 @@ fn fast() -> PortalOptions {
         max_attempts: 3,
         stable_after: Duration::from_secs(5),
         ready_wait: Duration::from_secs(5),
+        ..PortalOptions::default()
     }
 }
 
@@ -234,7 +235,7 @@ async fn results_and_errors_unwrap() {
 async fn tool_list_changes_are_picked_up_and_pages_are_followed() {
     let portal = start(vec![flaky("f", &["--page-size", "3"])]).await;
     let before = portal.tools().len();
-    assert_eq!(before, 17, "20 definitions over 7 pages: 19 named, minus the colliding pair");
+    assert_eq!(before, 21, "24 definitions over 8 pages: 23 named, minus the colliding pair");
     let mut changes = portal.changes();
     changes.borrow_and_update();
     portal.call("f_add_tool", json!({"name": "fresh-tool"})).await.unwrap();
