@@ -6,6 +6,7 @@ mod render;
 mod server;
 mod service;
 mod stdio;
+mod stdio;
 mod tokens;
 mod tools;
 
