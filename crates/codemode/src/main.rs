@@ -6,7 +6,6 @@ mod render;
 mod server;
 mod service;
 mod stdio;
-mod stdio;
 mod tokens;
 mod tools;
 
