@@ -112,19 +112,22 @@ impl Auth {
         }
     }
 
-    /// Strings that must never reach the sandbox: the secret and the header
-    /// values built from it (for basic auth: the password alone,
-    /// `user:password` and the whole `Basic …` value). A [`Scrubber`] built
-    /// from them also finds their encoded forms.
+    /// Strings that must never reach the sandbox: the secret and what the
+    /// header value is built from (for basic auth: the password alone,
+    /// `user:password` and its base64, the credential part of the header
+    /// value). A [`Scrubber`] built from them also finds their encoded forms,
+    /// including base64 of a whole `Bearer …` or `Basic …` value. The scheme
+    /// word itself is left visible (`Bearer [REDACTED]`), which tells the
+    /// code what was sent without saying what it was.
     pub fn secrets(&self) -> Vec<String> {
         match self {
             Auth::None => vec![],
-            Auth::Bearer { token, .. } => vec![token.0.clone(), format!("Bearer {}", token.0)],
+            Auth::Bearer { token, .. } => vec![token.0.clone()],
             Auth::Header { value, .. } => vec![value.0.clone()],
             Auth::Basic { user, password, .. } => {
                 let pair = format!("{user}:{}", password.0);
                 let b64 = base64::engine::general_purpose::STANDARD.encode(&pair);
-                vec![password.0.clone(), pair, format!("Basic {b64}")]
+                vec![password.0.clone(), pair, b64]
             }
         }
     }
@@ -492,9 +495,9 @@ impl Upstream {
         let limit = self.config.max_request_bytes;
         if total > limit {
             return Err(UpstreamError::policy(&format!(
-                "the request is {total} bytes (path and query {url_bytes}, headers {header_bytes}, body {body_bytes}), over the `{}` API's limit of {limit} bytes (`max_request_kib = {}` in the codemode config's [limits]). Send less: fewer or shorter query parameters and headers, a smaller body, or split the work into several requests",
+                "the request is {total} bytes (path and query {url_bytes}, headers {header_bytes}, body {body_bytes}), larger than the limit of {limit} bytes ({kib} KiB: `max_request_kib = {kib}` in the codemode config's [limits]) for the `{}` API. Send less: fewer or shorter query parameters and headers, a smaller body, or split the work into several requests",
                 self.config.name,
-                limit / 1024
+                kib = limit / 1024
             )));
         }
         let full = url.as_str().len();
@@ -767,7 +770,7 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode("u:hunter22");
         let v = u.decode(format!("{{\"auth\": \"Basic {b64}\", \"p\": \"hunter22\"}}").as_bytes(), "application/json");
         let v = u.scrubber().scrubbed(v);
-        assert_eq!(v, json!({"auth": "[REDACTED]", "p": "[REDACTED]"}));
+        assert_eq!(v, json!({"auth": "Basic [REDACTED]", "p": "[REDACTED]"}));
     }
 
     #[test]

@@ -200,7 +200,7 @@ async fn httpbin_never_hands_the_canary_back() {
         .unwrap();
     assert!(raw.contains(TOKEN));
     let r = api.request(&json!([{"path": "/headers"}])).await.unwrap();
-    assert_eq!(r["data"]["headers"]["Authorization"], "[REDACTED]", "{r}");
+    assert_eq!(r["data"]["headers"]["Authorization"], "Bearer [REDACTED]", "{r}");
     let r = api
         .request(&json!([{"path": "/redirect-to", "query": {"url": format!("https://evil.example/?t={TOKEN}")}}]))
         .await
@@ -209,7 +209,7 @@ async fn httpbin_never_hands_the_canary_back() {
     assert_eq!(r["headers"]["location"], "https://evil.example/?t=[REDACTED]");
     let r = api.request(&json!([{"path": "/redirect-to", "query": {"url": "/anything/landed"}}])).await.unwrap();
     assert_eq!(r["status"], 200, "an in-scope redirect is followed: {r}");
-    assert_eq!(r["data"]["headers"]["Authorization"], "[REDACTED]", "and carries the credential: {r}");
+    assert_eq!(r["data"]["headers"]["Authorization"], "Bearer [REDACTED]", "and carries the credential: {r}");
     assert!(run_all(&api, &[TOKEN]).await > 20);
 
     // A credential header.

@@ -209,7 +209,10 @@ async fn redirects_are_followed_only_within_the_api() {
         let r = api.request(&json!([{"path": path}])).await.unwrap();
         assert_eq!(r["status"], 200, "{path}: {r}");
         assert!(r["data"]["target"].as_str().unwrap().starts_with("/api/landed"), "{r}");
-        assert_eq!(r["data"]["auth"], "[REDACTED]", "the credential travels to in-scope targets (and is scrubbed)");
+        assert_eq!(
+            r["data"]["auth"], "Bearer [REDACTED]",
+            "the credential travels to in-scope targets (and is scrubbed)"
+        );
         let last = seen().pop().unwrap();
         assert_eq!(last.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
     }
