@@ -21,7 +21,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
-use rquickjs::{qjs, Context, Ctx, Function, Object, Runtime, Value};
+use rquickjs::{qjs, Context, Ctx, FromJs, Function, Object, Runtime, Value};
 
 use crate::console::Console;
 use crate::normalize::{self, Form};
@@ -425,12 +425,14 @@ fn thrown_non_error<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> ScriptError {
         // SAFETY-free: primitives stringify without user code.
         ctx.json_stringify(value.clone()).ok().flatten().and_then(|s| s.to_string().ok()).unwrap_or_default()
     } else if value.is_big_int() {
-        let text = value
-            .as_big_int()
-            .and_then(|b| b.clone().to_i64().ok())
-            .map(|i| format!("{i}n"))
-            .unwrap_or_else(|| "a BigInt too large to show".into());
-        text
+        // ToString of a BigInt primitive is an abstract operation: it does not
+        // consult the (model-controlled) prototype.
+        let digits = rquickjs::Coerced::<String>::from_js(ctx, value.clone()).map(|c| c.0).unwrap_or_default();
+        if digits.len() > 60 {
+            format!("a BigInt of {} digits ({}…n)", digits.len(), &digits[..20])
+        } else {
+            format!("{digits}n")
+        }
     } else if value.is_undefined() {
         "undefined".into()
     } else if value.is_symbol() {
