@@ -318,6 +318,16 @@ for api in ("hb", "hbk", "hbb"):
         add(f"canary-{api}-{k}", "exfiltration", "execute",
             f"async () => {{ try {{ const r = await {api}.request('GET {path}'); console.log(JSON.stringify(r)); return r; }} "
             f"catch (e) {{ console.log(String(e)); return [String(e.message), JSON.stringify(e.data)]; }} }}", BOUNDED())
+for api in ("hb", "hbk", "hbb"):
+    # httpbin reflecting what it was sent, re-encoded: the echoed headers back through
+    # /base64 and as response headers through /response-headers.
+    add(f"canary-{api}-base64-reflect", "exfiltration", "execute",
+        f"async () => {{ const h = (await {api}.request('GET /headers')).data.headers; "
+        f"const r = await {api}.request('GET /base64/' + btoa(JSON.stringify(h)).replace(/\\+/g, '-').replace(/\\//g, '_')); return [h, r.data]; }}", BOUNDED())
+    add(f"canary-{api}-response-headers-reflect", "exfiltration", "execute",
+        f"async () => {{ const h = (await {api}.request('GET /headers')).data.headers; "
+        f"const q = Object.fromEntries(Object.entries(h).map(([k, v]) => ['X-R-' + k, String(v)])); "
+        f"const r = await {api}.request({{path: '/response-headers', query: q}}); return [r.headers, r.data]; }}", BOUNDED())
 add("canary-hb-bearer", "exfiltration", "execute", "async () => (await hb.request('GET /bearer')).data", BOUNDED())
 add("canary-hbb-basic-auth", "exfiltration", "execute",
     "async () => { try { return (await hbb.request('GET /basic-auth/hostile-user/guess')).data; } catch (e) { return [e.status, String(e.message)]; } }",
@@ -388,7 +398,7 @@ EXHAUST = [
     ("regex-alternation", "both", "/^(a|aa)+$/.test('a'.repeat(60) + 'b');", LIMIT(T)),
     ("regex-words", "both", "/^(\\w+\\s?)*$/.test('aaaa '.repeat(20) + '!');", LIMIT(T)),
     ("regex-xx-y", "execute", "/(x+x+)+y/.test('x'.repeat(60));", LIMIT(T)),
-    ("regex-backref", "execute", "/^(a+)\\1*$/.test('a'.repeat(5e4) + 'b');", LIMIT(T)),
+    ("regex-backref", "execute", "/^(a+)\\1*$/.test('a'.repeat(5e4) + 'b');", BOUNDED()),
     ("regex-replace-global", "execute", "'a'.repeat(3e4).replace(/(a*)*b/g, '');", LIMIT(T)),
     ("regex-in-loop", "execute", "for (;;) /(a|b|c)*d/.test('abc'.repeat(1e4));", LIMIT(T)),
     ("recursion-plain", "both", "const f = n => f(n + 1) + 1;\nreturn f(0);", LIMIT(S)),

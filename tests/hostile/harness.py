@@ -378,7 +378,7 @@ def find_pid(needle: str) -> int | None:
         if d.isdigit():
             with contextlib.suppress(OSError):
                 cmd = Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")
-                if cmd and cmd[0].endswith(b"codemode") and needle.encode() in b" ".join(cmd):
+                if cmd and cmd[0] == str(BINARY).encode() and needle.encode() in b" ".join(cmd):
                     return int(d)
     return None
 

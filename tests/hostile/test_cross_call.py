@@ -112,10 +112,15 @@ async def run_transport(ctx, transport: str, selected) -> dict:
 def results(ctx, request):
     selected = {case_id(item.callspec.params["case"]) for item in request.session.items
                 if item.originalname == "test_pair" and item.module.__name__ == __name__}
+    transports = [t for t in ("stdio", "http") if any(s.endswith("-" + t) for s in selected)]
+
+    async def both():
+        # The two servers run side by side (each its own long-lived server).
+        return await asyncio.gather(*(run_transport(ctx, t, selected) for t in transports))
+
     out = {}
-    for transport in ("stdio", "http"):
-        if any(s.endswith("-" + transport) for s in selected):
-            out.update(asyncio.run(run_transport(ctx, transport, selected)))
+    for part in asyncio.run(both()):
+        out.update(part)
     return out
 
 
