@@ -13,47 +13,76 @@
 // depends on the path); and tag 2 that it is a reference into a reference
 // cycle (read as its target, or as `{"$circular": ref}` when that target is
 // already on the path being read). `target(s, r)` gives a reference's
-// [node id, tag of the target (1 or 3), reference text].
+// [node id, tag of the target (1 or 3), reference text]. Tag 4 is a long
+// string, read with `text(s, id)` on first touch. A key is the id of a
+// string the call already holds, or — the first time — its text followed by
+// its id.
 //
 // Objects are frozen; object children that are objects or arrays are
 // getters, so a walk costs what it touches. Array elements are built with
 // the array. Evaluated as a prelude; returns `install(list, single)`, which
 // defines `specs` (a getter per spec: a spec never read costs nothing) and,
 // when `single`, `spec`. `list` holds `[name, rootId, dependent]` per spec.
-(function (shape, target) {
+(function (shape, target, text) {
   'use strict';
-  const memo = new Map();
+  // A node with no reference below it reads the same on every path: one
+  // object per node id. Others are kept per (node, path).
+  const byId = [];
+  const byPath = Object.create(null);
+  const keys = [];
   const defineProperty = Object.defineProperty;
   const freeze = Object.freeze;
+  // One descriptor object, re-used for every accessor: defineProperty only
+  // reads it.
+  const lazy = { get: undefined, enumerable: true, configurable: true };
 
   const node = (s, id, dependent, path) => {
-    // A node with no reference below it reads the same on every path.
-    const key = dependent ? `${s}:${id}:${path.join(',')}` : `${s}:${id}`;
-    const known = memo.get(key);
+    let memo, key;
+    if (dependent) {
+      memo = byPath;
+      key = `${s}:${id}:${path.join(',')}`;
+    } else {
+      memo = byId[s] || (byId[s] = Object.create(null));
+      key = id;
+    }
+    const known = memo[key];
     if (known !== undefined) return known;
     const d = shape(s, id);
     let out;
     if (d[0] === 1) {
       out = [];
-      for (let i = 1; i < d.length; i += 2) out.push(child(s, d[i], d[i + 1], path));
+      for (let i = 1, at = 0; i < d.length; i += 2, at++) {
+        const t = d[i], v = d[i + 1];
+        if (t === 0) out.push(v);
+        else {
+          lazy.get = () => child(s, t, v, path);
+          defineProperty(out, at, lazy);
+        }
+      }
     } else {
       out = {};
+      const known = keys[s] || (keys[s] = Object.create(null));
       for (let i = 1; i < d.length; i += 3) {
-        const k = d[i], t = d[i + 1], v = d[i + 2];
-        if (t === 0) {
-          defineProperty(out, k, { value: v, enumerable: true, writable: false, configurable: false });
-        } else {
-          defineProperty(out, k, { get: () => child(s, t, v, path), enumerable: true, configurable: false });
+        let k = d[i];
+        if (typeof k === 'string') known[d[++i]] = k;
+        else k = known[k];
+        const t = d[i + 1], v = d[i + 2];
+        if (t === 0 && k !== '__proto__') out[k] = v;
+        else if (t === 0) defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+        else {
+          lazy.get = () => child(s, t, v, path);
+          defineProperty(out, k, lazy);
         }
       }
     }
     freeze(out);
-    memo.set(key, out);
+    memo[key] = out;
     return out;
   };
 
   const child = (s, t, v, path) => {
     if (t === 0) return v;
+    if (t === 4) return text(s, v);
     if (t !== 2) return node(s, v, t === 3, path);
     const [id, tag, ref] = target(s, v);
     if (path.includes(v)) return freeze({ $circular: ref });

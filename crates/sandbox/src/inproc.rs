@@ -42,7 +42,7 @@ impl ThreadPool {
     /// returned future is dropped.
     pub(crate) async fn run(
         &self,
-        f: impl FnOnce(Arc<AtomicBool>) -> WireOutcome + Send + 'static,
+        f: impl FnOnce(Arc<AtomicBool>) -> (WireOutcome, crate::runner::Teardown) + Send + 'static,
     ) -> Result<WireOutcome, String> {
         let cancel = Arc::new(AtomicBool::new(false));
         struct CancelOnDrop(Arc<AtomicBool>);
@@ -58,7 +58,9 @@ impl ThreadPool {
             if task_cancel.load(Ordering::Relaxed) {
                 return;
             }
-            let _ = tx.send(f(task_cancel));
+            let (outcome, teardown) = f(task_cancel);
+            let _ = tx.send(outcome);
+            drop(teardown);
         });
         self.tasks.send(task).map_err(|_| "the sandbox threads have stopped".to_string())?;
         rx.await.map_err(|_| "a sandbox thread ended without a result".to_string())

@@ -17,6 +17,11 @@ use crate::spec_view::{self, NamedSpec};
 use crate::wire::WireOutcome;
 use crate::{ErrorKind, ExecuteEnv, Limits, ScriptError};
 
+/// The call's runtime, kept past the reply: freeing a runtime walks every
+/// object the call made (a spec walk makes many), so callers drop this only
+/// after the answer is on its way.
+pub(crate) struct Teardown(#[allow(dead_code)] pub(crate) Option<(rquickjs::Context, rquickjs::Runtime)>);
+
 /// A `search` call as the runner sees it.
 pub(crate) struct SearchJob<'a> {
     pub code: &'a str,
@@ -30,10 +35,11 @@ pub(crate) struct SearchJob<'a> {
 }
 
 /// Runs one `search` call.
-pub(crate) fn search(job: SearchJob<'_>, bridge: Rc<dyn Bridge>, cancel: Arc<AtomicBool>) -> WireOutcome {
+pub(crate) fn search(job: SearchJob<'_>, bridge: Rc<dyn Bridge>, cancel: Arc<AtomicBool>) -> (WireOutcome, Teardown) {
     let started = Instant::now();
     let stop = Stop::new(started + job.limits.timeout, cancel);
     let console = Rc::new(RefCell::new(Console::with_cap(job.limits.console_bytes)));
+    let mut teardown = Teardown(None);
     let result = match engine::new_runtime(job.limits, &stop) {
         Err(e) => Err(setup_failed(e)),
         Ok((rt, ctx)) => {
@@ -58,13 +64,12 @@ pub(crate) fn search(job: SearchJob<'_>, bridge: Rc<dyn Bridge>, cancel: Arc<Ato
                     },
                 )
             });
-            drop(ctx);
-            drop(rt);
+            teardown = Teardown(Some((ctx, rt)));
             result
         }
     };
     let (console, console_dropped) = console.borrow_mut().take();
-    WireOutcome { result, console, console_dropped, host_calls: 0, retire: false }
+    (WireOutcome { result, console, console_dropped, host_calls: 0, retire: false }, teardown)
 }
 
 /// Runs one `execute` call.
@@ -74,11 +79,12 @@ pub(crate) fn execute(
     env: &ExecuteEnv,
     bridge: Rc<dyn Bridge>,
     cancel: Arc<AtomicBool>,
-) -> WireOutcome {
+) -> (WireOutcome, Teardown) {
     let started = Instant::now();
     let stop = Stop::new(started + limits.timeout, cancel);
     let console = Rc::new(RefCell::new(Console::with_cap(limits.console_bytes)));
     let calls = Rc::new(Cell::new(0u32));
+    let mut teardown = Teardown(None);
     let result = match engine::new_runtime(limits, &stop) {
         Err(e) => Err(setup_failed(e)),
         Ok((rt, ctx)) => {
@@ -98,13 +104,12 @@ pub(crate) fn execute(
                     },
                 )
             });
-            drop(ctx);
-            drop(rt);
+            teardown = Teardown(Some((ctx, rt)));
             result
         }
     };
     let (console, console_dropped) = console.borrow_mut().take();
-    WireOutcome { result, console, console_dropped, host_calls: calls.get(), retire: false }
+    (WireOutcome { result, console, console_dropped, host_calls: calls.get(), retire: false }, teardown)
 }
 
 fn setup_failed(e: rquickjs::Error) -> ScriptError {

@@ -7,6 +7,7 @@
 //! another API's spec by any path, and each spec's reference table is its
 //! own.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use rquickjs::{Array, Ctx, Function, Value};
@@ -45,14 +46,24 @@ const TAG_VALUE: i32 = 0;
 const TAG_NODE: i32 = 1;
 const TAG_REF: i32 = 2;
 const TAG_DEPENDENT_NODE: i32 = 3;
+const TAG_LONG_STRING: i32 = 4;
+
+/// Strings longer than this (descriptions, mostly) are read on first touch
+/// instead of with their object: a walk over operations rarely reads them.
+const LAZY_STRING_BYTES: usize = 96;
 
 /// Installs `specs` (and `spec` when `single`) for one call, over `visible`.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, visible: Vec<NamedSpec>, single: bool) -> rquickjs::Result<()> {
     let graphs: Arc<Vec<SpecBytes>> = Arc::new(visible.iter().map(|s| s.bytes.clone()).collect());
     let g = graphs.clone();
+    // Which keys of each spec this call's JavaScript already holds (it
+    // caches them by id): each distinct key crosses once.
+    let sent: RefCell<Vec<Vec<u64>>> = RefCell::new(vec![Vec::new(); graphs.len()]);
     let shape = Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: u32, id: u32| -> rquickjs::Result<Array<'js>> {
         let graph = open(&ctx, &g, s)?;
-        describe(&ctx, &graph, id)
+        let mut sent = sent.borrow_mut();
+        let bits = sent.get_mut(s as usize).ok_or_else(|| corrupt(&ctx))?;
+        describe(&ctx, &graph, id, bits)
     })?;
     let g = graphs.clone();
     let target = Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: u32, r: u32| -> rquickjs::Result<Array<'js>> {
@@ -72,8 +83,16 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, visible: Vec<NamedSpec>, single: bool
         out.set(2, reference)?;
         Ok(out)
     })?;
+    let g = graphs.clone();
+    let text = Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: u32, id: u32| -> rquickjs::Result<Value<'js>> {
+        let graph = open(&ctx, &g, s)?;
+        match graph.node(id) {
+            Some(PackedNode::String(text)) => Ok(rquickjs::String::from_str(ctx.clone(), text)?.into_value()),
+            _ => Err(corrupt(&ctx)),
+        }
+    })?;
     let make: Function = eval_prelude(ctx, include_str!("../js/spec_view.js"))?;
-    let install: Function = make.call((shape, target))?;
+    let install: Function = make.call((shape, target, text))?;
     let list = Array::new(ctx.clone())?;
     for (i, s) in visible.iter().enumerate() {
         let graph = PackedGraph::open(s.bytes.bytes()).map_err(|_| corrupt(ctx))?;
@@ -121,6 +140,9 @@ fn push_child<'js>(
             (tag, Value::new_number(ctx.clone(), id as f64))
         }
         PackedNode::Ref(r) => (TAG_REF, Value::new_number(ctx.clone(), r as f64)),
+        PackedNode::String(text) if text.len() > LAZY_STRING_BYTES => {
+            (TAG_LONG_STRING, Value::new_number(ctx.clone(), id as f64))
+        }
         scalar => (TAG_VALUE, scalar_value(ctx, scalar)?),
     };
     out.set(*at, tag)?;
@@ -130,7 +152,12 @@ fn push_child<'js>(
 }
 
 /// The descriptor of one object or array node (see `js/spec_view.js`).
-fn describe<'js>(ctx: &Ctx<'js>, graph: &PackedGraph<'_>, id: u32) -> rquickjs::Result<Array<'js>> {
+fn describe<'js>(
+    ctx: &Ctx<'js>,
+    graph: &PackedGraph<'_>,
+    id: u32,
+    sent: &mut Vec<u64>,
+) -> rquickjs::Result<Array<'js>> {
     let out = Array::new(ctx.clone())?;
     let mut at = 1;
     match graph.node(id).ok_or_else(|| corrupt(ctx))? {
@@ -142,7 +169,17 @@ fn describe<'js>(ctx: &Ctx<'js>, graph: &PackedGraph<'_>, id: u32) -> rquickjs::
         }
         PackedNode::Object(entries) => {
             out.set(0, 0)?;
-            for (k, c) in entries {
+            for (k, c) in entries.key_ids() {
+                let (word, bit) = ((k / 64) as usize, 1u64 << (k % 64));
+                if sent.len() <= word {
+                    sent.resize(word + 1, 0);
+                }
+                if sent[word] & bit == 0 {
+                    // First time: the text, then its id.
+                    sent[word] |= bit;
+                    out.set(at, graph.string(k).ok_or_else(|| corrupt(ctx))?)?;
+                    at += 1;
+                }
                 out.set(at, k)?;
                 at += 1;
                 push_child(ctx, graph, &out, &mut at, c)?;

@@ -67,19 +67,20 @@ fn serve() -> Result<(), String> {
         };
         let bridge: Rc<dyn Bridge> = Rc::new(PipeBridge { pipes: pipes.clone() });
         let cancel = Arc::new(AtomicBool::new(false));
-        let mut outcome = match msg {
+        let (mut outcome, teardown) = match msg {
             ToWorker::Search { code, limits, visible, single, catalog } => {
                 let visible = visible.iter().filter_map(|&i| named.get(i).cloned()).collect();
                 let job = runner::SearchJob { code: &code, limits: &limits, visible, single, catalog };
                 runner::search(job, bridge, cancel)
             }
             ToWorker::Execute { code, limits, env } => runner::execute(&code, &limits, &env, bridge, cancel),
-            ToWorker::SelfTest => self_test(),
+            ToWorker::SelfTest => (self_test(), runner::Teardown(None)),
             other => return Err(format!("unexpected message between calls: {other:?}")),
         };
         outcome.retire = peak_rss_bytes() - baseline > RETIRE_ABOVE_BYTES;
         let retire = outcome.retire;
         send(&pipes, &FromWorker::Done(outcome))?;
+        drop(teardown);
         if retire {
             return Ok(());
         }

@@ -271,6 +271,19 @@ impl PackedEntries<'_> {
     }
 }
 
+impl<'a> PackedEntries<'a> {
+    /// The same entries as `(key string id, child)`: a reader that caches
+    /// keys by id (see [`PackedGraph::string`]) converts each distinct key
+    /// once instead of once per object.
+    pub fn key_ids(self) -> impl ExactSizeIterator<Item = (u32, u32)> + 'a {
+        let n = self.entries.len() / 8;
+        let entries = self.entries;
+        (0..n).map(move |i| {
+            (read_u32(entries, i * 8).unwrap_or(u32::MAX), read_u32(entries, i * 8 + 4).unwrap_or(u32::MAX))
+        })
+    }
+}
+
 impl<'a> Iterator for PackedEntries<'a> {
     type Item = (&'a str, u32);
 
@@ -418,6 +431,12 @@ impl<'a> PackedGraph<'a> {
             return false;
         }
         read_u32(self.bits, (id as usize / 32) * 4).is_some_and(|w| w >> (id % 32) & 1 == 1)
+    }
+
+    /// String `id` of the string table (object keys, via
+    /// [`PackedEntries::key_ids`]); `None` when out of range or corrupt.
+    pub fn string(&self, id: u32) -> Option<&'a str> {
+        self.strings.get(id)
     }
 
     /// The target node of cyclic reference `r` and the reference text (e.g.
