@@ -101,20 +101,77 @@ pub async fn load(location: &str, http: &reqwest::Client) -> Result<Spec, LoadEr
         std::thread::Builder::new()
             .name("spec-resolve".into())
             .stack_size(256 * 1024 * 1024)
-            .spawn(move || {
-                let converted = swagger2::is_swagger2(docs.root_value());
-                if converted {
-                    swagger2::convert(docs.root_value_mut());
-                }
-                check::check(&docs, &mut problems);
-                let summary = Summary::from_document(docs.root_value());
-                let graph = std::sync::Arc::new(resolve::resolve(&docs));
-                Spec { location, graph, summary, problems, converted_from_swagger2: converted, documents: docs.len() }
-            })
+            .spawn(move || build(location, &mut docs, problems))
             .expect("spawn spec resolver thread")
             .join()
             .expect("spec resolver panicked")
     })
     .await
     .map_err(|e| LoadError::new("", "", format!("spec loader failed: {e}")))
+}
+
+/// Converts, checks and resolves one in-memory root document, as [`load`]
+/// does after reading it, without touching the filesystem or the network:
+/// for callers that already hold the document (and for the fuzz harnesses).
+///
+/// `location` becomes [`Spec::location`]; problems name the document
+/// `/spec.json`. A `$ref` to another document is not followed: it resolves to an
+/// `$unresolved` marker, as for a document that cannot be read. Runs on the
+/// calling thread, whose stack must be deep enough for the document (the
+/// parsers stop at 128 levels of nesting; [`load`] uses a 256 MiB stack).
+pub fn load_from_value(location: &str, root: serde_json::Value) -> Spec {
+    let url = url::Url::parse("file:///spec.json").expect("static URL");
+    let mut docs = source::Documents::single(url, root);
+    build(location.to_string(), &mut docs, Vec::new())
+}
+
+/// Conversion, checks, summary and resolution: what [`load`] and
+/// [`load_from_value`] share once the documents are read.
+fn build(location: String, docs: &mut source::Documents, mut problems: Vec<Problem>) -> Spec {
+    let converted = swagger2::is_swagger2(docs.root_value());
+    if converted {
+        swagger2::convert(docs.root_value_mut());
+    }
+    check::check(docs, &mut problems);
+    let summary = Summary::from_document(docs.root_value());
+    let graph = std::sync::Arc::new(resolve::resolve(docs));
+    Spec { location, graph, summary, problems, converted_from_swagger2: converted, documents: docs.len() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_from_value_resolves_in_memory() {
+        let root = source::parse_document(
+            b"openapi: 3.0.0\ninfo: {title: T, version: '1'}\npaths:\n  /a:\n    get:\n      responses:\n        '200': {$ref: '#/components/responses/Ok'}\n      parameters: [{$ref: 'other.yaml#/P'}]\ncomponents:\n  responses:\n    Ok: {description: fine}\n",
+        )
+        .unwrap();
+        let spec = load_from_value("mem.yaml", root);
+        assert_eq!(spec.documents, 1);
+        assert_eq!(spec.summary.operations.len(), 1);
+        let v = spec.graph.to_value(spec.graph.root());
+        assert_eq!(v["paths"]["/a"]["get"]["responses"]["200"], serde_json::json!({"description": "fine"}));
+        // External documents are not read.
+        assert!(v["paths"]["/a"]["get"]["parameters"][0]["$unresolved"].is_string());
+    }
+
+    #[test]
+    fn a_cycle_of_references_alone_reads_as_circular() {
+        // The input fuzz/spec_load hung on (in `Graph::deref`).
+        let root = source::parse_document(
+            br##"{"components":{"schemas":{"A":{"$ref":"#/components/schemas/B"},"B":{"$ref":"#/components/schemas/A"}}}}"##,
+        )
+        .unwrap();
+        let spec = load_from_value("cycle.json", root);
+        let g = &spec.graph;
+        for i in 0..g.len() as u32 {
+            let _ = g.deref(NodeId(i));
+        }
+        let schemas = g.get(g.root(), "components").and_then(|c| g.get(c, "schemas")).unwrap();
+        assert_eq!(g.get(schemas, "A"), Some(g.deref(g.get(schemas, "A").unwrap())));
+        let v = g.to_value(g.root());
+        assert_eq!(v["components"]["schemas"]["A"], serde_json::json!({"$circular": "#/components/schemas/A"}));
+    }
 }

@@ -37,11 +37,15 @@ impl Documents {
         self.docs.get_mut(&self.root).expect("root document is loaded")
     }
 
+    /// A single in-memory document at `url` (see [`crate::load_from_value`]).
+    pub(crate) fn single(url: Url, root: Value) -> Self {
+        Documents { root: url.clone(), docs: HashMap::from([(url, root)]) }
+    }
+
     /// A single in-memory document, for unit tests.
     #[cfg(test)]
     pub(crate) fn for_tests(root: Value) -> Self {
-        let url = Url::parse("file:///test/spec.json").unwrap();
-        Documents { root: url.clone(), docs: HashMap::from([(url, root)]) }
+        Self::single(Url::parse("file:///test/spec.json").unwrap(), root)
     }
 
     /// Every loaded document with its URL.
