@@ -128,9 +128,16 @@ impl Graph {
     }
 
     /// Follows [`Node::Ref`]s to the node they stand for.
+    ///
+    /// A cycle made of references alone (`A: {$ref: B}`, `B: {$ref: A}`)
+    /// stands for no node: after following every reference once, the `Ref`
+    /// node reached is returned (it reads as `{"$circular": ref}`).
     pub fn deref(&self, mut id: NodeId) -> NodeId {
-        while let Node::Ref(r) = self.node(id) {
-            id = self.ref_target(*r).node;
+        for _ in 0..self.refs.len() {
+            match self.node(id) {
+                Node::Ref(r) => id = self.ref_target(*r).node,
+                _ => break,
+            }
         }
         id
     }
@@ -245,6 +252,30 @@ mod tests {
         let root = g.push_value(&v);
         g.set_root(root);
         assert_eq!(g.to_value(root), v);
+    }
+
+    #[test]
+    fn deref_ends_on_a_cycle_of_references_alone() {
+        // Found by fuzz/spec_load: `A: {$ref: B}, B: {$ref: A}` resolves to
+        // two `Ref`s targeting each other, and `deref` looped forever (the
+        // mock's readers call it on every schema).
+        let mut g = Graph::default();
+        let a = g.declare_ref();
+        let b = g.declare_ref();
+        let ra = g.push(Node::Ref(a));
+        let rb = g.push(Node::Ref(b));
+        g.set_ref_target(a, "#/components/schemas/A", rb);
+        g.set_ref_target(b, "#/components/schemas/B", ra);
+        g.set_root(ra);
+        assert!(matches!(g.node(g.deref(ra)), Node::Ref(_)));
+        assert!(matches!(g.node(g.deref(rb)), Node::Ref(_)));
+        assert_eq!(g.get(ra, "x"), None);
+        // A chain that ends still ends where it should.
+        let leaf = g.push_value(&json!({"type": "string"}));
+        let c = g.declare_ref();
+        let rc = g.push(Node::Ref(c));
+        g.set_ref_target(c, "#/c", leaf);
+        assert_eq!(g.deref(rc), leaf);
     }
 
     #[test]
