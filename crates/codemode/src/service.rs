@@ -81,9 +81,9 @@ pub async fn load_apis(
     (apis, problems, fatal)
 }
 
-async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futs.map(tokio::spawn).collect();
@@ -430,6 +430,7 @@ pub struct Service {
     /// Result size cap in tokens.
     pub max_output_tokens: usize,
     catalog: Arc<Catalog>,
+    scrubber: codemode_upstream::Scrubber,
     /// The upstream MCP servers, when any are configured.
     pub portal: Option<Arc<Portal>>,
 }
@@ -443,6 +444,14 @@ impl Service {
         limits_config: &crate::config::LimitsConfig,
         options: SandboxOptions,
     ) -> Result<Service, String> {
+        // Every credential codemode holds, for the last scrub of what a call
+        // returns (see `Service::scrub`).
+        let secrets: Vec<String> = apis
+            .iter()
+            .flat_map(|a| a.upstream.config().auth.secrets())
+            .chain(servers.iter().flat_map(codemode_portal::ServerConfig::secrets))
+            .collect();
+        let scrubber = codemode_upstream::Scrubber::new(secrets);
         let portal = if servers.is_empty() {
             None
         } else {
@@ -518,6 +527,7 @@ impl Service {
             limits,
             max_output_tokens: limits_config.max_output_tokens,
             catalog,
+            scrubber,
             portal,
         })
     }
@@ -525,7 +535,37 @@ impl Service {
     /// Runs `search` code.
     pub async fn search(&self, code: String, visible: Option<Vec<String>>) -> Outcome {
         let call = SearchCall { host: Some(self.catalog.clone()), visible };
-        self.sandbox.search(code, call).await
+        self.scrub(self.sandbox.search(code, call).await)
+    }
+
+    /// The last line of credential defence: every upstream answer was
+    /// scrubbed before the code saw it, but whatever the call returns —
+    /// result, console, error — is scrubbed once more, of every credential
+    /// of every API and MCP server, before it leaves the host.
+    fn scrub(&self, mut outcome: Outcome) -> Outcome {
+        if self.scrubber.is_empty() {
+            return outcome;
+        }
+        let s = &self.scrubber;
+        match &mut outcome.result {
+            Ok(codemode_sandbox::JsValue::String(text)) => *text = s.scrub_str(text).into_owned(),
+            Ok(codemode_sandbox::JsValue::Json(v)) => s.scrub_value(v),
+            Ok(codemode_sandbox::JsValue::Undefined) => {}
+            Err(e) => {
+                e.message = s.scrub_str(&e.message).into_owned();
+                e.name = s.scrub_str(&e.name).into_owned();
+                if let Some(stack) = &mut e.stack {
+                    *stack = s.scrub_str(stack).into_owned();
+                }
+                if let Some(d) = &mut e.details {
+                    s.scrub_value(d);
+                }
+            }
+        }
+        for line in &mut outcome.console {
+            *line = s.scrub_str(line).into_owned();
+        }
+        outcome
     }
 
     /// The specs a principal may search (`None`: all). `search` needs any
@@ -553,6 +593,6 @@ impl Service {
             Some(principal) => Arc::new(ScopedHost { inner: self.host.clone(), principal }),
             None => self.host.clone(),
         };
-        self.sandbox.execute(code, self.env.clone(), host).await
+        self.scrub(self.sandbox.execute(code, self.env.clone(), host).await)
     }
 }
