@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark harness for codemode.
 
-    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--only abcde] [--out DIR]
+    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--only abcdew] [--walls process,in-process] [--out DIR]
 
 Prints a Markdown report to stdout and writes it to bench-out/report.md.
 Needs the release binary (cargo build --release) and the peers venv
@@ -16,7 +16,18 @@ Measures:
   d. trivial `execute` round trip over MCP stdio;
   e. one `execute` making 100 parallel requests against a loopback HTTP server,
      next to the same 100 requests made directly from Python;
+  w. the process wall's own costs: RSS/PSS per idle worker, and how long the next
+     caller waits for a worker killed at its deadline to be replaced;
   f. the machine.
+
+c, d and e run once per sandbox wall (`--walls`, default both: `codemode serve
+--isolation process` and `--isolation in-process`) in the same run, so the
+report can show process / in-process ratios measured minutes apart.
+
+Server CPU (`cpu_ms`) is the server's user+sys time plus its worker processes':
+live descendants' utime+stime (+ their own reaped children), and the server's
+cutime+cstime for workers that were killed/exited and reaped — without the
+latter a worker killed at a deadline would take its CPU with it.
 
 Every process it starts is killed on exit (also on Ctrl-C / errors); every wait is
 bounded; only 127.0.0.1 is contacted.
@@ -97,6 +108,7 @@ PAR100_CODE = (
 )
 ONE_REQ_CODE = "async () => (await api.request({path: '/get', query: {i: 0}})).data.ok"
 
+ALL_SECTIONS = "abcdew"
 CALL_TIMEOUT = 60.0  # s, any single tool call
 SECTION_TIMEOUT = 900.0  # s, any one section
 
@@ -177,16 +189,71 @@ def vm_hwm_mb(pid: int) -> Optional[float]:
     return None
 
 
+def _all_stats() -> dict[int, list[str]]:
+    """/proc/PID/stat of every process, as the fields after `(comm)` (index 0 = state)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        out[int(d.name)] = stat[stat.rfind(")") + 2 :].split()
+    return out
+
+
+def descendants(pid: int, stats: Optional[dict[int, list[str]]] = None) -> list[int]:
+    """Every live descendant of `pid` (children, their children, ...)."""
+    stats = stats if stats is not None else _all_stats()
+    kids: dict[int, list[int]] = {}
+    for p, f in stats.items():
+        with contextlib.suppress(IndexError, ValueError):
+            kids.setdefault(int(f[1]), []).append(p)
+    out, todo, seen = [], [pid], {pid}
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            if c not in seen:
+                seen.add(c)
+                out.append(c)
+                todo.append(c)
+    return out
+
+
 def cpu_ms(pid: Optional[int]) -> Optional[float]:
-    """User+system CPU time of a process (all its threads, dead ones included), ms."""
+    """User+system CPU time of the server *and its worker processes*, ms.
+
+    The server: utime+stime (all its threads, dead ones included) plus
+    cutime+cstime (fields 13/14 after the comm): the CPU of children it has
+    reaped — workers killed at a deadline or retired, whose own counters are
+    gone. Every live descendant: utime+stime (+ its reaped children). A worker
+    that exits between two readings moves from the second sum to the first
+    once the server reaps it (tokio does, in the background); only a worker
+    killed but not yet reaped at the second reading is briefly counted as
+    live (zombies keep their counters), so nothing is lost either way."""
     if not pid:
         return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    stats = _all_stats()
+    f = stats.get(pid)
+    if f is None:
         return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+    for d in descendants(pid, stats):
+        with contextlib.suppress(IndexError, ValueError):
+            ticks += sum(int(x) for x in stats[d][11:15])
+    return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def proc_kib(pid: int, key: str) -> Optional[int]:
+    """A `Key:  N kB` line from /proc/PID/status (VmRSS, VmHWM) or, for Pss*, smaps_rollup."""
+    name = "smaps_rollup" if key.startswith("Pss") or key == "Rss" else "status"
+    try:
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 class LoadSampler(threading.Thread):
@@ -595,9 +662,10 @@ class RawClient:
 
     kind = "raw JSON-RPC"
 
-    def __init__(self, args: list[str], errlog_path: Path):
+    def __init__(self, args: list[str], errlog_path: Path, env: Optional[dict[str, str]] = None):
         self.args = args
         self.errlog_path = errlog_path
+        self.env = env or base_env()
         self.proc: Optional[subprocess.Popen] = None
         self.buf = b""
         self.next_id = 1
@@ -609,7 +677,7 @@ class RawClient:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._errlog,
-            env=base_env(),
+            env=self.env,
             bufsize=0,
         )
         self.pid = self.proc.pid
@@ -680,6 +748,27 @@ class RawClient:
         return el, bool(r.get("isError")), text
 
 
+SANDBOX_READY_RE = re.compile(r"sandbox ready (.*)")
+KV_RE = re.compile(r'(\w+)=("[^"]*"|\S+)')
+
+
+def sandbox_ready(errlog: Path, timeout: float = 20.0) -> dict:
+    """The fields of the server's `sandbox ready` log line (waits for it, bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = errlog.read_text(errors="replace") if errlog.exists() else ""
+        m = SANDBOX_READY_RE.search(text)
+        if m:
+            out = {}
+            for k, v in KV_RE.findall(m.group(1)):
+                v = v.strip('"')
+                out[k] = int(v) if v.isdigit() else v
+            return out
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no `sandbox ready` line in {errlog} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 async def timed_calls(
     client, log_tail: LogTail, tool: str, code: str, n: int, warmup: int, validate: Callable[[str], bool]
 ) -> dict:
@@ -725,47 +814,74 @@ def _walk_ok(text: str) -> bool:
     return False
 
 
-async def bench_latency(ctx: dict, n_search: int, n_exec: int, tmp: Path) -> dict:
+WALLS = ("process", "in-process")
+
+
+def wall_args(wall: str) -> list[str]:
+    return ["--isolation", wall]
+
+
+def floor_wall(walls: list[str]) -> str:
+    """The wall the per-spec floor table (and the targets) use: process when it ran."""
+    return "process" if "process" in walls else walls[0]
+
+
+async def bench_latency(ctx: dict, n_search: int, n_exec: int, tmp: Path, walls: list[str]) -> dict:
     cf = spec_path(dict(SPECS)["cloudflare"])
-    args = ["--spec", str(cf), "--name", "cloudflare"]
-    res: dict = {"search": {}, "execute": {}}
+    res: dict = {"search": {}, "execute": {}, "rss_after_mb": {}, "workers_rss_mb": {}, "ready": {}, "walls": walls}
     for cls in (SdkClient, RawClient):
-        errlog = tmp / f"latency-{cls.__name__}.log"
-        async with cls(args, errlog) as c:
-            lt = LogTail(errlog)
-            k = cls.kind
-            log(f"{k}: search WAF x{n_search}")
-            res["search"][("waf", k)] = await timed_calls(c, lt, "search", WAF_CODE, n_search, 10, _waf_ok)
-            log(f"{k}: search walk x{n_search}")
-            res["search"][("walk", k)] = await timed_calls(c, lt, "search", WALK_CODE, n_search, 5, _walk_ok)
-            log(f"{k}: search trivial x{n_search}")
-            res["search"][("floor", k)] = await timed_calls(
-                c, lt, "search", TRIVIAL_CODE, n_search, 5, lambda t: t.strip() == "1"
-            )
-            nf = max(10, n_search // 4)
-            log(f"{k}: search walk-full x{nf}")
-            res["search"][("walk_full", k)] = await timed_calls(
-                c, lt, "search", WALK_FULL_CODE, nf, 3, lambda t: len(t) > 1000
-            )
-            log(f"{k}: execute trivial x{n_exec}")
-            res["execute"][("cloudflare", k)] = await timed_calls(
-                c, lt, "execute", TRIVIAL_CODE, n_exec, 20, lambda t: t.strip() == "1"
-            )
-            if cls is SdkClient and c.pid:
-                res["rss_after_mb"] = vm_hwm_mb(c.pid)
-    # The per-call floor of `search` on every spec (raw client): shows how it scales with spec size.
+        for wall in walls:
+            args = [*wall_args(wall), "--spec", str(cf), "--name", "cloudflare"]
+            errlog = tmp / f"latency-{cls.__name__}-{wall}.log"
+            async with cls(args, errlog) as c:
+                res["ready"][wall] = sandbox_ready(errlog)
+                lt = LogTail(errlog)
+                k = cls.kind
+                log(f"{k}, {wall}: search WAF x{n_search}")
+                res["search"][("waf", k, wall)] = await timed_calls(c, lt, "search", WAF_CODE, n_search, 10, _waf_ok)
+                log(f"{k}, {wall}: search walk x{n_search}")
+                res["search"][("walk", k, wall)] = await timed_calls(c, lt, "search", WALK_CODE, n_search, 5, _walk_ok)
+                log(f"{k}, {wall}: search trivial x{n_search}")
+                res["search"][("floor", k, wall)] = await timed_calls(
+                    c, lt, "search", TRIVIAL_CODE, n_search, 5, lambda t: t.strip() == "1"
+                )
+                nf = max(10, n_search // 4)
+                log(f"{k}, {wall}: search walk-full x{nf}")
+                res["search"][("walk_full", k, wall)] = await timed_calls(
+                    c, lt, "search", WALK_FULL_CODE, nf, 3, lambda t: len(t) > 1000
+                )
+                log(f"{k}, {wall}: execute trivial x{n_exec}")
+                res["execute"][("cloudflare", k, wall)] = await timed_calls(
+                    c, lt, "execute", TRIVIAL_CODE, n_exec, 20, lambda t: t.strip() == "1"
+                )
+                if cls is SdkClient and c.pid:
+                    res["rss_after_mb"][wall] = vm_hwm_mb(c.pid)
+                    kids = descendants(c.pid)
+                    res["workers_rss_mb"][wall] = (
+                        len(kids),
+                        sum(proc_kib(d, "VmRSS") or 0 for d in kids) / 1024.0,
+                        sum(proc_kib(d, "Pss") or 0 for d in kids) / 1024.0,
+                    )
+    # The per-call floor of `search` on every spec (raw client): shows how it scales with
+    # spec size. One wall only (process when it ran), to bound the run time.
+    fw = floor_wall(walls)
     n_floor = max(10, n_search // 4)
     res["floor_by_spec"] = []
+    res["floor_wall"] = fw
     for name, file in SPECS:
-        fargs = ["--spec", str(spec_path(file)), "--name", name]
+        fargs = [*wall_args(fw), "--spec", str(spec_path(file)), "--name", name]
         if not ctx["absolute"][name]:
             fargs += ["--base-url", DEAD_URL]
         errlog = tmp / f"floor-{name}.log"
         async with RawClient(fargs, errlog) as c:
-            log(f"search floor {name} x{n_floor}")
+            log(f"search floor {name} ({fw}) x{n_floor}")
             r = await timed_calls(c, LogTail(errlog), "search", TRIVIAL_CODE, n_floor, 5, lambda t: t.strip() == "1")
             res["floor_by_spec"].append((name, r))
     return res
+
+
+def _wall_order(w: str) -> int:
+    return WALLS.index(w) if w in WALLS else len(WALLS)
 
 
 def report_latency(res: dict, n_search: int, n_exec: int) -> list[str]:
@@ -775,33 +891,39 @@ def report_latency(res: dict, n_search: int, n_exec: int) -> list[str]:
         "walk_full": "same walk returning the full list (rendered, shortened to the output cap)",
         "floor": "`async () => 1` (per-call floor)",
     }
+    qorder = list(labels)
+    korder = [SdkClient.kind, RawClient.kind]
     out = [
         "## c. `search` latency over MCP stdio (Cloudflare spec, 1,533 operations)",
         "",
         f"Sequential calls after warm-up; client round trip in ms, the server's own `elapsed_ms` "
-        f"from its `tool call` log line, and the server process's CPU time (user+sys, all threads) per call — "
-        f"the least noise-sensitive number. {n_search} calls each (walk-full: {max(10, n_search // 4)}). "
+        f"from its `tool call` log line, and the server's CPU time per call (user+sys of the server process, "
+        f"all threads, plus its sandbox worker processes — live ones' counters and reaped ones' via the server's "
+        f"cutime/cstime) — the least noise-sensitive number. {n_search} calls each (walk-full: {max(10, n_search // 4)}). "
         f"*MCP Python SDK* is the official client; *raw JSON-RPC* writes/reads the pipes directly "
-        f"(no SDK overhead).",
+        f"(no SDK overhead). *wall*: `codemode serve --isolation process` (model code in pre-started, "
+        f"seccomp-locked worker processes) or `--isolation in-process` (host threads).",
         "",
-        "| query | client | p50 | p90 | p99 | server p50 | server CPU/call | result chars | target | |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| query | client | wall | p50 | p90 | p99 | server p50 | server CPU/call | result chars | target | |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for (q, k), r in res["search"].items():
+    keys = sorted(res["search"], key=lambda t: (qorder.index(t[0]), korder.index(t[1]), _wall_order(t[2])))
+    for q, k, wall in keys:
+        r = res["search"][(q, k, wall)]
         c, s = r["client"], r["server"]
         target, ok = "", None
         if q == "waf":
             target = f"p50 < {TARGET_SEARCH_WAF_P50:.0f} ms"
             ok = c["p50"] < TARGET_SEARCH_WAF_P50
         out.append(
-            f"| {labels[q]} | {k} | {f1(c['p50'])} | {f1(c['p90'])} | {f1(c['p99'])} | "
+            f"| {labels[q]} | {k} | {wall} | {f1(c['p50'])} | {f1(c['p90'])} | {f1(c['p99'])} | "
             f"{f1(s['p50']) if s else '–'} | {cpu(r)} | {r['result_chars']:,} | {target} | {check(ok) if target else ''} |"
         )
     if res.get("floor_by_spec"):
         n = res["floor_by_spec"][0][1]["client"]["n"]
         out += [
             "",
-            f"Per-call floor of `search` (`async () => 1`, raw JSON-RPC, {n} calls) on each spec:",
+            f"Per-call floor of `search` (`async () => 1`, raw JSON-RPC, {n} calls, {res['floor_wall']} wall) on each spec:",
             "",
             "| API | p50 ms | p90 ms | server p50 ms | server min ms | server CPU/call ms |",
             "|---|---:|---:|---:|---:|---:|",
@@ -813,7 +935,29 @@ def report_latency(res: dict, n_search: int, n_exec: int) -> list[str]:
                 f"{f1(s['min']) if s else '–'} | {cpu(r)} |"
             )
     if res.get("rss_after_mb"):
-        out += ["", f"Peak RSS of that server after all the searches and executes (VmHWM): **{res['rss_after_mb']:.0f} MB**."]
+        parts = []
+        for wall in sorted(res["rss_after_mb"], key=_wall_order):
+            v = res["rss_after_mb"][wall]
+            if v is None:
+                continue
+            part = f"{wall} wall: server **{v:.0f} MB**"
+            nw, rss, pss = res["workers_rss_mb"].get(wall, (0, 0.0, 0.0))
+            if nw:
+                part += f" + {nw} workers {rss:.0f} MB RSS in all ({pss:.0f} MB PSS)"
+            parts.append(part)
+        if parts:
+            out += [
+                "",
+                "Peak RSS of the SDK-client server after all its searches and executes (VmHWM; workers: current "
+                "VmRSS / PSS summed): " + "; ".join(parts) + ".",
+            ]
+    if res.get("ready"):
+        parts = [
+            f"{w}: {r.get('search_workers', '?')} search + {r.get('execute_workers', '?')} execute workers, "
+            f"`worker_rss_kib={r.get('worker_rss_kib', '?')}`, `elapsed_ms={r.get('elapsed_ms', '?')}`"
+            for w, r in sorted(res["ready"].items(), key=lambda t: _wall_order(t[0]))
+        ]
+        out += ["", "`sandbox ready` log line: " + "; ".join(parts) + "."]
     out.append("")
     return out
 
@@ -827,22 +971,80 @@ def report_exec(lat: dict, par: dict, n_exec: int) -> list[str]:
     out = [
         "## d. Trivial `execute` round trip (`async () => 1`)",
         "",
-        f"{n_exec} sequential calls after warm-up, ms. Each call runs on a fresh OS thread with a fresh QuickJS "
-        "runtime; when other processes keep both cores busy, calls become bimodal (≈0.4 ms, or ≈3.5 ms when a "
-        "thread hand-off waits for a scheduler slice) while the server CPU per call stays put — see *server CPU/call* and *calls < 2 ms*.",
+        f"{n_exec} sequential calls after warm-up, ms. Each call gets a fresh QuickJS runtime: with the process "
+        "wall in an idle pre-started worker process (the call and its reply cross a pipe), in-process on a fresh "
+        "host OS thread. When other processes keep both cores busy, calls become bimodal (fast, or ≈3.5 ms when a "
+        "hand-off waits for a scheduler slice) while the server CPU per call (server + workers) stays put — see "
+        "*server CPU/call* and *calls < 2 ms*.",
         "",
-        "| server | client | p50 | p90 | p99 | server p50 | server CPU/call | calls < 2 ms | target | |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| server | client | wall | p50 | p90 | p99 | server p50 | server CPU/call | calls < 2 ms | target | |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    rows = list(lat["execute"].items()) if lat else []
-    if par and "trivial" in par:
-        rows.append((("httpbin (parallel-bench config)", SdkClient.kind), par["trivial"]))
-    for (api, k), r in rows:
+    rows = []
+    if lat:
+        korder = [SdkClient.kind, RawClient.kind]
+        keys = sorted(lat["execute"], key=lambda t: (korder.index(t[1]), _wall_order(t[2])))
+        rows += [(k, lat["execute"][k]) for k in keys]
+    if par:
+        for wall in sorted(par["walls"], key=_wall_order):
+            rows.append((("httpbin (parallel-bench config)", SdkClient.kind, wall), par["walls"][wall]["trivial"]))
+    for (api, k, wall), r in rows:
         c, s = r["client"], r["server"]
         ok = c["p50"] < TARGET_EXEC_P50
         out.append(
-            f"| {api} | {k} | {f1(c['p50'])} | {f1(c['p90'])} | {f1(c['p99'])} | "
+            f"| {api} | {k} | {wall} | {f1(c['p50'])} | {f1(c['p90'])} | {f1(c['p99'])} | "
             f"{f1(s['p50']) if s else '–'} | {cpu(r)} | {r['under_2ms']:.0%} | p50 < {TARGET_EXEC_P50:.0f} ms | {check(ok)} |"
+        )
+    out.append("")
+    return out
+
+
+def _ratio_rows(lat: Optional[dict], par: Optional[dict]) -> list[tuple[str, dict, dict]]:
+    """(label, process result, in-process result) for the wall-ratio table."""
+    rows = []
+    raw = RawClient.kind
+    if lat:
+        for label, key in (
+            ("trivial execute (raw JSON-RPC)", ("execute", ("cloudflare", raw))),
+            ("search floor `async () => 1` (raw)", ("search", ("floor", raw))),
+            ("WAF search (raw)", ("search", ("waf", raw))),
+            ("walk every operation (raw)", ("search", ("walk", raw))),
+        ):
+            tbl, k = key
+            a, b = lat[tbl].get((*k, "process")), lat[tbl].get((*k, "in-process"))
+            if a and b:
+                rows.append((label, a, b))
+    if par and "process" in par["walls"] and "in-process" in par["walls"]:
+        rows.append(
+            ("100-request execute (MCP Python SDK)", par["walls"]["process"]["par100"], par["walls"]["in-process"]["par100"])
+        )
+    return rows
+
+
+def report_ratios(lat: Optional[dict], par: Optional[dict]) -> list[str]:
+    rows = _ratio_rows(lat, par)
+    if not rows:
+        return []
+
+    def ratio(a: Optional[float], b: Optional[float]) -> str:
+        return "–" if a is None or b is None or b <= 0 else f"{a / b:.2f}×"
+
+    out = [
+        "## The process wall's cost: process / in-process",
+        "",
+        "Same binary, same run, same client; only `--isolation` differs (rows from sections c, d and e). "
+        "Client p50 round trip and server CPU per call (server + worker processes), ms. CPU times come from "
+        f"/proc in {1000 / os.sysconf('SC_CLK_TCK'):.0f} ms clock ticks, so a per-call CPU value over N calls is "
+        "good to about ±tick/N (0.05 ms over 200 calls, 0.5 ms over 20).",
+        "",
+        "| what | p50 process | p50 in-process | p50 ratio | CPU/call process | CPU/call in-process | CPU ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, a, b in rows:
+        ca, cb = a.get("cpu_per_call"), b.get("cpu_per_call")
+        out.append(
+            f"| {label} | {f1(a['client']['p50'])} | {f1(b['client']['p50'])} | {ratio(a['client']['p50'], b['client']['p50'])} | "
+            f"{cpu(a)} | {cpu(b)} | {ratio(ca, cb)} |"
         )
     out.append("")
     return out
@@ -1025,8 +1227,8 @@ def py_one_baseline(port: int, iters: int) -> dict:
         c.close()
 
 
-async def bench_parallel(ctx: dict, iters: int, n_exec: int, tmp: Path) -> dict:
-    res: dict = {}
+async def bench_parallel(ctx: dict, iters: int, n_exec: int, tmp: Path, walls: list[str]) -> dict:
+    res: dict = {"walls": {}}
     with upstream_server() as port:
         base = f"http://{LOOPBACK}:{port}"
         cfg = write_config(
@@ -1034,22 +1236,25 @@ async def bench_parallel(ctx: dict, iters: int, n_exec: int, tmp: Path) -> dict:
             [("httpbin", spec_path(dict(SPECS)["httpbin"]), base)],
             limits={"max_requests": 200},
         )
-        errlog = tmp / "parallel.log"
-        async with SdkClient(["--config", str(cfg)], errlog) as c:
-            lt = LogTail(errlog)
-            s0 = upstream_stats(port)  # this opens (and closes) one connection itself
-            log(f"execute 100 parallel requests x{iters}")
-            res["par100"] = await timed_calls(c, lt, "execute", PAR100_CODE, iters, 3, lambda t: t.strip() == "100")
-            s1 = upstream_stats(port)
-            log(f"execute 1 request x{iters * 5}")
-            res["one"] = await timed_calls(c, lt, "execute", ONE_REQ_CODE, iters * 5, 3, lambda t: t.strip() == "true")
-            log(f"execute trivial x{n_exec}")
-            res["trivial"] = await timed_calls(c, lt, "execute", TRIVIAL_CODE, n_exec, 20, lambda t: t.strip() == "1")
-            res["upstream_par100"] = {
-                "calls": iters + 3,
-                "requests": s1["requests"] - s0["requests"],
-                "connections": s1["connections"] - s0["connections"] - 1,  # minus the /__stats one
-            }
+        for wall in walls:
+            w: dict = {}
+            errlog = tmp / f"parallel-{wall}.log"
+            async with SdkClient([*wall_args(wall), "--config", str(cfg)], errlog) as c:
+                lt = LogTail(errlog)
+                s0 = upstream_stats(port)  # this opens (and closes) one connection itself
+                log(f"{wall}: execute 100 parallel requests x{iters}")
+                w["par100"] = await timed_calls(c, lt, "execute", PAR100_CODE, iters, 3, lambda t: t.strip() == "100")
+                s1 = upstream_stats(port)
+                log(f"{wall}: execute 1 request x{iters * 5}")
+                w["one"] = await timed_calls(c, lt, "execute", ONE_REQ_CODE, iters * 5, 3, lambda t: t.strip() == "true")
+                log(f"{wall}: execute trivial x{n_exec}")
+                w["trivial"] = await timed_calls(c, lt, "execute", TRIVIAL_CODE, n_exec, 20, lambda t: t.strip() == "1")
+                w["upstream_par100"] = {
+                    "calls": iters + 3,
+                    "requests": s1["requests"] - s0["requests"],
+                    "connections": s1["connections"] - s0["connections"] - 1,  # minus the /__stats one
+                }
+            res["walls"][wall] = w
         log(f"python asyncio baseline x{iters}")
         res["py_asyncio"] = await py_asyncio_baseline(port, iters)
         log(f"python single-request baseline x{iters * 5}")
@@ -1060,34 +1265,228 @@ async def bench_parallel(ctx: dict, iters: int, n_exec: int, tmp: Path) -> dict:
 
 
 def report_parallel(res: dict, iters: int) -> list[str]:
-    par, one = res["par100"], res["one"]
-    up = res["upstream_par100"]
     out = [
         "## e. One `execute` making 100 parallel requests",
         "",
         "`async () => (await Promise.all(Array.from({length: 100}, (_, i) => api.request({path: '/get', query: {i}})))).length` "
         "with `[limits] max_requests = 200`, against a loopback upstream: a tiny Python `asyncio` HTTP/1.1 keep-alive "
         "server (separate process, one thread) answering `{\"ok\":true}`. "
-        f"Median over {iters} calls after 3 warm-ups (MCP Python SDK client).",
+        f"Median over {iters} calls after 3 warm-ups (MCP Python SDK client), once per wall; with the process wall "
+        "every request crosses the worker's pipe to the host and back.",
         "",
-        "| what | p50 ms | p90 ms | server p50 ms | requests/s (at p50) |",
-        "|---|---:|---:|---:|---:|",
-        f"| codemode `execute`, 100 parallel requests | {f1(par['client']['p50'])} | {f1(par['client']['p90'])} | "
-        f"{f1(par['server']['p50']) if par['server'] else '–'} | {100_000 / par['client']['p50']:,.0f} |",
-        f"| codemode `execute`, 1 request | {f1(one['client']['p50'])} | {f1(one['client']['p90'])} | "
-        f"{f1(one['server']['p50']) if one['server'] else '–'} | {1000 / one['client']['p50']:,.0f} |",
-        f"| Python asyncio client, 100 concurrent keep-alive requests | {f1(res['py_asyncio']['p50'])} | "
-        f"{f1(res['py_asyncio']['p90'])} | – | {100_000 / res['py_asyncio']['p50']:,.0f} |",
-        f"| Python 16 threads × `http.client` keep-alive, 100 requests | {f1(res['py_threads']['p50'])} | "
-        f"{f1(res['py_threads']['p90'])} | – | {100_000 / res['py_threads']['p50']:,.0f} |",
-        f"| Python `http.client` keep-alive, 1 request | {f1(res['py_one']['p50'])} | "
-        f"{f1(res['py_one']['p90'])} | – | {1000 / res['py_one']['p50']:,.0f} |",
-        "",
-        f"The upstream saw {up['requests']:,} requests from codemode over the {up['calls']} 100-request calls "
-        f"(3 warm-ups included) on {up['connections']} TCP connections (keep-alive: connections are reused across calls). "
-        f"Server CPU per 100-request call: {cpu(par)} ms; per 1-request call: {cpu(one)} ms.",
+        "| what | wall | p50 ms | p90 ms | server p50 ms | server CPU/call ms | requests/s (at p50) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    walls = sorted(res["walls"], key=_wall_order)
+    for wall in walls:
+        par, one = res["walls"][wall]["par100"], res["walls"][wall]["one"]
+        out += [
+            f"| codemode `execute`, 100 parallel requests | {wall} | {f1(par['client']['p50'])} | {f1(par['client']['p90'])} | "
+            f"{f1(par['server']['p50']) if par['server'] else '–'} | {cpu(par)} | {100_000 / par['client']['p50']:,.0f} |",
+            f"| codemode `execute`, 1 request | {wall} | {f1(one['client']['p50'])} | {f1(one['client']['p90'])} | "
+            f"{f1(one['server']['p50']) if one['server'] else '–'} | {cpu(one)} | {1000 / one['client']['p50']:,.0f} |",
+        ]
+    out += [
+        f"| Python asyncio client, 100 concurrent keep-alive requests | – | {f1(res['py_asyncio']['p50'])} | "
+        f"{f1(res['py_asyncio']['p90'])} | – | – | {100_000 / res['py_asyncio']['p50']:,.0f} |",
+        f"| Python 16 threads × `http.client` keep-alive, 100 requests | – | {f1(res['py_threads']['p50'])} | "
+        f"{f1(res['py_threads']['p90'])} | – | – | {100_000 / res['py_threads']['p50']:,.0f} |",
+        f"| Python `http.client` keep-alive, 1 request | – | {f1(res['py_one']['p50'])} | "
+        f"{f1(res['py_one']['p90'])} | – | – | {1000 / res['py_one']['p50']:,.0f} |",
         "",
     ]
+    for wall in walls:
+        up = res["walls"][wall]["upstream_par100"]
+        out.append(
+            f"{wall} wall: the upstream saw {up['requests']:,} requests from codemode over the {up['calls']} 100-request calls "
+            f"(3 warm-ups included) on {up['connections']} TCP connections (keep-alive: connections are reused across calls)."
+        )
+        out.append("")
+    return out
+
+
+# --------------------------------------------------------------------------- w. the wall's own costs
+
+LOOP_CODE = "async () => { while (true) {} }"
+# Native work QuickJS cannot interrupt: only the host's SIGKILL at the deadline ends it.
+NATIVE_LOOP_CODE = "async () => Array.prototype.join.call({length: 2**53-1}, '')"
+TIMEOUT_MAX_MS = 1250.0  # a 1 s limit must end the call within this
+TARGET_REPLACE_MS = 20.0  # median extra wait of the call after a kill
+# The pool logs each worker start at debug level: pool, pid, spawn -> Ready in µs.
+WALL_LOG_FILTER = LOG_FILTER + ",codemode_sandbox::pool=debug"
+WORKER_READY_RE = re.compile(r"sandbox worker ready (.*)")
+
+
+def worker_starts(errlog: Path, since: int = 0) -> list[dict]:
+    """`sandbox worker ready` debug lines (pool, pid, elapsed_us) from byte offset `since`."""
+    with errlog.open("rb") as f:
+        f.seek(since)
+        text = f.read().decode(errors="replace")
+    out = []
+    for m in WORKER_READY_RE.finditer(text):
+        d = {k: v.strip('"') for k, v in KV_RE.findall(m.group(1))}
+        with contextlib.suppress(KeyError, ValueError):
+            out.append({"pool": d["pool"], "pid": int(d["pid"]), "us": int(d["elapsed_us"])})
+    return out
+
+
+def _mem_summary(xs: list[int]) -> dict:
+    return {"n": len(xs), "p50": pct(xs, 50) / 1024.0, "max": max(xs) / 1024.0} if xs else {"n": 0}
+
+
+def _worker_mem(server: int, pools: dict[int, str]) -> dict:
+    kids = descendants(server)
+    res: dict = {"workers": len(kids)}
+    for label, sel in (
+        ("all", lambda d: True),
+        ("search", lambda d: pools.get(d) == "search"),
+        ("execute", lambda d: pools.get(d) == "execute"),
+    ):
+        ds = [d for d in kids if sel(d)]
+        res[label] = {
+            "rss": _mem_summary([v for v in (proc_kib(d, "VmRSS") for d in ds) if v is not None]),
+            "pss": _mem_summary([v for v in (proc_kib(d, "Pss") for d in ds) if v is not None]),
+        }
+    res["pss_total_mb"] = sum(proc_kib(d, "Pss") or 0 for d in kids) / 1024.0
+    return res
+
+
+async def bench_wall(ctx: dict, rounds: int, tmp: Path) -> dict:
+    cf = spec_path(dict(SPECS)["cloudflare"])
+    env = {**base_env(), "CODEMODE_LOG": WALL_LOG_FILTER}
+    res: dict = {"rounds": rounds}
+
+    # RSS / PSS per idle worker: 2 search + 4 execute workers, just started.
+    cfg = write_config(
+        tmp / "wall-rss.toml", [("cloudflare", cf, None)], limits={"max_concurrent_executions": 4, "search_workers": 2}
+    )
+    errlog = tmp / "wall-rss.log"
+    async with RawClient([*wall_args("process"), "--config", str(cfg)], errlog, env=env) as c:
+        res["ready_rss"] = sandbox_ready(errlog)
+        pools = {w["pid"]: w["pool"] for w in worker_starts(errlog)}
+        res["start_us"] = {p: [w["us"] for w in worker_starts(errlog) if w["pool"] == p] for p in ("search", "execute")}
+        await asyncio.sleep(0.2)
+        res["idle"] = _worker_mem(c.pid, pools)
+        res["server_rss_mb"] = (proc_kib(c.pid, "VmRSS") or 0) / 1024.0
+        res["server_pss_mb"] = (proc_kib(c.pid, "Pss") or 0) / 1024.0
+        # The same workers after some use: every search worker has walked the spec.
+        for _ in range(20):
+            await c.call("search", WAF_CODE)
+            await c.call("execute", TRIVIAL_CODE)
+        pools.update({w["pid"]: w["pool"] for w in worker_starts(errlog)})
+        res["used"] = _worker_mem(c.pid, pools)
+        log(
+            f"idle workers: {res['idle']['workers']}, RSS p50 {res['idle']['all']['rss'].get('p50', 0):.1f} MB, "
+            f"PSS p50 {res['idle']['all']['pss'].get('p50', 0):.1f} MB; server RSS {res['server_rss_mb']:.0f} MB"
+        )
+
+    # Replacement: one execute worker, 1 s limit; a call killed at its deadline, then a trivial call.
+    cfg = write_config(
+        tmp / "wall-replace.toml", [("cloudflare", cf, None)], limits={"max_concurrent_executions": 1, "timeout_secs": 1}
+    )
+    errlog = tmp / "wall-replace.log"
+    async with RawClient([*wall_args("process"), "--config", str(cfg)], errlog, env=env) as c:
+        sandbox_ready(errlog)
+        lt = LogTail(errlog)
+        res["steady"] = await timed_calls(c, lt, "execute", TRIVIAL_CODE, 100, 20, lambda t: t.strip() == "1")
+        for key, code in (("js", LOOP_CODE), ("native", NATIVE_LOOP_CODE)):
+            mark = errlog.stat().st_size
+            kill_ms, next_ms = [], []
+            for i in range(rounds):
+                el, err, text = await c.call("execute", code)
+                if not err or "time limit" not in text:
+                    raise RuntimeError(f"{key} loop: expected a time-limit error, got {text[:300]!r}")
+                kill_ms.append(el)
+                el2, err2, text2 = await c.call("execute", TRIVIAL_CODE)
+                if err2 or text2.strip() != "1":
+                    raise RuntimeError(f"trivial call after a kill gave {text2[:300]!r}")
+                next_ms.append(el2)
+            starts = [w["us"] / 1000.0 for w in worker_starts(errlog, mark) if w["pool"] == "execute"]
+            res[key] = {
+                "kill": summary(kill_ms),
+                "over": sum(x > TIMEOUT_MAX_MS for x in kill_ms),
+                "next": summary(next_ms),
+                "spawn": summary(starts) if starts else None,
+                "replaced": len(starts),
+            }
+            log(
+                f"{key} loop x{rounds}: ends p50 {res[key]['kill']['p50']:.0f} ms (max {res[key]['kill']['max']:.0f}), "
+                f"next call p50 {res[key]['next']['p50']:.2f} ms, {len(starts)} workers replaced"
+            )
+    return res
+
+
+def replacement_ref(lat: Optional[dict], wres: dict) -> tuple[float, str]:
+    """Steady-state trivial execute p50 to compare the post-kill call with: section d's
+    (raw JSON-RPC, process wall) when it ran, else this section's own."""
+    r = (lat or {}).get("execute", {}).get(("cloudflare", RawClient.kind, "process"))
+    if r:
+        return r["client"]["p50"], "section d (raw JSON-RPC, process wall)"
+    return wres["steady"]["client"]["p50"], "this server, 100 calls before the kills"
+
+
+def report_wall(res: dict, lat: Optional[dict]) -> list[str]:
+    idle, used = res["idle"], res["used"]
+    rd = res["ready_rss"]
+
+    def mem(d: dict) -> str:
+        return f"{d['p50']:.1f} / {d['max']:.1f}" if d.get("n") else "–"
+
+    out = [
+        "## w. The process wall's own costs",
+        "",
+        f"Process wall only. **Memory**: `[limits] max_concurrent_executions = 4`, `search_workers = 2`, Cloudflare spec; "
+        f"each worker child of the server read right after `sandbox ready` (idle), and again after 20 WAF searches "
+        f"and 20 trivial executes. VmRSS counts every page a worker maps, shared ones included (the binary, "
+        f"the sealed spec memfd); PSS (`/proc/PID/smaps_rollup`) splits shared pages between the processes "
+        f"sharing them — the fair per-worker share. Median / max per worker, MB "
+        f"(pools from the server's debug log).",
+        "",
+        "| workers | when | n | VmRSS p50 / max | PSS p50 / max |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for label in ("all", "search", "execute"):
+        for when, d in (("idle", idle), ("after use", used)):
+            out.append(
+                f"| {label} | {when} | {d[label]['rss'].get('n', 0)} | {mem(d[label]['rss'])} | {mem(d[label]['pss'])} |"
+            )
+    su = res["start_us"]
+    starts = su["search"] + su["execute"]
+    out += [
+        "",
+        f"The server itself: VmRSS {res['server_rss_mb']:.0f} MB (PSS {res['server_pss_mb']:.0f} MB); all "
+        f"{idle['workers']} idle workers together: PSS {idle['pss_total_mb']:.1f} MB. `sandbox ready`: "
+        f"`worker_rss_kib={rd.get('worker_rss_kib', '?')}`, `elapsed_ms={rd.get('elapsed_ms', '?')}` for "
+        f"{rd.get('search_workers', '?')} + {rd.get('execute_workers', '?')} workers"
+        + (f"; one worker start (spawn → locked down → Ready) p50 {pct([x / 1000 for x in starts], 50):.1f} ms." if starts else "."),
+        "",
+    ]
+    ref, ref_label = replacement_ref(lat, res)
+    n = res["rounds"]
+    out += [
+        f"**Replacement**: `max_concurrent_executions = 1`, `timeout_secs = 1`, raw JSON-RPC. {n} rounds of: a call "
+        f"that never ends (must fail with *time limit* within {TIMEOUT_MAX_MS / 1000:.2f} s), then at once "
+        f"`async () => 1` — whose round trip includes waiting for the replacement worker, since the only one was "
+        f"killed. *extra wait* = its median minus the steady-state trivial execute p50 ({f1(ref)} ms, {ref_label}; "
+        f"this server's own steady p50: {f1(res['steady']['client']['p50'])} ms). *worker start* is the server's "
+        f"own spawn → Ready time per replacement (debug log).",
+        "",
+        "A `while (true) {}` is stopped by the worker's own QuickJS interrupt handler at the limit: the worker "
+        "answers *time limit* itself and stays in the pool (column *replaced*: workers the server started during "
+        "those rounds). Native work the interrupt handler never sees is SIGKILLed by the host 100 ms past the "
+        "limit and its worker replaced.",
+        "",
+        "| the call killed | ends after p50 / max ms | over 1.25 s | next call p50 / max ms | extra wait ms | worker start p50 ms | replaced |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, label in (("js", "`while (true) {}` (QuickJS interrupt)"), ("native", "`Array.prototype.join.call({length: 2**53-1}, '')` (native, SIGKILL)")):
+        r = res[key]
+        k, nx = r["kill"], r["next"]
+        out.append(
+            f"| {label} | {f1(k['p50'])} / {f1(k['max'])} | {r['over']} / {k['n']} | {f1(nx['p50'])} / {f1(nx['max'])} | "
+            f"{f1(nx['p50'] - ref)} | {f1(r['spawn']['p50']) if r['spawn'] else '–'} | {r['replaced']} |"
+        )
+    out.append("")
     return out
 
 
@@ -1144,7 +1543,14 @@ def _mcp_version() -> str:
 # --------------------------------------------------------------------------- main
 
 
-def targets_table(fp, st, lat, par) -> list[str]:
+TARGET_FLOOR_ANY_MS = 1.0  # search floor p50, every spec (process wall, raw)
+TARGET_WAF_RAW_MS = 10.0
+TARGET_WALK_RAW_MS = 25.0
+TARGET_EXEC_RAW_MS = 0.92  # the in-thread sandbox's raw p50 before the wall
+TARGET_FLOOR_CF_MS = 0.5
+
+
+def targets_table(fp, st, lat, par, wres=None) -> list[str]:
     out = ["## Targets", "", "| target | result | |", "|---|---|---|"]
     if st:
         for r in st["rows"]:
@@ -1159,19 +1565,59 @@ def targets_table(fp, st, lat, par) -> list[str]:
                 v = r["rss"]["p50"]
                 out.append(f"| peak RSS with {r['api']} < {TARGET_RSS[r['api']]:.0f} MB | {v:,.0f} MB | {check(v < TARGET_RSS[r['api']])} |")
     if lat:
+        fw = floor_wall(lat["walls"])
         for k in (SdkClient.kind, RawClient.kind):
-            r = lat["search"].get(("waf", k))
+            r = lat["search"].get(("waf", k, fw))
             if r:
                 v = r["client"]["p50"]
-                out.append(f"| search WAF snippet p50 < {TARGET_SEARCH_WAF_P50:.0f} ms ({k}) | {v:.2f} ms | {check(v < TARGET_SEARCH_WAF_P50)} |")
+                out.append(f"| search WAF snippet p50 < {TARGET_SEARCH_WAF_P50:.0f} ms ({k}, {fw} wall) | {v:.2f} ms | {check(v < TARGET_SEARCH_WAF_P50)} |")
         for k in (SdkClient.kind, RawClient.kind):
-            r = lat["execute"].get(("cloudflare", k))
+            r = lat["execute"].get(("cloudflare", k, fw))
             if r:
                 v = r["client"]["p50"]
-                out.append(f"| trivial execute p50 < {TARGET_EXEC_P50:.0f} ms ({k}) | {v:.2f} ms | {check(v < TARGET_EXEC_P50)} |")
+                out.append(f"| trivial execute p50 < {TARGET_EXEC_P50:.0f} ms ({k}, {fw} wall) | {v:.2f} ms | {check(v < TARGET_EXEC_P50)} |")
+        raw = RawClient.kind
+        if lat.get("floor_by_spec") and lat.get("floor_wall") == "process":
+            worst_name, worst = max(((n, r["client"]["p50"]) for n, r in lat["floor_by_spec"]), key=lambda t: t[1])
+            out.append(
+                f"| search floor ≤ {TARGET_FLOOR_ANY_MS:g} ms (process wall, raw) | worst p50 over the "
+                f"{len(lat['floor_by_spec'])} specs: {worst:.2f} ms ({worst_name}) | {check(worst <= TARGET_FLOOR_ANY_MS)} |"
+            )
+        for label, key, lim in (
+            (f"WAF search p50 ≤ {TARGET_WAF_RAW_MS:g} ms (process wall, raw)", ("search", ("waf", raw, "process")), TARGET_WAF_RAW_MS),
+            (f"full operation walk (`walk`) p50 ≤ {TARGET_WALK_RAW_MS:g} ms (process wall, raw)", ("search", ("walk", raw, "process")), TARGET_WALK_RAW_MS),
+            (f"trivial execute p50 ≤ {TARGET_EXEC_RAW_MS:g} ms (process wall, raw)", ("execute", ("cloudflare", raw, "process")), TARGET_EXEC_RAW_MS),
+            (f"search floor p50 ≤ {TARGET_FLOOR_CF_MS:g} ms (process wall, raw)", ("search", ("floor", raw, "process")), TARGET_FLOOR_CF_MS),
+        ):
+            r = lat[key[0]].get(key[1])
+            if r:
+                v = r["client"]["p50"]
+                out.append(f"| {label} | {v:.2f} ms (CPU/call {cpu(r)} ms) | {check(v <= lim)} |")
+    if wres:
+        ref, ref_label = replacement_ref(lat, wres)
+        parts, judged = [], []
+        for key, what in (("native", "native loop (SIGKILL)"), ("js", "JS loop")):
+            e = wres[key]["next"]["p50"] - ref
+            if wres[key]["replaced"]:
+                judged.append(e)
+                parts.append(f"after a {what} {e:.2f} ms")
+            else:
+                parts.append(f"after a {what} {e:.2f} ms (no replacement: the worker's interrupt ended it, worker kept)")
+        out.append(
+            f"| worker replaced within {TARGET_REPLACE_MS:g} ms (median extra wait of the next call) | "
+            f"{'; '.join(parts)} — vs {ref:.2f} ms steady, {ref_label} | "
+            f"{check(max(judged) <= TARGET_REPLACE_MS) if judged else '–'} |"
+        )
+        over = wres["js"]["over"] + wres["native"]["over"]
+        worst = max(wres["js"]["kill"]["max"], wres["native"]["kill"]["max"])
+        out.append(
+            f"| a 1 s limit ends the call within {TIMEOUT_MAX_MS / 1000:.2f} s | worst {worst:,.0f} ms "
+            f"({over} of {2 * wres['rounds']} over) | {check(over == 0)} |"
+        )
     if par:
-        v = par["par100"]["client"]["p50"]
-        out.append(f"| 100 parallel requests in one execute (no target) | {v:.1f} ms → {100_000 / v:,.0f} req/s | – |")
+        for wall in sorted(par["walls"], key=_wall_order):
+            v = par["walls"][wall]["par100"]["client"]["p50"]
+            out.append(f"| 100 parallel requests in one execute, {wall} wall (no target) | {v:.1f} ms → {100_000 / v:,.0f} req/s | – |")
     if fp:
         c = fp["rows"][0]["codemode"]["o200k"]
         out.append(f"| tools/list footprint (no target) | {c:,} o200k for Cloudflare; {fp['growth'][-1]['codemode']['o200k']:,} for all 7 APIs | – |")
@@ -1193,11 +1639,18 @@ async def amain(args) -> str:
     n_search = 30 if quick else 200
     n_exec = 100 if quick else 500
     iters = 5 if quick else 20
+    rounds = 8 if quick else 20
+    walls = [w.strip() for w in args.walls.split(",") if w.strip()]
+    for w in walls:
+        if w not in WALLS:
+            raise SystemExit(f"--walls: unknown wall {w!r} (known: {', '.join(WALLS)})")
+    if not walls:
+        raise SystemExit("--walls: name at least one wall")
 
     info = machine_info()
     compilers_seen: set[str] = set(busy_compilers())
     ctx = {"absolute": {n: has_absolute_server(spec_path(f)) for n, f in SPECS}}
-    fp = st = lat = par = None
+    fp = st = lat = par = wres = None
     timings = {}
     busy = {}
     sampler = LoadSampler()
@@ -1227,13 +1680,18 @@ async def amain(args) -> str:
         if only & {"c", "d"}:
             t = section("c/d. search + execute latency")
             with anyio.fail_after(SECTION_TIMEOUT):
-                lat = await bench_latency(ctx, n_search, n_exec, tmp)
+                lat = await bench_latency(ctx, n_search, n_exec, tmp, walls)
             done("c+d", t)
         if "e" in only:
             t = section("e. parallel requests")
             with anyio.fail_after(SECTION_TIMEOUT):
-                par = await bench_parallel(ctx, iters, n_exec, tmp)
+                par = await bench_parallel(ctx, iters, n_exec, tmp, walls)
             done("e", t)
+        if "w" in only:
+            t = section("w. the wall's own costs")
+            with anyio.fail_after(SECTION_TIMEOUT):
+                wres = await bench_wall(ctx, rounds, tmp)
+            done("w", t)
         compilers_seen.update(busy_compilers())
     sampler.halt.set()
     rebuilt = BINARY.stat().st_mtime != bin_mtime
@@ -1247,7 +1705,8 @@ async def amain(args) -> str:
         f"- **Date:** {info['date']} — full run took **{total:.0f} s** "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})"
         + (" — `--quick`" if quick else "")
-        + ("" if only == set("abcde") else f" — only sections {''.join(sorted(only))}"),
+        + ("" if only == set(ALL_SECTIONS) else f" — only sections {''.join(sorted(only))}")
+        + ("" if set(walls) == set(WALLS) else f" — walls: {', '.join(walls)}"),
         f"- **Machine:** {info['nproc']} CPUs, {info['cpu']}, {info['mem']} RAM, {info['os']}",
         f"- **Toolchain:** {info['rustc']}; Python {info['python']}, mcp {info['mcp']}",
         f"- **Binary:** {info['codemode']} at commit {info['commit']}{' (+ local changes)' if info['dirty'] else ''}, "
@@ -1262,12 +1721,13 @@ async def amain(args) -> str:
             else "no compiler processes seen during the run"
         ),
         f"- **Runs:** startup median of {runs}; {n_search} search calls, {n_exec} trivial executes, "
-        f"{iters} parallel executes per row. `CODEMODE_LOG={LOG_FILTER}` (one log line per call, as in production).",
+        f"{iters} parallel executes per row; c, d and e once per wall ({', '.join(walls)}); {rounds} kill rounds per loop in w. "
+        f"`CODEMODE_LOG={LOG_FILTER}` (one log line per call, as in production).",
         *(["- ⚠️ **The binary was rebuilt during the run**; numbers may mix two builds."] if rebuilt else []),
         f"- Specs without an absolute server URL get `base_url = \"{DEAD_URL}\"`: {', '.join(no_server) or 'none'}.",
         "",
     ]
-    body = hdr + targets_table(fp, st, lat, par)
+    body = hdr + targets_table(fp, st, lat, par, wres)
     if fp:
         body += report_footprint(fp)
     if st:
@@ -1278,6 +1738,9 @@ async def amain(args) -> str:
         body += report_exec(lat, par, n_exec)
     if par:
         body += report_parallel(par, iters)
+    body += report_ratios(lat, par)
+    if wres:
+        body += report_wall(wres, lat)
     return "\n".join(body)
 
 
@@ -1286,7 +1749,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=0, help="startup runs per spec (default 5, 2 with --quick)")
     ap.add_argument("--quick", action="store_true", help="fewer iterations everywhere (~1 min)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out", help="where report.md goes")
-    ap.add_argument("--only", default="abcde", help="sections to run, e.g. `cde` (default: all)")
+    ap.add_argument("--only", default=ALL_SECTIONS, help=f"sections to run, e.g. `cde` (default: all, {ALL_SECTIONS})")
+    ap.add_argument(
+        "--walls",
+        default=",".join(WALLS),
+        help="sandbox walls for sections c, d, e: comma-separated `process`, `in-process` (default: both)",
+    )
     ap.add_argument("--upstream-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.upstream_server:
