@@ -134,12 +134,15 @@ pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<RawValue, Sc
         }
         match promise.state() {
             rquickjs::promise::PromiseState::Resolved => {
-                let v: Value = promise.result::<Value>().expect("settled").map_err(|e| caught(ctx, e, &line_fix))?;
+                let v: Value = promise
+                    .result::<Value>()
+                    .expect("settled")
+                    .map_err(|e| caught_or_stopped(ctx, e, &line_fix, &spec))?;
                 return to_result(ctx, v, &line_fix, &spec);
             }
             rquickjs::promise::PromiseState::Rejected => {
                 let err = promise.result::<Value>().expect("settled").expect_err("rejected");
-                return Err(caught(ctx, err, &line_fix));
+                return Err(caught_or_stopped(ctx, err, &line_fix, &spec));
             }
             rquickjs::promise::PromiseState::Pending => {}
         }
@@ -155,7 +158,7 @@ pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<RawValue, Sc
                 host.in_flight.set(host.in_flight.get().saturating_sub(1));
                 if let Some(f) = &complete {
                     if let Err(e) = f.call::<_, ()>((c.id as f64, c.ok, c.json)) {
-                        return Err(caught(ctx, e, &line_fix));
+                        return Err(caught_or_stopped(ctx, e, &line_fix, &spec));
                     }
                 }
             }
@@ -303,13 +306,16 @@ fn to_result<'js>(ctx: &Ctx<'js>, v: Value<'js>, fix: &LineFix, spec: &RunSpec<'
         return Ok(RawValue::Undefined);
     }
     if let Some(s) = v.as_string() {
-        return s.to_string().map(RawValue::String).map_err(|e| caught(ctx, e, fix));
+        return s.to_string().map(RawValue::String).map_err(|e| caught_or_stopped(ctx, e, fix, spec));
     }
     let json = ctx.json_stringify(v).map_err(|e| {
         if spec.stop.should_stop() {
             return stopped(spec);
         }
         let mut err = caught(ctx, e, fix);
+        if spec.stop.should_stop() {
+            return stopped(spec);
+        }
         err.message = format!("the result could not be turned into JSON: {}", err.message);
         err
     })?;
@@ -388,14 +394,18 @@ pub(crate) fn caught<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, fix: &LineFix) -> 
         // the out-of-memory error itself.
         return ScriptError::new(ErrorKind::OutOfMemory, "InternalError", OUT_OF_MEMORY);
     }
-    let is_error = value.as_object().is_some_and(|o| o.is_error());
-    let Some(obj) = value.as_object().filter(|_| is_error) else {
+    let Some(obj) = value.as_object().cloned() else {
         return thrown_non_error(ctx, value);
     };
     let get = |k: &str| obj.get::<_, Option<rquickjs::Coerced<String>>>(k).ok().flatten().map(|c| c.0);
+    // Reading these may run the code's getters; the interrupt handler still
+    // bounds them, and callers report a call stopped meanwhile as stopped.
     let name = get("name").unwrap_or_else(|| "Error".into());
     let message = get("message").unwrap_or_default();
     let stack = get("stack");
+    if message.is_empty() && stack.is_none() && !obj.is_error() {
+        return thrown_non_error(ctx, value);
+    }
     let kind = classify(&name, &message);
     let mut err = ScriptError::new(kind, &name, &message);
     if let Some((line, col)) = stack.as_deref().and_then(position_in_code) {
@@ -404,7 +414,7 @@ pub(crate) fn caught<'js>(ctx: &Ctx<'js>, e: rquickjs::Error, fix: &LineFix) -> 
         err.column = Some(c);
     }
     err.stack = stack.map(|s| rewrite_stack(&s, fix));
-    err.details = extra_fields(ctx, obj);
+    err.details = extra_fields(ctx, &obj);
     match kind {
         ErrorKind::OutOfMemory => {
             err.message = "the code used more memory than its limit allows; keep less in memory (filter or map as you go, avoid huge strings and arrays)".into();
