@@ -104,3 +104,66 @@ async def test_mcp_servers_json_is_accepted(tmp_path):
         assert r.content[0].text == "9"
         r = await s.call_tool("execute", {"code": "async () => (await codemode.memory_read_graph({})).entities"})
         assert json.loads(r.content[0].text) == []
+
+
+async def test_scopes_govern_portal_tools_too(tmp_path):
+    """Regression (issue 9): a token holding only `bookshelf:read` could call
+    every portal tool over HTTP — `ScopedHost` let `codemode.*` through
+    unchecked. A tool that may write needs `<server>:write`; one annotated
+    `readOnlyHint` needs `<server>:read`."""
+    from test_http_helpers import codemode_http, http_session
+
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "team.txt").write_text("Ada Lovelace\n")
+    apis = f"""
+[[mcp]]
+name = "fs"
+command = "node"
+args = ["{NODE_MODULES / 'server-filesystem' / 'dist' / 'index.js'}", "{files}"]
+
+[[api]]
+name = "bookshelf"
+spec = "{ROOT / 'examples' / 'bookshelf.yaml'}"
+mock = true
+"""
+    auth = """
+[[auth.tokens]]
+name = "reader"
+token_env = "READER_TOKEN"
+scopes = ["bookshelf:read"]
+
+[[auth.tokens]]
+name = "fs-reader"
+token_env = "FS_READER_TOKEN"
+scopes = ["fs:read"]
+
+[[auth.tokens]]
+name = "fs-writer"
+token_env = "FS_WRITER_TOKEN"
+scopes = ["fs:read", "fs:write"]
+"""
+    env = {
+        "READER_TOKEN": "reader-token-0123456789abcdef",
+        "FS_READER_TOKEN": "fs-reader-token-0123456789abcdef",
+        "FS_WRITER_TOKEN": "fs-writer-token-0123456789abcdef",
+    }
+    write = f'async () => codemode.fs_write_file({{path: "{files / "pwned.txt"}", content: "x"}})'
+    read = f'async () => codemode.fs_read_text_file({{path: "{files / "team.txt"}"}})'
+    with codemode_http(tmp_path, auth=auth, apis=apis, env=env) as srv:
+        async with http_session(srv.url, env["READER_TOKEN"]) as s:
+            r = await s.call_tool("execute", {"code": write})
+            assert r.is_error and "fs:write" in text_of(r), text_of(r)
+            r = await s.call_tool("execute", {"code": read})
+            assert r.is_error and "fs:read" in text_of(r), text_of(r)
+        assert not (files / "pwned.txt").exists(), "a bookshelf-only token wrote through the filesystem server"
+        async with http_session(srv.url, env["FS_READER_TOKEN"]) as s:
+            r = await s.call_tool("execute", {"code": read})
+            assert not r.is_error and "Ada Lovelace" in text_of(r), text_of(r)
+            r = await s.call_tool("execute", {"code": write})
+            assert r.is_error and "fs:write" in text_of(r), text_of(r)
+        assert not (files / "pwned.txt").exists()
+        async with http_session(srv.url, env["FS_WRITER_TOKEN"]) as s:
+            r = await s.call_tool("execute", {"code": write})
+            assert not r.is_error, text_of(r)
+        assert (files / "pwned.txt").read_text() == "x"

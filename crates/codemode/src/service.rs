@@ -351,16 +351,34 @@ struct ScopedHost {
 
 impl Host for ScopedHost {
     fn call(&self, client: &str, method: &str, args: serde_json::Value) -> HostFuture {
-        if client != "codemode" {
+        let refused = |message: String, extra: serde_json::Value| -> HostFuture {
+            let mut error = json!({"name": "ScopeError", "message": message});
+            if let (Some(e), Some(x)) = (error.as_object_mut(), extra.as_object()) {
+                e.extend(x.clone());
+            }
+            Box::pin(async move { Err(error) })
+        };
+        if client == "codemode" {
+            // An upstream MCP tool: `<server>:read` for a tool that says it
+            // only reads (`readOnlyHint`), `<server>:write` for any other.
+            // A name that is no tool falls through to the portal's own error.
+            if let Some(tool) = self.inner.portal.as_ref().and_then(|p| p.tool(method)) {
+                let read_only = tool
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("readOnlyHint"))
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false);
+                if let Err(message) = self.principal.allows_tool(&tool.server, &tool.name, !read_only) {
+                    return refused(message, json!({"tool": tool.name}));
+                }
+            }
+        } else if let Ok(req) = codemode_upstream::request::parse(&args) {
             // The method decides the scope; malformed arguments fall through
             // to the upstream's own (clearer) error.
-            if let Ok(req) = codemode_upstream::request::parse(&args) {
-                let write = !matches!(req.method.as_str(), "GET" | "HEAD");
-                if let Err(message) = self.principal.allows(client, write) {
-                    let error =
-                        json!({"name": "ScopeError", "message": message, "method": req.method, "path": req.path});
-                    return Box::pin(async move { Err(error) });
-                }
+            let write = !matches!(req.method.as_str(), "GET" | "HEAD");
+            if let Err(message) = self.principal.allows(client, write) {
+                return refused(message, json!({"method": req.method, "path": req.path}));
             }
         }
         self.inner.call(client, method, args)

@@ -53,6 +53,23 @@ impl Principal {
     }
 
     /// Has this principal any scope on `api` (what `search` needs)?
+    /// May this principal call MCP tool `tool` of `server`? `write` for a
+    /// tool that does not declare itself read-only.
+    pub fn allows_tool(&self, server: &str, tool: &str, write: bool) -> Result<(), String> {
+        let Some(scopes) = &self.scopes else { return Ok(()) };
+        let needed = format!("{server}:{}", if write { "write" } else { "read" });
+        if scopes.contains(&needed) {
+            return Ok(());
+        }
+        let kind = if write { "a tool that may change things (no readOnlyHint)" } else { "a read-only tool" };
+        Err(format!(
+            "forbidden: calling codemode.{tool}() of the MCP server `{server}` ({kind}) needs the scope `{needed}`, which the credential of `{}` does not carry (it has: {}). Retrying will not help; ask for a token with `{needed}`.",
+            self.name,
+            self.scope_list()
+        ))
+    }
+
+    /// Does this principal carry any scope on `api`?
     pub fn allows_any(&self, api: &str) -> bool {
         match &self.scopes {
             None => true,
