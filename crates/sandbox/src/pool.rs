@@ -112,10 +112,14 @@ impl ProcessPool {
         specs: Arc<SharedSpecs>,
     ) -> Result<ProcessPool, String> {
         let inner = Arc::new(Inner { name, command, specs, idle: Mutex::new(Vec::new()), ready: Semaphore::new(0) });
-        let starts = (0..size.max(1)).map(|_| spawn_worker(inner.clone()));
+        // Start them side by side: each start is mostly waiting on exec.
+        let mut starts = tokio::task::JoinSet::new();
+        for _ in 0..size.max(1) {
+            starts.spawn(spawn_worker(inner.clone()));
+        }
         let mut workers = Vec::new();
-        for w in futures_join(starts).await {
-            workers.push(w?);
+        while let Some(w) = starts.join_next().await {
+            workers.push(w.map_err(|e| format!("starting a sandbox worker panicked: {e}"))??);
         }
         let n = workers.len();
         inner.idle.lock().unwrap_or_else(|e| e.into_inner()).extend(workers);
@@ -220,14 +224,6 @@ fn replace(inner: Arc<Inner>) {
             }
         }
     });
-}
-
-async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    for f in futs {
-        out.push(f.await);
-    }
-    out
 }
 
 /// Starts one worker: empty environment, the spec memfds at fds 3.., its
