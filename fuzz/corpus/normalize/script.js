@@ -1,0 +1,2 @@
+const zones = await cloudflare.request({path: "/zones"});
+zones.result.map(z => z.name)
