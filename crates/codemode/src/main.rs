@@ -367,6 +367,13 @@ async fn check(source: &SourceArgs) -> ExitCode {
             apis.iter().map(|a| format!("{} ({} operations)", a.name, a.spec.summary.operations.len())).collect();
         match service::Service::start(apis, servers, &config.limits, sandbox_options(source, &config)).await {
             Ok(s) => {
+                match s.wall_report().await {
+                    Ok(line) => println!("{line}"),
+                    Err(problem) => {
+                        println!("{problem}");
+                        count += 1;
+                    }
+                }
                 s.shutdown().await;
                 if count == 0 {
                     println!("ok: {}", summary.join(", "));

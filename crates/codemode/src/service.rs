@@ -598,6 +598,36 @@ impl Service {
         Ok(Some(visible))
     }
 
+    /// What the sandbox wall is, checked: behind the process wall a worker
+    /// tries what its lockdown forbids. `Err` when the wall does not hold.
+    pub async fn wall_report(&self) -> Result<String, String> {
+        match self.sandbox.lockdown_report().await {
+            None => Ok(
+                "sandbox: in-process (no process wall: native work QuickJS cannot interrupt runs past the time limit)"
+                    .into(),
+            ),
+            Some(Err(e)) => Err(format!("sandbox: the worker self-test failed: {e}")),
+            Some(Ok(report)) => {
+                let map = report.as_object().cloned().unwrap_or_default();
+                let open: Vec<String> = map
+                    .iter()
+                    .filter(|(k, v)| *k != "uid" && v.as_str() != Some("denied"))
+                    .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("?")))
+                    .collect();
+                let uid = map.get("uid").and_then(|u| u.as_str()).unwrap_or("?").to_string();
+                if open.is_empty() {
+                    let denied: Vec<&String> = map.keys().filter(|k| *k != "uid").collect();
+                    Ok(format!(
+                        "sandbox: process wall holds — a worker (uid {uid}) was denied {}",
+                        denied.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                } else {
+                    Err(format!("sandbox: the process wall does not hold: {}", open.join("; ")))
+                }
+            }
+        }
+    }
+
     /// Stops upstream MCP servers.
     pub async fn shutdown(&self) {
         if let Some(p) = &self.portal {

@@ -47,7 +47,12 @@ fn check_passes_on_every_shared_spec() {
     let o = bin().args(["check", "--config"]).arg(&cfg).output().unwrap();
     assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
-    assert!(out.starts_with("ok: cloudflare (1533 operations)"), "{out}");
+    // The wall is checked, not assumed: a worker tried what it must not do.
+    assert!(out.starts_with("sandbox: process wall holds — a worker (uid "), "{out}");
+    for denied in ["execve", "fork", "open", "socket", "ptrace"] {
+        assert!(out.lines().next().unwrap().contains(denied), "{out}");
+    }
+    assert!(out.contains("\nok: cloudflare (1533 operations)"), "{out}");
 }
 
 #[test]

@@ -146,13 +146,24 @@ impl Sandbox {
             #[cfg(target_os = "linux")]
             Isolation::Process => {
                 let command = config.worker.clone().ok_or("process isolation needs a worker program")?;
-                let shared = Arc::new(crate::pool::SharedSpecs::new(&packed)?);
-                let search =
-                    crate::pool::ProcessPool::start("search", config.search_workers, command.clone(), shared.clone())
-                        .await?;
-                let execute =
-                    crate::pool::ProcessPool::start("execute", config.execute_workers, command, shared).await?;
-                Wall::Process { search, execute }
+                let wall = async {
+                    let shared = Arc::new(crate::pool::SharedSpecs::new(&packed)?);
+                    let search = crate::pool::ProcessPool::start(
+                        "search",
+                        config.search_workers,
+                        command.clone(),
+                        shared.clone(),
+                    )
+                    .await?;
+                    let execute =
+                        crate::pool::ProcessPool::start("execute", config.execute_workers, command, shared).await?;
+                    Ok::<_, String>(Wall::Process { search, execute })
+                };
+                wall.await.map_err(|e| {
+                    format!(
+                        "the process wall could not start: {e} (a worker's own message, if any, is in the log above). Where seccomp or memfds are not available, set [sandbox] isolation = \"in-process\" (or --isolation in-process), which has no process wall"
+                    )
+                })?
             }
             #[cfg(not(target_os = "linux"))]
             Isolation::Process => {

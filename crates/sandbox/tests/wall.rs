@@ -329,3 +329,16 @@ async fn every_shared_spec_reads_the_same_alone_and_together() {
         assert_eq!(o.result.unwrap(), JsValue::Json(json!([s.name])));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wall_that_cannot_start_says_what_to_do() {
+    let config = SandboxConfig {
+        isolation: Isolation::Process,
+        limits: limits(),
+        search_workers: 1,
+        execute_workers: 1,
+        worker: Some(WorkerCommand { program: "/bin/false".into(), args: vec![] }),
+    };
+    let e = Sandbox::start(config, demo()).await.err().expect("a worker that exits at once cannot serve");
+    assert!(e.contains("process wall could not start") && e.contains("isolation = \"in-process\""), "{e}");
+}
