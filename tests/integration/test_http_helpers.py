@@ -91,8 +91,29 @@ class Server:
         return 0
 
     def cpu_ticks(self) -> int:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
+        """CPU ticks of the server and its sandbox worker processes: the
+        server's utime + stime + reaped children's (cutime + cstime), plus
+        utime + stime of every live descendant."""
+        def stat(pid: int) -> list[str]:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+        fields = stat(self.proc.pid)
+        total = sum(int(fields[i]) for i in (11, 12, 13, 14))
+        todo, seen = [self.proc.pid], {self.proc.pid}
+        while todo:
+            parent = todo.pop()
+            for d in Path("/proc").iterdir():
+                if not d.name.isdigit() or int(d.name) in seen:
+                    continue
+                try:
+                    f = stat(int(d.name))
+                except OSError:
+                    continue
+                if int(f[1]) == parent:
+                    seen.add(int(d.name))
+                    todo.append(int(d.name))
+                    total += int(f[11]) + int(f[12])
+        return total
 
     def stop(self, timeout: float = 15) -> int:
         if self.proc.poll() is None:

@@ -104,8 +104,9 @@ impl ServerConfig {
     }
 }
 
-/// How an upstream is reached.
-#[derive(Clone, Debug, PartialEq)]
+/// How an upstream is reached. Its `Debug` output names environment
+/// variables and headers but never shows their values: they are secrets.
+#[derive(Clone, PartialEq)]
 pub enum Transport {
     /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
     ///
@@ -132,6 +133,26 @@ pub enum Transport {
         /// Headers sent with every request (e.g. `Authorization`).
         headers: Vec<(String, String)>,
     },
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |pairs: &[(String, String)]| -> Vec<String> {
+            pairs.iter().map(|(k, _)| format!("{k}=[redacted]")).collect()
+        };
+        match self {
+            Transport::Stdio { command, args, cwd, env } => f
+                .debug_struct("Stdio")
+                .field("command", command)
+                .field("args", args)
+                .field("cwd", cwd)
+                .field("env", &names(env))
+                .finish(),
+            Transport::Http { url, headers } => {
+                f.debug_struct("Http").field("url", url).field("headers", &names(headers)).finish()
+            }
+        }
+    }
 }
 
 /// Tunables of the portal itself (timeouts of connecting, reconnect backoff).
@@ -354,6 +375,23 @@ pub(crate) fn check(servers: &[ServerConfig]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_env_or_header_values() {
+        let stdio = Transport::Stdio {
+            command: "node".into(),
+            args: vec![],
+            cwd: None,
+            env: vec![("API_KEY".into(), "canary-env-5e1f".into())],
+        };
+        let http = Transport::Http {
+            url: "http://127.0.0.1:1/mcp".into(),
+            headers: vec![("Authorization".into(), "Bearer canary-hdr-77aa".into())],
+        };
+        let shown = format!("{stdio:?} {http:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(shown.contains("API_KEY=[redacted]") && shown.contains("Authorization=[redacted]"), "{shown}");
+    }
 
     #[test]
     fn parses_claude_desktop_and_cursor_forms() {
