@@ -360,16 +360,25 @@ def proc_tree(pid: int) -> list[int]:
 
 
 def rss_kib(pid: int, exclude: tuple[str, ...] = ("python", "node")) -> int:
-    """VmRSS of a process plus its descendants (sandbox worker processes), but not
-    portal upstreams it started (python/node)."""
+    """Resident memory of a process plus its descendants (sandbox worker
+    processes), but not portal upstreams it started (python/node). Each
+    process counts its Pss (proportional set size, /proc/PID/smaps_rollup):
+    the workers all map the same binary, and summing their VmRSS would count
+    those shared pages once per worker — a replaced worker that has touched
+    other code pages would look like growth that is not memory. Falls back
+    to VmRSS where smaps_rollup is missing."""
     total = 0
     for p in proc_tree(pid):
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, StopIteration):
             status = Path(f"/proc/{p}/status").read_text()
             name = next(l.split()[1] for l in status.splitlines() if l.startswith("Name:"))
             if p != pid and any(name.startswith(x) for x in exclude):
                 continue
-            total += next(int(l.split()[1]) for l in status.splitlines() if l.startswith("VmRSS:"))
+            try:
+                rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+                total += next(int(l.split()[1]) for l in rollup.splitlines() if l.startswith("Pss:"))
+            except (OSError, StopIteration):
+                total += next(int(l.split()[1]) for l in status.splitlines() if l.startswith("VmRSS:"))
     return total
 
 

@@ -157,7 +157,25 @@ fn name_from_location(location: &str) -> String {
 /// process (see codemode_sandbox::worker); never typed by a person.
 const WORKER_ARG: &str = "__sandbox-worker";
 
+/// Steadies glibc's memory use for a long-lived server. Results, upstream
+/// bodies and portal answers can be megabytes: with the default *dynamic*
+/// mmap threshold, freeing one large block raises the threshold, later large
+/// blocks land in the heap arenas and fragment them, and RSS creeps to a
+/// high-water mark it never leaves. A fixed 1 MiB threshold sends large
+/// blocks to mmap (returned on free); a cap on arenas bounds how many heaps
+/// can each hold free memory. Measured: RSS after 300 hostile calls moved
+/// from +0…+25 % to +1…+2 % (tests/hostile/test_rss.py).
+fn steady_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
+}
+
 fn main() -> ExitCode {
+    steady_allocator();
     if std::env::args_os().nth(1).is_some_and(|a| a == WORKER_ARG) {
         codemode_sandbox::worker::main();
     }

@@ -385,6 +385,40 @@ impl Host for ScopedHost {
     }
 }
 
+/// Gives the allocator's free memory back to the system about once a second
+/// while calls are being served. Results, upstream bodies and portal answers
+/// can be megabytes; glibc keeps what they used in per-thread arenas, so a
+/// long-lived server's RSS would otherwise stay at its high-water mark.
+/// Returns the call counter the service bumps.
+fn trim_memory() -> Arc<std::sync::atomic::AtomicU64> {
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = calls.clone();
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = seen.load(std::sync::atomic::Ordering::Relaxed);
+                if now != last {
+                    last = now;
+                    let _ = tokio::task::spawn_blocking(|| {
+                        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                        // SAFETY: malloc_trim has no preconditions.
+                        unsafe {
+                            libc::malloc_trim(0);
+                        }
+                    })
+                    .await;
+                }
+                if Arc::strong_count(&seen) == 1 {
+                    return; // the service is gone
+                }
+            }
+        });
+    }
+    calls
+}
+
 /// `codemode.tools()` and `codemode.types(name?)` for `search` code.
 struct Catalog {
     portal: Option<Arc<Portal>>,
@@ -449,6 +483,8 @@ pub struct Service {
     pub max_output_tokens: usize,
     catalog: Arc<Catalog>,
     scrubber: codemode_upstream::Scrubber,
+    /// Calls since the allocator last gave free memory back (see `trim_memory`).
+    calls: Arc<std::sync::atomic::AtomicU64>,
     /// The upstream MCP servers, when any are configured.
     pub portal: Option<Arc<Portal>>,
 }
@@ -546,6 +582,7 @@ impl Service {
             max_output_tokens: limits_config.max_output_tokens,
             catalog,
             scrubber,
+            calls: trim_memory(),
             portal,
         })
     }
@@ -553,6 +590,7 @@ impl Service {
     /// Runs `search` code.
     pub async fn search(&self, code: String, visible: Option<Vec<String>>) -> Outcome {
         let call = SearchCall { host: Some(self.catalog.clone()), visible };
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.scrub(self.sandbox.search(code, call).await)
     }
 
@@ -641,6 +679,7 @@ impl Service {
             Some(principal) => Arc::new(ScopedHost { inner: self.host.clone(), principal }),
             None => self.host.clone(),
         };
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.scrub(self.sandbox.execute(code, self.env.clone(), host).await)
     }
 }
