@@ -151,13 +151,29 @@ scopes = ["fs:read", "fs:write"]
     write = f'async () => codemode.fs_write_file({{path: "{files / "pwned.txt"}", content: "x"}})'
     read = f'async () => codemode.fs_read_text_file({{path: "{files / "team.txt"}"}})'
     with codemode_http(tmp_path, auth=auth, apis=apis, env=env) as srv:
+        tools = "async () => codemode.tools().map(t => t.server + ':' + t.name)"
+        types = "async () => codemode.types()"
         async with http_session(srv.url, env["READER_TOKEN"]) as s:
+            # search shows only what the scopes reach: no fs tools, no fs types.
+            r = await s.call_tool("search", {"code": tools})
+            assert not r.is_error and "fs:" not in text_of(r), text_of(r)
+            r = await s.call_tool("search", {"code": types})
+            assert "fs_write_file" not in text_of(r), text_of(r)
+            r = await s.call_tool("search", {"code": 'async () => codemode.types("fs_write_file")'})
+            assert r.is_error, text_of(r)
             r = await s.call_tool("execute", {"code": write})
             assert r.is_error and "fs:write" in text_of(r), text_of(r)
             r = await s.call_tool("execute", {"code": read})
             assert r.is_error and "fs:read" in text_of(r), text_of(r)
         assert not (files / "pwned.txt").exists(), "a bookshelf-only token wrote through the filesystem server"
         async with http_session(srv.url, env["FS_READER_TOKEN"]) as s:
+            # A token with scopes on a server only may search its tools.
+            r = await s.call_tool("search", {"code": tools})
+            assert not r.is_error and "fs:fs_write_file" in text_of(r), text_of(r)
+            r = await s.call_tool("search", {"code": types})
+            assert "fs_write_file" in text_of(r), text_of(r)
+            r = await s.call_tool("search", {"code": 'async () => typeof specs.bookshelf'})
+            assert text_of(r) == "undefined", text_of(r)
             r = await s.call_tool("execute", {"code": read})
             assert not r.is_error and "Ada Lovelace" in text_of(r), text_of(r)
             r = await s.call_tool("execute", {"code": write})

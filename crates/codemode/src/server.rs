@@ -60,7 +60,7 @@ impl CodemodeServer {
         let principal = principal.filter(|p| p.scopes.is_some());
         let outcome = match tool {
             "search" => match self.service.visible_specs(principal) {
-                Ok(visible) => self.service.search(code, visible).await,
+                Ok(visible) => self.service.search(code, visible, principal).await,
                 Err(message) => return scope_error(message),
             },
             _ => self.service.execute(code, principal.cloned()).await,

@@ -425,16 +425,24 @@ struct Catalog {
     apis: Vec<(String, Arc<Spec>)>,
 }
 
-impl SyncHost for Catalog {
-    fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
+impl Catalog {
+    /// Answers `codemode.<method>(...args)`, showing only the APIs and MCP
+    /// servers `allowed` names (by config name).
+    fn answer(
+        &self,
+        method: &str,
+        args: serde_json::Value,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Result<serde_json::Value, serde_json::Value> {
         let err = |m: String| json!({"name": "TypeError", "message": m});
         match method {
             "tools" => Ok(match &self.portal {
                 Some(p) => {
-                    let mut tools: Vec<serde_json::Value> = p.tools().iter().map(crate::tools::tool_json).collect();
+                    let mut tools: Vec<serde_json::Value> =
+                        p.tools().iter().filter(|t| allowed(&t.server)).map(crate::tools::tool_json).collect();
                     // Servers that are not connected are reported in the list too.
                     for st in p.status() {
-                        if !matches!(st.state, codemode_portal::ServerState::Ready) {
+                        if allowed(&st.name) && !matches!(st.state, codemode_portal::ServerState::Ready) {
                             tools.push(json!({"server": st.name, "unavailable": format!("{:?}", st.state)}));
                         }
                     }
@@ -445,12 +453,14 @@ impl SyncHost for Catalog {
             "types" => {
                 let name = args.get(0).and_then(|n| n.as_str());
                 if let Some(name) = name {
-                    if let Some(ts) = crate::tools::operation_types(&self.apis, name) {
+                    let apis: Vec<(String, Arc<Spec>)> =
+                        self.apis.iter().filter(|(n, _)| allowed(n)).cloned().collect();
+                    if let Some(ts) = crate::tools::operation_types(&apis, name) {
                         return Ok(json!(ts));
                     }
                 }
                 match &self.portal {
-                    Some(p) => p.types(name).map(|t| json!(t)).map_err(err),
+                    Some(p) => p.types_where(name, allowed).map(|t| json!(t)).map_err(err),
                     None => Err(err(match name {
                         Some(n) => format!("no operation `{n}`: pass \"METHOD /path\" as in the spec (e.g. \"GET /zones\") or an operationId"),
                         None => "pass an operation: codemode.types(\"GET /path\") or codemode.types(operationId)".into(),
@@ -459,6 +469,25 @@ impl SyncHost for Catalog {
             }
             other => Err(err(format!("codemode.{other} does not exist; use codemode.tools() or codemode.types(name)"))),
         }
+    }
+}
+
+impl SyncHost for Catalog {
+    fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
+        self.answer(method, args, &|_| true)
+    }
+}
+
+/// [`Catalog`] narrowed to what a principal may see: the tools of MCP
+/// servers and the types of APIs it holds any scope on.
+struct ScopedCatalog {
+    inner: Arc<Catalog>,
+    principal: Principal,
+}
+
+impl SyncHost for ScopedCatalog {
+    fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
+        self.inner.answer(method, args, &|name| self.principal.allows_any(name))
     }
 }
 
@@ -587,9 +616,14 @@ impl Service {
         })
     }
 
-    /// Runs `search` code.
-    pub async fn search(&self, code: String, visible: Option<Vec<String>>) -> Outcome {
-        let call = SearchCall { host: Some(self.catalog.clone()), visible };
+    /// Runs `search` code: `visible` specs, and the catalog (`codemode.tools()`,
+    /// `codemode.types()`) narrowed to `principal`'s scopes.
+    pub async fn search(&self, code: String, visible: Option<Vec<String>>, principal: Option<&Principal>) -> Outcome {
+        let catalog: Arc<dyn SyncHost> = match principal {
+            Some(p) => Arc::new(ScopedCatalog { inner: self.catalog.clone(), principal: p.clone() }),
+            None => self.catalog.clone(),
+        };
+        let call = SearchCall { host: Some(catalog), visible };
         self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.scrub(self.sandbox.search(code, call).await)
     }
@@ -630,8 +664,12 @@ impl Service {
     pub fn visible_specs(&self, principal: Option<&Principal>) -> Result<Option<Vec<String>>, String> {
         let Some(p) = principal else { return Ok(None) };
         let visible: Vec<String> = self.apis.iter().filter(|a| p.allows_any(&a.name)).map(|a| a.name.clone()).collect();
-        if visible.is_empty() && !self.apis.is_empty() && self.portal.is_none() {
-            return Err(p.missing_any(&self.apis[0].name));
+        let servers = self.portal.as_ref().map(|portal| portal.server_names()).unwrap_or_default();
+        if visible.is_empty() && !servers.iter().any(|s| p.allows_any(s)) {
+            let first = self.apis.first().map(|a| a.name.clone()).or_else(|| servers.first().cloned());
+            if let Some(first) = first {
+                return Err(p.missing_any(&first));
+            }
         }
         Ok(Some(visible))
     }

@@ -496,12 +496,18 @@ impl Portal {
     /// without `codemode.`), the same for that tool only. `Err` says why a
     /// name is not callable, with suggestions.
     pub fn types(&self, name: Option<&str>) -> Result<String, String> {
+        self.types_where(name, &|_| true)
+    }
+
+    /// [`Portal::types`] over the tools of the servers `allowed` names only
+    /// (a principal's view); a tool of another server reads as unknown.
+    pub fn types_where(&self, name: Option<&str>, allowed: &dyn Fn(&str) -> bool) -> Result<String, String> {
         let index = self.core().index();
         let selected: Vec<usize> = match name {
-            None => (0..index.tools.len()).collect(),
+            None => (0..index.tools.len()).filter(|&i| allowed(&index.tools[i].server)).collect(),
             Some(n) => match index.by_name.get(strip_prefix(n)) {
-                Some(&i) => vec![i],
-                None => return Err(self.not_found(strip_prefix(n), &index).1),
+                Some(&i) if allowed(&index.tools[i].server) => vec![i],
+                _ => return Err(self.not_found(strip_prefix(n), &index).1),
             },
         };
         let mut decls = String::new();
