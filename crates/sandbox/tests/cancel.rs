@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codemode_sandbox::{ExecuteEnv, Host, HostFuture, Isolation, Limits, Sandbox, SandboxConfig, WorkerCommand};
+use codemode_sandbox::{ExecuteEnv, Host, HostFuture, Isolation, Limits, Sandbox};
 
 struct NoHost;
 impl Host for NoHost {
@@ -15,15 +15,10 @@ impl Host for NoHost {
     }
 }
 
+mod common;
+
 async fn sandbox(isolation: Isolation) -> Sandbox {
-    let config = SandboxConfig {
-        isolation,
-        limits: Limits { timeout: Duration::from_secs(60), ..Limits::default() },
-        search_workers: 1,
-        execute_workers: 1,
-        worker: Some(WorkerCommand { program: env!("CARGO_BIN_EXE_codemode-sandbox-worker").into(), args: vec![] }),
-    };
-    Sandbox::start(config, vec![]).await.unwrap()
+    common::sandbox(isolation, Limits { timeout: Duration::from_secs(60), ..Limits::default() }, vec![], 1).await
 }
 
 /// Pids of this process's children that are sandbox workers.

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codemode_sandbox::{
-    Client, ErrorKind, ExecuteEnv, Host, HostFuture, Isolation, JsValue, Limits, Outcome, Sandbox, SandboxConfig,
-    SearchCall, SearchSpec, SyncHost, WorkerCommand,
+    Client, ErrorKind, ExecuteEnv, Host, HostFuture, Isolation, JsValue, Limits, Outcome, Sandbox, SearchCall,
+    SearchSpec, SyncHost,
 };
 use serde_json::{json, Value};
+
+mod common;
+use common::sandbox;
 
 struct Echo;
 impl Host for Echo {
@@ -36,18 +39,6 @@ fn limits() -> Limits {
 
 async fn exec(code: &str) -> Outcome {
     exec_with(code, limits()).await
-}
-
-/// A sandbox behind `isolation` with `specs`.
-async fn sandbox(isolation: Isolation, limits: Limits, specs: Vec<SearchSpec>, workers: usize) -> Sandbox {
-    let config = SandboxConfig {
-        isolation,
-        limits,
-        search_workers: workers,
-        execute_workers: workers,
-        worker: Some(WorkerCommand { program: env!("CARGO_BIN_EXE_codemode-sandbox-worker").into(), args: vec![] }),
-    };
-    Sandbox::start(config, specs).await.unwrap()
 }
 
 const WALLS: [Isolation; 2] = [Isolation::Process, Isolation::InProcess];

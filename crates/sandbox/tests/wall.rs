@@ -12,6 +12,8 @@ use codemode_sandbox::{
 };
 use serde_json::{json, Value};
 
+mod common;
+
 /// Counts the calls it receives, answers each with its arguments.
 #[derive(Default)]
 struct Counter(AtomicU32);
@@ -33,14 +35,7 @@ async fn sandbox(isolation: Isolation, workers: usize, specs: Vec<SearchSpec>) -
 }
 
 async fn sandbox_with(isolation: Isolation, workers: usize, specs: Vec<SearchSpec>, limits: Limits) -> Sandbox {
-    let config = SandboxConfig {
-        isolation,
-        limits,
-        search_workers: workers,
-        execute_workers: workers,
-        worker: Some(WorkerCommand { program: env!("CARGO_BIN_EXE_codemode-sandbox-worker").into(), args: vec![] }),
-    };
-    Sandbox::start(config, specs).await.unwrap()
+    common::sandbox(isolation, limits, specs, workers).await
 }
 
 fn env() -> Arc<ExecuteEnv> {
