@@ -534,14 +534,14 @@ fn rewrite_stack(stack: &str, fix: &LineFix) -> String {
 /// The bytecode is ours, made in this process: never model input.
 pub(crate) fn eval_prelude<'js, T: rquickjs::FromJs<'js>>(ctx: &Ctx<'js>, source: &'static str) -> rquickjs::Result<T> {
     thread_local! {
-        static BYTECODE: RefCell<std::collections::HashMap<usize, Vec<u8>>> = RefCell::default();
+        static BYTECODE: RefCell<std::collections::HashMap<usize, Rc<[u8]>>> = RefCell::default();
     }
     let key = source.as_ptr() as usize;
     let cached = BYTECODE.with(|b| b.borrow().get(&key).cloned());
     let bytes = match cached {
         Some(b) => b,
         None => {
-            let b = compile_prelude(ctx, source)?;
+            let b: Rc<[u8]> = compile_prelude(ctx, source)?.into();
             BYTECODE.with(|c| c.borrow_mut().insert(key, b.clone()));
             b
         }

@@ -362,3 +362,28 @@ fn died(w: &mut Worker, e: std::io::Error) -> String {
         _ => format!("its pipe failed: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec_view::SpecBytes;
+
+    #[test]
+    fn spec_memfds_are_sealed_against_every_change() {
+        let spec = NamedSpec { name: "demo".into(), bytes: SpecBytes::Shared(vec![7u8; 4096].into()) };
+        let shared = SharedSpecs::new(&[spec]).unwrap();
+        let fd = shared.fds[0].as_raw_fd();
+        // SAFETY: plain syscalls on an fd we own; results are only inspected.
+        unsafe {
+            let byte = 0u8;
+            assert_eq!(libc::pwrite(fd, (&byte as *const u8).cast(), 1, 0), -1, "a write went through");
+            assert_eq!(libc::ftruncate(fd, 0), -1, "it shrank");
+            assert_eq!(libc::ftruncate(fd, 1 << 20), -1, "it grew");
+            let map =
+                libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+            assert_eq!(map, libc::MAP_FAILED, "a writable shared mapping was allowed");
+            let seals = libc::fcntl(fd, libc::F_GET_SEALS);
+            assert_ne!(seals & libc::F_SEAL_SEAL, 0, "the seals themselves can be changed");
+        }
+    }
+}

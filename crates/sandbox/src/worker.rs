@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::engine::{Bridge, Completion};
+use crate::runner;
 use crate::spec_view::{NamedSpec, SpecBytes};
 use crate::wire::{self, FromWorker, ToWorker, WireOutcome};
-use crate::{runner, ErrorKind, ScriptError};
 
 /// Grow past this much above the post-start peak and the worker asks to be
 /// replaced after its call: what a memory-hungry call leaves fragmented in
@@ -181,9 +181,4 @@ fn self_test() -> WireOutcome {
         host_calls: 0,
         retire: false,
     }
-}
-
-#[allow(dead_code)]
-fn internal(message: &str) -> ScriptError {
-    ScriptError::new(ErrorKind::Internal, "InternalError", message)
 }
