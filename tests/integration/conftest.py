@@ -52,15 +52,16 @@ def write_config(tmp_path: Path, text: str) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def mcp_session(args: list[str], env: dict[str, str] | None = None, errlog=None):
-    """Starts `codemode serve ARGS` over stdio and yields an initialised ClientSession."""
+async def mcp_session(args: list[str], env: dict[str, str] | None = None, errlog=None, **session_kwargs):
+    """Starts `codemode serve ARGS` over stdio and yields an initialised ClientSession
+    (extra keyword arguments, such as `elicitation_callback`, go to the ClientSession)."""
     assert BINARY.exists(), f"build the release binary first: {BINARY}"
     full_env = {"PATH": os.environ.get("PATH", ""), "CODEMODE_LOG": "info,rmcp=warn"}
     full_env.update(env or {})
     params = StdioServerParameters(command=str(BINARY), args=["serve", *args], env=full_env)
     kwargs = {"errlog": errlog} if errlog is not None else {}
     async with stdio_client(params, **kwargs) as (read, write):
-        async with ClientSession(read, write) as session:
+        async with ClientSession(read, write, **session_kwargs) as session:
             await session.initialize()
             yield session
 

@@ -177,12 +177,13 @@ def codemode_http(
 
 
 @contextlib.asynccontextmanager
-async def http_session(url: str, token: str | None = None):
-    """An initialised Python SDK ClientSession over Streamable HTTP."""
+async def http_session(url: str, token: str | None = None, **session_kwargs):
+    """An initialised Python SDK ClientSession over Streamable HTTP (extra keyword
+    arguments, such as `elicitation_callback`, go to the ClientSession)."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
     async with create_mcp_http_client(headers=headers) as http:
         async with streamable_http_client(url, http_client=http) as (read, write):
-            async with ClientSession(read, write) as session:
+            async with ClientSession(read, write, **session_kwargs) as session:
                 await session.initialize()
                 yield session
 
