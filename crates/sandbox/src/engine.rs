@@ -9,7 +9,9 @@
 //! interrupt handler, which stops running JavaScript once the deadline
 //! passes or the call is cancelled; and the event loop below, which checks
 //! the deadline between jobs and waits for host completions only until the
-//! deadline. Native work that never reaches the interrupt handler (one huge
+//! deadline — which moves later by the time it waits idle while the host's
+//! [`crate::Clock`] is held (a human deciding), and by nothing else. Native
+//! work that never reaches the interrupt handler (one huge
 //! `Array.prototype.join`, say) is stopped by the process wall instead: the
 //! host kills the worker process at the deadline (see `pool`).
 
@@ -33,22 +35,37 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 pub(crate) const CODE_FILE: &str = "code.js";
 
 /// When the current call must stop, shared with the interrupt handler.
+///
+/// The deadline only moves later, and only by [`Stop::extend`]: the event
+/// loop credits the time it waited idle for host completions while the
+/// host's clock was held (see [`crate::Clock`]).
 #[derive(Clone)]
 pub(crate) struct Stop {
-    deadline_ms: Arc<AtomicU64>,
+    /// Microseconds since `EPOCH`.
+    deadline_us: Arc<AtomicU64>,
     cancelled: Arc<AtomicBool>,
 }
 
 impl Stop {
     pub(crate) fn new(deadline: Instant, cancelled: Arc<AtomicBool>) -> Stop {
-        let ms = deadline.saturating_duration_since(*EPOCH).as_millis() as u64;
-        Stop { deadline_ms: Arc::new(AtomicU64::new(ms)), cancelled }
+        let us = deadline.saturating_duration_since(*EPOCH).as_micros() as u64;
+        Stop { deadline_us: Arc::new(AtomicU64::new(us)), cancelled }
     }
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }
     pub(crate) fn should_stop(&self) -> bool {
-        self.is_cancelled() || (EPOCH.elapsed().as_millis() as u64) >= self.deadline_ms.load(Ordering::Relaxed)
+        self.is_cancelled() || (EPOCH.elapsed().as_micros() as u64) >= self.deadline_us.load(Ordering::Relaxed)
+    }
+    /// The current deadline.
+    pub(crate) fn deadline(&self) -> Instant {
+        *EPOCH + Duration::from_micros(self.deadline_us.load(Ordering::Relaxed))
+    }
+    /// Moves the deadline later by `by`.
+    pub(crate) fn extend(&self, by: Duration) {
+        if !by.is_zero() {
+            self.deadline_us.fetch_add(by.as_micros() as u64, Ordering::Relaxed);
+        }
     }
 }
 
@@ -81,8 +98,20 @@ pub(crate) struct Completion {
 pub(crate) trait Bridge {
     /// Starts host call `id`; its completion arrives through [`Bridge::next`].
     fn start(&self, id: u64, client: &str, method: &str, args: String) -> Result<(), String>;
-    /// The next completion, waiting at most until `until` (`Ok(None)`: none yet).
+    /// The next completion, waiting at most until `until` (`Ok(None)`: none
+    /// yet). It may also return `Ok(None)` early when the host's clock
+    /// changes state, so that the caller can look again.
     fn next(&self, until: Instant) -> Result<Option<Completion>, String>;
+    /// Whether the host's clock is held (the call waits for a human).
+    fn held(&self) -> bool {
+        false
+    }
+    /// Total time the host's clock has been held during this call, as far
+    /// as this side knows; only its growth across a [`Bridge::next`] is
+    /// used, and credited to the deadline (the JavaScript was idle then).
+    fn held_total(&self) -> Duration {
+        Duration::ZERO
+    }
     /// A synchronous host call: `Ok(json)` or `Err(json)` of an error object.
     fn sync_call(&self, method: &str, args: String) -> Result<String, String>;
 }
@@ -99,7 +128,7 @@ pub(crate) struct HostLink {
 pub(crate) struct RunSpec<'a> {
     pub code: &'a str,
     pub limits: &'a Limits,
-    pub deadline: Instant,
+    /// The deadline (`Stop::deadline`), extended while the clock is held.
     pub stop: Stop,
     pub host: Option<HostLink>,
 }
@@ -151,8 +180,17 @@ pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<RawValue, Sc
         if host.in_flight.get() == 0 {
             return Err(never_settles());
         }
-        let until = spec.deadline.min(Instant::now() + Duration::from_millis(100));
-        match host.bridge.next(until) {
+        // Wait for a completion, in slices (cancellation is seen between
+        // them). While the host's clock is held the wait is not bounded by
+        // the deadline, and whatever part of it was held is added to the
+        // deadline: idle time waiting for a human is not spent. Held time
+        // in which JavaScript runs (above) is never credited.
+        let slice = Instant::now() + Duration::from_millis(100);
+        let until = if host.bridge.held() { slice } else { spec.stop.deadline().min(slice) };
+        let held_before = host.bridge.held_total();
+        let next = host.bridge.next(until);
+        spec.stop.extend(host.bridge.held_total().saturating_sub(held_before));
+        match next {
             Ok(Some(c)) => {
                 host.in_flight.set(host.in_flight.get().saturating_sub(1));
                 if let Some(f) = &complete {
@@ -617,6 +655,23 @@ mod tests {
         let fix = LineFix { wrapper_lines: 0, fence_lines: 0, first_line_cols: 1 };
         assert_eq!(fix.apply(1, 7), (1, 6));
         assert_eq!(fix.apply(2, 7), (2, 7));
+    }
+
+    #[test]
+    fn the_deadline_only_moves_by_what_is_credited() {
+        let stop = Stop::new(Instant::now() + Duration::from_millis(30), Arc::new(AtomicBool::new(false)));
+        let first = stop.deadline();
+        assert!(!stop.should_stop());
+        stop.extend(Duration::ZERO);
+        assert_eq!(stop.deadline(), first);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(stop.should_stop());
+        stop.extend(Duration::from_millis(200));
+        assert!(!stop.should_stop(), "an extended deadline lets the call go on");
+        let moved = stop.deadline() - first;
+        assert!(moved >= Duration::from_millis(199) && moved <= Duration::from_millis(201), "{moved:?}");
+        let seen_by_the_handler = stop.clone();
+        assert_eq!(seen_by_the_handler.deadline(), stop.deadline());
     }
 
     #[test]

@@ -6,8 +6,9 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::engine::{Bridge, Completion};
 use crate::wire::WireOutcome;
 use crate::{Host, SyncHost};
@@ -68,13 +69,18 @@ impl ThreadPool {
 }
 
 /// Host calls from a pool thread: started on the Tokio runtime, completed
-/// through a channel; synchronous calls answered on the spot.
+/// through a channel; synchronous calls answered on the spot. The host's
+/// clock, if any, is read directly; a task on the runtime wakes a waiting
+/// [`Bridge::next`] whenever it is held or released.
 pub(crate) struct InProcBridge {
     handle: tokio::runtime::Handle,
     host: Option<Arc<dyn Host>>,
     catalog: Option<Arc<dyn SyncHost>>,
+    clock: Option<Clock>,
     done_tx: crossbeam_channel::Sender<Completion>,
     done_rx: crossbeam_channel::Receiver<Completion>,
+    /// A message per change of the clock's state (with a clock).
+    wake_rx: Option<crossbeam_channel::Receiver<()>>,
     aborts: RefCell<Vec<tokio::task::AbortHandle>>,
 }
 
@@ -83,9 +89,26 @@ impl InProcBridge {
         handle: tokio::runtime::Handle,
         host: Option<Arc<dyn Host>>,
         catalog: Option<Arc<dyn SyncHost>>,
+        clock: Option<Clock>,
     ) -> Self {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        InProcBridge { handle, host, catalog, done_tx, done_rx, aborts: RefCell::default() }
+        let mut aborts = Vec::new();
+        let mut wake_rx = None;
+        if let Some(clock) = &clock {
+            let (wake_tx, rx) = crossbeam_channel::unbounded();
+            wake_rx = Some(rx);
+            let mut held = clock.subscribe();
+            held.borrow_and_update();
+            let watcher = handle.spawn(async move {
+                while held.changed().await.is_ok() {
+                    if wake_tx.send(()).is_err() {
+                        return;
+                    }
+                }
+            });
+            aborts.push(watcher.abort_handle());
+        }
+        InProcBridge { handle, host, catalog, clock, done_tx, done_rx, wake_rx, aborts: RefCell::new(aborts) }
     }
 }
 
@@ -112,11 +135,28 @@ impl Bridge for InProcBridge {
     }
 
     fn next(&self, until: Instant) -> Result<Option<Completion>, String> {
-        match self.done_rx.recv_deadline(until) {
-            Ok(c) => Ok(Some(c)),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err("host call channel closed".into()),
+        let closed = || "host call channel closed".to_string();
+        let Some(wake) = &self.wake_rx else {
+            return match self.done_rx.recv_deadline(until) {
+                Ok(c) => Ok(Some(c)),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(closed()),
+            };
+        };
+        crossbeam_channel::select! {
+            recv(self.done_rx) -> c => c.map(Some).map_err(|_| closed()),
+            // The clock was held or released: the event loop looks again.
+            recv(wake) -> w => w.map(|()| None).map_err(|_| "the clock watcher stopped".to_string()),
+            default(until.saturating_duration_since(Instant::now())) => Ok(None),
         }
+    }
+
+    fn held(&self) -> bool {
+        self.clock.as_ref().is_some_and(Clock::is_held)
+    }
+
+    fn held_total(&self) -> Duration {
+        self.clock.as_ref().map_or(Duration::ZERO, Clock::paused_total)
     }
 
     fn sync_call(&self, method: &str, args: String) -> Result<String, String> {

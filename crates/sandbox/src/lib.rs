@@ -31,6 +31,7 @@
 // once per call; boxing it would add noise for no measurable gain.
 #![allow(clippy::result_large_err)]
 
+mod clock;
 mod console;
 mod engine;
 mod inproc;
@@ -52,6 +53,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use clock::{Clock, Pause};
 pub use sandbox::{Isolation, Sandbox, SandboxConfig, SearchCall, SearchSpec, WorkerCommand};
 
 /// A global object the code can call, e.g. `cloudflare` with `request`.
@@ -77,7 +79,9 @@ pub struct ExecuteEnv {
 /// Limits for one call. Each, when hit, ends the call with a clear error.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Limits {
-    /// Wall clock for the whole call, including awaited host calls.
+    /// Wall clock for the whole call, including awaited host calls, but not
+    /// the time it waits idle while its [`Clock`] is held (see
+    /// [`Sandbox::execute_with_clock`]).
     pub timeout: Duration,
     /// Memory the call's runtime may allocate (the packed specs are not counted).
     pub memory_bytes: usize,

@@ -12,14 +12,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::BufReader;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::Semaphore;
 
+use crate::clock::Clock;
 use crate::engine::timeout_error;
 use crate::sandbox::WorkerCommand;
 use crate::spec_view::NamedSpec;
-use crate::wire::{self, FromWorker, ToWorker, WireOutcome};
+use crate::wire::{self, FrameReader, FromWorker, ToWorker, WireOutcome};
 use crate::{Host, Limits, SyncHost};
 
 /// How long past its limit a call may take before its worker is killed. The
@@ -69,7 +69,7 @@ impl SharedSpecs {
 struct Worker {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    stdout: FrameReader<ChildStdout>,
 }
 
 impl Worker {
@@ -135,12 +135,18 @@ impl ProcessPool {
     /// Runs one call on an idle worker. The worker is killed (and replaced)
     /// when the call passes its deadline, when the future is dropped, and
     /// when it misbehaves.
+    ///
+    /// The deadline moves later by the time `clock` is held during the call
+    /// and never passes while it is held; the worker is told of each change
+    /// (`Hold`/`Release`) and extends its own, tighter deadline only by the
+    /// held time its code spent idle. Only the host's clock moves the kill.
     pub(crate) async fn run(
         &self,
         msg: ToWorker,
         limits: &Limits,
         host: Option<Arc<dyn Host>>,
         catalog: Option<Arc<dyn SyncHost>>,
+        clock: &Clock,
     ) -> Result<WireOutcome, String> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + limits.timeout + GRACE);
@@ -158,15 +164,17 @@ impl ProcessPool {
         // mid-call — the checkout decides whether the worker goes back to the
         // pool or is killed and replaced.
         let mut checkout = Checkout { worker: Some(worker), inner: self.inner.clone(), reusable: false };
-        let result = tokio::time::timeout_at(
-            deadline,
-            converse(checkout.worker.as_mut().expect("checked out"), msg, limits, host, catalog),
-        )
-        .await;
+        let baseline = clock.paused_total();
+        let result = tokio::select! {
+            r = converse(checkout.worker.as_mut().expect("checked out"), msg, limits, host, catalog, clock) => Some(r),
+            _ = clock.expired(deadline, baseline) => None,
+        };
         match result {
-            Err(_) => Ok(timed_out(limits)),
-            Ok(Err(e)) => Err(format!("the sandbox worker failed: {e}; the call was stopped and the worker replaced")),
-            Ok(Ok(outcome)) => {
+            None => Ok(timed_out(limits)),
+            Some(Err(e)) => {
+                Err(format!("the sandbox worker failed: {e}; the call was stopped and the worker replaced"))
+            }
+            Some(Ok(outcome)) => {
                 checkout.reusable = !outcome.retire;
                 Ok(outcome)
             }
@@ -262,7 +270,7 @@ async fn spawn_worker(inner: Arc<Inner>) -> Result<Worker, String> {
     }
     let mut child = cmd.spawn().map_err(|e| format!("could not start {}: {e}", inner.command.program.display()))?;
     let mut stdin = child.stdin.take().ok_or("worker has no stdin")?;
-    let mut stdout = BufReader::new(child.stdout.take().ok_or("worker has no stdout")?);
+    let mut stdout = FrameReader::new(child.stdout.take().ok_or("worker has no stdout")?);
     let init = ToWorker::Init {
         specs: inner
             .specs
@@ -274,7 +282,7 @@ async fn spawn_worker(inner: Arc<Inner>) -> Result<Worker, String> {
     };
     let handshake = async {
         wire::write_frame_async(&mut stdin, &init).await.map_err(|e| e.to_string())?;
-        match wire::read_frame_async::<FromWorker>(&mut stdout).await {
+        match stdout.read::<FromWorker>().await {
             Ok(FromWorker::Ready) => Ok(()),
             Ok(other) => Err(format!("unexpected first message {other:?}")),
             Err(e) => Err(format!("no ready message: {e}")),
@@ -300,21 +308,30 @@ async fn spawn_worker(inner: Arc<Inner>) -> Result<Worker, String> {
     Ok(Worker { child, stdin, stdout })
 }
 
-/// Sends the call and serves the worker's host calls until it is done.
+/// Sends the call and serves the worker's host calls until it is done,
+/// telling it whenever `clock` is held or released.
 async fn converse(
     w: &mut Worker,
     msg: ToWorker,
     limits: &Limits,
     host: Option<Arc<dyn Host>>,
     catalog: Option<Arc<dyn SyncHost>>,
+    clock: &Clock,
 ) -> Result<WireOutcome, String> {
     wire::write_frame_async(&mut w.stdin, &msg).await.map_err(|e| format!("sending the call: {e}"))?;
+    let mut held = clock.subscribe();
+    // What the worker was last told (it starts each call released).
+    let mut told = false;
+    if *held.borrow_and_update() {
+        wire::write_frame_async(&mut w.stdin, &ToWorker::Hold).await.map_err(|e| died(w, e))?;
+        told = true;
+    }
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<ToWorker>();
     let mut tasks = tokio::task::JoinSet::new();
     let mut host_calls = 0u32;
     loop {
         tokio::select! {
-            frame = wire::read_frame_async::<FromWorker>(&mut w.stdout) => {
+            frame = w.stdout.read::<FromWorker>() => {
                 match frame.map_err(|e| died(w, e))? {
                     FromWorker::Done(outcome) => return Ok(outcome),
                     FromWorker::HostCall { id, client, method, args } => {
@@ -343,6 +360,14 @@ async fn converse(
             }
             Some(reply) = done_rx.recv() => {
                 wire::write_frame_async(&mut w.stdin, &reply).await.map_err(|e| died(w, e))?;
+            }
+            Ok(()) = held.changed() => {
+                let now = *held.borrow_and_update();
+                if now != told {
+                    told = now;
+                    let msg = if now { ToWorker::Hold } else { ToWorker::Release };
+                    wire::write_frame_async(&mut w.stdin, &msg).await.map_err(|e| died(w, e))?;
+                }
             }
         }
     }

@@ -53,16 +53,7 @@ pub(crate) fn search(job: SearchJob<'_>, bridge: Rc<dyn Bridge>, cancel: Arc<Ato
                     Ok(())
                 };
                 setup().map_err(setup_failed)?;
-                engine::run(
-                    &ctx,
-                    RunSpec {
-                        code: job.code,
-                        limits: job.limits,
-                        deadline: started + job.limits.timeout,
-                        stop: stop.clone(),
-                        host: None,
-                    },
-                )
+                engine::run(&ctx, RunSpec { code: job.code, limits: job.limits, stop: stop.clone(), host: None })
             });
             teardown = Teardown(Some((ctx, rt)));
             result
@@ -98,7 +89,6 @@ pub(crate) fn execute(
                     RunSpec {
                         code,
                         limits,
-                        deadline: started + limits.timeout,
                         stop: stop.clone(),
                         host: Some(HostLink { bridge: bridge.clone(), in_flight, complete }),
                     },

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use codemode_spec::Graph;
 
+use crate::clock::Clock;
 use crate::engine::Completion;
 use crate::inproc::{InProcBridge, ThreadPool};
 use crate::spec_view::{NamedSpec, SpecBytes};
@@ -201,7 +202,8 @@ impl Sandbox {
             Wall::InProcess { .. } => None,
             #[cfg(target_os = "linux")]
             Wall::Process { search, .. } => {
-                let outcome = search.run(crate::wire::ToWorker::SelfTest, &self.limits, None, None).await;
+                let outcome =
+                    search.run(crate::wire::ToWorker::SelfTest, &self.limits, None, None, &Clock::new()).await;
                 Some(outcome.and_then(|o| match o.result {
                     Ok(crate::wire::RawValue::Json(j)) => serde_json::from_str(&j).map_err(|e| e.to_string()),
                     other => Err(format!("unexpected self-test answer: {other:?}")),
@@ -226,7 +228,7 @@ impl Sandbox {
                 search
                     .run(move |cancel| {
                         let has_catalog = catalog.is_some();
-                        let bridge = Rc::new(InProcBridge::new(handle, None, catalog));
+                        let bridge = Rc::new(InProcBridge::new(handle, None, catalog, None));
                         let job = runner::SearchJob {
                             code: &code,
                             limits: &limits,
@@ -247,14 +249,34 @@ impl Sandbox {
                     single,
                     catalog: call.host.is_some(),
                 };
-                search.run(msg, &limits, None, call.host.clone()).await
+                search.run(msg, &limits, None, call.host.clone(), &Clock::new()).await
             }
         };
         finish(outcome, started)
     }
 
     /// Runs one `execute` call. Dropping the future cancels it.
+    ///
+    /// The same as [`Sandbox::execute_with_clock`] with a clock nobody holds.
     pub async fn execute(&self, code: String, env: Arc<ExecuteEnv>, host: Arc<dyn Host>) -> Outcome {
+        self.execute_with_clock(code, env, host, Clock::new()).await
+    }
+
+    /// Runs one `execute` call whose time limit stops counting while `clock`
+    /// is held and the code waits idle for host calls (for example while
+    /// `host` asks a human to approve one). Dropping the future cancels it.
+    ///
+    /// While `clock` is held, JavaScript that runs still spends the limit and
+    /// is stopped at the (extended) deadline: a pause gives the code no free
+    /// CPU time. The wait itself is not bounded by the sandbox while held;
+    /// whoever holds the clock bounds it (drop the [`crate::Pause`]).
+    pub async fn execute_with_clock(
+        &self,
+        code: String,
+        env: Arc<ExecuteEnv>,
+        host: Arc<dyn Host>,
+        clock: Clock,
+    ) -> Outcome {
         let started = Instant::now();
         let limits = self.limits.clone();
         let outcome = match &self.wall {
@@ -262,7 +284,7 @@ impl Sandbox {
                 let handle = tokio::runtime::Handle::current();
                 execute
                     .run(move |cancel| {
-                        let bridge = Rc::new(InProcBridge::new(handle, Some(host), None));
+                        let bridge = Rc::new(InProcBridge::new(handle, Some(host), None, Some(clock)));
                         runner::execute(&code, &limits, &env, bridge, cancel)
                     })
                     .await
@@ -270,7 +292,7 @@ impl Sandbox {
             #[cfg(target_os = "linux")]
             Wall::Process { execute, .. } => {
                 let msg = crate::wire::ToWorker::Execute { code, limits: limits.clone(), env: (*env).clone() };
-                execute.run(msg, &limits, Some(host), None).await
+                execute.run(msg, &limits, Some(host), None, &clock).await
             }
         };
         finish(outcome, started)

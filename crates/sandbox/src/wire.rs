@@ -39,6 +39,12 @@ pub(crate) enum ToWorker {
     Execute { code: String, limits: Limits, env: ExecuteEnv },
     /// A host call started by the current `execute` finished.
     Completion { id: u64, ok: bool, json: String },
+    /// The host's clock of the current `execute` is now held (a human is
+    /// deciding): time the code waits idle for completions from now on is
+    /// credited to its deadline.
+    Hold,
+    /// The host's clock is no longer held.
+    Release,
     /// The answer to a synchronous host call of the current `search`.
     SyncReply { ok: bool, json: String },
     /// Try what the lockdown forbids and report what happened (tests).
@@ -106,20 +112,43 @@ pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io:
     serde_json::from_slice(&body).map_err(io::Error::other)
 }
 
-/// Reads one frame on the host side.
-pub(crate) async fn read_frame_async<T: for<'de> Deserialize<'de>>(
-    r: &mut (impl tokio::io::AsyncRead + Unpin),
-) -> io::Result<T> {
-    use tokio::io::AsyncReadExt;
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len).await?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(io::Error::other(format!("frame of {len} bytes exceeds {MAX_FRAME}")));
+/// Reads frames on the host side. Unlike a plain `read_exact`, reading is
+/// cancel-safe: when a read loses a `select!` to another branch, the bytes
+/// it already took stay buffered for the next read, so the framing survives.
+pub(crate) struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> FrameReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        FrameReader { inner, buf: Vec::new() }
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    serde_json::from_slice(&body).map_err(io::Error::other)
+
+    /// Reads the next frame. Cancel-safe.
+    pub(crate) async fn read<T: for<'de> Deserialize<'de>>(&mut self) -> io::Result<T> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let mut want = 4;
+            if self.buf.len() >= 4 {
+                let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+                if len > MAX_FRAME {
+                    return Err(io::Error::other(format!("frame of {len} bytes exceeds {MAX_FRAME}")));
+                }
+                if self.buf.len() >= 4 + len {
+                    let msg = serde_json::from_slice(&self.buf[4..4 + len]).map_err(io::Error::other);
+                    self.buf.drain(..4 + len);
+                    return msg;
+                }
+                want = 4 + len;
+            }
+            self.buf.reserve((want - self.buf.len()).clamp(8 * 1024, 1024 * 1024));
+            // `read_buf` is cancel-safe: if it loses a race, it read nothing.
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
 }
 
 /// Writes one frame on the host side.
@@ -154,5 +183,38 @@ mod tests {
         assert!(read_frame::<FromWorker>(&mut huge.as_slice()).is_err());
         let truncated = &buf[..buf.len() - 1];
         assert!(read_frame::<FromWorker>(&mut &truncated[..]).is_err());
+    }
+
+    #[tokio::test]
+    async fn host_reads_survive_cancellation_mid_frame() {
+        use tokio::io::AsyncWriteExt;
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let mut reader = FrameReader::new(rx);
+        let mut frame = Vec::new();
+        let big = "x".repeat(100_000);
+        write_frame(&mut frame, &FromWorker::HostCall { id: 1, client: "a".into(), method: "b".into(), args: big })
+            .unwrap();
+        write_frame(&mut frame, &FromWorker::Ready).unwrap();
+        let writer = tokio::spawn(async move {
+            for chunk in frame.chunks(1000) {
+                tx.write_all(chunk).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            tx
+        });
+        // Cancel the read over and over, as a busy `select!` would.
+        let first = loop {
+            let r = tokio::time::timeout(std::time::Duration::from_micros(50), reader.read::<FromWorker>()).await;
+            if let Ok(r) = r {
+                break r.unwrap();
+            }
+        };
+        assert!(matches!(first, FromWorker::HostCall { id: 1, ref args, .. } if args.len() == 100_000));
+        assert!(matches!(reader.read::<FromWorker>().await.unwrap(), FromWorker::Ready));
+        drop(writer.await.unwrap());
+        assert_eq!(reader.read::<FromWorker>().await.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        let len = ((MAX_FRAME + 1) as u32).to_le_bytes();
+        let mut huge = FrameReader::new(&len[..]);
+        assert!(huge.read::<FromWorker>().await.is_err());
     }
 }

@@ -7,13 +7,14 @@
 //! itself down (see `lockdown`): after that it can read and write its pipes,
 //! allocate memory and read the clock — nothing else.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::engine::{Bridge, Completion};
 use crate::runner;
@@ -66,7 +67,7 @@ fn serve() -> Result<(), String> {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(format!("reading a call: {e}")),
         };
-        let bridge: Rc<dyn Bridge> = Rc::new(PipeBridge { pipes: pipes.clone() });
+        let bridge: Rc<dyn Bridge> = Rc::new(PipeBridge::new(pipes.clone()));
         let cancel = Arc::new(AtomicBool::new(false));
         let (mut outcome, teardown) = match msg {
             ToWorker::Search { code, limits, visible, single, catalog } => {
@@ -76,6 +77,10 @@ fn serve() -> Result<(), String> {
             }
             ToWorker::Execute { code, limits, env } => runner::execute(&code, &limits, &env, bridge, cancel),
             ToWorker::SelfTest => (self_test(), runner::Teardown(None)),
+            // Sent for the previous call before the host read its answer
+            // (a host call it never awaited finished, the clock changed):
+            // they precede the next call on the pipe and belong to no call.
+            ToWorker::Completion { .. } | ToWorker::Hold | ToWorker::Release => continue,
             other => return Err(format!("unexpected message between calls: {other:?}")),
         };
         outcome.retire = peak_rss_bytes() - baseline > RETIRE_ABOVE_BYTES;
@@ -131,6 +136,30 @@ fn peak_rss_bytes() -> i64 {
 /// Host calls over the pipe.
 struct PipeBridge {
     pipes: Rc<std::cell::RefCell<Pipes>>,
+    /// When the host's clock was last held, while it is (`Hold` seen, no
+    /// `Release` since). Only the host sends these; this side can only
+    /// credit what the host said, and the host's kill does not depend on it.
+    held_since: Cell<Option<Instant>>,
+    /// Held time of this call's ended holds.
+    held_before: Cell<Duration>,
+}
+
+impl PipeBridge {
+    fn new(pipes: Rc<std::cell::RefCell<Pipes>>) -> Self {
+        PipeBridge { pipes, held_since: Cell::new(None), held_before: Cell::new(Duration::ZERO) }
+    }
+
+    /// Applies a `Hold` (`true`) or `Release` (`false`) from the host.
+    fn set_held(&self, held: bool) {
+        match (held, self.held_since.get()) {
+            (true, None) => self.held_since.set(Some(Instant::now())),
+            (false, Some(since)) => {
+                self.held_before.set(self.held_before.get() + since.elapsed());
+                self.held_since.set(None);
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Bridge for PipeBridge {
@@ -153,15 +182,40 @@ impl Bridge for PipeBridge {
         }
         match wire::read_frame::<ToWorker>(&mut self.pipes.borrow_mut().input) {
             Ok(ToWorker::Completion { id, ok, json }) => Ok(Some(Completion { id, ok, json })),
+            // The event loop looks at the clock again after every return.
+            Ok(ToWorker::Hold) => {
+                self.set_held(true);
+                Ok(None)
+            }
+            Ok(ToWorker::Release) => {
+                self.set_held(false);
+                Ok(None)
+            }
             Ok(other) => Err(format!("unexpected message during a call: {other:?}")),
             Err(e) => Err(format!("reading a completion: {e}")),
         }
     }
 
+    fn held(&self) -> bool {
+        self.held_since.get().is_some()
+    }
+
+    fn held_total(&self) -> Duration {
+        self.held_before.get() + self.held_since.get().map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
     fn sync_call(&self, method: &str, args: String) -> Result<String, String> {
         send(&self.pipes, &FromWorker::SyncCall { method: method.into(), args })
             .map_err(|e| serde_json::json!({ "message": e }).to_string())?;
-        match wire::read_frame::<ToWorker>(&mut self.pipes.borrow_mut().input) {
+        let reply = loop {
+            match wire::read_frame::<ToWorker>(&mut self.pipes.borrow_mut().input) {
+                // Not credited: the code is not waiting for a completion.
+                Ok(ToWorker::Hold) => self.set_held(true),
+                Ok(ToWorker::Release) => self.set_held(false),
+                other => break other,
+            }
+        };
+        match reply {
             Ok(ToWorker::SyncReply { ok: true, json }) => Ok(json),
             Ok(ToWorker::SyncReply { ok: false, json }) => Err(json),
             Ok(other) => Err(serde_json::json!({ "message": format!("unexpected reply {other:?}") }).to_string()),

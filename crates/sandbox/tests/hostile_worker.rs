@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codemode_sandbox::{
-    Client, ErrorKind, ExecuteEnv, Host, HostFuture, Isolation, JsValue, Limits, Sandbox, SandboxConfig, SearchCall,
-    WorkerCommand,
+    Client, Clock, ErrorKind, ExecuteEnv, Host, HostFuture, Isolation, JsValue, Limits, Sandbox, SandboxConfig,
+    SearchCall, WorkerCommand,
 };
 use serde_json::{json, Value};
 
@@ -80,6 +80,9 @@ async fn a_lying_worker_ends_its_call_and_nothing_else() {
             "send({'HostCall': {'id': 0, 'client': 'api', 'method': 'request', 'args': '{{'}})",
         ),
         ("silence", "pass"),
+        // Only the host's clock can be held: the worker has no such message.
+        ("a worker that tries to hold the clock", "send('Hold')"),
+        ("a worker that tries to release the clock", "send('Release')"),
     ];
     for (what, lie) in lies {
         let sb = sandbox(liar(lie)).await;
@@ -107,4 +110,38 @@ async fn the_real_worker_is_what_answers_after_a_liar_is_replaced() {
     let sb = sandbox(real).await;
     let o = sb.execute("async () => (await api.request({a: 1})).length".into(), env(), Arc::new(Echo)).await;
     assert_eq!(o.result.unwrap(), JsValue::Json(json!(1)));
+}
+
+/// Holds the call's clock for `HUMAN` (an approval being asked), then answers.
+struct Approver(Clock);
+const HUMAN: Duration = Duration::from_secs(1);
+impl Host for Approver {
+    fn call(&self, _: &str, _: &str, args: Value) -> HostFuture {
+        let pause = self.0.pause();
+        Box::pin(async move {
+            tokio::time::sleep(HUMAN).await;
+            drop(pause);
+            Ok(args)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_clock_moves_the_kill_by_the_held_time_only() {
+    // The worker asks for an approval, then goes silent (or burns CPU): the
+    // host kills it at its deadline moved by the time the clock was held,
+    // not earlier while the human decides, and not later.
+    let lie = "send({'HostCall': {'id': 0, 'client': 'api', 'method': 'request', 'args': '[]'}})";
+    let sb = sandbox(liar(lie)).await;
+    let clock = Clock::new();
+    let t = Instant::now();
+    let o =
+        sb.execute_with_clock("async () => 1".into(), env(), Arc::new(Approver(clock.clone())), clock.clone()).await;
+    let took = t.elapsed();
+    assert_eq!(o.result.as_ref().map_err(|e| e.kind), Err(ErrorKind::Timeout), "{:?}", o.result);
+    let held = clock.paused_total();
+    assert!(held >= HUMAN - Duration::from_millis(20), "{held:?}");
+    let limit = Duration::from_secs(2);
+    assert!(took >= limit + held, "killed before its extended deadline: {took:?} (held {held:?})");
+    assert!(took < limit + held + Duration::from_millis(350), "killed late: {took:?} (held {held:?})");
 }
