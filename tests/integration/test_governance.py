@@ -475,7 +475,9 @@ async def test_rules_decide_which_kinto_writes_land(tmp_path, kinto_peer):
         kinto_peer,
         # No allow_writes: the explicit allow entry alone permits the POST.
         allow=["GET|HEAD /**", "POST /buckets/*/collections/*/records"],
-        deny=["DELETE /**", "PATCH /buckets/*/collections/*/records/*", "/buckets/*/collections/locked/**", "* /__*__"],
+        deny=["DELETE /**", "PATCH /buckets/*/collections/*/records/*", "/buckets/*/collections/locked/**", "* /__*__",
+              # A pattern may be written as the spec's template.
+              "GET /buckets/{bucket_id}/groups"],
     ))
     before_notes, before_locked = snapshot(kinto_peer, bid), snapshot(kinto_peer, bid, "locked")
     async with mcp_session(["--config", str(cfg)], env=env_for(kinto_peer)) as s:
@@ -496,6 +498,7 @@ async def test_rules_decide_which_kinto_writes_land(tmp_path, kinto_peer):
               head: await attempt(() => kinto.request({{method: 'HEAD', path: '{records_path(bid)}'}})),
               lockedGet: await attempt(() => kinto.request('GET {records_path(bid, "locked")}')),
               heartbeat: await attempt(() => kinto.request('GET /__heartbeat__')),
+              groups: await attempt(() => kinto.request('GET /buckets/{bid}/groups')),
             }};"""))
     assert out["post"]["ok"] and out["post"]["status"] == 201, out["post"]
     assert out["postRoute"]["ok"] and out["postRoute"]["status"] == 201, out["postRoute"]
@@ -507,6 +510,7 @@ async def test_rules_decide_which_kinto_writes_land(tmp_path, kinto_peer):
     # A pattern without a method covers every method; `*` is any method.
     assert_rule(refused(out["lockedGet"]), "deny", "/buckets/*/collections/locked/**", "kinto")
     assert_rule(refused(out["heartbeat"]), "deny", "* /__*__", "kinto")
+    assert_rule(refused(out["groups"]), "deny", "GET /buckets/{bucket_id}/groups", "kinto")
     assert_rule(refused(out["patch"]), "deny", "PATCH /buckets/*/collections/*/records/*", "kinto")
     for k in ("del", "delTrailing", "delCase", "delEncoded"):
         assert_rule(refused(out[k]), "deny", "DELETE /**", "kinto")
@@ -622,6 +626,14 @@ async def test_approval_accept_decline_cancel_timeout(tmp_path, kinto_peer):
         assert "remember" not in schema.get("required", []), f"`remember` is optional: {schema}"
         assert kinto_peer.password not in message
 
+        # A long body is summarised, not pasted whole.
+        _, out = await run_ok(s, f"async () => (await {post_record(bid, 'long ' + 'x' * 50_000)}).status")
+        assert out == 201 and len(approver.requests) == 2
+        assert len(approver.messages[1]) < 5000, f"a {len(approver.messages[1])}-character question for a 50 kB body"
+        kinto_http(kinto_peer, "DELETE", records_path(bid) + "/" + next(
+            r["id"] for r in snapshot(kinto_peer, bid) if r["title"].startswith("long ")))
+        approver.requests.pop()
+
         # A denied call is refused without asking: deny wins over approve.
         _, out = await run_ok(s, js(f"return await attempt(() => {post_record(bid, 'locked', cid='locked')});"))
         assert_rule(refused(out), "deny", "POST /buckets/*/collections/locked/**", "kinto")
@@ -721,14 +733,17 @@ async def test_remember_approves_one_operation_for_the_rest_of_the_execute(tmp_p
 
 async def test_approval_of_mcp_tools(tmp_path):
     files = files_dir(tmp_path)
-    cfg = write_config(tmp_path, fs_mcp(files, approve=["write_file"]))
+    cfg = write_config(tmp_path, fs_mcp(files, approve=["write_file"], deny=["fs_create_dir*"]))
     approver = Approver(lambda i, p: [("accept", {}), ("decline", None), ("accept", {"remember": True})][min(i, 2)])
     path = lambda name: json.dumps(str(files / name))  # noqa: E731
     write = lambda name: f"codemode.fs_write_file({{path: {path(name)}, content: 'approved'}})"  # noqa: E731
     async with mcp_session(["--config", str(cfg)], env={}, elicitation_callback=approver) as s:
-        # Tools that need approval stay visible.
+        # Tools that need approval stay visible; denied ones (full name here) are hidden and refused.
         _, names = await run_ok(s, TOOLS, tool="search")
-        assert "fs_write_file" in names, names
+        assert "fs_write_file" in names and "fs_create_directory" not in names, names
+        _, out = await run_ok(s, js(f"return await attempt(() => codemode.fs_create_directory({{path: {path('sub')}}}));"))
+        assert refused(out)["name"] == "PolicyError" and "fs" in str(out["rule"] and out["rule"].get("from")), out
+        assert not (files / "sub").exists()
         _, out = await run_ok(s, js(f"""return {{
           read: await attempt(() => codemode.fs_read_text_file({{path: {path('team.txt')}}})),
           yes: await attempt(() => {write('yes.txt')}),
@@ -772,11 +787,15 @@ scopes = ["*"]
     delete = lambda rid: js(f"return await attempt(() => kinto.request({{method: 'DELETE', path: '{records_path(bid)}/{rid}'}}));")  # noqa: E731
     with codemode_http(tmp_path, auth=auth, apis=apis, env=env_for(kinto_peer, **tokens)) as srv:
         approver = Approver(lambda i, p: ("accept", {}) if i == 0 else ("decline", None))
-        async with http_session(srv.url, tokens["ENG_TOKEN"], elicitation_callback=approver) as s:
+        bystander = Approver()
+        async with http_session(srv.url, tokens["ENG_TOKEN"], elicitation_callback=approver) as s, \
+                http_session(srv.url, tokens["ENG_TOKEN"], elicitation_callback=bystander) as idle:
+            await run_ok(idle, "async () => 1")
             _, out = await run_ok(s, delete("a"))
             assert out["ok"], out
             _, out = await run_ok(s, delete("b"))
             assert refused(out, "ApprovalDenied")["reason"] == "declined", out
+        assert bystander.requests == [], "another session of the same principal was asked"
         assert len(approver.requests) == 2, approver.messages
         assert all("DELETE" in m and records_path(bid) in m for m in approver.messages), approver.messages
         assert titles(kinto_peer, bid) == ["record b", "record c"]
@@ -787,6 +806,17 @@ scopes = ["*"]
             assert out["ok"], out
         assert other.requests == [], "a principal outside the group was asked"
         assert titles(kinto_peer, bid) == ["record b"]
+
+    # A stateless server cannot ask mid-call: refused at once, nothing sent.
+    apis = "[policy]\napproval_timeout_secs = 20\n\n" + kinto_api(kinto_peer, allow_writes=True, approve=["DELETE /**"])
+    with codemode_http(tmp_path, server={"stateless": True}, apis=apis, env=env_for(kinto_peer)) as srv:
+        approver = Approver()
+        async with http_session(srv.url, elicitation_callback=approver) as s:
+            started = time.monotonic()
+            _, out = await run_ok(s, delete("b"))
+            assert refused(out, "ApprovalDenied")["reason"] == "unavailable", out
+            assert time.monotonic() - started < 10, "a stateless server waited for an answer that cannot come"
+    assert titles(kinto_peer, bid) == ["record b"]
 
 
 # --- 5. dry runs ----------------------------------------------------------------
@@ -942,6 +972,19 @@ async def test_exec_dry_run_on_the_command_line(tmp_path, kinto_peer):
     assert [(e.get("method"), e.get("path")) for e in plan] == [
         ("POST", records_path(bid)), ("DELETE", records_path(bid) + "/r1")], plan
     assert snapshot(kinto_peer, bid) == before, "exec --dry-run changed Kinto"
+
+
+async def test_exec_cannot_send_what_needs_approval(tmp_path, kinto_peer):
+    """`codemode exec` has no MCP client to ask: a call needing approval is refused."""
+    bid = fresh_bucket(kinto_peer)
+    cfg = write_config(tmp_path, kinto_api(kinto_peer, allow_writes=True, approve=["POST /**"]))
+    code = js(f"return await attempt(() => {post_record(bid, 'from exec')});")
+    env = {"PATH": os.environ.get("PATH", ""), "CODEMODE_LOG": "warn", **env_for(kinto_peer)}
+    p = subprocess.run([str(BINARY), "exec", "--config", str(cfg), code], capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+    out = json.loads(p.stdout)
+    assert refused(out, "ApprovalDenied")["reason"] == "unavailable", out
+    assert titles(kinto_peer, bid) == []
 
 
 # --- 6. credentials of upstream MCP servers stay out -------------------------
