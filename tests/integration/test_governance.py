@@ -727,8 +727,16 @@ async def test_remember_approves_one_operation_for_the_rest_of_the_execute(tmp_p
         _, out = await run_ok(s, f"async () => (await {post_record(bid, 'next execute')}).status")
         assert out == 201
         assert len(approver.requests) == 3, "a remembered approval outlived its execute"
+        # Parallel calls queued behind the first question: `remember` covers them too.
+        approver.requests.clear()
+        approver.answer = lambda i, p: ("accept", {"remember": True})
+        approver.delay = 0.3
+        all3 = ", ".join(post_record(bid, f"queued {i}", cid="other") for i in (1, 2, 3))
+        _, out = await run_ok(s, f"async () => (await Promise.all([{all3}])).map(r => r.status)")
+        assert out == [201, 201, 201], out
+        assert len(approver.requests) == 1, f"remembered, yet asked again: {approver.messages}"
     assert titles(kinto_peer, bid) == ["next execute", "remembered 1", "remembered 2"]
-    assert titles(kinto_peer, bid, "other") == ["remembered other"]
+    assert titles(kinto_peer, bid, "other") == ["queued 1", "queued 2", "queued 3", "remembered other"]
 
 
 async def test_approval_of_mcp_tools(tmp_path):
