@@ -739,6 +739,22 @@ async def test_remember_approves_one_operation_for_the_rest_of_the_execute(tmp_p
     assert titles(kinto_peer, bid, "other") == ["queued 1", "queued 2", "queued 3", "remembered other"]
 
 
+async def test_waiting_for_a_person_does_not_spend_the_time_limit(tmp_path, kinto_peer):
+    """approval_timeout_secs (default 120) is longer than timeout_secs (default 30):
+    the wait for an answer cannot count against the execute's time limit."""
+    bid = fresh_bucket(kinto_peer)
+    approver = Approver(delay=3)
+    cfg = approval_config(tmp_path, kinto_peer, timeout_secs=20, extra="")
+    cfg.write_text("[limits]\ntimeout_secs = 2\n\n" + cfg.read_text())
+    async with mcp_session(["--config", str(cfg)], env=env_for(kinto_peer), elicitation_callback=approver) as s:
+        _, out = await run_ok(s, f"async () => (await {post_record(bid, 'slow human')}).status")
+        assert out == 201, out
+        # JavaScript itself still has its limit.
+        r, _ = await run(s, "async () => { while (true) {} }")
+        assert r.is_error and "time limit" in text_of(r), text_of(r)
+    assert titles(kinto_peer, bid) == ["slow human"]
+
+
 async def test_approval_of_mcp_tools(tmp_path):
     files = files_dir(tmp_path)
     cfg = write_config(tmp_path, fs_mcp(files, approve=["write_file"], deny=["fs_create_dir*"]))
@@ -828,9 +844,6 @@ scopes = ["*"]
 
 
 # --- 5. dry runs ----------------------------------------------------------------
-
-DRY_HEADERS = {"x-codemode-dry-run": "true"}
-
 
 def plan_of(result) -> list[dict]:
     """The planned writes from the `Dry run:` content block."""
