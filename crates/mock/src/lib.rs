@@ -55,7 +55,6 @@
 
 mod cache;
 mod doc;
-mod router;
 pub mod schema;
 mod security;
 pub mod synth;
@@ -74,11 +73,11 @@ pub use synth::Synthesizer;
 
 use crate::cache::Caches;
 use crate::doc::{entries, get_bool, get_str, items};
-use crate::router::{Found, Router};
 use crate::validate::{Checker, In, Verdict};
+use codemode_spec::routes::{Found, Router};
 
 /// Methods in the order they are listed in messages.
-pub(crate) const METHOD_ORDER: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"];
+pub(crate) use codemode_spec::routes::METHOD_ORDER;
 
 /// The response header that marks every answer of the mock.
 pub const MOCK_HEADER: &str = "x-codemode-mock";

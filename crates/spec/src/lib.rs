@@ -19,6 +19,7 @@ mod check;
 pub mod graph;
 pub mod packed;
 mod resolve;
+pub mod routes;
 pub mod source;
 pub mod summary;
 pub mod swagger2;

@@ -1,4 +1,5 @@
-//! Request path → documented operation.
+//! Request path → documented operation (shared by rehearsal mode and the
+//! host pipeline's rules, which name operations by their path template).
 //!
 //! Templates are split into segments: literal (`zones`), parameter
 //! (`{zone_id}`) or mixed (`{name}.json`, `{owner}:{repo}`, matched with a
@@ -13,6 +14,9 @@
 
 use std::collections::HashMap;
 
+/// Methods in the order they are listed (in `Found::Method`).
+pub const METHOD_ORDER: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"];
+
 /// How specific a match is, segment by segment (lower is more specific), and
 /// the decoded path parameters.
 type Match = (Vec<u8>, Vec<(String, String)>);
@@ -25,20 +29,22 @@ enum Seg {
 }
 
 /// A documented (method, template) pair.
-pub(crate) struct Route {
+pub struct Route {
+    /// Upper-case method.
     pub method: String,
+    /// Path template as in the spec.
     pub template: String,
     segs: Vec<Seg>,
 }
 
 /// The routing table.
-pub(crate) struct Router {
+pub struct Router {
     routes: Vec<Route>,
     by_len: HashMap<usize, Vec<usize>>,
 }
 
 /// What routing found.
-pub(crate) enum Found {
+pub enum Found {
     /// Route index and decoded path parameters.
     Route(usize, Vec<(String, String)>),
     /// The path exists, not with this method: the methods it has, and the template.
@@ -48,7 +54,7 @@ pub(crate) enum Found {
 }
 
 /// Splits a path into segments, ignoring a trailing slash.
-pub(crate) fn segments(path: &str) -> Vec<&str> {
+pub fn segments(path: &str) -> Vec<&str> {
     let p = path.strip_prefix('/').unwrap_or(path);
     let p = p.strip_suffix('/').unwrap_or(p);
     if p.is_empty() {
@@ -136,7 +142,7 @@ impl Router {
         allowed.sort_by(|a, b| a.0.cmp(&b.0));
         let template = allowed[0].2.to_string();
         let mut methods: Vec<String> = allowed.iter().map(|(_, m, _)| m.to_string()).collect();
-        methods.sort_by_key(|m| crate::METHOD_ORDER.iter().position(|x| x == m).unwrap_or(99));
+        methods.sort_by_key(|m| METHOD_ORDER.iter().position(|x| x == m).unwrap_or(99));
         methods.dedup();
         Found::Method(methods, template)
     }
