@@ -17,6 +17,13 @@
 //! allow_writes = false              # default: only GET and HEAD are sent
 //! headers = { "X-Client" = "codemode" }
 //! auth = { type = "bearer", token_env = "CLOUDFLARE_API_TOKEN" }
+//! deny = ["DELETE /zones/*/dns_records/*"]   # rules: allow / deny / approve
+//! approve = ["POST /**"]
+//!
+//! [policy]
+//! approval_timeout_secs = 120
+//! [policy.groups.finance]               # per-group rules (token `groups`, JWT claim)
+//! cloudflare = { allow = ["GET /**"] }
 //! ```
 //!
 //! Secrets are only ever read from environment variables the config names; a
@@ -49,9 +56,32 @@ pub struct Config {
     /// `[sandbox]`: where model code runs.
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    /// `[policy]`: approval, dry run and group rules.
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// Directory relative paths are resolved against (the config's own).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+/// `[policy]`: what the host pipeline applies on top of each API's and
+/// server's own rules.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Longest wait for a person's answer to an approval question, seconds.
+    pub approval_timeout_secs: f64,
+    /// Plan every write instead of sending it (`--dry-run`).
+    pub dry_run: bool,
+    /// `[policy.groups.<group>]`: per API or MCP server name, rules for the
+    /// principals in that group.
+    pub groups: BTreeMap<String, BTreeMap<String, codemode_pipeline::RuleLists>>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig { approval_timeout_secs: 120.0, dry_run: false, groups: BTreeMap::new() }
+    }
 }
 
 /// `[sandbox]`.
@@ -133,6 +163,20 @@ pub struct ApiConfig {
     /// Rehearsal mode: answer requests from the spec instead of the network.
     #[serde(default)]
     pub mock: bool,
+    /// Operations to allow (when non-empty, only these):
+    /// `"METHOD /path/glob"`, `"/path/glob"`, `"operationId:<glob>"`,
+    /// `"tag:<glob>"`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Operations never sent (deny wins).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Operations sent only after a person approves.
+    #[serde(default)]
+    pub approve: Vec<String>,
+    /// Plan this API's writes instead of sending them.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// One upstream MCP server (portal mode): a stdio `command` or an HTTP `url`.
@@ -166,11 +210,39 @@ pub struct McpConfig {
     /// Tool-name globs to hide.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Tool-name globs sent only after a person approves.
+    #[serde(default)]
+    pub approve: Vec<String>,
+    /// Plan this server's non-read-only tool calls instead of sending them.
+    #[serde(default)]
+    pub dry_run: bool,
     /// Expose only tools annotated `readOnlyHint: true`.
     #[serde(default)]
     pub read_only: bool,
     /// Timeout of one tool call, seconds.
     pub call_timeout_secs: Option<f64>,
+}
+
+impl ApiConfig {
+    /// The API's own rules.
+    pub fn rules(&self) -> codemode_pipeline::RuleLists {
+        codemode_pipeline::RuleLists {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            approve: self.approve.clone(),
+        }
+    }
+}
+
+impl McpConfig {
+    /// The server's own rules.
+    pub fn rules(&self) -> codemode_pipeline::RuleLists {
+        codemode_pipeline::RuleLists {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            approve: self.approve.clone(),
+        }
+    }
 }
 
 /// A credential, always read from the environment.
@@ -322,6 +394,49 @@ impl Config {
                     _ => push(format!("api[{i}].base_url"), format!("`{b}` is not an http(s) URL")),
                 }
             }
+        }
+        for (i, api) in self.apis.iter().enumerate() {
+            if let Err(e) = codemode_pipeline::RuleSet::compile(&api.rules(), codemode_pipeline::TargetKind::Api) {
+                for (key, m) in e {
+                    push(format!("api[{i}].{key}"), m);
+                }
+            }
+        }
+        for (i, m) in self.mcp.iter().enumerate() {
+            if let Err(e) = codemode_pipeline::RuleSet::compile(&m.rules(), codemode_pipeline::TargetKind::Tools) {
+                for (key, msg) in e {
+                    push(format!("mcp[{i}].{key}"), msg);
+                }
+            }
+        }
+        for (group, tables) in &self.policy.groups {
+            for (target, lists) in tables {
+                let kind = if self.apis.iter().any(|a| &a.name == target) {
+                    codemode_pipeline::TargetKind::Api
+                } else if self.mcp.iter().any(|m| &m.name == target) {
+                    codemode_pipeline::TargetKind::Tools
+                } else {
+                    let names: Vec<&str> = self
+                        .apis
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .chain(self.mcp.iter().map(|m| m.name.as_str()))
+                        .collect();
+                    push(
+                        format!("policy.groups.{group}.{target}"),
+                        format!("`{target}` is neither an [[api]] nor an [[mcp]] name (names: {})", names.join(", ")),
+                    );
+                    continue;
+                };
+                if let Err(e) = codemode_pipeline::RuleSet::compile(lists, kind) {
+                    for (key, m) in e {
+                        push(format!("policy.groups.{group}.{target}.{key}"), m);
+                    }
+                }
+            }
+        }
+        if !(self.policy.approval_timeout_secs > 0.0 && self.policy.approval_timeout_secs <= 86400.0) {
+            push("policy.approval_timeout_secs".into(), "must be between 0 and 86400".into());
         }
         let l = &self.limits;
         if !(l.timeout_secs > 0.0 && l.timeout_secs <= 3600.0) {

@@ -1,7 +1,9 @@
 //! `codemode`: an MCP server that gives an AI agent whole APIs through two
 //! tools, `search` and `execute`. See ARCHITECTURE.md for the map.
 
+mod approve;
 mod config;
+mod host;
 mod render;
 mod server;
 mod service;
@@ -89,6 +91,10 @@ struct SourceArgs {
     /// Rehearsal mode for every API: answer requests from the spec, offline.
     #[arg(long)]
     mock: bool,
+    /// Dry run: reads are sent, every write (non-GET/HEAD request, MCP tool
+    /// without readOnlyHint) is planned instead and listed with the result.
+    #[arg(long)]
+    dry_run: bool,
     /// Upstream MCP servers from an `mcpServers` JSON file (Claude Desktop, Cursor…).
     #[arg(long)]
     mcp_config: Option<PathBuf>,
@@ -99,8 +105,15 @@ struct SourceArgs {
 }
 
 impl SourceArgs {
-    /// The config and the name of where it came from.
+    /// The config and the name of where it came from, with the command
+    /// line's overrides applied.
     fn config(&self) -> Result<(Config, String), Vec<String>> {
+        let (mut config, file) = self.config_file()?;
+        config.policy.dry_run |= self.dry_run;
+        Ok((config, file))
+    }
+
+    fn config_file(&self) -> Result<(Config, String), Vec<String>> {
         if let Some(spec) = &self.spec {
             let name = self.name.clone().unwrap_or_else(|| name_from_location(spec));
             let config = Config {
@@ -112,6 +125,10 @@ impl SourceArgs {
                     headers: Default::default(),
                     allow_writes: self.allow_writes,
                     mock: false,
+                    allow: vec![],
+                    deny: vec![],
+                    approve: vec![],
+                    dry_run: false,
                 }],
                 base_dir: std::env::current_dir().unwrap_or_default(),
                 ..Config::default()
@@ -212,9 +229,8 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
     if fatal {
         return Err(ExitCode::from(2));
     }
-    let service = service::Service::start(apis, servers, &config.limits, sandbox_options(source, &config))
-        .await
-        .map_err(|e| {
+    let service =
+        service::Service::start(apis, servers, &config, sandbox_options(source, &config)).await.map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(2)
         })?;
@@ -266,7 +282,7 @@ async fn one_call(source: &SourceArgs, tool: &str, code: String, started: Instan
         Ok(s) => s,
         Err(code) => return code,
     };
-    let r = server.call(tool, code, None).await;
+    let r = server.call(tool, code, None, None).await;
     server.service().shutdown().await;
     println!("{}", r.text);
     if let Some(note) = r.note {
@@ -274,6 +290,9 @@ async fn one_call(source: &SourceArgs, tool: &str, code: String, started: Instan
     }
     if let Some(console) = r.console {
         eprintln!("{console}");
+    }
+    if let Some(plan) = r.plan {
+        println!("{plan}");
     }
     if r.is_error {
         ExitCode::FAILURE
@@ -383,7 +402,7 @@ async fn check(source: &SourceArgs) -> ExitCode {
     if !fatal {
         let summary: Vec<String> =
             apis.iter().map(|a| format!("{} ({} operations)", a.name, a.spec.summary.operations.len())).collect();
-        match service::Service::start(apis, servers, &config.limits, sandbox_options(source, &config)).await {
+        match service::Service::start(apis, servers, &config, sandbox_options(source, &config)).await {
             Ok(s) => {
                 match s.wall_report().await {
                     Ok(line) => println!("{line}"),

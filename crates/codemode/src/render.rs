@@ -35,6 +35,46 @@ pub struct Rendered {
     pub note: Option<String>,
     /// Console output, if any.
     pub console: Option<String>,
+    /// A dry run's plan (see [`plan`]).
+    pub plan: Option<String>,
+}
+
+/// Largest plan text before bodies are shortened.
+const MAX_PLAN_BYTES: usize = 100_000;
+
+/// A dry run's plan as its content block: a line saying what it is, then
+/// the planned writes as a JSON array, in the order the code made them.
+/// Bodies are shortened when the whole would be over 100 kB.
+pub fn plan(writes: &[serde_json::Value]) -> String {
+    let head = match writes.len() {
+        0 => "Dry run: no writes were planned (reads were sent as usual).".to_string(),
+        1 => "Dry run: 1 write was planned and not sent (reads were sent as usual):".to_string(),
+        n => format!("Dry run: {n} writes were planned and not sent (reads were sent as usual):"),
+    };
+    let mut json = serde_json::to_string(writes).expect("JSON values serialise");
+    if json.len() > MAX_PLAN_BYTES {
+        let short: Vec<serde_json::Value> = writes
+            .iter()
+            .map(|w| {
+                let mut w = w.clone();
+                for key in ["body", "arguments"] {
+                    if let Some(v) = w.get_mut(key) {
+                        let text = v.to_string();
+                        if text.len() > 1000 {
+                            let mut end = 1000;
+                            while !text.is_char_boundary(end) {
+                                end -= 1;
+                            }
+                            *v = serde_json::Value::String(format!("{}… ({} bytes)", &text[..end], text.len()));
+                        }
+                    }
+                }
+                w
+            })
+            .collect();
+        json = serde_json::to_string(&short).expect("JSON values serialise");
+    }
+    format!("{head}\n{json}")
 }
 
 /// Renders an outcome with results capped at `max_tokens`.
@@ -43,9 +83,9 @@ pub fn render(outcome: &Outcome, max_tokens: usize) -> Rendered {
     match &outcome.result {
         Ok(value) => {
             let (text, note) = render_value(value, max_tokens);
-            Rendered { is_error: false, text, note, console }
+            Rendered { is_error: false, text, note, console, plan: None }
         }
-        Err(e) => Rendered { is_error: true, text: render_error(e, max_tokens / 2), note: None, console },
+        Err(e) => Rendered { is_error: true, text: render_error(e, max_tokens / 2), note: None, console, plan: None },
     }
 }
 

@@ -10,7 +10,8 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
-use codemode_http::Principal;
+use codemode_http::{principal_of, Principal};
+use codemode_pipeline::Approver;
 #[allow(deprecated)] // logging/setLevel: still negotiated by current clients and the conformance suite
 use rmcp::model::SetLevelRequestParams;
 
@@ -54,18 +55,31 @@ impl CodemodeServer {
 
     /// Runs one tool call and renders its result (shared by the MCP handler
     /// and the `search`/`exec` commands).
-    pub async fn call(&self, tool: &str, code: String, principal: Option<&Principal>) -> Rendered {
+    pub async fn call(
+        &self,
+        tool: &str,
+        code: String,
+        principal: Option<&Principal>,
+        approver: Option<Arc<dyn Approver>>,
+    ) -> Rendered {
         let started = Instant::now();
         // Scopes narrow what the config allows (HTTP transport with auth).
-        let principal = principal.filter(|p| p.scopes.is_some());
-        let outcome = match tool {
+        // Groups select group rules even without scopes.
+        let principal = principal.filter(|p| p.scopes.is_some() || !p.groups.is_empty());
+        let (outcome, plan) = match tool {
             "search" => match self.service.visible_specs(principal) {
-                Ok(visible) => self.service.search(code, visible, principal).await,
+                Ok(visible) => (self.service.search(code, visible, principal).await, vec![]),
                 Err(message) => return scope_error(message),
             },
-            _ => self.service.execute(code, principal.cloned()).await,
+            _ => {
+                let done = self.service.execute(code, principal.cloned(), approver).await;
+                (done.outcome, done.plan)
+            }
         };
-        let rendered = render::render(&outcome, self.service.max_output_tokens);
+        let mut rendered = render::render(&outcome, self.service.max_output_tokens);
+        if self.service.dry_run || !plan.is_empty() {
+            rendered.plan = Some(render::plan(&plan));
+        }
         tracing::info!(
             tool,
             ok = outcome.result.is_ok(),
@@ -79,7 +93,7 @@ impl CodemodeServer {
 }
 
 fn scope_error(message: String) -> Rendered {
-    Rendered { is_error: true, text: format!("ScopeError: {message}"), note: None, console: None }
+    Rendered { is_error: true, text: format!("ScopeError: {message}"), note: None, console: None, plan: None }
 }
 
 fn to_rmcp_tool(d: &ToolDef) -> Tool {
@@ -99,6 +113,9 @@ fn to_result(r: Rendered) -> CallToolResult {
     }
     if let Some(console) = r.console {
         content.push(ContentBlock::text(console));
+    }
+    if let Some(plan) = r.plan {
+        content.push(ContentBlock::text(plan));
     }
     if r.is_error {
         CallToolResult::error(content)
@@ -171,9 +188,12 @@ impl ServerHandler for CodemodeServer {
             return Ok(tool_error(format!("`code` is {} bytes; the limit is {MAX_CODE_BYTES}", code.len())));
         }
         let tool = tool.to_string();
+        // Approval questions go to the user of this call's session.
+        let approver: Option<Arc<dyn Approver>> = (tool == "execute" && self.service.approvals)
+            .then(|| Arc::new(crate::approve::ElicitApprover::new(context.peer.clone())) as Arc<dyn Approver>);
         // Cancellation: dropping the call future stops the JavaScript.
         tokio::select! {
-            r = self.call(&tool, code, Principal::of(&context.extensions)) => Ok(to_result(r).into()),
+            r = self.call(&tool, code, principal_of(&context.extensions), approver) => Ok(to_result(r).into()),
             _ = context.ct.cancelled() => {
                 tracing::info!(tool = %tool, "tool call cancelled by the client");
                 Ok(tool_error("cancelled".into()))

@@ -4,18 +4,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use codemode_pipeline::{Approver, DryRunLayer, Execution, Pipeline};
 use codemode_sandbox::{
-    Client, ExecuteEnv, Host, HostFuture, Isolation, Limits, Outcome, Sandbox, SandboxConfig, SearchCall, SearchSpec,
-    SyncHost, WorkerCommand,
+    Client, ExecuteEnv, Isolation, Limits, Outcome, Sandbox, SandboxConfig, SearchCall, SearchSpec, SyncHost,
+    WorkerCommand,
 };
 use codemode_spec::Spec;
 use codemode_upstream::{Auth, Secret, Upstream, UpstreamConfig};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use codemode_http::Principal;
 use codemode_portal::Portal;
 
 use crate::config::{ApiConfig, AuthConfig, Config, ConfigProblem, McpConfig};
+use crate::host::{ExecHost, Targets};
 
 /// One API, loaded and ready.
 pub struct LoadedApi {
@@ -25,6 +27,8 @@ pub struct LoadedApi {
     pub spec: Arc<Spec>,
     /// The HTTP side.
     pub upstream: Upstream,
+    /// Whether writes are allowed when no `allow` rule says otherwise.
+    pub allow_writes: bool,
 }
 
 /// A problem found while loading: config, environment or spec.
@@ -160,7 +164,6 @@ async fn load_one(
     let mut cfg = UpstreamConfig::new(&api.name, base_url);
     cfg.auth = auth;
     cfg.headers = api.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    cfg.allow_writes = api.allow_writes;
     cfg.timeout = Duration::from_secs_f64(limits.request_timeout_secs);
     cfg.max_request_bytes = limits.max_request_kib * 1024;
     cfg.max_response_bytes = limits.max_response_kib * 1024;
@@ -188,7 +191,7 @@ async fn load_one(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded spec"
     );
-    Ok((LoadedApi { name: api.name.clone(), spec, upstream }, problems))
+    Ok((LoadedApi { name: api.name.clone(), spec, upstream, allow_writes: api.allow_writes }, problems))
 }
 
 /// Turns `[[mcp]]` tables into portal server configs, reading the
@@ -288,103 +291,6 @@ fn resolve_auth(auth: Option<&AuthConfig>, i: usize, file: &str) -> Result<Auth,
     })
 }
 
-/// The host side of `execute`: routes `<api>.request(...)` to its upstream
-/// and `codemode.<server>_<tool>(args)` to the portal.
-struct ApiHost {
-    upstreams: Vec<Upstream>,
-    portal: Option<Arc<Portal>>,
-}
-
-impl Host for ApiHost {
-    fn call(&self, client: &str, method: &str, args: serde_json::Value) -> HostFuture {
-        if client == "codemode" {
-            let portal = self.portal.clone();
-            let tool = method.to_string();
-            return Box::pin(async move {
-                let Some(portal) = portal else {
-                    return Err(json!({"name": "TypeError", "message": "no MCP servers are configured"}));
-                };
-                let args = match args {
-                    serde_json::Value::Array(mut a) if a.len() <= 1 => a.pop().unwrap_or(json!({})),
-                    _ => {
-                        return Err(
-                            json!({"name": "TypeError", "message": format!("codemode.{tool}() takes one argument: an object of the tool's parameters")}),
-                        )
-                    }
-                };
-                let started = Instant::now();
-                let result = portal.call(&tool, args).await;
-                tracing::info!(tool = %tool, ok = result.is_ok(), elapsed_ms = started.elapsed().as_millis() as u64, "upstream tool call");
-                result
-            });
-        }
-        let upstream = self.upstreams.iter().find(|u| u.config().name == client).cloned();
-        let method = method.to_string();
-        let client = client.to_string();
-        Box::pin(async move {
-            let Some(u) = upstream else {
-                return Err(json!({"name": "TypeError", "message": format!("no API named `{client}`")}));
-            };
-            if method != "request" {
-                return Err(
-                    json!({"name": "TypeError", "message": format!("`{client}.{method}` does not exist; use `{client}.request(...)`")}),
-                );
-            }
-            let started = Instant::now();
-            let result = u.request(&args).await;
-            let status = match &result {
-                Ok(v) => v.get("status").cloned(),
-                Err(e) => e.get("status").cloned(),
-            };
-            tracing::info!(api = %client, ok = result.is_ok(), status = ?status, elapsed_ms = started.elapsed().as_millis() as u64, "upstream request");
-            result
-        })
-    }
-}
-
-/// [`ApiHost`] narrowed to what a principal's scopes allow: `<api>:read` for
-/// GET/HEAD, `<api>:write` for anything else.
-struct ScopedHost {
-    inner: Arc<ApiHost>,
-    principal: Principal,
-}
-
-impl Host for ScopedHost {
-    fn call(&self, client: &str, method: &str, args: serde_json::Value) -> HostFuture {
-        let refused = |message: String, extra: serde_json::Value| -> HostFuture {
-            let mut error = json!({"name": "ScopeError", "message": message});
-            if let (Some(e), Some(x)) = (error.as_object_mut(), extra.as_object()) {
-                e.extend(x.clone());
-            }
-            Box::pin(async move { Err(error) })
-        };
-        if client == "codemode" {
-            // An upstream MCP tool: `<server>:read` for a tool that says it
-            // only reads (`readOnlyHint`), `<server>:write` for any other.
-            // A name that is no tool falls through to the portal's own error.
-            if let Some(tool) = self.inner.portal.as_ref().and_then(|p| p.tool(method)) {
-                let read_only = tool
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("readOnlyHint"))
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false);
-                if let Err(message) = self.principal.allows_tool(&tool.server, &tool.name, !read_only) {
-                    return refused(message, json!({"tool": tool.name}));
-                }
-            }
-        } else if let Ok(req) = codemode_upstream::request::parse(&args) {
-            // The method decides the scope; malformed arguments fall through
-            // to the upstream's own (clearer) error.
-            let write = !matches!(req.method.as_str(), "GET" | "HEAD");
-            if let Err(message) = self.principal.allows(client, write) {
-                return refused(message, json!({"method": req.method, "path": req.path}));
-            }
-        }
-        self.inner.call(client, method, args)
-    }
-}
-
 /// Gives the allocator's free memory back to the system about once a second
 /// while calls are being served. Results, upstream bodies and portal answers
 /// can be megabytes; glibc keeps what they used in per-thread arenas, so a
@@ -423,23 +329,27 @@ fn trim_memory() -> Arc<std::sync::atomic::AtomicU64> {
 struct Catalog {
     portal: Option<Arc<Portal>>,
     apis: Vec<(String, Arc<Spec>)>,
+    /// Tools a principal's group rules refuse are not shown.
+    policy: Arc<codemode_pipeline::Policy>,
+}
+
+/// What one `search` may see: APIs and servers by name, tools one by one.
+struct View<'a> {
+    target: &'a dyn Fn(&str) -> bool,
+    tool: &'a dyn Fn(&codemode_portal::ToolInfo) -> bool,
 }
 
 impl Catalog {
-    /// Answers `codemode.<method>(...args)`, showing only the APIs and MCP
-    /// servers `allowed` names (by config name).
-    fn answer(
-        &self,
-        method: &str,
-        args: serde_json::Value,
-        allowed: &dyn Fn(&str) -> bool,
-    ) -> Result<serde_json::Value, serde_json::Value> {
+    /// Answers `codemode.<method>(...args)`, showing only what `view` lets
+    /// through.
+    fn answer(&self, method: &str, args: serde_json::Value, view: View<'_>) -> Result<Value, Value> {
+        let allowed = view.target;
         let err = |m: String| json!({"name": "TypeError", "message": m});
         match method {
             "tools" => Ok(match &self.portal {
                 Some(p) => {
                     let mut tools: Vec<serde_json::Value> =
-                        p.tools().iter().filter(|t| allowed(&t.server)).map(crate::tools::tool_json).collect();
+                        p.tools().iter().filter(|t| (view.tool)(t)).map(crate::tools::tool_json).collect();
                     // Servers that are not connected are reported in the list too.
                     for st in p.status() {
                         if allowed(&st.name) && !matches!(st.state, codemode_portal::ServerState::Ready) {
@@ -460,7 +370,7 @@ impl Catalog {
                     }
                 }
                 match &self.portal {
-                    Some(p) => p.types_where(name, allowed).map(|t| json!(t)).map_err(err),
+                    Some(p) => p.types_where(name, view.tool).map(|t| json!(t)).map_err(err),
                     None => Err(err(match name {
                         Some(n) => format!("no operation `{n}`: pass \"METHOD /path\" as in the spec (e.g. \"GET /zones\") or an operationId"),
                         None => "pass an operation: codemode.types(\"GET /path\") or codemode.types(operationId)".into(),
@@ -474,12 +384,13 @@ impl Catalog {
 
 impl SyncHost for Catalog {
     fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-        self.answer(method, args, &|_| true)
+        self.answer(method, args, View { target: &|_| true, tool: &|_| true })
     }
 }
 
 /// [`Catalog`] narrowed to what a principal may see: the tools of MCP
-/// servers and the types of APIs it holds any scope on.
+/// servers it holds a scope on that its group rules do not refuse, and the
+/// types of APIs it holds any scope on.
 struct ScopedCatalog {
     inner: Arc<Catalog>,
     principal: Principal,
@@ -487,7 +398,11 @@ struct ScopedCatalog {
 
 impl SyncHost for ScopedCatalog {
     fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-        self.inner.answer(method, args, &|name| self.principal.allows_any(name))
+        let p = &self.principal;
+        let tool = |t: &codemode_portal::ToolInfo| {
+            p.allows_any(&t.server) && self.inner.policy.tool_visible(Some(p), &t.server, &t.tool, &t.name)
+        };
+        self.inner.answer(method, args, View { target: &|name| p.allows_any(name), tool: &tool })
     }
 }
 
@@ -504,7 +419,12 @@ pub struct Service {
     /// The APIs, in config order.
     pub apis: Vec<LoadedApi>,
     sandbox: Sandbox,
-    host: Arc<ApiHost>,
+    targets: Arc<Targets>,
+    pipeline: Arc<Pipeline>,
+    /// Whether every execution is a dry run (`--dry-run`, `[policy] dry_run`).
+    pub dry_run: bool,
+    /// Whether some rule asks for approval (so the handler offers an approver).
+    pub approvals: bool,
     env: Arc<ExecuteEnv>,
     /// Per-call limits.
     pub limits: Limits,
@@ -524,9 +444,10 @@ impl Service {
     pub async fn start(
         apis: Vec<LoadedApi>,
         servers: Vec<codemode_portal::ServerConfig>,
-        limits_config: &crate::config::LimitsConfig,
+        config: &Config,
         options: SandboxOptions,
     ) -> Result<Service, String> {
+        let limits_config = &config.limits;
         // Every credential codemode holds, for the last scrub of what a call
         // returns (see `Service::scrub`).
         let secrets: Vec<String> = apis
@@ -564,14 +485,14 @@ impl Service {
         let specs: Vec<SearchSpec> =
             apis.iter().map(|a| SearchSpec { name: a.name.clone(), graph: a.spec.graph.clone() }).collect();
         let started = Instant::now();
-        let config = SandboxConfig {
+        let sandbox_config = SandboxConfig {
             isolation: options.isolation,
             limits: limits.clone(),
             search_workers: workers,
             execute_workers: limits_config.max_concurrent_executions.max(1),
             worker: options.worker,
         };
-        let sandbox = Sandbox::start(config, specs).await?;
+        let sandbox = Sandbox::start(sandbox_config, specs).await?;
         let rss = sandbox.worker_rss();
         tracing::info!(
             isolation = %sandbox.isolation(),
@@ -596,16 +517,24 @@ impl Service {
         if portal.is_some() {
             env.dynamic_clients.push("codemode".into());
         }
-        let host =
-            Arc::new(ApiHost { upstreams: apis.iter().map(|a| a.upstream.clone()).collect(), portal: portal.clone() });
+        let policy = Arc::new(crate::host::policy(config)?);
+        let targets = Arc::new(Targets::new(&apis, portal.clone(), policy.clone()));
+        let pipeline = crate::host::pipeline(config, targets.clone(), policy.clone());
+        let approvals = config.apis.iter().any(|a| !a.approve.is_empty())
+            || config.mcp.iter().any(|m| !m.approve.is_empty())
+            || config.policy.groups.values().flat_map(|g| g.values()).any(|r| !r.approve.is_empty());
         let catalog = Arc::new(Catalog {
             portal: portal.clone(),
             apis: apis.iter().map(|a| (a.name.clone(), a.spec.clone())).collect(),
+            policy: policy.clone(),
         });
         Ok(Service {
             apis,
             sandbox,
-            host,
+            targets,
+            pipeline,
+            dry_run: config.policy.dry_run,
+            approvals,
             env: Arc::new(env),
             limits,
             max_output_tokens: limits_config.max_output_tokens,
@@ -711,13 +640,41 @@ impl Service {
         }
     }
 
-    /// Runs `execute` code.
-    pub async fn execute(&self, code: String, principal: Option<Principal>) -> Outcome {
-        let host: Arc<dyn Host> = match principal {
-            Some(principal) => Arc::new(ScopedHost { inner: self.host.clone(), principal }),
-            None => self.host.clone(),
-        };
+    /// Runs `execute` code for `principal`; `approver` answers approval
+    /// questions (`None`: the client cannot be asked). The plan lists the
+    /// writes a dry run recorded instead of sending.
+    pub async fn execute(
+        &self,
+        code: String,
+        principal: Option<Principal>,
+        approver: Option<Arc<dyn Approver>>,
+    ) -> Executed {
+        // Time spent waiting for a person's approval does not count against
+        // the time limit (JavaScript that runs meanwhile still does).
+        let clock = codemode_sandbox::Clock::new();
+        let hold = clock.clone();
+        let exec = Arc::new(
+            Execution::new(principal)
+                .with_approver(approver)
+                .with_dry_run(self.dry_run)
+                .with_pause(Arc::new(move || Box::new(hold.pause()))),
+        );
+        let host =
+            Arc::new(ExecHost { targets: self.targets.clone(), pipeline: self.pipeline.clone(), exec: exec.clone() });
         self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.scrub(self.sandbox.execute(code, self.env.clone(), host).await)
+        let outcome = self.scrub(self.sandbox.execute_with_clock(code, self.env.clone(), host, clock).await);
+        let mut plan = DryRunLayer::plan(&exec);
+        for v in &mut plan {
+            self.scrubber.scrub_value(v);
+        }
+        Executed { outcome, plan }
     }
+}
+
+/// What an `execute` produced.
+pub struct Executed {
+    /// The code's result, console and error.
+    pub outcome: Outcome,
+    /// The writes a dry run planned, in order (empty when none).
+    pub plan: Vec<Value>,
 }

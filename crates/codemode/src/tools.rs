@@ -51,7 +51,7 @@ pub fn input_schema(tool: &str) -> Map<String, Value> {
 pub fn tool_defs(apis: &[LoadedApi], servers: &[String], max_output_tokens: usize, max_requests: u32) -> Vec<ToolDef> {
     // Upstream MCP tools may do anything: with servers connected, execute is
     // as destructive as they are.
-    let any_writes = apis.iter().any(|a| a.upstream.config().allow_writes) || !servers.is_empty();
+    let any_writes = apis.iter().any(|a| a.allow_writes) || !servers.is_empty();
     vec![
         ToolDef {
             name: "search",
@@ -185,7 +185,7 @@ fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize
             "declare const {}: Client; // {}, {}{}\n",
             a.name,
             c.base_url,
-            if c.allow_writes { "read-write" } else { "read-only: GET/HEAD only" },
+            if a.allow_writes { "read-write" } else { "read-only: GET/HEAD only" },
             if single { "; also `api`" } else { "" }
         ));
     }

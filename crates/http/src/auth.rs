@@ -89,7 +89,7 @@ impl Authenticator {
         }
         match &self.jwt {
             Some(jwt) => match jwt.verify(token).await {
-                Ok(v) => Ok(Principal { name: v.subject, scopes: Some(v.scopes) }),
+                Ok(v) => Ok(Principal { name: v.subject, scopes: Some(v.scopes), groups: v.groups }),
                 Err(JwtError::Opaque) => Err(Failure::Invalid(format!(
                     "opaque access tokens are not accepted: this server validates JWT access tokens signed by {} for the audience {}",
                     jwt.issuer(),
@@ -113,7 +113,7 @@ impl Authenticator {
         for t in &self.tokens {
             let diff = t.sha256.iter().zip(h.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 && found.is_none() {
-                found = Some(Principal { name: t.name.clone(), scopes: t.scopes.clone() });
+                found = Some(Principal { name: t.name.clone(), scopes: t.scopes.clone(), groups: t.groups.clone() });
             }
         }
         found

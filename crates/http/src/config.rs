@@ -160,6 +160,10 @@ pub struct StaticToken {
     /// `<api>:read`, `<api>:write`, or `*` for everything the config allows.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Groups this token's principal is in: they select the group rules
+    /// of `[policy.groups.<group>]`.
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// Refused: a literal token in the config (the field exists to say so).
     #[serde(default)]
     pub token: Option<String>,
@@ -192,6 +196,15 @@ pub struct OAuthConfig {
     /// Keys are fetched again when older than this, seconds. Default 600.
     #[serde(default = "default_max_age")]
     pub jwks_max_age_secs: f64,
+    /// The claim listing the principal's groups (an array of strings or a
+    /// space-separated string), for `[policy.groups.<group>]`. Default
+    /// `groups`; e.g. `roles`.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
 }
 
 fn default_leeway() -> u64 {
@@ -247,6 +260,7 @@ pub(crate) struct TokenEntry {
     pub sha256: [u8; 32],
     /// `None`: every scope.
     pub scopes: Option<BTreeSet<String>>,
+    pub groups: Vec<String>,
 }
 
 /// OAuth settings, resolved.
@@ -259,6 +273,7 @@ pub(crate) struct OAuthSettings {
     pub algorithms: Vec<crate::jwt::Alg>,
     pub min_refresh: Duration,
     pub max_age: Duration,
+    pub groups_claim: String,
 }
 
 /// Everything checked and resolved, ready to serve with.
@@ -514,7 +529,7 @@ pub(crate) fn resolve(
                 continue;
             }
         };
-        tokens.push(TokenEntry { name: t.name.clone(), sha256: hash, scopes });
+        tokens.push(TokenEntry { name: t.name.clone(), sha256: hash, scopes, groups: t.groups.clone() });
     }
 
     let oauth = auth.oauth.as_ref().and_then(|o| {
@@ -581,6 +596,7 @@ pub(crate) fn resolve(
             algorithms,
             min_refresh,
             max_age,
+            groups_claim: o.groups_claim.clone(),
         })
     });
 
@@ -865,6 +881,7 @@ mod tests {
                 algorithms: vec!["HS256".into()],
                 jwks_min_refresh_secs: 30.0,
                 jwks_max_age_secs: 600.0,
+                groups_claim: "groups".into(),
             }),
         };
         let e = resolve(&ServerConfig::default(), &auth, &apis(), &no_env).unwrap_err();

@@ -207,6 +207,7 @@ pub(crate) enum JwtError {
 pub(crate) struct Verified {
     pub subject: String,
     pub scopes: BTreeSet<String>,
+    pub groups: Vec<String>,
 }
 
 struct Cache {
@@ -405,7 +406,12 @@ impl JwtValidator {
             Some(Value::Array(a)) => scopes.extend(a.iter().filter_map(Value::as_str).map(str::to_string)),
             _ => {}
         }
-        Ok(Verified { subject, scopes })
+        let groups = match claims.get(&s.groups_claim) {
+            Some(Value::String(g)) => g.split_whitespace().map(str::to_string).collect(),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+            _ => vec![],
+        };
+        Ok(Verified { subject, scopes, groups })
     }
 
     /// Fetches the key set. `scheduled`: because the cache is empty or old
@@ -530,6 +536,7 @@ pub(crate) mod tests {
             algorithms: Alg::ALL.to_vec(),
             min_refresh: Duration::from_secs(30),
             max_age: Duration::from_secs(600),
+            groups_claim: "groups".into(),
         }
     }
 

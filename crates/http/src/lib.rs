@@ -12,7 +12,7 @@
 //! Sessions (`Mcp-Session-Id`, `DELETE` to end one) or stateless (any
 //! replica answers any request). The [`Principal`] the auth layer
 //! establishes reaches the handler through rmcp's `RequestContext`:
-//! [`Principal::of`]`(&context.extensions)`.
+//! [`principal_of`]`(&context.extensions)`.
 //!
 //! ```ignore
 //! let http = HttpServer::<MyHandler>::bind(&config.server, &config.auth, &api_names).await?;
@@ -32,5 +32,5 @@ mod principal;
 mod server;
 
 pub use config::{check, AuthConfig, OAuthConfig, Problem, ServerConfig, StaticToken, Transport};
-pub use principal::Principal;
+pub use principal::{principal_of, Principal};
 pub use server::{shutdown_signal, HttpServer, ReadyHandle, StartError};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use codemode_http::{AuthConfig, HttpServer, OAuthConfig, Principal, ServerConfig, StaticToken};
+use codemode_http::{AuthConfig, HttpServer, OAuthConfig, ServerConfig, StaticToken};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use rmcp::model::{
@@ -66,7 +66,7 @@ impl ServerHandler for TestServer {
     ) -> Result<CallToolResponse, McpError> {
         match request.name.as_ref() {
             "whoami" => {
-                let p = Principal::of(&context.extensions).cloned();
+                let p = codemode_http::principal_of(&context.extensions).cloned();
                 let text = match p {
                     Some(p) => format!("{} {}", p.name, p.scope_list()),
                     None => "none".into(),
@@ -470,6 +470,7 @@ async fn jwt_access_tokens_against_a_jwks_over_http() {
         algorithms: vec![],
         jwks_min_refresh_secs: 1.0,
         jwks_max_age_secs: 600.0,
+        groups_claim: "groups".into(),
     };
     let h = start(ServerConfig::default(), AuthConfig { tokens: vec![], oauth: Some(oauth) }).await;
     let aud = "http://127.0.0.1:1/mcp";

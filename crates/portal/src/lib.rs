@@ -499,14 +499,14 @@ impl Portal {
         self.types_where(name, &|_| true)
     }
 
-    /// [`Portal::types`] over the tools of the servers `allowed` names only
-    /// (a principal's view); a tool of another server reads as unknown.
-    pub fn types_where(&self, name: Option<&str>, allowed: &dyn Fn(&str) -> bool) -> Result<String, String> {
+    /// [`Portal::types`] over the tools `allowed` accepts only (a
+    /// principal's view); any other tool reads as unknown.
+    pub fn types_where(&self, name: Option<&str>, allowed: &dyn Fn(&ToolInfo) -> bool) -> Result<String, String> {
         let index = self.core().index();
         let selected: Vec<usize> = match name {
-            None => (0..index.tools.len()).filter(|&i| allowed(&index.tools[i].server)).collect(),
+            None => (0..index.tools.len()).filter(|&i| allowed(&index.tools[i])).collect(),
             Some(n) => match index.by_name.get(strip_prefix(n)) {
-                Some(&i) if allowed(&index.tools[i].server) => vec![i],
+                Some(&i) if allowed(&index.tools[i]) => vec![i],
                 _ => return Err(self.not_found(strip_prefix(n), &index).1),
             },
         };
@@ -661,6 +661,29 @@ impl Portal {
             e.insert("message".into(), json!(format!("codemode.{} failed: {msg}", tool.name)));
             finish(e)
         })
+    }
+
+    /// When the portal's own policy (`allow`, `deny`, `read_only`) hides
+    /// `name`: its server, its upstream name and why.
+    pub fn hidden_by_policy(&self, name: &str) -> Option<(String, String, String)> {
+        match self.core().index().hidden.get(strip_prefix(name)) {
+            Some(Hidden::Policy { server, tool, reason }) => Some((server.clone(), tool.clone(), reason.clone())),
+            _ => None,
+        }
+    }
+
+    /// The error `codemode.<name>(...)` gets when `name` is no callable tool
+    /// (not found, hidden by policy, or ambiguous), without calling anything.
+    pub fn unknown_tool_error(&self, name: &str) -> Value {
+        let name = strip_prefix(name);
+        let index = self.core().index();
+        let (kind, message) = self.not_found(name, &index);
+        let mut e = upstream::error(kind, message);
+        if let Some(Hidden::Policy { server, tool, .. }) = index.hidden.get(name) {
+            e.insert("server".into(), json!(server));
+            e.insert("tool".into(), json!(tool));
+        }
+        Value::Object(e)
     }
 
     /// Why `name` is not callable: (error name, message with suggestions).

@@ -6,7 +6,9 @@
 //! - parses and checks them ([`request`]): relative paths only, no `..`, no
 //!   credential or framing headers, no CR/LF, no method overrides
 //!   (`X-HTTP-Method-Override`, `_method`);
-//! - applies policy: only GET and HEAD unless the API allows writes;
+//! - (policy — scopes, rules, approval — is the host pipeline's, before
+//!   this; redirects are followed only as reads, so a write is never sent
+//!   anywhere the pipeline did not see);
 //! - caps the whole request (URL, headers, body) at `max_request_bytes`;
 //! - injects the credential (which never enters the sandbox) and the
 //!   configured static headers;
@@ -144,8 +146,6 @@ pub struct UpstreamConfig {
     pub auth: Auth,
     /// Static headers added to every request.
     pub headers: Vec<(String, String)>,
-    /// Whether methods other than GET and HEAD may be sent.
-    pub allow_writes: bool,
     /// Timeout of one HTTP exchange.
     pub timeout: Duration,
     /// Largest request, in bytes: URL path and query, the code's header
@@ -167,7 +167,6 @@ impl UpstreamConfig {
             base_url,
             auth: Auth::None,
             headers: vec![],
-            allow_writes: false,
             timeout: Duration::from_secs(30),
             max_request_bytes: 1024 * 1024,
             max_response_bytes: 8 * 1024 * 1024,
@@ -356,7 +355,6 @@ impl Upstream {
         // `request::parse` refuses these already; a request built in Rust
         // gets the same check.
         request::check_method_override(&req).map_err(with_req)?;
-        self.check_method_policy(&req.method).map_err(with_req)?;
         let url = self.url_for(&req).map_err(with_req)?;
         let (body, content_type) = match &req.body {
             Body::None => (None, None),
@@ -432,7 +430,11 @@ impl Upstream {
                         301 | 302 if method == reqwest::Method::POST => reqwest::Method::GET,
                         _ => method.clone(),
                     };
-                    if self.check_method_policy(next_method.as_str()).is_ok() {
+                    // Policy (the host pipeline) decided on this request:
+                    // a redirect is followed only as a read. A write sent
+                    // on elsewhere would skip the rules for that path, so
+                    // the code gets the 3xx and may ask again.
+                    if matches!(next_method.as_str(), "GET" | "HEAD") {
                         if next_method != method {
                             body = None;
                             headers.remove(reqwest::header::CONTENT_TYPE);
@@ -472,16 +474,6 @@ impl Upstream {
             && url.username() == self.config.base_url.username()
             && url.password() == self.config.base_url.password()
             && request::check_path(path).is_ok()
-    }
-
-    fn check_method_policy(&self, method: &str) -> Result<(), UpstreamError> {
-        if !self.config.allow_writes && !matches!(method, "GET" | "HEAD") {
-            return Err(UpstreamError::policy(&format!(
-                "{method} refused: the `{}` API is read-only here (only GET and HEAD are sent). To allow writes, set `allow_writes = true` for this API in the codemode config",
-                self.config.name
-            )));
-        }
-        Ok(())
     }
 
     /// The whole request — URL path and query, the code's header names and

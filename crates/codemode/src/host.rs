@@ -1,0 +1,262 @@
+//! The host side of `execute`: turns each host call of the code into a typed
+//! [`Call`], runs it through the host pipeline, and sends what the pipeline
+//! lets through to the network, the rehearsal responder or the portal.
+//!
+//! ```text
+//! sandbox host call (client, method, JSON args)
+//!   └─ Targets::call_for: parse once (request::parse, spec route, portal tool)
+//!        └─ Pipeline: ScopeLayer → RuleLayer → DryRunLayer → ApprovalLayer
+//!             └─ Dispatch (Route): Upstream::send | Portal::call
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codemode_pipeline::{
+    Access, ApprovalLayer, BoxReply, Call, DryRunLayer, Execution, HostError, HttpOp, Layer, Operation, Pipeline,
+    Policy, Route, RuleLayer, RuleSet, ScopeLayer, TargetKind, TargetRules, ToolOp,
+};
+use codemode_portal::Portal;
+use codemode_sandbox::{Host, HostFuture};
+use codemode_spec::routes::{Found, Router};
+use codemode_upstream::Upstream;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::service::LoadedApi;
+
+/// One API as the host knows it: its client and its operations by route.
+struct ApiTarget {
+    name: String,
+    upstream: Upstream,
+    routes: Router,
+    /// `(operationId, tags)` of route `i`.
+    meta: Vec<(Option<String>, Vec<String>)>,
+    /// The path of the spec's first server (`/client/v4`), for requests
+    /// written with or without it.
+    base_path: String,
+}
+
+/// Everything calls can go to; builds calls and sends them.
+pub struct Targets {
+    apis: Vec<ApiTarget>,
+    portal: Option<Arc<Portal>>,
+    /// For the refusal of tools the portal hides by a server's rules.
+    policy: Arc<Policy>,
+}
+
+impl Targets {
+    /// The targets of `apis` and `portal`.
+    pub fn new(apis: &[LoadedApi], portal: Option<Arc<Portal>>, policy: Arc<Policy>) -> Self {
+        let apis = apis
+            .iter()
+            .map(|a| {
+                let ops = &a.spec.summary.operations;
+                let routes = Router::new(ops.iter().map(|o| (o.method.clone(), o.path.clone())));
+                let meta = ops.iter().map(|o| (o.operation_id.clone(), o.tags.clone())).collect();
+                let base_path = a
+                    .spec
+                    .summary
+                    .servers
+                    .first()
+                    .and_then(|s| url::Url::parse(s).ok().or_else(|| url::Url::parse("http://x").ok()?.join(s).ok()))
+                    .map(|u| u.path().trim_end_matches('/').to_string())
+                    .unwrap_or_default();
+                ApiTarget { name: a.name.clone(), upstream: a.upstream.clone(), routes, meta, base_path }
+            })
+            .collect();
+        Targets { apis, portal, policy }
+    }
+
+    /// Parses one host call into a [`Call`], or the error the code gets.
+    fn call_for(&self, client: &str, method: &str, args: Value, exec: &Arc<Execution>) -> Result<Call, HostError> {
+        if client == "codemode" {
+            let Some(portal) = &self.portal else {
+                return Err(HostError::usage("no MCP servers are configured"));
+            };
+            let arguments = match args {
+                Value::Array(mut a) if a.len() <= 1 => a.pop().unwrap_or_else(|| Value::Object(Default::default())),
+                _ => {
+                    return Err(HostError::usage(format!(
+                        "codemode.{method}() takes one argument: an object of the tool's parameters"
+                    )))
+                }
+            };
+            let Some(tool) = portal.tool(method) else {
+                // Hidden by the server's own rules: a refusal like any other.
+                if let Some((server, upstream_name, reason)) = portal.hidden_by_policy(method) {
+                    let name = method.strip_prefix("codemode.").unwrap_or(method);
+                    let (message, rule) = self.policy.hidden_tool(&server, &upstream_name, name, &reason);
+                    return Err(HostError::new("PolicyError", message)
+                        .with("server", server)
+                        .with("tool", name)
+                        .with("rule", rule)
+                        .with("retryable", false));
+                }
+                return Err(HostError::from_json(portal.unknown_tool_error(method)));
+            };
+            let read_only =
+                tool.annotations.as_ref().and_then(|a| a.get("readOnlyHint")).and_then(Value::as_bool).unwrap_or(false);
+            let op = ToolOp { server: tool.server, tool: tool.tool, name: tool.name, arguments };
+            let access = if read_only { Access::Read } else { Access::Write };
+            return Ok(Call::new(Operation::Tool(op), access, exec.clone()));
+        }
+        let Some(api) = self.apis.iter().find(|a| a.name == client) else {
+            return Err(HostError::usage(format!("no API named `{client}`")));
+        };
+        if method != "request" {
+            return Err(HostError::usage(format!("`{client}.{method}` does not exist; use `{client}.request(...)`")));
+        }
+        let request = codemode_upstream::request::parse(&args).map_err(|e| HostError::from_json(e.to_json()))?;
+        let route = api.route(&request.method, &request.path);
+        let (template, operation_id, tags) = match route {
+            Some(i) => {
+                let (id, tags) = api.meta[i].clone();
+                (Some(api.routes.routes()[i].template.clone()), id, tags)
+            }
+            None => (None, None, vec![]),
+        };
+        let access = Access::of_method(&request.method);
+        let op = HttpOp { api: api.name.clone(), request, template, operation_id, tags };
+        Ok(Call::new(Operation::Http(op), access, exec.clone()))
+    }
+}
+
+impl ApiTarget {
+    /// The spec operation a request is for, with or without the servers'
+    /// base path in front.
+    fn route(&self, method: &str, path: &str) -> Option<usize> {
+        let found = |p: &str| match self.routes.find(method, p) {
+            Found::Route(i, _) => Some(i),
+            _ => None,
+        };
+        found(path)
+            .or_else(|| {
+                let rest = path.strip_prefix(self.base_path.as_str()).filter(|r| r.starts_with('/'))?;
+                (!self.base_path.is_empty()).then(|| found(rest)).flatten()
+            })
+            .or_else(|| (!self.base_path.is_empty()).then(|| found(&format!("{}{path}", self.base_path))).flatten())
+    }
+}
+
+/// The end of the pipeline: sends a call that every layer let through.
+struct Dispatch {
+    targets: Arc<Targets>,
+}
+
+impl Route for Dispatch {
+    fn send<'a>(&'a self, call: Call) -> BoxReply<'a> {
+        Box::pin(async move {
+            let started = Instant::now();
+            match call.op {
+                Operation::Http(h) => {
+                    let Some(api) = self.targets.apis.iter().find(|a| a.name == h.api) else {
+                        return Err(HostError::usage(format!("no API named `{}`", h.api)));
+                    };
+                    let (method, path) = (h.request.method.clone(), h.request.path.clone());
+                    let result = api.upstream.send(h.request).await.map_err(|e| HostError::from_json(e.to_json()));
+                    let status = match &result {
+                        Ok(v) => v.get("status").and_then(Value::as_u64),
+                        Err(e) => e.fields.get("status").and_then(Value::as_u64),
+                    };
+                    tracing::info!(
+                        api = %h.api,
+                        method = %method,
+                        path = %path.chars().take(200).collect::<String>(),
+                        template = h.template.as_deref().unwrap_or(""),
+                        ok = result.is_ok(),
+                        status = status.unwrap_or(0),
+                        elapsed_ms = round_ms(started.elapsed()),
+                        "upstream request"
+                    );
+                    result
+                }
+                Operation::Tool(t) => {
+                    let Some(portal) = &self.targets.portal else {
+                        return Err(HostError::usage("no MCP servers are configured"));
+                    };
+                    let result = portal.call(&t.name, t.arguments).await.map_err(HostError::from_json);
+                    tracing::info!(
+                        server = %t.server,
+                        tool = %t.tool,
+                        ok = result.is_ok(),
+                        elapsed_ms = round_ms(started.elapsed()),
+                        "upstream tool call"
+                    );
+                    result
+                }
+            }
+        })
+    }
+}
+
+fn round_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// The policy the config describes: each API's and server's rules (with
+/// `allow_writes`) and every group's tables.
+pub fn policy(config: &Config) -> Result<Policy, String> {
+    let compile = |lists: &codemode_pipeline::RuleLists, kind, key: &str| {
+        RuleSet::compile(lists, kind)
+            .map_err(|e| e.iter().map(|(k, m)| format!("{key}.{k}: {m}")).collect::<Vec<_>>().join("; "))
+    };
+    let mut policy = Policy::new();
+    for (i, a) in config.apis.iter().enumerate() {
+        let rules = compile(&a.rules(), TargetKind::Api, &format!("api[{i}]"))?;
+        policy.target(&a.name, TargetRules { from: format!("api {}", a.name), rules, writes: a.allow_writes });
+    }
+    for (i, m) in config.mcp.iter().enumerate() {
+        // `allow`/`deny`/`read_only` also hide tools in the portal; here
+        // they decide calls (and `approve` asks).
+        let rules = compile(&m.rules(), TargetKind::Tools, &format!("mcp[{i}]"))?;
+        policy.target(&m.name, TargetRules { from: format!("mcp {}", m.name), rules, writes: true });
+    }
+    for (group, tables) in &config.policy.groups {
+        for (target, lists) in tables {
+            let kind = if config.apis.iter().any(|a| &a.name == target) { TargetKind::Api } else { TargetKind::Tools };
+            policy.group(group, target, compile(lists, kind, &format!("policy.groups.{group}.{target}"))?);
+        }
+    }
+    Ok(policy)
+}
+
+/// The pipeline in its order, deciding by `policy`, in front of `targets`.
+pub fn pipeline(config: &Config, targets: Arc<Targets>, policy: Arc<Policy>) -> Arc<Pipeline> {
+    let dry_run_targets = config
+        .apis
+        .iter()
+        .filter(|a| a.dry_run)
+        .map(|a| a.name.clone())
+        .chain(config.mcp.iter().filter(|m| m.dry_run).map(|m| m.name.clone()));
+    let layers: Vec<Arc<dyn Layer>> = vec![
+        Arc::new(ScopeLayer),
+        Arc::new(RuleLayer::new(policy)),
+        Arc::new(DryRunLayer::new(dry_run_targets)),
+        Arc::new(ApprovalLayer::new(Duration::from_secs_f64(config.policy.approval_timeout_secs))),
+    ];
+    Arc::new(Pipeline::new(layers, Arc::new(Dispatch { targets })))
+}
+
+/// The sandbox's [`Host`] for one execution: every call through the pipeline.
+pub struct ExecHost {
+    /// Where calls are parsed against.
+    pub targets: Arc<Targets>,
+    /// The layers.
+    pub pipeline: Arc<Pipeline>,
+    /// The execution the calls belong to.
+    pub exec: Arc<Execution>,
+}
+
+impl Host for ExecHost {
+    fn call(&self, client: &str, method: &str, args: Value) -> HostFuture {
+        let call = self.targets.call_for(client, method, args, &self.exec);
+        let pipeline = self.pipeline.clone();
+        Box::pin(async move {
+            match call {
+                Ok(call) => pipeline.run(call).await.map_err(|e| e.to_json()),
+                Err(e) => Err(e.to_json()),
+            }
+        })
+    }
+}
