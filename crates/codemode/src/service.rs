@@ -27,7 +27,8 @@ pub struct LoadedApi {
     pub spec: Arc<Spec>,
     /// The HTTP side.
     pub upstream: Upstream,
-    /// Whether writes are allowed when no `allow` rule says otherwise.
+    /// Whether some write may be sent: `allow_writes`, or an `allow` rule
+    /// naming a method other than GET/HEAD (for the tool descriptions).
     pub allow_writes: bool,
 }
 
@@ -191,7 +192,14 @@ async fn load_one(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "loaded spec"
     );
-    Ok((LoadedApi { name: api.name.clone(), spec, upstream, allow_writes: api.allow_writes }, problems))
+    let allows_a_write = api.allow.iter().any(|p| {
+        let method = p.split_whitespace().next().unwrap_or_default();
+        !(method.starts_with("operationId:") || method.starts_with("tag:"))
+            && (method.starts_with('/')
+                || method.split('|').any(|m| !matches!(m.to_ascii_uppercase().as_str(), "GET" | "HEAD")))
+    });
+    let allow_writes = api.allow_writes || allows_a_write;
+    Ok((LoadedApi { name: api.name.clone(), spec, upstream, allow_writes }, problems))
 }
 
 /// Turns `[[mcp]]` tables into portal server configs, reading the

@@ -197,7 +197,7 @@ fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize
 }
 interface Response { status: number; headers: Record<string, string>; data: any }
 ```
-A non-2xx answer rejects with an Error {status, method, path, data}; credentials are added by the host. "#,
+A non-2xx answer rejects with an Error {status, method, path, data}; credentials are added by the host. A call the policy refuses rejects with a PolicyError or ScopeError whose message says why (retrying will not help); a call that needs a person's approval waits for it and rejects with ApprovalDenied if not given; catch these to go on. "#,
     );
     d.push_str(&format!(
         "At most {max_requests} requests per call; `Promise.all` runs them in parallel; console.log output is returned too. Results over {max_tokens} tokens are shortened.\n\nExample:\n"
