@@ -507,6 +507,32 @@ mod tests {
     }
 
     #[test]
+    fn rules_and_groups_are_checked_where_they_are_written() {
+        let p = write(
+            "[[api]]\nname = \"cf\"\nspec = \"x\"\ndeny = [\"FETCH /x\"]\napprove = [\"POST /**\"]\n[policy]\napproval_timeout_secs = 0\n[policy.groups.fin]\ncf = { allow = [\"zones\"] }\nnope = { allow = [\"GET /**\"] }\n",
+        );
+        let e = Config::load(&p).unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "api[0].deny[0]",
+                "policy.groups.fin.cf.allow[0]",
+                "policy.groups.fin.nope",
+                "policy.approval_timeout_secs"
+            ],
+            "{e:?}"
+        );
+        assert!(e[0].message.contains("not an HTTP method"), "{}", e[0].message);
+        assert!(e[2].message.contains("neither an [[api]] nor an [[mcp]]"), "{}", e[2].message);
+        let ok = write("[[api]]\nname = \"cf\"\nspec = \"x\"\nallow = [\"GET /**\", \"tag:DNS*\"]\ndry_run = true\n[policy.groups.fin]\ncf = { deny = [\"operationId:delete*\"] }\n");
+        let c = Config::load(&ok).unwrap();
+        assert!(c.apis[0].dry_run);
+        assert_eq!(c.policy.approval_timeout_secs, 120.0);
+        assert_eq!(c.policy.groups["fin"]["cf"].deny, vec!["operationId:delete*"]);
+    }
+
+    #[test]
     fn identifiers() {
         assert!(is_identifier("cloudflare"));
         assert!(is_identifier("_x$1"));

@@ -429,6 +429,7 @@ pub struct Service {
     sandbox: Sandbox,
     targets: Arc<Targets>,
     pipeline: Arc<Pipeline>,
+    policy: Arc<codemode_pipeline::Policy>,
     /// Whether every execution is a dry run (`--dry-run`, `[policy] dry_run`).
     pub dry_run: bool,
     /// Whether some rule asks for approval (so the handler offers an approver).
@@ -541,6 +542,7 @@ impl Service {
             sandbox,
             targets,
             pipeline,
+            policy,
             dry_run: config.policy.dry_run,
             approvals,
             env: Arc::new(env),
@@ -639,6 +641,23 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// The policy in one line, for `codemode check`.
+    pub fn policy_report(&self) -> String {
+        let groups = self.policy.group_names();
+        let mut line = format!(
+            "policy: {} rule patterns; groups: {}",
+            self.policy.pattern_count(),
+            if groups.is_empty() { "none".to_string() } else { groups.join(", ") }
+        );
+        if self.approvals {
+            line.push_str("; approve rules ask the client's user (MCP elicitation) — clients without it, stateless HTTP and `codemode exec` get those calls refused");
+        }
+        if self.dry_run {
+            line.push_str("; DRY RUN: writes are planned, never sent");
+        }
+        line
     }
 
     /// Stops upstream MCP servers.

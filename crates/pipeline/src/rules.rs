@@ -375,6 +375,13 @@ impl Policy {
         self.groups.entry(group.to_string()).or_default().insert(target.to_string(), rules);
     }
 
+    /// Names of the groups that have rules.
+    pub fn group_names(&self) -> Vec<String> {
+        let mut g: Vec<String> = self.groups.keys().cloned().collect();
+        g.sort();
+        g
+    }
+
     /// Number of patterns in all rules.
     pub fn pattern_count(&self) -> usize {
         self.targets.values().map(|t| t.rules.len()).sum::<usize>()
