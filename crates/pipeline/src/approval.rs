@@ -136,6 +136,7 @@ impl Layer for ApprovalLayer {
             let key = call.operation_key();
             let remembered = |s: &ApprovalState| s.remembered.lock().unwrap_or_else(|e| e.into_inner()).contains(&key);
             if remembered(&state) {
+                call.note("approval", json!({"decision": "remembered", "rule": rule}));
                 return next.run(call).await;
             }
             let Some(approver) = call.exec.approver.clone() else {
@@ -159,6 +160,24 @@ impl Layer for ApprovalLayer {
                 }
             };
             let secs = self.timeout.as_secs_f64();
+            let decided = |what: &str| {
+                let at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                let by = call.exec.principal.as_ref().map(|p| p.name.clone()).unwrap_or_else(|| "local user".into());
+                call.note("approval", json!({"decision": what, "rule": rule, "by": by, "atMs": at}));
+            };
+            match &asked {
+                None => decided("remembered"),
+                Some(Ok(Ok(Decision::Approve { remember }))) => {
+                    decided(if *remember { "approved for the run" } else { "approved" })
+                }
+                Some(Ok(Ok(Decision::Decline))) => decided("declined"),
+                Some(Ok(Ok(Decision::Cancel))) => decided("cancelled"),
+                Some(Ok(Err(_))) => decided("unavailable"),
+                Some(Err(_)) => decided("timeout"),
+            }
             match asked {
                 None | Some(Ok(Ok(Decision::Approve { remember: false }))) => {}
                 Some(Ok(Ok(Decision::Approve { remember: true }))) => {

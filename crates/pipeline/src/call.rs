@@ -79,12 +79,26 @@ pub struct Call {
     /// Set by the rule layer when a rule says to ask the user first: that
     /// rule, described.
     pub needs_approval: Option<String>,
+    /// What layers noted about this call for the record (`allowedBy`,
+    /// `approval`, `dryRun`…), shared by every copy of the call.
+    pub notes: Arc<Mutex<serde_json::Map<String, Value>>>,
 }
 
 impl Call {
     /// A call of `op` within `exec`.
     pub fn new(op: Operation, access: Access, exec: Arc<Execution>) -> Self {
-        Call { op, access, exec, needs_approval: None }
+        Call { op, access, exec, needs_approval: None, notes: Arc::default() }
+    }
+
+    /// Notes `key` for the record (the audit layer reads the notes after
+    /// the call).
+    pub fn note(&self, key: &str, value: impl Into<Value>) {
+        self.notes.lock().unwrap_or_else(|e| e.into_inner()).insert(key.into(), value.into());
+    }
+
+    /// Everything noted so far.
+    pub fn notes(&self) -> serde_json::Map<String, Value> {
+        self.notes.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The API or MCP server it goes to.

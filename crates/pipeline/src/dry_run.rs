@@ -63,6 +63,7 @@ impl Layer for DryRunLayer {
         if call.needs_approval.is_some() {
             entry["approval"] = json!("required");
         }
+        call.note("dryRun", true);
         call.exec.state::<Plan>().0.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
         Box::pin(async move { Ok(reply) })
     }

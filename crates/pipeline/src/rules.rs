@@ -403,6 +403,18 @@ impl Policy {
     }
 
     fn decide_for(&self, principal: Option<&Principal>, call: &Call) -> Verdict {
+        self.decide_traced(principal, call).0
+    }
+
+    /// The decision, and for a call that is let through, what let it
+    /// through (`allow "GET /**" (api books)`, `allow_writes (api books)`,
+    /// `reads (api books)`, `default (mcp fs)`), for the audit trail.
+    pub fn decide_traced(&self, principal: Option<&Principal>, call: &Call) -> (Verdict, String) {
+        let (v, why) = self.decide_inner(principal, call);
+        (v, why.unwrap_or_default())
+    }
+
+    fn decide_inner(&self, principal: Option<&Principal>, call: &Call) -> (Verdict, Option<String>) {
         let prepared = Prepared::of(call);
         let what = call.describe();
         let target = call.target();
@@ -411,20 +423,26 @@ impl Policy {
         let empty = RuleSet::default();
         let rules = base.map(|b| &b.rules).unwrap_or(&empty);
         let writes = base.map(|b| b.writes).unwrap_or(matches!(call.op, Operation::Tool(_)));
+        let mut allowed_by = match (&call.op, call.access) {
+            (Operation::Tool(_), _) => format!("default ({from})"),
+            (_, Access::Write) => format!("allow_writes ({from})"),
+            (_, Access::Read) => format!("reads ({from})"),
+        };
         if let Some(p) = rules.deny.iter().find(|p| p.matches(&prepared)) {
-            return deny_rule(&what, p, &from);
+            return (deny_rule(&what, p, &from), None);
         }
         if !rules.allow.is_empty() {
-            if !rules.allow.iter().any(|p| p.matches(&prepared)) {
-                return allow_miss(&what, &rules.allow, &from);
+            match rules.allow.iter().find(|p| p.matches(&prepared)) {
+                Some(p) => allowed_by = format!("allow \"{}\" ({from})", p.text),
+                None => return (allow_miss(&what, &rules.allow, &from), None),
             }
         } else if call.access == Access::Write && !writes {
-            return Verdict::Deny(
+            return (Verdict::Deny(
                 format!(
                     "{what} is refused: `{target}` is read-only here (only GET and HEAD are sent). Use GET/HEAD requests; if the task needs this change, tell the user that this API does not allow writes for you."
                 ),
                 json!({"effect": "allow_writes", "pattern": "allow_writes = false", "from": from}),
-            );
+            ), None);
         }
         let mut approve =
             rules.approve.iter().find(|p| p.matches(&prepared)).map(|p| format!("approve \"{}\" ({from})", p.text));
@@ -439,7 +457,7 @@ impl Policy {
         if !groups.is_empty() {
             for (g, r) in &groups {
                 if let Some(p) = r.deny.iter().find(|p| p.matches(&prepared)) {
-                    return deny_rule(&what, p, &format!("group {g}"));
+                    return (deny_rule(&what, p, &format!("group {g}")), None);
                 }
             }
             let allowed =
@@ -447,8 +465,10 @@ impl Policy {
             if !allowed {
                 let all: Vec<Pattern> = groups.iter().flat_map(|(_, r)| r.allow.iter().cloned()).collect();
                 let names: Vec<&str> = groups.iter().map(|(g, _)| *g).collect();
-                return allow_miss(&what, &all, &format!("group {}", names.join(", group ")));
+                return (allow_miss(&what, &all, &format!("group {}", names.join(", group "))), None);
             }
+            let names: Vec<&str> = groups.iter().map(|(g, _)| *g).collect();
+            allowed_by.push_str(&format!(" and group {}", names.join(", group ")));
             if approve.is_none() {
                 approve = groups.iter().find_map(|(g, r)| {
                     r.approve
@@ -459,8 +479,8 @@ impl Policy {
             }
         }
         match approve {
-            Some(rule) => Verdict::Approve(rule),
-            None => Verdict::Allow,
+            Some(rule) => (Verdict::Approve(rule), Some(allowed_by)),
+            None => (Verdict::Allow, Some(allowed_by)),
         }
     }
 }
@@ -508,7 +528,11 @@ impl RuleLayer {
 
 impl Layer for RuleLayer {
     fn handle<'a>(&'a self, mut call: Call, next: Next<'a>) -> BoxReply<'a> {
-        match self.policy.decide(&call) {
+        let (verdict, allowed_by) = self.policy.decide_traced(call.exec.principal.as_ref(), &call);
+        if !allowed_by.is_empty() {
+            call.note("allowedBy", allowed_by);
+        }
+        match verdict {
             Verdict::Allow => next.run(call),
             Verdict::Approve(rule) => {
                 call.needs_approval = Some(rule);

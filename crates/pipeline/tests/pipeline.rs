@@ -199,3 +199,26 @@ async fn futures_join<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output
     .await;
     out.into_iter().map(Option::unwrap).collect()
 }
+
+#[tokio::test]
+async fn layers_leave_notes_for_the_record() {
+    let lists = RuleLists {
+        allow: vec!["GET /**".into(), "POST /b".into()],
+        approve: vec!["POST /**".into()],
+        ..Default::default()
+    };
+    let (p, _) = pipeline(lists, false, Duration::from_secs(1));
+    let person = Person::new(Decision::Approve { remember: false }, Duration::ZERO);
+    let exec = Arc::new(Execution::new(Some(Principal::unrestricted("ann"))).with_approver(Some(person)));
+    let c = call("POST", "/b", &exec);
+    let notes = c.notes.clone();
+    p.run(c).await.unwrap();
+    let notes = notes.lock().unwrap().clone();
+    assert_eq!(notes["allowedBy"], "allow \"POST /b\" (api books)");
+    assert_eq!(notes["approval"]["decision"], "approved");
+    assert_eq!(notes["approval"]["by"], "ann");
+    let c = call("GET", "/b", &exec);
+    let notes = c.notes.clone();
+    p.run(c).await.unwrap();
+    assert_eq!(notes.lock().unwrap()["allowedBy"], "allow \"GET /**\" (api books)");
+}
