@@ -59,6 +59,12 @@ pub struct Config {
     /// `[policy]`: approval, dry run and group rules.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[log]`: how log lines look. Read before the rest of the config,
+    /// when logging starts (`Cli::log_format`); kept here so the key is
+    /// known to `deny_unknown_fields`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub log: LogConfig,
     /// Directory relative paths are resolved against (the config's own).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -81,6 +87,38 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig { approval_timeout_secs: 120.0, dry_run: false, groups: BTreeMap::new() }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json` (overridden by `--log-format`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub format: LogFormat,
+}
+
+/// The shape of log lines on stderr.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format `{s}`: use `text` or `json`")),
+        }
     }
 }
 

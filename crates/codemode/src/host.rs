@@ -21,6 +21,7 @@ use codemode_sandbox::{Host, HostFuture};
 use codemode_spec::routes::{Found, Router};
 use codemode_upstream::Upstream;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::service::LoadedApi;
@@ -122,6 +123,24 @@ impl Targets {
     }
 }
 
+impl Targets {
+    /// Whether a redirect hop to `path` may be followed for `exec`'s
+    /// principal: the scope allows reading the API and the rules let the
+    /// read through without asking.
+    fn hop_allowed(&self, api: &str, method: &str, path: &str, exec: &Arc<Execution>) -> bool {
+        if let Some(p) = &exec.principal {
+            if p.allows(api, false).is_err() {
+                return false;
+            }
+        }
+        let args = serde_json::json!([{"method": method, "path": path}]);
+        match self.call_for(api, "request", args, exec) {
+            Ok(call) => matches!(self.policy.decide(&call), codemode_pipeline::Verdict::Allow),
+            Err(_) => false,
+        }
+    }
+}
+
 impl ApiTarget {
     /// The spec operation a request is for, with or without the servers'
     /// base path in front.
@@ -154,7 +173,17 @@ impl Route for Dispatch {
                         return Err(HostError::usage(format!("no API named `{}`", h.api)));
                     };
                     let (method, path) = (h.request.method.clone(), h.request.path.clone());
-                    let result = api.upstream.send(h.request).await.map_err(|e| HostError::from_json(e.to_json()));
+                    // A redirect is a new request the server chose: it is
+                    // followed only where the rules let this principal read.
+                    let exec = call.exec.clone();
+                    let targets = self.targets.clone();
+                    let api_name = h.api.clone();
+                    let follow = move |method: &str, path: &str| targets.hop_allowed(&api_name, method, path, &exec);
+                    let result = api
+                        .upstream
+                        .send_guarded(h.request, &follow)
+                        .await
+                        .map_err(|e| HostError::from_json(e.to_json()));
                     let status = match &result {
                         Ok(v) => v.get("status").and_then(Value::as_u64),
                         Err(e) => e.fields.get("status").and_then(Value::as_u64),
@@ -190,7 +219,8 @@ impl Route for Dispatch {
     }
 }
 
-fn round_ms(d: Duration) -> f64 {
+/// Milliseconds with one decimal, for logs.
+pub fn round_ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
@@ -246,17 +276,23 @@ pub struct ExecHost {
     pub pipeline: Arc<Pipeline>,
     /// The execution the calls belong to.
     pub exec: Arc<Execution>,
+    /// The tool call's span: host calls run on the sandbox's tasks, and
+    /// their log lines still name the call and its principal.
+    pub span: tracing::Span,
 }
 
 impl Host for ExecHost {
     fn call(&self, client: &str, method: &str, args: Value) -> HostFuture {
         let call = self.targets.call_for(client, method, args, &self.exec);
         let pipeline = self.pipeline.clone();
-        Box::pin(async move {
-            match call {
-                Ok(call) => pipeline.run(call).await.map_err(|e| e.to_json()),
-                Err(e) => Err(e.to_json()),
+        Box::pin(
+            async move {
+                match call {
+                    Ok(call) => pipeline.run(call).await.map_err(|e| e.to_json()),
+                    Err(e) => Err(e.to_json()),
+                }
             }
-        })
+            .instrument(self.span.clone()),
+        )
     }
 }

@@ -27,6 +27,38 @@ use server::CodemodeServer;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr: `text` (default) or `json` (one object per line,
+    /// with the call's tool and principal). Default: [log] format in the config.
+    #[arg(long, global = true, env = "CODEMODE_LOG_FORMAT")]
+    log_format: Option<config::LogFormat>,
+}
+
+impl Cli {
+    /// The log format: the flag, else `[log] format` of the config file the
+    /// command names (read leniently: a broken config is reported later, by
+    /// the command itself), else text.
+    fn log_format(&self) -> config::LogFormat {
+        if let Some(f) = self.log_format {
+            return f;
+        }
+        let source = match &self.command {
+            Command::Serve { source, .. }
+            | Command::Search { source, .. }
+            | Command::Exec { source, .. }
+            | Command::Tokens { source, .. }
+            | Command::Check(source) => source,
+        };
+        if source.spec.is_some() {
+            return config::LogFormat::Text;
+        }
+        let path = source.config.clone().unwrap_or_else(|| PathBuf::from("codemode.toml"));
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+            .and_then(|t| t.get("log")?.get("format")?.as_str().map(str::to_string))
+            .and_then(|f| f.parse().ok())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Subcommand)]
@@ -197,16 +229,25 @@ fn main() -> ExitCode {
         codemode_sandbox::worker::main();
     }
     let started = Instant::now();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CODEMODE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("CODEMODE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"))
+    };
+    match cli.log_format() {
+        config::LogFormat::Text => {
+            tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).with_ansi(false).init()
+        }
+        config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(run(cli, started))
 }

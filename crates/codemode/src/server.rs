@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
@@ -62,6 +64,20 @@ impl CodemodeServer {
         principal: Option<&Principal>,
         approver: Option<Arc<dyn Approver>>,
     ) -> Rendered {
+        // Every log line of this call (upstream requests, tool calls,
+        // refusals) carries who made it.
+        let who = principal.map(|p| p.name.clone()).unwrap_or_else(|| "local".into());
+        let span = tracing::info_span!("call", tool, principal = %who);
+        self.call_in_span(tool, code, principal, approver).instrument(span).await
+    }
+
+    async fn call_in_span(
+        &self,
+        tool: &str,
+        code: String,
+        principal: Option<&Principal>,
+        approver: Option<Arc<dyn Approver>>,
+    ) -> Rendered {
         let started = Instant::now();
         // Scopes narrow what the config allows (HTTP transport with auth).
         // Groups select group rules even without scopes.
@@ -83,9 +99,10 @@ impl CodemodeServer {
         tracing::info!(
             tool,
             ok = outcome.result.is_ok(),
-            error = outcome.result.as_ref().err().map(|e| format!("{:?}", e.kind)),
+            error = outcome.result.as_ref().err().map(|e| e.kind.as_str()).unwrap_or(""),
             requests = outcome.host_calls,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            planned_writes = plan.len(),
+            elapsed_ms = crate::host::round_ms(started.elapsed()),
             "tool call"
         );
         rendered

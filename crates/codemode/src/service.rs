@@ -361,7 +361,7 @@ impl Catalog {
                     // Servers that are not connected are reported in the list too.
                     for st in p.status() {
                         if allowed(&st.name) && !matches!(st.state, codemode_portal::ServerState::Ready) {
-                            tools.push(json!({"server": st.name, "unavailable": format!("{:?}", st.state)}));
+                            tools.push(json!({"server": st.name, "unavailable": st.state.to_string()}));
                         }
                     }
                     serde_json::Value::Array(tools)
@@ -475,7 +475,7 @@ impl Service {
             };
             let p = Portal::start_with(servers, Duration::from_secs(10), portal_options).await?;
             for st in p.status() {
-                tracing::info!(server = %st.name, state = ?st.state, tools = st.tools, "MCP server");
+                tracing::info!(server = %st.name, state = %st.state, tools = st.tools, "MCP server");
             }
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "portal connected");
             Some(Arc::new(p))
@@ -686,8 +686,12 @@ impl Service {
                 .with_dry_run(self.dry_run)
                 .with_pause(Arc::new(move || Box::new(hold.pause()))),
         );
-        let host =
-            Arc::new(ExecHost { targets: self.targets.clone(), pipeline: self.pipeline.clone(), exec: exec.clone() });
+        let host = Arc::new(ExecHost {
+            targets: self.targets.clone(),
+            pipeline: self.pipeline.clone(),
+            exec: exec.clone(),
+            span: tracing::Span::current(),
+        });
         self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let outcome = self.scrub(self.sandbox.execute_with_clock(code, self.env.clone(), host, clock).await);
         let mut plan = DryRunLayer::plan(&exec);

@@ -118,12 +118,20 @@ impl Call {
     }
 
     /// What identifies "the same operation" (for approvals remembered for
-    /// the rest of an execution): API, method and path template (the
-    /// concrete path when the spec has no matching operation), or the tool.
+    /// the rest of an execution): API, method and path template, or the
+    /// tool. The concrete path stands in when the spec has no matching
+    /// operation, and when the path holds an encoded separator (`%2F`,
+    /// `%5C`): servers disagree on which operation that is.
     pub fn operation_key(&self) -> String {
         match &self.op {
             Operation::Http(h) => {
-                format!("{} {} {}", h.api, h.request.method, h.template.as_deref().unwrap_or(&h.request.path))
+                let lower = h.request.path.to_ascii_lowercase();
+                let ambiguous = lower.contains("%2f") || lower.contains("%5c") || lower.contains("%25");
+                let path = match &h.template {
+                    Some(t) if !ambiguous => t.as_str(),
+                    _ => h.request.path.as_str(),
+                };
+                format!("{} {} {}", h.api, h.request.method, path)
             }
             Operation::Tool(t) => format!("tool {}", t.name),
         }

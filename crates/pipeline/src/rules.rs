@@ -136,11 +136,27 @@ impl Pattern {
         &self.text
     }
 
+    /// Whether the pattern matches under SOME reading of the path (for
+    /// `deny` and `approve`: a request is caught if any server could route
+    /// it there).
     fn matches(&self, call: &Prepared<'_>) -> bool {
+        self.matches_as(call, false)
+    }
+
+    /// Whether the pattern matches under EVERY reading of the path (for
+    /// `allow`: a request is let through only if no server could route it
+    /// elsewhere), or matches the spec's template of its operation.
+    fn matches_every(&self, call: &Prepared<'_>) -> bool {
+        self.matches_as(call, true)
+    }
+
+    fn matches_as(&self, call: &Prepared<'_>, every: bool) -> bool {
         match (&self.kind, call) {
-            (Kind::Http { methods, path }, Prepared::Http { method, concrete, template, .. }) => {
+            (Kind::Http { methods, path }, Prepared::Http { method, readings, template, .. }) => {
+                let on = |r: &Vec<String>| segments_match(path, r);
                 methods.as_ref().is_none_or(|m| m.iter().any(|x| x == method))
-                    && (segments_match(path, concrete) || template.as_ref().is_some_and(|t| segments_match(path, t)))
+                    && (template.as_ref().is_some_and(|t| segments_match(path, t))
+                        || if every { readings.iter().all(on) } else { readings.iter().any(on) })
             }
             (Kind::OperationId(g), Prepared::Http { operation_id: Some(id), .. }) => glob_match(g, id),
             (Kind::Tag(g), Prepared::Http { tags, .. }) => tags.iter().any(|t| glob_match(g, t)),
@@ -154,7 +170,8 @@ impl Pattern {
 enum Prepared<'a> {
     Http {
         method: &'a str,
-        concrete: Vec<String>,
+        /// The concrete path as the different kinds of server route it.
+        readings: Vec<Vec<String>>,
         template: Option<Vec<String>>,
         operation_id: Option<String>,
         tags: Vec<String>,
@@ -170,7 +187,7 @@ impl<'a> Prepared<'a> {
         match &call.op {
             Operation::Http(h) => Prepared::Http {
                 method: &h.request.method,
-                concrete: normalize(&h.request.path),
+                readings: readings(&h.request.path),
                 template: h.template.as_deref().map(normalize),
                 operation_id: h.operation_id.as_ref().map(|s| s.to_lowercase()),
                 tags: h.tags.iter().map(|t| t.to_lowercase()).collect(),
@@ -180,8 +197,43 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// A path as a server would route it: percent-decoded, `\` as `/`, empty
-/// and `.` segments dropped, `..` applied, `;params` cut, lower case.
+/// The ways servers route one path, each as lower-case segments:
+/// - decoded first, then split (proxies that decode, `%2F` a separator),
+///   `\` as `/`, `;params` cut, dot segments applied (Tomcat, nginx);
+/// - split first, then each segment decoded (Go, Express, ASP.NET: `%2F`
+///   stays inside its segment), `;params` cut, dot segments applied;
+/// - split first, segments decoded, nothing else (a router that takes
+///   `..;` and `;` literally).
+fn readings(path: &str) -> Vec<Vec<String>> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let mut out = vec![normalize(path)];
+    let raw: Vec<String> = path.split('/').map(percent_decode).collect();
+    let mut split_first: Vec<String> = Vec::new();
+    let mut literal: Vec<String> = Vec::new();
+    for seg in &raw {
+        let lower = seg.to_lowercase();
+        if !lower.is_empty() {
+            literal.push(lower.clone());
+        }
+        match lower.split(';').next().unwrap_or_default() {
+            "" | "." => {}
+            ".." => {
+                split_first.pop();
+            }
+            s => split_first.push(s.to_string()),
+        }
+    }
+    for r in [split_first, literal] {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// A path (or a template) as a server that decodes first would route it:
+/// percent-decoded, `\` as `/`, empty and `.` segments dropped, `..`
+/// applied, `;params` cut, lower case.
 fn normalize(path: &str) -> Vec<String> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let decoded = percent_decode(path);
@@ -200,10 +252,10 @@ fn normalize(path: &str) -> Vec<String> {
 }
 
 /// Decodes every `%XX`, repeatedly while escapes remain (a double-encoded
-/// `%2564` is what some proxies decode twice), bounded.
+/// `%2564` is what some proxies decode twice), up to eight times.
 fn percent_decode(s: &str) -> String {
     let mut cur = s.to_string();
-    for _ in 0..3 {
+    for _ in 0..8 {
         if !cur.contains('%') {
             break;
         }
@@ -432,7 +484,7 @@ impl Policy {
             return (deny_rule(&what, p, &from), None);
         }
         if !rules.allow.is_empty() {
-            match rules.allow.iter().find(|p| p.matches(&prepared)) {
+            match rules.allow.iter().find(|p| p.matches_every(&prepared)) {
                 Some(p) => allowed_by = format!("allow \"{}\" ({from})", p.text),
                 None => return (allow_miss(&what, &rules.allow, &from), None),
             }
@@ -461,7 +513,7 @@ impl Policy {
                 }
             }
             let allowed =
-                groups.iter().any(|(_, r)| r.allow.is_empty() || r.allow.iter().any(|p| p.matches(&prepared)));
+                groups.iter().any(|(_, r)| r.allow.is_empty() || r.allow.iter().any(|p| p.matches_every(&prepared)));
             if !allowed {
                 let all: Vec<Pattern> = groups.iter().flat_map(|(_, r)| r.allow.iter().cloned()).collect();
                 let names: Vec<&str> = groups.iter().map(|(g, _)| *g).collect();
@@ -606,10 +658,25 @@ mod tests {
             "/zones/z1%2Fdns_records/r1",
             "/zones/z1/dns_records/r1;jsessionid=1",
             "/zones/z1/dns_records/%2572%2531",
+            "/zones/z1/dns_records/%25252572%2531",
+            "/other/..;/zones/z1/dns_records/r1",
         ] {
             let v = p.decide(&http("DELETE", path, None, None));
             assert!(matches!(v, Verdict::Deny(..)), "{path} was not refused: {v:?}");
         }
+    }
+
+    #[test]
+    fn an_encoded_slash_is_read_both_ways() {
+        // Split-then-decode servers see `a/b` as one segment; decode-then-split
+        // ones see two. A deny holds for both; an allow must hold for both.
+        let p = policy(lists(&[], &["POST /items/*/publish"], &[]), true);
+        assert!(matches!(p.decide(&http("POST", "/items/a%2Fb/publish", None, None)), Verdict::Deny(..)));
+        let p = policy(lists(&[], &["* /admin/**"], &[]), true);
+        assert!(matches!(p.decide(&http("GET", "/admin/..;/items/1", None, None)), Verdict::Deny(..)));
+        let p = policy(lists(&["GET /items/*"], &[], &[]), true);
+        assert_eq!(p.decide(&http("GET", "/items/a", None, None)), Verdict::Allow);
+        assert!(matches!(p.decide(&http("GET", "/items/a%2Fb", None, None)), Verdict::Deny(..)));
     }
 
     #[test]

@@ -286,9 +286,14 @@ fn collision_message(name: &str, who: &[(String, String)]) -> String {
 
 /// Why policy hides a tool, if it does.
 fn policy_rejects(cfg: &ServerConfig, raw: &upstream::RawTool, full: &str) -> Option<String> {
-    let local = sanitize_identifier(&raw.name);
-    let matches =
-        |g: &String| names::glob_match(g, &raw.name) || names::glob_match(g, &local) || names::glob_match(g, full);
+    // Without case, as the host pipeline's rules match: a tool the pipeline
+    // would refuse is not listed either.
+    let (name, local, full) =
+        (raw.name.to_lowercase(), sanitize_identifier(&raw.name).to_lowercase(), full.to_lowercase());
+    let matches = |g: &String| {
+        let g = g.to_lowercase();
+        names::glob_match(&g, &name) || names::glob_match(&g, &local) || names::glob_match(&g, &full)
+    };
     if let Some(g) = cfg.deny.iter().find(|g| matches(g)) {
         return Some(format!("it matches the deny pattern `{g}`"));
     }
@@ -760,6 +765,13 @@ fn json_size(v: &Value) -> usize {
 
 fn strip_prefix(name: &str) -> &str {
     name.strip_prefix("codemode.").unwrap_or(name)
+}
+
+impl std::fmt::Display for ServerState {
+    /// In words: `ready`, `still connecting`, `down: …`, `reconnecting (attempt 2; …)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe_state(self))
+    }
 }
 
 fn describe_state(s: &ServerState) -> String {

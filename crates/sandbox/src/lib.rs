@@ -137,6 +137,24 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// A stable lower-case name (`syntax`, `runtime`, `timeout`,
+    /// `out_of_memory`, `stack_overflow`, `never_settles`, `cancelled`,
+    /// `internal`) for logs, audit records and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::Runtime => "runtime",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::OutOfMemory => "out_of_memory",
+            ErrorKind::StackOverflow => "stack_overflow",
+            ErrorKind::NeverSettles => "never_settles",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 /// An error that ended the call, positioned in the model's own code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScriptError {

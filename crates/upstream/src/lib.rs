@@ -47,6 +47,10 @@ pub const MAX_REDIRECTS: usize = 5;
 /// Longest URL the HTTP client can send (the `http` crate's URI limit).
 pub const MAX_URL_BYTES: usize = u16::MAX as usize - 1;
 
+/// Decides whether a redirect hop (method, path relative to the base URL)
+/// may be followed.
+pub type Follow = dyn Fn(&str, &str) -> bool + Send + Sync;
+
 /// A secret value: never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -324,7 +328,15 @@ impl Upstream {
     /// method and body. A redirect anywhere else is not followed: the code
     /// gets the 3xx response itself (status, headers with `location`, body).
     pub async fn send(&self, req: ApiRequest) -> Result<Value, UpstreamError> {
-        match self.send_unscrubbed(req).await {
+        self.send_guarded(req, &|_, _| true).await
+    }
+
+    /// [`Upstream::send`], following a redirect only when `follow(method,
+    /// path)` allows the hop (the path relative to the base URL, as the
+    /// code would have written it): the host pipeline judges each hop like
+    /// a request of its own.
+    pub async fn send_guarded(&self, req: ApiRequest, follow: &Follow) -> Result<Value, UpstreamError> {
+        match self.send_unscrubbed(req, follow).await {
             Ok(mut v) => {
                 self.scrubber.scrub_value(&mut v);
                 Ok(v)
@@ -346,7 +358,7 @@ impl Upstream {
         }
     }
 
-    async fn send_unscrubbed(&self, req: ApiRequest) -> Result<Value, UpstreamError> {
+    async fn send_unscrubbed(&self, req: ApiRequest, follow: &Follow) -> Result<Value, UpstreamError> {
         let with_req = |mut e: UpstreamError| {
             e.method = Some(req.method.clone());
             e.path = Some(req.path.clone());
@@ -434,7 +446,9 @@ impl Upstream {
                     // a redirect is followed only as a read. A write sent
                     // on elsewhere would skip the rules for that path, so
                     // the code gets the 3xx and may ask again.
-                    if matches!(next_method.as_str(), "GET" | "HEAD") {
+                    if matches!(next_method.as_str(), "GET" | "HEAD")
+                        && follow(next_method.as_str(), &self.relative(&next))
+                    {
                         if next_method != method {
                             body = None;
                             headers.remove(reqwest::header::CONTENT_TYPE);
@@ -456,6 +470,17 @@ impl Upstream {
     /// Where a redirect response points, when that is within the API
     /// (configured origin, under the base path, no dot segments); `None`
     /// when it must not be followed.
+    /// A URL in scope as a path relative to the base URL, with its query.
+    fn relative(&self, url: &Url) -> String {
+        let base_path = self.config.base_url.path().trim_end_matches('/');
+        let rest = url.path().strip_prefix(base_path).unwrap_or(url.path());
+        let rest = if rest.is_empty() { "/" } else { rest };
+        match url.query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        }
+    }
+
     fn redirect_target(&self, from: &Url, headers: &HeaderMap) -> Option<Url> {
         let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
         let next = from.join(location).ok()?;

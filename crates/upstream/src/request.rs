@@ -44,7 +44,15 @@ const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 
 /// Headers the code may never set: credentials, routing and framing belong
 /// to the host.
-const FORBIDDEN_HEADERS: [&str; 14] = [
+const FORBIDDEN_HEADERS: [&str; 19] = [
+    // Routing overrides (IIS, Symfony, some proxies route by these, not by
+    // the request line — rules would judge one path and the server act on
+    // another).
+    "x-original-url",
+    "x-rewrite-url",
+    "x-override-url",
+    "x-forwarded-prefix",
+    "x-forwarded-uri",
     "authorization",
     "proxy-authorization",
     "cookie",
@@ -100,6 +108,32 @@ pub fn check_method_override(req: &ApiRequest) -> Result<(), UpstreamError> {
         if name.eq_ignore_ascii_case(METHOD_OVERRIDE_PARAM) {
             return refuse(format!("the `{name}` query parameter"), value);
         }
+    }
+    // Rails, Laravel and Symfony also read `_method` from the body.
+    match &req.body {
+        Body::Json(Value::Object(m), _) => {
+            if let Some((k, v)) = m.iter().find(|(k, _)| k.eq_ignore_ascii_case(METHOD_OVERRIDE_PARAM)) {
+                return refuse(format!("the `{k}` field of the body"), v.as_str().unwrap_or_default());
+            }
+        }
+        Body::Raw(text, _) => {
+            let lower = text.to_ascii_lowercase();
+            // form-urlencoded (`_method=DELETE`, also percent-encoded) and
+            // multipart (`name="_method"`), whatever the declared type.
+            let form = lower.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let k =
+                    percent_encoding::percent_decode_str(&k.replace('+', " ")).decode_utf8_lossy().trim().to_string();
+                (k == METHOD_OVERRIDE_PARAM).then(|| v.to_string())
+            });
+            if let Some(v) = form {
+                return refuse("the `_method` field of the body".into(), &v);
+            }
+            if lower.contains("name=\"_method\"") || lower.contains("name=_method") {
+                return refuse("the `_method` part of the body".into(), "");
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -449,5 +483,25 @@ mod tests {
         let e = parse(&json!(["GET /items", {"_method": "PATCH"}])).unwrap_err();
         assert!(e.message.contains("method: \"PATCH\""), "{}", e.message);
         assert!(parse(&json!([{"path": "/x", "query": {"method": "a"}, "headers": {"X-Method": "b"}}])).is_ok());
+        // …and from the body, in every shape a framework reads it.
+        for body in [
+            json!([{"method": "POST", "path": "/i/1", "body": {"_method": "DELETE"}}]),
+            json!(["POST /i/1", {"_METHOD": "DELETE"}]),
+            json!([{"method": "POST", "path": "/i/1", "rawBody": "a=1&_method=DELETE", "contentType": "application/x-www-form-urlencoded"}]),
+            json!([{"method": "POST", "path": "/i/1", "rawBody": "a=1&%5Fmethod=PUT", "contentType": "text/plain"}]),
+            json!([{"method": "POST", "path": "/i/1", "rawBody": "--b\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--", "contentType": "multipart/form-data; boundary=b"}]),
+        ] {
+            let e = parse(&body).unwrap_err();
+            assert_eq!(e.name, "PolicyError", "{body}");
+            assert!(e.message.contains("body"), "{}", e.message);
+        }
+        assert!(parse(&json!([{"method": "POST", "path": "/i", "rawBody": "my_method=1"}])).is_ok());
+    }
+
+    #[test]
+    fn routing_override_headers_are_refused() {
+        for h in ["X-Original-URL", "x-rewrite-url", "X-Forwarded-Prefix"] {
+            assert!(parse(&json!([{"path": "/items/1", "headers": {h: "/admin"}}])).is_err(), "{h}");
+        }
     }
 }
