@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark harness for codemode.
 
-    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--only abcdew] [--walls process,in-process] [--out DIR]
+    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--only abcdewp] [--walls process,in-process]
+        [--pipeline-rounds N] [--out DIR]
 
 Prints a Markdown report to stdout and writes it to bench-out/report.md.
 Needs the release binary (cargo build --release) and the peers venv
@@ -18,6 +19,9 @@ Measures:
      next to the same 100 requests made directly from Python;
   w. the process wall's own costs: RSS/PSS per idle worker, and how long the next
      caller waits for a worker killed at its deadline to be replaced;
+  p. the host pipeline's cost per nested call: one execute of 100 parallel
+     requests (bookshelf example, rehearsal mode) on two servers side by side,
+     without rules and with 100, executes interleaved (`--only p`, ~20 s);
   f. the machine.
 
 c, d and e run once per sandbox wall (`--walls`, default both: `codemode serve
@@ -108,7 +112,7 @@ PAR100_CODE = (
 )
 ONE_REQ_CODE = "async () => (await api.request({path: '/get', query: {i: 0}})).data.ok"
 
-ALL_SECTIONS = "abcdew"
+ALL_SECTIONS = "abcdewp"
 CALL_TIMEOUT = 60.0  # s, any single tool call
 SECTION_TIMEOUT = 900.0  # s, any one section
 
@@ -1490,6 +1494,194 @@ def report_wall(res: dict, lat: Optional[dict]) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------- p. the host pipeline's rules
+
+# The bundled example API, in rehearsal mode: requests are answered by codemode itself,
+# so what differs between the two servers below is the rules alone.
+BOOKSHELF_SPEC = ROOT / "examples" / "bookshelf.yaml"
+PIPE_CODE = (
+    "async () => (await Promise.all(Array.from({length: 100}, (_, i) => "
+    "bookshelf.request(\"GET /books\")))).filter(r => r.status === 200).length"
+)
+# An operation the 100 rules' allow list leaves out: refused with them, sent without.
+PIPE_PROBE_CODE = (
+    "async () => { try { await bookshelf.request(\"GET /authors\"); return \"sent\"; } "
+    "catch (e) { return e.name; } }"
+)
+TARGET_PIPELINE_US = 20.0  # µs added per nested call by 100 rules
+
+
+def _pipe_miss(i: int) -> str:
+    """A pattern of form i % 5 that does not match `GET /books` (template /books,
+    operationId listBooks, tag books). Same forms as crates/pipeline/examples/decide.rs."""
+    return (
+        f"DELETE /nothing{i}/**",  # method differs
+        f"GET /books/nothing{i}/*",  # method and first segment match
+        f"/**/nothing{i}",  # any method, `**` tried at every depth
+        f"operationId:nothing{i}*",
+        f"tag:nothing{i}",
+    )[i % 5]
+
+
+def pipeline_rules() -> dict[str, list[str]]:
+    """100 patterns every one of which is looked at for `GET /books`: 30 `deny` and 30
+    `approve` that do not match (a matching approve would ask the client), and 40 `allow`
+    of which only the last matches (a non-empty allow list admits only what it names)."""
+    return {
+        "deny": [_pipe_miss(i) for i in range(30)],
+        "allow": [_pipe_miss(i) for i in range(100, 139)] + ["GET /books"],
+        "approve": [_pipe_miss(i) for i in range(200, 230)],
+    }
+
+
+def write_pipeline_config(path: Path, rules: Optional[dict[str, list[str]]]) -> Path:
+    lines = [
+        "[limits]",
+        "max_requests = 200",
+        "",
+        "[[api]]",
+        'name = "bookshelf"',
+        f"spec = {toml_str(str(BOOKSHELF_SPEC))}",
+        "mock = true",
+        "allow_writes = true",
+    ]
+    for key, pats in (rules or {}).items():
+        lines.append(f"{key} = [" + ", ".join(toml_str(p) for p in pats) + "]")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def bench_pipeline(rounds: int, tmp: Path, wall: str) -> dict:
+    """Two servers side by side, the same API and code, (a) without rules and (b) with the
+    100: executes alternate a, b, a, b ... so both see the same machine."""
+    rules = pipeline_rules()
+    assert sum(len(v) for v in rules.values()) == 100
+    cfg_a = write_pipeline_config(tmp / "pipeline-a.toml", None)
+    cfg_b = write_pipeline_config(tmp / "pipeline-b.toml", rules)
+    res: dict = {"rounds": rounds, "wall": wall, "rules": rules, "clients": {}}
+    ok100 = lambda t: t.strip() == "100"  # noqa: E731
+    for cls in (SdkClient, RawClient):
+        k = cls.kind
+        log_a, log_b = tmp / f"pipeline-a-{cls.__name__}.log", tmp / f"pipeline-b-{cls.__name__}.log"
+        async with cls([*wall_args(wall), "--config", str(cfg_a)], log_a) as a, cls(
+            [*wall_args(wall), "--config", str(cfg_b)], log_b
+        ) as b:
+            sandbox_ready(log_a)
+            sandbox_ready(log_b)
+            # The rules are live in b, absent in a.
+            for c, want in ((a, "sent"), (b, "PolicyError")):
+                _, err, text = await c.call("execute", PIPE_PROBE_CODE)
+                if err or text.strip().strip('"') != want:
+                    raise RuntimeError(f"pipeline probe: expected {want}, got {text[:300]!r}")
+            for _ in range(10):  # warm-up, interleaved too
+                for c in (a, b):
+                    _, err, text = await c.call("execute", PIPE_CODE)
+                    if err or not ok100(text):
+                        raise RuntimeError(f"pipeline warm-up gave {text[:300]!r}")
+            lt_a, lt_b = LogTail(log_a), LogTail(log_b)
+            lt_a.mark()
+            lt_b.mark()
+            cpu_a0, cpu_b0 = cpu_ms(getattr(a, "pid", None)), cpu_ms(getattr(b, "pid", None))
+            ta, tb = [], []
+            log(f"{k}, {wall}: {rounds} rounds of execute(100 x GET /books), a (no rules) / b (100 rules)")
+            for _ in range(rounds):
+                for c, ts in ((a, ta), (b, tb)):
+                    el, err, text = await c.call("execute", PIPE_CODE)
+                    if err or not ok100(text):
+                        raise RuntimeError(f"pipeline execute gave {text[:300]!r}")
+                    ts.append(el)
+            cpu_a1, cpu_b1 = cpu_ms(getattr(a, "pid", None)), cpu_ms(getattr(b, "pid", None))
+            sa, sb = lt_a.server_ms(wait_for=rounds), lt_b.server_ms(wait_for=rounds)
+        if len(sa) != rounds or len(sb) != rounds:
+            raise RuntimeError(f"pipeline: expected {rounds} server log lines each, got {len(sa)} / {len(sb)}")
+
+        def side(ts, ss, c0, c1):
+            return {
+                "client": ts,
+                "server": ss,
+                "cpu_per_call": (c1 - c0) / rounds if c0 is not None and c1 is not None else None,
+            }
+
+        r = {"a": side(ta, sa, cpu_a0, cpu_a1), "b": side(tb, sb, cpu_b0, cpu_b1)}
+        res["clients"][k] = r
+        for what in ("client", "server"):
+            d = pct(r["b"][what], 50) - pct(r["a"][what], 50)
+            log(
+                f"  {what}: a p50 {pct(r['a'][what], 50):.2f} ms, b p50 {pct(r['b'][what], 50):.2f} ms, "
+                f"(b-a)/100 = {d * 10:.1f} µs per nested call"
+            )
+    return res
+
+
+def _pipe_stats(r: dict, what: str) -> dict:
+    """Per-execute medians/quartiles of a and b, and the pipeline's cost per nested call:
+    the difference of the medians and the median of the paired (same round) differences."""
+    xa, xb = r["a"][what], r["b"][what]
+    pairs = [y - x for x, y in zip(xa, xb)]
+    return {
+        "a": (pct(xa, 25), pct(xa, 50), pct(xa, 75)),
+        "b": (pct(xb, 25), pct(xb, 50), pct(xb, 75)),
+        "diff_us": (pct(xb, 50) - pct(xa, 50)) * 10.0,  # ms per 100 calls -> µs per call
+        "paired_us": (pct(pairs, 25) * 10.0, pct(pairs, 50) * 10.0, pct(pairs, 75) * 10.0),
+        "ratio": pct(xb, 50) / pct(xa, 50) if pct(xa, 50) > 0 else float("nan"),
+    }
+
+
+def pipeline_verdict(res: dict) -> tuple[float, str]:
+    """The number the target is judged on: server-side, raw JSON-RPC client (least noise),
+    median of the paired differences per nested call, µs."""
+    k = RawClient.kind if RawClient.kind in res["clients"] else next(iter(res["clients"]))
+    return _pipe_stats(res["clients"][k], "server")["paired_us"][1], k
+
+
+def report_pipeline(res: dict) -> list[str]:
+    rules, n = res["rules"], res["rounds"]
+    q = lambda t: f"{f1(t[1])} ({f1(t[0])}–{f1(t[2])})"  # noqa: E731
+    out = [
+        "## p. Host pipeline: 100 rules in front of every nested call",
+        "",
+        "Two `codemode serve` processes side by side (stdio, "
+        f"`--isolation {res['wall']}`), both on the bundled `examples/bookshelf.yaml` in rehearsal mode "
+        "(`mock = true`, `allow_writes = true`, `[limits] max_requests = 200`): **a** without rules, **b** with "
+        f"100 — {len(rules['deny'])} `deny` and {len(rules['approve'])} `approve` patterns that do not match, and "
+        f"{len(rules['allow'])} `allow` patterns of which only the last (`GET /books`) matches, so every pattern is "
+        "looked at for every call and nothing is asked. Forms, in turn: `DELETE /nothingN/**`, "
+        "`GET /books/nothingN/*`, `/**/nothingN`, `operationId:nothingN*`, `tag:nothingN`. Each execute: "
+        "`async () => (await Promise.all(Array.from({length: 100}, (_, i) => bookshelf.request(\"GET /books\"))))"
+        ".filter(r => r.status === 200).length`. "
+        f"{n} rounds after 10 warm-ups, executes alternating a, b, a, b …; ms per execute, median (p25–p75). "
+        "*per nested call* = (b − a) / 100: from the medians, and the median (p25–p75) of the per-round "
+        "differences. *server*: the server's own `elapsed_ms`; *CPU*: server + worker processes, per execute.",
+        "",
+        "| client | measured | a: no rules | b: 100 rules | b / a | per nested call, µs (medians) | per nested call, µs (paired) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for k, r in res["clients"].items():
+        for what, label in (("client", "client round trip"), ("server", "server elapsed_ms")):
+            s = _pipe_stats(r, what)
+            p = s["paired_us"]
+            out.append(
+                f"| {k} | {label} | {q(s['a'])} | {q(s['b'])} | {s['ratio']:.3f}× | {s['diff_us']:+.1f} | "
+                f"{p[1]:+.1f} ({p[0]:+.1f} – {p[2]:+.1f}) |"
+            )
+        ca, cb = r["a"]["cpu_per_call"], r["b"]["cpu_per_call"]
+        if ca is not None and cb is not None:
+            out.append(
+                f"| {k} | CPU per execute | {f1(ca)} | {f1(cb)} | {cb / ca if ca else float('nan'):.3f}× | "
+                f"{(cb - ca) * 10:+.1f} | – |"
+            )
+    v, k = pipeline_verdict(res)
+    tick = 1000 / os.sysconf("SC_CLK_TCK")
+    out += [
+        "",
+        f"CPU comes in {tick:.0f} ms ticks: over {n} executes of 100 calls that is ±{tick / n * 10:.1f} µs per nested call. "
+        f"Target: the pipeline costs < {TARGET_PIPELINE_US:g} µs per nested call with 100 rules — judged on the "
+        f"paired server-side difference ({k}): **{v:+.1f} µs** {check(v < TARGET_PIPELINE_US)}.",
+        "",
+    ]
+    return out
+
+
 # --------------------------------------------------------------------------- f. machine
 
 
@@ -1550,7 +1742,7 @@ TARGET_EXEC_RAW_MS = 0.92  # the in-thread sandbox's raw p50 before the wall
 TARGET_FLOOR_CF_MS = 0.5
 
 
-def targets_table(fp, st, lat, par, wres=None) -> list[str]:
+def targets_table(fp, st, lat, par, wres=None, pipe=None) -> list[str]:
     out = ["## Targets", "", "| target | result | |", "|---|---|---|"]
     if st:
         for r in st["rows"]:
@@ -1614,6 +1806,14 @@ def targets_table(fp, st, lat, par, wres=None) -> list[str]:
             f"| a 1 s limit ends the call within {TIMEOUT_MAX_MS / 1000:.2f} s | worst {worst:,.0f} ms "
             f"({over} of {2 * wres['rounds']} over) | {check(over == 0)} |"
         )
+    if pipe:
+        v, k = pipeline_verdict(pipe)
+        s = _pipe_stats(pipe["clients"][k], "server")
+        out.append(
+            f"| host pipeline < {TARGET_PIPELINE_US:g} µs per nested call with 100 rules ({k}, {pipe['wall']} wall; section p) | "
+            f"{v:+.1f} µs per call (b/a {s['ratio']:.3f}× on a {s['a'][1]:.2f} ms 100-request execute) | "
+            f"{check(v < TARGET_PIPELINE_US)} |"
+        )
     if par:
         for wall in sorted(par["walls"], key=_wall_order):
             v = par["walls"][wall]["par100"]["client"]["p50"]
@@ -1640,6 +1840,7 @@ async def amain(args) -> str:
     n_exec = 100 if quick else 500
     iters = 5 if quick else 20
     rounds = 8 if quick else 20
+    pipe_rounds = args.pipeline_rounds or (40 if quick else 300)
     walls = [w.strip() for w in args.walls.split(",") if w.strip()]
     for w in walls:
         if w not in WALLS:
@@ -1650,7 +1851,7 @@ async def amain(args) -> str:
     info = machine_info()
     compilers_seen: set[str] = set(busy_compilers())
     ctx = {"absolute": {n: has_absolute_server(spec_path(f)) for n, f in SPECS}}
-    fp = st = lat = par = wres = None
+    fp = st = lat = par = wres = pipe = None
     timings = {}
     busy = {}
     sampler = LoadSampler()
@@ -1692,6 +1893,11 @@ async def amain(args) -> str:
             with anyio.fail_after(SECTION_TIMEOUT):
                 wres = await bench_wall(ctx, rounds, tmp)
             done("w", t)
+        if "p" in only:
+            t = section("p. host pipeline")
+            with anyio.fail_after(SECTION_TIMEOUT):
+                pipe = await bench_pipeline(pipe_rounds, tmp, floor_wall(walls))
+            done("p", t)
         compilers_seen.update(busy_compilers())
     sampler.halt.set()
     rebuilt = BINARY.stat().st_mtime != bin_mtime
@@ -1721,13 +1927,14 @@ async def amain(args) -> str:
             else "no compiler processes seen during the run"
         ),
         f"- **Runs:** startup median of {runs}; {n_search} search calls, {n_exec} trivial executes, "
-        f"{iters} parallel executes per row; c, d and e once per wall ({', '.join(walls)}); {rounds} kill rounds per loop in w. "
+        f"{iters} parallel executes per row; c, d and e once per wall ({', '.join(walls)}); {rounds} kill rounds per loop in w; "
+        f"{pipe_rounds} interleaved rounds in p. "
         f"`CODEMODE_LOG={LOG_FILTER}` (one log line per call, as in production).",
         *(["- ⚠️ **The binary was rebuilt during the run**; numbers may mix two builds."] if rebuilt else []),
         f"- Specs without an absolute server URL get `base_url = \"{DEAD_URL}\"`: {', '.join(no_server) or 'none'}.",
         "",
     ]
-    body = hdr + targets_table(fp, st, lat, par, wres)
+    body = hdr + targets_table(fp, st, lat, par, wres, pipe)
     if fp:
         body += report_footprint(fp)
     if st:
@@ -1741,6 +1948,8 @@ async def amain(args) -> str:
     body += report_ratios(lat, par)
     if wres:
         body += report_wall(wres, lat)
+    if pipe:
+        body += report_pipeline(pipe)
     return "\n".join(body)
 
 
@@ -1754,6 +1963,9 @@ def main() -> int:
         "--walls",
         default=",".join(WALLS),
         help="sandbox walls for sections c, d, e: comma-separated `process`, `in-process` (default: both)",
+    )
+    ap.add_argument(
+        "--pipeline-rounds", type=int, default=0, help="interleaved no-rules/100-rules execute pairs in section p (default 300, 40 with --quick)"
     )
     ap.add_argument("--upstream-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
