@@ -59,6 +59,14 @@ pub struct Config {
     /// `[policy]`: approval, dry run and group rules.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[[redact]]`: what is replaced by a marker in everything that comes
+    /// back to the model.
+    #[serde(default, rename = "redact")]
+    pub redact: Vec<codemode_redact::RedactRule>,
+    /// `[[dlp]]`: requests refused before sending when they carry what a
+    /// detector finds.
+    #[serde(default, rename = "dlp")]
+    pub dlp: Vec<codemode_redact::DlpRule>,
     /// `[log]`: how log lines look. Read before the rest of the config,
     /// when logging starts (`Cli::log_format`); kept here so the key is
     /// known to `deny_unknown_fields`.
@@ -470,6 +478,29 @@ impl Config {
                     for (key, m) in e {
                         push(format!("policy.groups.{group}.{target}.{key}"), m);
                     }
+                }
+            }
+        }
+        if let Err(e) = codemode_redact::compile(&self.redact, &self.dlp) {
+            for (key, m) in e {
+                push(key, m);
+            }
+        }
+        let names: Vec<&str> =
+            self.apis.iter().map(|a| a.name.as_str()).chain(self.mcp.iter().map(|m| m.name.as_str())).collect();
+        let lists = self
+            .redact
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("redact[{i}].apis"), &r.apis))
+            .chain(self.dlp.iter().enumerate().map(|(i, r)| (format!("dlp[{i}].apis"), &r.apis)));
+        for (key, apis) in lists {
+            for a in apis.iter().flatten() {
+                if !names.contains(&a.as_str()) {
+                    push(
+                        key.clone(),
+                        format!("`{a}` is neither an [[api]] nor an [[mcp]] name (names: {})", names.join(", ")),
+                    );
                 }
             }
         }

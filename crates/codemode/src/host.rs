@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codemode_pipeline::{
-    Access, ApprovalLayer, BoxReply, Call, DryRunLayer, Execution, HostError, HttpOp, Layer, Operation, Pipeline,
+    Access, ApprovalLayer, BoxReply, Call, DryRunLayer, Execution, HostError, HttpOp, Layer, Next, Operation, Pipeline,
     Policy, Route, RuleLayer, RuleSet, ScopeLayer, TargetKind, TargetRules, ToolOp,
 };
 use codemode_portal::Portal;
@@ -251,20 +251,58 @@ pub fn policy(config: &Config) -> Result<Policy, String> {
     Ok(policy)
 }
 
-/// The pipeline in its order, deciding by `policy`, in front of `targets`.
-pub fn pipeline(config: &Config, targets: Arc<Targets>, policy: Arc<Policy>) -> Arc<Pipeline> {
+/// Replaces what `[[redact]]` rules find in every answer a call gets
+/// (result or error), before the code sees it. Outermost, so refusals and
+/// planned writes are covered too.
+struct RedactLayer {
+    redactor: codemode_redact::Redactor,
+}
+
+impl Layer for RedactLayer {
+    fn handle<'a>(&'a self, call: Call, next: Next<'a>) -> BoxReply<'a> {
+        Box::pin(async move {
+            let target = call.target().to_string();
+            let notes = call.notes.clone();
+            let mut reply = next.run(call).await;
+            let counts = match &mut reply {
+                Ok(v) => self.redactor.redact_value(v, Some(&target)),
+                Err(e) => self.redactor.redact_error(e, Some(&target)),
+            };
+            if !counts.is_empty() {
+                notes.lock().unwrap_or_else(|e| e.into_inner()).insert("redacted".into(), counts.to_json());
+            }
+            reply
+        })
+    }
+}
+
+/// The pipeline in its order, deciding by `policy`, in front of `targets`:
+/// redact → scopes → rules → DLP → dry run → approval → dispatch.
+pub fn pipeline(
+    config: &Config,
+    targets: Arc<Targets>,
+    policy: Arc<Policy>,
+    redactor: codemode_redact::Redactor,
+    dlp: codemode_redact::DlpLayer,
+) -> Arc<Pipeline> {
     let dry_run_targets = config
         .apis
         .iter()
         .filter(|a| a.dry_run)
         .map(|a| a.name.clone())
         .chain(config.mcp.iter().filter(|m| m.dry_run).map(|m| m.name.clone()));
-    let layers: Vec<Arc<dyn Layer>> = vec![
-        Arc::new(ScopeLayer),
-        Arc::new(RuleLayer::new(policy)),
+    let mut layers: Vec<Arc<dyn Layer>> = vec![];
+    if !redactor.is_empty() {
+        layers.push(Arc::new(RedactLayer { redactor }));
+    }
+    layers.extend::<[Arc<dyn Layer>; 2]>([Arc::new(ScopeLayer), Arc::new(RuleLayer::new(policy))]);
+    if !dlp.is_empty() {
+        layers.push(Arc::new(dlp));
+    }
+    layers.extend::<[Arc<dyn Layer>; 2]>([
         Arc::new(DryRunLayer::new(dry_run_targets)),
         Arc::new(ApprovalLayer::new(Duration::from_secs_f64(config.policy.approval_timeout_secs))),
-    ];
+    ]);
     Arc::new(Pipeline::new(layers, Arc::new(Dispatch { targets })))
 }
 

@@ -441,6 +441,8 @@ pub struct Service {
     pub max_output_tokens: usize,
     catalog: Arc<Catalog>,
     scrubber: codemode_upstream::Scrubber,
+    /// `[[redact]]` rules for what a call returns (result, console, error).
+    redactor: codemode_redact::Redactor,
     /// Calls since the allocator last gave free memory back (see `trim_memory`).
     calls: Arc<std::sync::atomic::AtomicU64>,
     /// The upstream MCP servers, when any are configured.
@@ -528,7 +530,9 @@ impl Service {
         }
         let policy = Arc::new(crate::host::policy(config)?);
         let targets = Arc::new(Targets::new(&apis, portal.clone(), policy.clone()));
-        let pipeline = crate::host::pipeline(config, targets.clone(), policy.clone());
+        let (redactor, dlp) = codemode_redact::compile(&config.redact, &config.dlp)
+            .map_err(|e| e.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))?;
+        let pipeline = crate::host::pipeline(config, targets.clone(), policy.clone(), redactor.clone(), dlp);
         let approvals = config.apis.iter().any(|a| !a.approve.is_empty())
             || config.mcp.iter().any(|m| !m.approve.is_empty())
             || config.policy.groups.values().flat_map(|g| g.values()).any(|r| !r.approve.is_empty());
@@ -550,6 +554,7 @@ impl Service {
             max_output_tokens: limits_config.max_output_tokens,
             catalog,
             scrubber,
+            redactor,
             calls: trim_memory(),
             portal,
         })
@@ -571,7 +576,38 @@ impl Service {
     /// scrubbed before the code saw it, but whatever the call returns —
     /// result, console, error — is scrubbed once more, of every credential
     /// of every API and MCP server, before it leaves the host.
-    fn scrub(&self, mut outcome: Outcome) -> Outcome {
+    fn scrub(&self, outcome: Outcome) -> Outcome {
+        let mut outcome = self.scrub_credentials(outcome);
+        // `[[redact]]` rules without `apis` apply to what the code returns
+        // too (rules for one API were applied to that API's answers).
+        if !self.redactor.is_empty() {
+            let r = &self.redactor;
+            match &mut outcome.result {
+                Ok(codemode_sandbox::JsValue::String(text)) => {
+                    r.redact_string(text, None);
+                }
+                Ok(codemode_sandbox::JsValue::Json(v)) => {
+                    r.redact_value(v, None);
+                }
+                Ok(codemode_sandbox::JsValue::Undefined) => {}
+                Err(e) => {
+                    r.redact_string(&mut e.message, None);
+                    if let Some(stack) = &mut e.stack {
+                        r.redact_string(stack, None);
+                    }
+                    if let Some(d) = &mut e.details {
+                        r.redact_value(d, None);
+                    }
+                }
+            }
+            for line in &mut outcome.console {
+                r.redact_string(line, None);
+            }
+        }
+        outcome
+    }
+
+    fn scrub_credentials(&self, mut outcome: Outcome) -> Outcome {
         if self.scrubber.is_empty() {
             return outcome;
         }
@@ -697,6 +733,7 @@ impl Service {
         let mut plan = DryRunLayer::plan(&exec);
         for v in &mut plan {
             self.scrubber.scrub_value(v);
+            self.redactor.redact_value(v, None);
         }
         Executed { outcome, plan }
     }
