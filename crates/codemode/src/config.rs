@@ -59,6 +59,9 @@ pub struct Config {
     /// `[policy]`: approval, dry run and group rules.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[audit]`: where every search and execute is recorded.
+    #[serde(default)]
+    pub audit: codemode_audit::AuditConfig,
     /// `[[redact]]`: what is replaced by a marker in everything that comes
     /// back to the model.
     #[serde(default, rename = "redact")]
@@ -480,6 +483,9 @@ impl Config {
                     }
                 }
             }
+        }
+        if let Err(e) = self.audit.validate() {
+            push("audit".into(), e.to_string());
         }
         if let Err(e) = codemode_redact::compile(&self.redact, &self.dlp) {
             for (key, m) in e {

@@ -277,7 +277,7 @@ impl Layer for RedactLayer {
 }
 
 /// The pipeline in its order, deciding by `policy`, in front of `targets`:
-/// redact → scopes → rules → DLP → dry run → approval → dispatch.
+/// audit → redact → scopes → rules → DLP → dry run → approval → dispatch.
 pub fn pipeline(
     config: &Config,
     targets: Arc<Targets>,
@@ -291,7 +291,8 @@ pub fn pipeline(
         .filter(|a| a.dry_run)
         .map(|a| a.name.clone())
         .chain(config.mcp.iter().filter(|m| m.dry_run).map(|m| m.name.clone()));
-    let mut layers: Vec<Arc<dyn Layer>> = vec![];
+    // The audit layer is outermost: it records refusals of every kind too.
+    let mut layers: Vec<Arc<dyn Layer>> = vec![Arc::new(codemode_audit::AuditLayer::new())];
     if !redactor.is_empty() {
         layers.push(Arc::new(RedactLayer { redactor }));
     }

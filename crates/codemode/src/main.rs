@@ -47,6 +47,7 @@ impl Cli {
             | Command::Exec { source, .. }
             | Command::Tokens { source, .. }
             | Command::Check(source) => source,
+            Command::Audit(_) => return config::LogFormat::Text,
         };
         if source.spec.is_some() {
             return config::LogFormat::Text;
@@ -98,6 +99,56 @@ enum Command {
     },
     /// Load everything and report every problem; exit non-zero on any.
     Check(SourceArgs),
+    /// What ran: list and filter recorded searches and executes, show one
+    /// with its calls, or export them (JSON, JSONL for a SIEM).
+    Audit(AuditCli),
+}
+
+#[derive(Args, Clone)]
+struct AuditCli {
+    /// Config file whose `[audit] path` names the store (default:
+    /// ./codemode.toml if present, else the default store).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// The store itself (overrides the config).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Show one execution with its calls.
+    #[arg(long)]
+    show: Option<i64>,
+    /// Since: RFC 3339 / a date, or back from now (15m, 2h, 7d, 1w).
+    #[arg(long)]
+    since: Option<String>,
+    /// Until: the same forms as --since.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only this principal (`-`: the local user).
+    #[arg(long)]
+    principal: Option<String>,
+    /// `search` or `execute`.
+    #[arg(long)]
+    tool: Option<String>,
+    /// Only executions that called this API or MCP server.
+    #[arg(long)]
+    api: Option<String>,
+    /// `ok` or `error`.
+    #[arg(long)]
+    status: Option<String>,
+    /// The code contains this text.
+    #[arg(long)]
+    grep: Option<String>,
+    /// Only executions recorded after this id (incremental exports).
+    #[arg(long)]
+    after_id: Option<i64>,
+    /// At most this many (0: all; default 50, all for --jsonl).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// A JSON array.
+    #[arg(long, conflicts_with = "jsonl")]
+    json: bool,
+    /// One execution with its calls per line, oldest first.
+    #[arg(long)]
+    jsonl: bool,
 }
 
 #[derive(Args, Clone)]
@@ -315,6 +366,7 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
         Command::Exec { source, code } => one_call(&source, "execute", code, started).await,
         Command::Tokens { source, json } => token_report(&source, json, started).await,
         Command::Check(source) => check(&source).await,
+        Command::Audit(args) => audit(args),
     }
 }
 
@@ -323,7 +375,9 @@ async fn one_call(source: &SourceArgs, tool: &str, code: String, started: Instan
         Ok(s) => s,
         Err(code) => return code,
     };
-    let r = server.call(tool, code, None, None).await;
+    let r = server
+        .call(tool, code, None, None, server::ClientMeta { name: Some("codemode-cli".into()), ..Default::default() })
+        .await;
     server.service().shutdown().await;
     println!("{}", r.text);
     if let Some(note) = r.note {
@@ -339,6 +393,53 @@ async fn one_call(source: &SourceArgs, tool: &str, code: String, started: Instan
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn audit(a: AuditCli) -> ExitCode {
+    let mut store = match (&a.config, std::path::Path::new("codemode.toml").exists()) {
+        (Some(p), _) => match Config::load(p) {
+            Ok(c) => c.audit,
+            Err(ps) => {
+                for p in ps {
+                    eprintln!("error: {p}");
+                }
+                return ExitCode::from(2);
+            }
+        },
+        (None, true) => Config::load(std::path::Path::new("codemode.toml")).map(|c| c.audit).unwrap_or_default(),
+        (None, false) => Default::default(),
+    };
+    if let Some(db) = &a.db {
+        store.path = Some(db.display().to_string());
+    }
+    let args = codemode_audit::AuditArgs {
+        config: store,
+        show: a.show,
+        since: a.since,
+        until: a.until,
+        principal: a.principal,
+        tool: a.tool,
+        api: a.api,
+        status: a.status,
+        grep: a.grep,
+        after_id: a.after_id,
+        limit: a.limit,
+        format: if a.json {
+            codemode_audit::Format::Json
+        } else if a.jsonl {
+            codemode_audit::Format::Jsonl
+        } else {
+            codemode_audit::Format::Table
+        },
+    };
+    let stdout = std::io::stdout();
+    match codemode_audit::run(&args, &mut stdout.lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -63,12 +63,13 @@ impl CodemodeServer {
         code: String,
         principal: Option<&Principal>,
         approver: Option<Arc<dyn Approver>>,
+        client: ClientMeta,
     ) -> Rendered {
         // Every log line of this call (upstream requests, tool calls,
         // refusals) carries who made it.
         let who = principal.map(|p| p.name.clone()).unwrap_or_else(|| "local".into());
         let span = tracing::info_span!("call", tool, principal = %who);
-        self.call_in_span(tool, code, principal, approver).instrument(span).await
+        self.call_in_span(tool, code, principal, approver, client).instrument(span).await
     }
 
     async fn call_in_span(
@@ -77,19 +78,31 @@ impl CodemodeServer {
         code: String,
         principal: Option<&Principal>,
         approver: Option<Arc<dyn Approver>>,
+        client: ClientMeta,
     ) -> Rendered {
         let started = Instant::now();
+        let audit_tool = if tool == "search" { codemode_audit::Tool::Search } else { codemode_audit::Tool::Execute };
+        let mut record =
+            self.service.audit.as_ref().map(|_| codemode_audit::ExecutionRecord::new(audit_tool, code.clone()));
+        let who = principal.map(|p| p.name.clone());
         // Scopes narrow what the config allows (HTTP transport with auth).
         // Groups select group rules even without scopes.
         let principal = principal.filter(|p| p.scopes.is_some() || !p.groups.is_empty());
-        let (outcome, plan) = match tool {
+        let (outcome, plan, calls) = match tool {
             "search" => match self.service.visible_specs(principal) {
-                Ok(visible) => (self.service.search(code, visible, principal).await, vec![]),
-                Err(message) => return scope_error(message),
+                Ok(visible) => (self.service.search(code, visible, principal).await, vec![], vec![]),
+                Err(message) => {
+                    let rendered = scope_error(message.clone());
+                    if let Some(r) = record.take() {
+                        let r = r.failed("scope", "ScopeError", message);
+                        self.commit(r, vec![], who, client, started).await;
+                    }
+                    return rendered;
+                }
             },
             _ => {
                 let done = self.service.execute(code, principal.cloned(), approver).await;
-                (done.outcome, done.plan)
+                (done.outcome, done.plan, done.calls)
             }
         };
         let mut rendered = render::render(&outcome, self.service.max_output_tokens);
@@ -105,7 +118,68 @@ impl CodemodeServer {
             elapsed_ms = crate::host::round_ms(started.elapsed()),
             "tool call"
         );
+        if let Some(mut r) = record {
+            if let Err(e) = &outcome.result {
+                r = r.failed(e.kind.as_str(), e.name.clone(), e.message.clone());
+            }
+            r.shortened = rendered.note.is_some();
+            r.result_tokens = Some(render::count_tokens(&rendered.text) as u64);
+            r.dry_run = self.service.dry_run || !plan.is_empty();
+            // Written before the result is returned: a call the client saw
+            // is in the store even if the process dies right after.
+            self.commit(r, calls, who, client, started).await;
+        }
         rendered
+    }
+
+    async fn commit(
+        &self,
+        mut r: codemode_audit::ExecutionRecord,
+        calls: Vec<codemode_audit::CallRecord>,
+        principal: Option<String>,
+        client: ClientMeta,
+        started: Instant,
+    ) {
+        let Some(store) = &self.service.audit else { return };
+        r.principal = principal;
+        r.session_id = client.session_id;
+        r.client_name = client.name;
+        r.client_version = client.version;
+        r.duration_ms = crate::host::round_ms(started.elapsed());
+        if let Err(e) = store.record(r, calls).await {
+            // Availability over completeness: the call is answered, the
+            // failure is loud.
+            tracing::error!(error = %e, "audit: the record of this call could not be written");
+        }
+    }
+}
+
+/// Who is on the other end of a tool call, for the audit record.
+#[derive(Clone, Debug, Default)]
+pub struct ClientMeta {
+    /// The client's `clientInfo.name`.
+    pub name: Option<String>,
+    /// Its `clientInfo.version`.
+    pub version: Option<String>,
+    /// The MCP session (`Mcp-Session-Id` over HTTP).
+    pub session_id: Option<String>,
+}
+
+impl ClientMeta {
+    /// From a request's context.
+    fn of(context: &RequestContext<RoleServer>) -> Self {
+        let info = context.peer.peer_info();
+        let session_id = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        ClientMeta {
+            name: info.as_ref().map(|i| i.client_info.name.clone()),
+            version: info.as_ref().map(|i| i.client_info.version.clone()),
+            session_id,
+        }
     }
 }
 
@@ -210,7 +284,7 @@ impl ServerHandler for CodemodeServer {
             .then(|| Arc::new(crate::approve::ElicitApprover::new(context.peer.clone())) as Arc<dyn Approver>);
         // Cancellation: dropping the call future stops the JavaScript.
         tokio::select! {
-            r = self.call(&tool, code, principal_of(&context.extensions), approver) => Ok(to_result(r).into()),
+            r = self.call(&tool, code, principal_of(&context.extensions), approver, ClientMeta::of(&context)) => Ok(to_result(r).into()),
             _ = context.ct.cancelled() => {
                 tracing::info!(tool = %tool, "tool call cancelled by the client");
                 Ok(tool_error("cancelled".into()))

@@ -443,6 +443,8 @@ pub struct Service {
     scrubber: codemode_upstream::Scrubber,
     /// `[[redact]]` rules for what a call returns (result, console, error).
     redactor: codemode_redact::Redactor,
+    /// Where every search and execute is recorded (`None`: `[audit] path = "off"`).
+    pub audit: Option<codemode_audit::SqliteStore>,
     /// Calls since the allocator last gave free memory back (see `trim_memory`).
     calls: Arc<std::sync::atomic::AtomicU64>,
     /// The upstream MCP servers, when any are configured.
@@ -530,6 +532,7 @@ impl Service {
         }
         let policy = Arc::new(crate::host::policy(config)?);
         let targets = Arc::new(Targets::new(&apis, portal.clone(), policy.clone()));
+        let audit = open_audit(&config.audit, scrubber.clone())?;
         let (redactor, dlp) = codemode_redact::compile(&config.redact, &config.dlp)
             .map_err(|e| e.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))?;
         let pipeline = crate::host::pipeline(config, targets.clone(), policy.clone(), redactor.clone(), dlp);
@@ -553,6 +556,7 @@ impl Service {
             limits,
             max_output_tokens: limits_config.max_output_tokens,
             catalog,
+            audit,
             scrubber,
             redactor,
             calls: trim_memory(),
@@ -735,7 +739,33 @@ impl Service {
             self.scrubber.scrub_value(v);
             self.redactor.redact_value(v, None);
         }
-        Executed { outcome, plan }
+        let calls = codemode_audit::AuditLog::calls(&exec);
+        Executed { outcome, plan, calls }
+    }
+}
+
+/// Opens the audit store. Without an explicit `[audit] path`, a home
+/// directory that cannot be found (a service without `HOME`) turns the
+/// audit off with a warning; a configured path that cannot be opened stops
+/// start-up.
+fn open_audit(
+    config: &codemode_audit::AuditConfig,
+    scrubber: codemode_upstream::Scrubber,
+) -> Result<Option<codemode_audit::SqliteStore>, String> {
+    match codemode_audit::SqliteStore::open_config(config, scrubber) {
+        Ok(Some(store)) => {
+            tracing::info!(path = %store.path().display(), "audit: every search and execute is recorded");
+            Ok(Some(store))
+        }
+        Ok(None) => {
+            tracing::info!("audit: off ([audit] path = \"off\")");
+            Ok(None)
+        }
+        Err(e) if config.path.is_none() => {
+            tracing::warn!(error = %e, "audit: no default place for the audit store; set [audit] path (or \"off\"). Not recording");
+            Ok(None)
+        }
+        Err(e) => Err(format!("[audit] path: {e}")),
     }
 }
 
@@ -745,4 +775,6 @@ pub struct Executed {
     pub outcome: Outcome,
     /// The writes a dry run planned, in order (empty when none).
     pub plan: Vec<Value>,
+    /// Every nested call, for the audit record.
+    pub calls: Vec<codemode_audit::CallRecord>,
 }
