@@ -546,7 +546,6 @@ async fn check(source: &SourceArgs) -> ExitCode {
             apis.iter().map(|a| format!("{} ({} operations)", a.name, a.spec.summary.operations.len())).collect();
         match service::Service::start(apis, servers, &config, sandbox_options(source, &config)).await {
             Ok(s) => {
-                println!("{}", s.policy_report());
                 match s.wall_report().await {
                     Ok(line) => println!("{line}"),
                     Err(problem) => {
@@ -554,6 +553,7 @@ async fn check(source: &SourceArgs) -> ExitCode {
                         count += 1;
                     }
                 }
+                println!("{}", s.policy_report());
                 s.shutdown().await;
                 if count == 0 {
                     println!("ok: {}", summary.join(", "));
