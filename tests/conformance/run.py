@@ -62,7 +62,7 @@ NOT_APPLICABLE = {
     "tools-call-error": "calls the fixture tool `test_error_handling` (an unknown tool is a JSON-RPC -32602 error, as the spec says)",
     "tools-call-with-progress": "calls the fixture tool `test_tool_with_progress`",
     "tools-call-sampling": "calls the fixture tool `test_sampling` (codemode never samples)",
-    "tools-call-elicitation": "calls the fixture tool `test_elicitation` (codemode never elicits)",
+    "tools-call-elicitation": "calls the fixture tool `test_elicitation` (codemode elicits only to approve calls that `approve` rules name; it has no such tool)",
     "elicitation-sep1034-defaults": "calls the fixture tool `test_elicitation_sep1034_defaults`",
     "elicitation-sep1330-enums": "calls the fixture tool `test_elicitation_sep1330_enums`",
     "json-schema-2020-12": "looks for the fixture tool `json_schema_2020_12_tool`",

@@ -770,6 +770,19 @@ mod tests {
     }
 
     #[test]
+    fn globs() {
+        assert!(glob_match("*", ""));
+        assert!(glob_match("read_*", "read_file"));
+        assert!(!glob_match("read_*", "write_file"));
+        assert!(glob_match("*_file", "read_text_file"));
+        assert!(glob_match("get-?um", "get-sum"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("echo", "echo"));
+        assert!(!glob_match("echo", "echo2"));
+    }
+
+    #[test]
     fn bad_patterns_say_how_to_write_them() {
         let e = RuleSet::compile(&lists(&["listZones"], &["FETCH /x"], &[]), TargetKind::Api).unwrap_err();
         assert_eq!(e[0].0, "allow[0]");

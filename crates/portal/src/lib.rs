@@ -57,6 +57,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::{parse_mcp_servers_json, PortalOptions, ServerConfig, Transport, DEFAULT_CALL_TIMEOUT};
 pub use names::{is_unreserved_identifier, sanitize_identifier, sanitize_name};
 
+use codemode_pipeline::rules::glob_match;
 use codemode_upstream::Scrubber;
 use upstream::{lock, Server};
 
@@ -292,7 +293,7 @@ fn policy_rejects(cfg: &ServerConfig, raw: &upstream::RawTool, full: &str) -> Op
         (raw.name.to_lowercase(), sanitize_identifier(&raw.name).to_lowercase(), full.to_lowercase());
     let matches = |g: &String| {
         let g = g.to_lowercase();
-        names::glob_match(&g, &name) || names::glob_match(&g, &local) || names::glob_match(&g, &full)
+        glob_match(&g, &name) || glob_match(&g, &local) || glob_match(&g, &full)
     };
     if let Some(g) = cfg.deny.iter().find(|g| matches(g)) {
         return Some(format!("it matches the deny pattern `{g}`"));

@@ -101,34 +101,6 @@ pub(crate) fn is_identifier(name: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 
-/// A glob with `*` (any run, including none) and `?` (exactly one
-/// character); everything else is literal. Case-sensitive.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 /// A PascalCase TypeScript type name from a sanitised tool name:
 /// `everything_get_sum` → `EverythingGetSum`.
 pub(crate) fn pascal_case(name: &str) -> String {
@@ -167,19 +139,6 @@ mod tests {
         assert_eq!(sanitize_identifier(""), "_");
         assert_eq!(sanitize_identifier("$ok_1"), "$ok_1");
         assert!(is_identifier("a_b$1") && !is_identifier("1a") && !is_identifier("a-b") && !is_identifier(""));
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("*", ""));
-        assert!(glob_match("read_*", "read_file"));
-        assert!(!glob_match("read_*", "write_file"));
-        assert!(glob_match("*_file", "read_text_file"));
-        assert!(glob_match("get-?um", "get-sum"));
-        assert!(glob_match("a*b*c", "axxbyyc"));
-        assert!(!glob_match("a*b*c", "axxbyy"));
-        assert!(glob_match("echo", "echo"));
-        assert!(!glob_match("echo", "echo2"));
     }
 
     #[test]
