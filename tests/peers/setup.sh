@@ -19,6 +19,9 @@ PIP_PINS=(
   "Flask==3.1.3"        # httpbin's framework (pinned: httpbin is picky about Flask/Werkzeug)
   "Werkzeug==3.1.9"
   "pytest==9.2.0"
+  "opentelemetry-proto==1.45.2"  # OTLP messages for the loopback receiver of test_telemetry
+  "protobuf==7.36.2"
+  "grpcio==1.85.3"               # the OTLP/gRPC side of that receiver
 )
 NPM_PINS=(
   "@stoplight/prism-cli@5.14.2"   # OpenAPI mock server
@@ -60,9 +63,10 @@ else
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PIP_PINS[@]}" >&2
   "$VENV/bin/python" - <<'PY' >&2
 import importlib.metadata as m
-for d in ("mcp", "kinto", "httpbin", "gunicorn", "flasgger", "pytest"):
+for d in ("mcp", "kinto", "httpbin", "gunicorn", "flasgger", "pytest", "opentelemetry-proto", "grpcio"):
     print(f"[peers/setup]   {d}=={m.version(d)}")
 import mcp.client.stdio, mcp.client.streamable_http, httpbin, kinto  # noqa: F401  (smoke import)
+import grpc, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc  # noqa: F401
 PY
   printf '%s' "$PY_STAMP_WANT" > "$PY_STAMP"
 fi

@@ -20,6 +20,9 @@
 //! deny = ["DELETE /zones/*/dns_records/*"]   # rules: allow / deny / approve
 //! approve = ["POST /**"]
 //!
+//! [telemetry]                       # off unless an endpoint is set (or OTEL_EXPORTER_OTLP_ENDPOINT)
+//! otlp_endpoint = "http://127.0.0.1:4318"
+//!
 //! [policy]
 //! approval_timeout_secs = 120
 //! [policy.groups.finance]               # per-group rules (token `groups`, JWT claim)
@@ -70,6 +73,9 @@ pub struct Config {
     /// detector finds.
     #[serde(default, rename = "dlp")]
     pub dlp: Vec<codemode_redact::DlpRule>,
+    /// `[telemetry]`: OpenTelemetry traces and metrics (OTLP), `/metrics`.
+    #[serde(default)]
+    pub telemetry: codemode_telemetry::TelemetryConfig,
     /// `[log]`: how log lines look. Read before the rest of the config,
     /// when logging starts (`Cli::log_format`); kept here so the key is
     /// known to `deny_unknown_fields`.

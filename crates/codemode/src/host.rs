@@ -5,7 +5,7 @@
 //! ```text
 //! sandbox host call (client, method, JSON args)
 //!   └─ Targets::call_for: parse once (request::parse, spec route, portal tool)
-//!        └─ Pipeline: ScopeLayer → RuleLayer → DryRunLayer → ApprovalLayer
+//!        └─ Pipeline: Audit → Telemetry → Redact → Scope → Rule → DLP → DryRun → Approval
 //!             └─ Dispatch (Route): Upstream::send | Portal::call
 //! ```
 
@@ -179,9 +179,12 @@ impl Route for Dispatch {
                     let targets = self.targets.clone();
                     let api_name = h.api.clone();
                     let follow = move |method: &str, path: &str| targets.hop_allowed(&api_name, method, path, &exec);
+                    // The call's span (or the caller's context passed on):
+                    // the host's traceparent, never the code's.
+                    let trace = codemode_telemetry::context::outgoing(&call.exec);
                     let result = api
                         .upstream
-                        .send_guarded(h.request, &follow)
+                        .send_traced(h.request, &follow, &trace)
                         .await
                         .map_err(|e| HostError::from_json(e.to_json()));
                     let status = match &result {
@@ -204,7 +207,10 @@ impl Route for Dispatch {
                     let Some(portal) = &self.targets.portal else {
                         return Err(HostError::usage("no MCP servers are configured"));
                     };
-                    let result = portal.call(&t.name, t.arguments).await.map_err(HostError::from_json);
+                    let trace = codemode_telemetry::context::outgoing(&call.exec);
+                    let meta = (!trace.is_empty())
+                        .then(|| trace.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect());
+                    let result = portal.call_with_meta(&t.name, t.arguments, meta).await.map_err(HostError::from_json);
                     tracing::info!(
                         server = %t.server,
                         tool = %t.tool,
@@ -277,13 +283,14 @@ impl Layer for RedactLayer {
 }
 
 /// The pipeline in its order, deciding by `policy`, in front of `targets`:
-/// audit → redact → scopes → rules → DLP → dry run → approval → dispatch.
+/// audit → telemetry → redact → scopes → rules → DLP → dry run → approval → dispatch.
 pub fn pipeline(
     config: &Config,
     targets: Arc<Targets>,
     policy: Arc<Policy>,
     redactor: codemode_redact::Redactor,
     dlp: codemode_redact::DlpLayer,
+    telemetry: Option<codemode_telemetry::TelemetryLayer>,
 ) -> Arc<Pipeline> {
     let dry_run_targets = config
         .apis
@@ -293,6 +300,11 @@ pub fn pipeline(
         .chain(config.mcp.iter().filter(|m| m.dry_run).map(|m| m.name.clone()));
     // The audit layer is outermost: it records refusals of every kind too.
     let mut layers: Vec<Arc<dyn Layer>> = vec![Arc::new(codemode_audit::AuditLayer::new())];
+    // Telemetry just inside: audit stays outermost, and every layer that can
+    // refuse runs inside the call's span. Absent when telemetry is off.
+    if let Some(t) = telemetry {
+        layers.push(Arc::new(t));
+    }
     if !redactor.is_empty() {
         layers.push(Arc::new(RedactLayer { redactor }));
     }

@@ -620,6 +620,10 @@ async fn serve_http(
             return Some(ExitCode::from(2));
         }
     };
+    let mut http = http;
+    // `/metrics` (opt-in): rendered from the service's telemetry once it runs.
+    let metrics = (config.telemetry.prometheus && std::env::var("OTEL_SDK_DISABLED").map_or(true, |v| v != "true"))
+        .then(|| http.serve_metrics());
     let ready = http.ready_handle();
     let mut serving = tokio::spawn(http.run(codemode_http::shutdown_signal()));
     let server = tokio::select! {
@@ -634,6 +638,10 @@ async fn serve_http(
     };
     render::warm_up();
     let service = server.service_handle();
+    if let Some(m) = metrics {
+        let telemetry = service.telemetry.clone();
+        m.set(Arc::new(move || telemetry.prometheus_text()));
+    }
     ready.set(server);
     let code = match serving.await {
         Ok(Ok(())) => ExitCode::SUCCESS,

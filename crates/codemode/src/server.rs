@@ -65,11 +65,27 @@ impl CodemodeServer {
         approver: Option<Arc<dyn Approver>>,
         client: ClientMeta,
     ) -> Rendered {
+        // The SERVER span of this tool call, a child of the caller's trace
+        // context; with telemetry off, only that context, passed through.
+        let traced = self.service.telemetry.tool_call(codemode_telemetry::ToolCallInfo {
+            tool,
+            session_id: client.session_id.as_deref(),
+            protocol_version: client.protocol_version.as_deref(),
+            request_id: client.request_id.as_deref(),
+            transport: client.transport,
+            incoming: &client.trace,
+        });
         // Every log line of this call (upstream requests, tool calls,
-        // refusals) carries who made it.
+        // refusals) carries who made it, and the trace it belongs to.
         let who = principal.map(|p| p.name.clone()).unwrap_or_else(|| "local".into());
-        let span = tracing::info_span!("call", tool, principal = %who);
-        self.call_in_span(tool, code, principal, approver, client).instrument(span).await
+        let span = tracing::info_span!("call", tool, principal = %who, trace_id = tracing::field::Empty);
+        if let Some(id) = traced.trace_id() {
+            span.record("trace_id", id.as_str());
+        }
+        let (rendered, error) =
+            traced.wrap(self.call_in_span(tool, code, principal, approver, client).instrument(span)).await;
+        traced.finish(error.as_deref());
+        rendered
     }
 
     async fn call_in_span(
@@ -79,7 +95,7 @@ impl CodemodeServer {
         principal: Option<&Principal>,
         approver: Option<Arc<dyn Approver>>,
         client: ClientMeta,
-    ) -> Rendered {
+    ) -> (Rendered, Option<String>) {
         let started = Instant::now();
         let audit_tool = if tool == "search" { codemode_audit::Tool::Search } else { codemode_audit::Tool::Execute };
         let mut record =
@@ -97,7 +113,7 @@ impl CodemodeServer {
                         let r = r.failed("scope", "ScopeError", message);
                         self.commit(r, vec![], who, client, started).await;
                     }
-                    return rendered;
+                    return (rendered, Some("ScopeError".into()));
                 }
             },
             _ => {
@@ -129,7 +145,7 @@ impl CodemodeServer {
             // is in the store even if the process dies right after.
             self.commit(r, calls, who, client, started).await;
         }
-        rendered
+        (rendered, outcome.result.as_ref().err().map(error_type))
     }
 
     async fn commit(
@@ -154,7 +170,31 @@ impl CodemodeServer {
     }
 }
 
-/// Who is on the other end of a tool call, for the audit record.
+/// `error.type` of a failed tool call: the JS error's name when the code
+/// died of a host error it did not catch (`PolicyError`, `UpstreamError`…),
+/// else the kind (`timeout`, `syntax`, `out_of_memory`…). Names the code
+/// made up itself stay out (cardinality): they are `runtime`.
+fn error_type(e: &codemode_sandbox::ScriptError) -> String {
+    const HOST_ERRORS: [&str; 10] = [
+        "PolicyError",
+        "ScopeError",
+        "DlpError",
+        "ApprovalDenied",
+        "UpstreamError",
+        "ToolError",
+        "TimeoutError",
+        "InvalidArguments",
+        "UpstreamUnavailable",
+        "ResultTooLarge",
+    ];
+    match e.kind {
+        codemode_sandbox::ErrorKind::Runtime if HOST_ERRORS.contains(&e.name.as_str()) => e.name.clone(),
+        kind => kind.as_str().to_string(),
+    }
+}
+
+/// Who is on the other end of a tool call, for the audit record and the
+/// tool call's span.
 #[derive(Clone, Debug, Default)]
 pub struct ClientMeta {
     /// The client's `clientInfo.name`.
@@ -163,22 +203,38 @@ pub struct ClientMeta {
     pub version: Option<String>,
     /// The MCP session (`Mcp-Session-Id` over HTTP).
     pub session_id: Option<String>,
+    /// The negotiated MCP protocol version.
+    pub protocol_version: Option<String>,
+    /// The JSON-RPC id of the `tools/call` request.
+    pub request_id: Option<String>,
+    /// stdio or HTTP.
+    pub transport: codemode_telemetry::Transport,
+    /// The caller's W3C trace context: `params._meta` first (SEP-414),
+    /// else the HTTP request's `traceparent` header.
+    pub trace: codemode_telemetry::Incoming,
 }
 
 impl ClientMeta {
     /// From a request's context.
     fn of(context: &RequestContext<RoleServer>) -> Self {
         let info = context.peer.peer_info();
-        let session_id = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let parts = context.extensions.get::<http::request::Parts>();
+        let header =
+            |name: &str| parts.and_then(|p| p.headers.get(name)).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let trace = codemode_telemetry::Incoming::from_meta(&context.meta.0 .0)
+            .or(codemode_telemetry::Incoming::from_headers(header));
         ClientMeta {
             name: info.as_ref().map(|i| i.client_info.name.clone()),
             version: info.as_ref().map(|i| i.client_info.version.clone()),
-            session_id,
+            session_id: header("mcp-session-id"),
+            protocol_version: context.protocol_version().map(|v| v.to_string()),
+            request_id: Some(context.id.to_string()),
+            transport: if parts.is_some() {
+                codemode_telemetry::Transport::Tcp
+            } else {
+                codemode_telemetry::Transport::Pipe
+            },
+            trace,
         }
     }
 }

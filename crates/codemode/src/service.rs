@@ -449,6 +449,9 @@ pub struct Service {
     calls: Arc<std::sync::atomic::AtomicU64>,
     /// The upstream MCP servers, when any are configured.
     pub portal: Option<Arc<Portal>>,
+    /// OpenTelemetry (off unless `[telemetry]` or `OTEL_*` name a collector
+    /// or `/metrics` is on); flushed by [`Service::shutdown`].
+    pub telemetry: codemode_telemetry::Telemetry,
 }
 
 impl Service {
@@ -535,7 +538,16 @@ impl Service {
         let audit = open_audit(&config.audit, scrubber.clone())?;
         let (redactor, dlp) = codemode_redact::compile(&config.redact, &config.dlp)
             .map_err(|e| e.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))?;
-        let pipeline = crate::host::pipeline(config, targets.clone(), policy.clone(), redactor.clone(), dlp);
+        let settings = codemode_telemetry::resolve(&config.telemetry, &|k| std::env::var(k).ok())
+            .map_err(|ps| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))?;
+        let telemetry = codemode_telemetry::Telemetry::start(&settings)?;
+        let telemetry_layer = codemode_telemetry::TelemetryLayer::new(
+            &telemetry,
+            apis.iter().map(|a| (a.name.clone(), a.upstream.clone())),
+            scrubber.clone(),
+        );
+        let pipeline =
+            crate::host::pipeline(config, targets.clone(), policy.clone(), redactor.clone(), dlp, telemetry_layer);
         let approvals = config.apis.iter().any(|a| !a.approve.is_empty())
             || config.mcp.iter().any(|m| !m.approve.is_empty())
             || config.policy.groups.values().flat_map(|g| g.values()).any(|r| !r.approve.is_empty());
@@ -561,6 +573,7 @@ impl Service {
             redactor,
             calls: trim_memory(),
             portal,
+            telemetry,
         })
     }
 
@@ -700,11 +713,12 @@ impl Service {
         line
     }
 
-    /// Stops upstream MCP servers.
+    /// Stops upstream MCP servers and flushes telemetry.
     pub async fn shutdown(&self) {
         if let Some(p) = &self.portal {
             p.shutdown().await;
         }
+        self.telemetry.shutdown().await;
     }
 
     /// Runs `execute` code for `principal`; `approver` answers approval
@@ -726,6 +740,9 @@ impl Service {
                 .with_dry_run(self.dry_run)
                 .with_pause(Arc::new(move || Box::new(hold.pause()))),
         );
+        // Nested calls are children of the tool call's span (attached by
+        // the server around this call), whichever task runs them.
+        codemode_telemetry::ExecTrace::attach_current(&exec);
         let host = Arc::new(ExecHost {
             targets: self.targets.clone(),
             pipeline: self.pipeline.clone(),

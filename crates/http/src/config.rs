@@ -651,12 +651,13 @@ fn parse_scopes(scopes: &[String], api_names: &[String]) -> Result<Option<BTreeS
     }
     let mut set = BTreeSet::new();
     for s in scopes {
-        let ok = s
-            .rsplit_once(':')
-            .is_some_and(|(api, what)| matches!(what, "read" | "write") && api_names.iter().any(|n| n == api));
+        // `metrics`: may read `/metrics`, nothing else (a scraper's token).
+        let ok = s == "metrics"
+            || s.rsplit_once(':')
+                .is_some_and(|(api, what)| matches!(what, "read" | "write") && api_names.iter().any(|n| n == api));
         if !ok {
             return Err(format!(
-                "`{s}` is not a scope here: use `<api>:read` or `<api>:write` with an API of this config ({}), or `*`",
+                "`{s}` is not a scope here: use `<api>:read` or `<api>:write` with an API of this config ({}), `metrics`, or `*`",
                 api_names.join(", ")
             ));
         }

@@ -28,9 +28,11 @@ mod config;
 mod guard;
 mod jwt;
 mod limits;
+pub mod metrics;
 mod principal;
 mod server;
 
 pub use config::{check, AuthConfig, OAuthConfig, Problem, ServerConfig, StaticToken, Transport};
+pub use metrics::{MetricsHandle, RenderMetrics};
 pub use principal::{principal_of, Principal};
 pub use server::{shutdown_signal, HttpServer, ReadyHandle, StartError};

@@ -161,6 +161,15 @@ where
         self.state.settings.mcp_url()
     }
 
+    /// Serves `/metrics` (Prometheus text) from what the returned handle is
+    /// given; see [`crate::metrics`] for who may read it.
+    pub fn serve_metrics(&mut self) -> crate::MetricsHandle {
+        let handle = crate::MetricsHandle::default();
+        let app = std::mem::take(&mut self.app);
+        self.app = app.merge(crate::metrics::router(self.state.clone(), handle.clone()));
+        handle
+    }
+
     /// For handing over the MCP handler once it is built.
     pub fn ready_handle(&self) -> ReadyHandle<S> {
         ReadyHandle { cell: self.cell.clone(), state: self.state.clone() }

@@ -562,7 +562,19 @@ impl Portal {
     /// Dropping the future cancels the upstream call
     /// (`notifications/cancelled`).
     pub async fn call(&self, name: &str, args: Value) -> Result<Value, Value> {
-        let out = self.call_unchecked(name, args).await;
+        self.call_with_meta(name, args, None).await
+    }
+
+    /// [`Portal::call`] with `meta` sent as the request's `params._meta`:
+    /// the host's W3C trace context (`traceparent`, `tracestate`, SEP-414),
+    /// so the upstream server's spans join the caller's trace.
+    pub async fn call_with_meta(
+        &self,
+        name: &str,
+        args: Value,
+        meta: Option<Map<String, Value>>,
+    ) -> Result<Value, Value> {
+        let out = self.call_unchecked(name, args, meta).await;
         let limit = self.core().options.max_result_bytes;
         let sc = &self.core().scrubber;
         let too_large = |v: &Value, what: &str| -> Option<Value> {
@@ -596,7 +608,7 @@ impl Portal {
         }
     }
 
-    async fn call_unchecked(&self, name: &str, args: Value) -> Result<Value, Value> {
+    async fn call_unchecked(&self, name: &str, args: Value, meta: Option<Map<String, Value>>) -> Result<Value, Value> {
         let name = strip_prefix(name);
         let index = self.core().index();
         let Some(&i) = index.by_name.get(name) else {
@@ -654,7 +666,7 @@ impl Portal {
         let Some(server) = self.core().server(&tool.server).cloned() else {
             return Err(finish(upstream::error("ToolNotFound", format!("server `{}` is gone", tool.server))));
         };
-        let raw = upstream::call(&server, &self.core().options, &tool.tool, args).await.map_err(|e| {
+        let raw = upstream::call(&server, &self.core().options, &tool.tool, args, meta).await.map_err(|e| {
             let mut e = e;
             if let Some(Value::String(m)) = e.get_mut("message") {
                 *m = format!("codemode.{}: {m}", tool.name);

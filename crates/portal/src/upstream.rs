@@ -511,12 +511,16 @@ pub(crate) async fn call(
     options: &PortalOptions,
     tool: &str,
     args: Value,
+    meta: Option<Map<String, Value>>,
 ) -> Result<Value, Map<String, Value>> {
     let timeout = server.config.call_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
     let (peer, session) =
         server.ready_peer(options.ready_wait, deadline).await.map_err(|m| error("UpstreamUnavailable", m))?;
-    let params = json!({"name": tool, "arguments": args});
+    let mut params = json!({"name": tool, "arguments": args});
+    if let Some(meta) = meta.filter(|m| !m.is_empty()) {
+        params["_meta"] = Value::Object(meta);
+    }
     match tokio::time::timeout_at(deadline, raw_request(&peer, "tools/call", params)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(ServiceError::McpError(e))) => {

@@ -336,7 +336,20 @@ impl Upstream {
     /// code would have written it): the host pipeline judges each hop like
     /// a request of its own.
     pub async fn send_guarded(&self, req: ApiRequest, follow: &Follow) -> Result<Value, UpstreamError> {
-        match self.send_unscrubbed(req, follow).await {
+        self.send_traced(req, follow, &[]).await
+    }
+
+    /// [`Upstream::send_guarded`] with the host's W3C trace-context headers
+    /// (`traceparent`, `tracestate`) added to the request and every hop.
+    /// The code cannot set these itself (`request::parse` refuses them), so
+    /// the host's value is the only one sent.
+    pub async fn send_traced(
+        &self,
+        req: ApiRequest,
+        follow: &Follow,
+        trace: &[(&'static str, String)],
+    ) -> Result<Value, UpstreamError> {
+        match self.send_unscrubbed(req, follow, trace).await {
             Ok(mut v) => {
                 self.scrubber.scrub_value(&mut v);
                 Ok(v)
@@ -358,7 +371,12 @@ impl Upstream {
         }
     }
 
-    async fn send_unscrubbed(&self, req: ApiRequest, follow: &Follow) -> Result<Value, UpstreamError> {
+    async fn send_unscrubbed(
+        &self,
+        req: ApiRequest,
+        follow: &Follow,
+        trace: &[(&'static str, String)],
+    ) -> Result<Value, UpstreamError> {
         let with_req = |mut e: UpstreamError| {
             e.method = Some(req.method.clone());
             e.path = Some(req.path.clone());
@@ -377,7 +395,14 @@ impl Upstream {
             Body::Raw(s, ct) => (Some(s.clone().into_bytes()), Some(ct.clone())),
         };
         self.check_size(&url, &req, body.as_deref()).map_err(with_req)?;
-        let headers = self.headers(&req, content_type.as_deref()).map_err(with_req)?;
+        let mut headers = self.headers(&req, content_type.as_deref()).map_err(with_req)?;
+        for (name, value) in trace {
+            // Built by the host from a parsed context: always valid, but a
+            // bad value is dropped rather than failing the request.
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(*name, v);
+            }
+        }
         let method = reqwest::Method::from_bytes(req.method.as_bytes()).expect("method was checked");
         let idempotent = matches!(req.method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS");
         if let Some(responder) = &self.responder {
@@ -526,7 +551,9 @@ impl Upstream {
         Ok(())
     }
 
-    fn url_for(&self, req: &ApiRequest) -> Result<Url, UpstreamError> {
+    /// The URL a request goes to: the base URL, the path, the query. Refused
+    /// when it would leave the configured origin and base path.
+    pub fn url_for(&self, req: &ApiRequest) -> Result<Url, UpstreamError> {
         let base = self.config.base_url.as_str().trim_end_matches('/');
         let mut url = Url::parse(&format!("{base}{}", req.path))
             .map_err(|e| UpstreamError::policy(&format!("the path does not form a valid URL: {e}")))?;

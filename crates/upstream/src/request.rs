@@ -44,7 +44,7 @@ const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 
 /// Headers the code may never set: credentials, routing and framing belong
 /// to the host.
-const FORBIDDEN_HEADERS: [&str; 19] = [
+const FORBIDDEN_HEADERS: [&str; 21] = [
     // Routing overrides (IIS, Symfony, some proxies route by these, not by
     // the request line — rules would judge one path and the server act on
     // another).
@@ -67,6 +67,10 @@ const FORBIDDEN_HEADERS: [&str; 19] = [
     "content-length",
     "expect",
     "forwarded",
+    // W3C trace context: the host sends its own (the call's span), so the
+    // code can neither forge where an upstream's trace hangs nor split it.
+    "traceparent",
+    "tracestate",
 ];
 
 /// Headers that ask a server to treat the request as another method. Many
@@ -321,7 +325,7 @@ fn parse_headers(v: Option<&Value>) -> Result<Vec<(String, String)>, UpstreamErr
         }
         if FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("sec-") {
             return Err(UpstreamError::policy(&format!(
-                "the `{name}` header cannot be set from code: credentials, cookies, the host and connection headers are managed by codemode"
+                "the `{name}` header cannot be set from code: credentials, cookies, the host, connection and trace-context headers are managed by codemode"
             )));
         }
         let text = match value {
