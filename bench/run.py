@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark harness for codemode.
 
-    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--only abcdewp] [--walls process,in-process]
-        [--pipeline-rounds N] [--out DIR]
+    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--only abcdewpu] [--walls process,in-process]
+        [--pipeline-rounds N] [--audit-rounds N] [--out DIR]
 
 Prints a Markdown report to stdout and writes it to bench-out/report.md.
 Needs the release binary (cargo build --release) and the peers venv
@@ -22,6 +22,8 @@ Measures:
   p. the host pipeline's cost per nested call: one execute of 100 parallel
      requests (bookshelf example, rehearsal mode) on two servers side by side,
      without rules and with 100, executes interleaved (`--only p`, ~20 s);
+  u. the audit trail's cost: the same bookshelf server with `[audit]` off and on
+     (SQLite), a trivial execute and a 100-request one, interleaved (`--only u`);
   f. the machine.
 
 c, d and e run once per sandbox wall (`--walls`, default both: `codemode serve
@@ -112,7 +114,7 @@ PAR100_CODE = (
 )
 ONE_REQ_CODE = "async () => (await api.request({path: '/get', query: {i: 0}})).data.ok"
 
-ALL_SECTIONS = "abcdewp"
+ALL_SECTIONS = "abcdewpu"
 CALL_TIMEOUT = 60.0  # s, any single tool call
 SECTION_TIMEOUT = 900.0  # s, any one section
 
@@ -1551,6 +1553,72 @@ def write_pipeline_config(path: Path, rules: Optional[dict[str, list[str]]]) -> 
     return path
 
 
+async def paired_rounds(
+    name: str,
+    wall: str,
+    cfg_a: Path,
+    cfg_b: Path,
+    tmp: Path,
+    workloads: dict[str, tuple[str, Callable[[str], bool]]],
+    rounds: int,
+    probes: tuple[tuple[str, str], tuple[str, str]] | None = None,
+) -> dict:
+    """Two servers side by side, (a) on `cfg_a` and (b) on `cfg_b`, the same code: for each
+    client kind and each workload, executes alternate a, b, a, b ... so both see the same
+    machine. `probes` = ((code, want on a), (code, want on b)) first checks the difference
+    between the two configs is live. Returns {client kind: {workload: {a, b}}}, each side with
+    client round trips, server `elapsed_ms` and CPU per execute."""
+    out: dict = {}
+    for cls in (SdkClient, RawClient):
+        k = cls.kind
+        log_a, log_b = tmp / f"{name}-a-{cls.__name__}.log", tmp / f"{name}-b-{cls.__name__}.log"
+        async with cls([*wall_args(wall), "--config", str(cfg_a)], log_a) as a, cls(
+            [*wall_args(wall), "--config", str(cfg_b)], log_b
+        ) as b:
+            sandbox_ready(log_a)
+            sandbox_ready(log_b)
+            for (code, want), c in zip(probes or (), (a, b)):
+                _, err, text = await c.call("execute", code)
+                if err or text.strip().strip('"') != want:
+                    raise RuntimeError(f"{name} probe: expected {want}, got {text[:300]!r}")
+            out[k] = {}
+            for wl, (code, ok) in workloads.items():
+                for _ in range(10):  # warm-up, interleaved too
+                    for c in (a, b):
+                        _, err, text = await c.call("execute", code)
+                        if err or not ok(text):
+                            raise RuntimeError(f"{name} {wl} warm-up gave {text[:300]!r}")
+                lt_a, lt_b = LogTail(log_a), LogTail(log_b)
+                lt_a.mark()
+                lt_b.mark()
+                cpu_a0, cpu_b0 = cpu_ms(getattr(a, "pid", None)), cpu_ms(getattr(b, "pid", None))
+                ta, tb = [], []
+                log(f"{k}, {wall}: {rounds} rounds of {name} {wl}, a / b interleaved")
+                for _ in range(rounds):
+                    for c, ts in ((a, ta), (b, tb)):
+                        el, err, text = await c.call("execute", code)
+                        if err or not ok(text):
+                            raise RuntimeError(f"{name} {wl} execute gave {text[:300]!r}")
+                        ts.append(el)
+                cpu_a1, cpu_b1 = cpu_ms(getattr(a, "pid", None)), cpu_ms(getattr(b, "pid", None))
+                sa, sb = lt_a.server_ms(wait_for=rounds), lt_b.server_ms(wait_for=rounds)
+                if len(sa) != rounds or len(sb) != rounds:
+                    raise RuntimeError(f"{name}: expected {rounds} server log lines each, got {len(sa)} / {len(sb)}")
+
+                def side(ts, ss, c0, c1):
+                    return {
+                        "client": ts,
+                        "server": ss,
+                        "cpu_per_call": (c1 - c0) / rounds if c0 is not None and c1 is not None else None,
+                    }
+
+                out[k][wl] = {"a": side(ta, sa, cpu_a0, cpu_a1), "b": side(tb, sb, cpu_b0, cpu_b1)}
+                for what in ("client", "server"):
+                    xa, xb = pct(out[k][wl]["a"][what], 50), pct(out[k][wl]["b"][what], 50)
+                    log(f"  {wl} {what}: a p50 {xa:.2f} ms, b p50 {xb:.2f} ms")
+    return out
+
+
 async def bench_pipeline(rounds: int, tmp: Path, wall: str) -> dict:
     """Two servers side by side, the same API and code, (a) without rules and (b) with the
     100: executes alternate a, b, a, b ... so both see the same machine."""
@@ -1558,58 +1626,15 @@ async def bench_pipeline(rounds: int, tmp: Path, wall: str) -> dict:
     assert sum(len(v) for v in rules.values()) == 100
     cfg_a = write_pipeline_config(tmp / "pipeline-a.toml", None)
     cfg_b = write_pipeline_config(tmp / "pipeline-b.toml", rules)
-    res: dict = {"rounds": rounds, "wall": wall, "rules": rules, "clients": {}}
     ok100 = lambda t: t.strip() == "100"  # noqa: E731
-    for cls in (SdkClient, RawClient):
-        k = cls.kind
-        log_a, log_b = tmp / f"pipeline-a-{cls.__name__}.log", tmp / f"pipeline-b-{cls.__name__}.log"
-        async with cls([*wall_args(wall), "--config", str(cfg_a)], log_a) as a, cls(
-            [*wall_args(wall), "--config", str(cfg_b)], log_b
-        ) as b:
-            sandbox_ready(log_a)
-            sandbox_ready(log_b)
-            # The rules are live in b, absent in a.
-            for c, want in ((a, "sent"), (b, "PolicyError")):
-                _, err, text = await c.call("execute", PIPE_PROBE_CODE)
-                if err or text.strip().strip('"') != want:
-                    raise RuntimeError(f"pipeline probe: expected {want}, got {text[:300]!r}")
-            for _ in range(10):  # warm-up, interleaved too
-                for c in (a, b):
-                    _, err, text = await c.call("execute", PIPE_CODE)
-                    if err or not ok100(text):
-                        raise RuntimeError(f"pipeline warm-up gave {text[:300]!r}")
-            lt_a, lt_b = LogTail(log_a), LogTail(log_b)
-            lt_a.mark()
-            lt_b.mark()
-            cpu_a0, cpu_b0 = cpu_ms(getattr(a, "pid", None)), cpu_ms(getattr(b, "pid", None))
-            ta, tb = [], []
-            log(f"{k}, {wall}: {rounds} rounds of execute(100 x GET /books), a (no rules) / b (100 rules)")
-            for _ in range(rounds):
-                for c, ts in ((a, ta), (b, tb)):
-                    el, err, text = await c.call("execute", PIPE_CODE)
-                    if err or not ok100(text):
-                        raise RuntimeError(f"pipeline execute gave {text[:300]!r}")
-                    ts.append(el)
-            cpu_a1, cpu_b1 = cpu_ms(getattr(a, "pid", None)), cpu_ms(getattr(b, "pid", None))
-            sa, sb = lt_a.server_ms(wait_for=rounds), lt_b.server_ms(wait_for=rounds)
-        if len(sa) != rounds or len(sb) != rounds:
-            raise RuntimeError(f"pipeline: expected {rounds} server log lines each, got {len(sa)} / {len(sb)}")
-
-        def side(ts, ss, c0, c1):
-            return {
-                "client": ts,
-                "server": ss,
-                "cpu_per_call": (c1 - c0) / rounds if c0 is not None and c1 is not None else None,
-            }
-
-        r = {"a": side(ta, sa, cpu_a0, cpu_a1), "b": side(tb, sb, cpu_b0, cpu_b1)}
-        res["clients"][k] = r
+    # The rules are live in b, absent in a.
+    probes = ((PIPE_PROBE_CODE, "sent"), (PIPE_PROBE_CODE, "PolicyError"))
+    paired = await paired_rounds("pipeline", wall, cfg_a, cfg_b, tmp, {"100": (PIPE_CODE, ok100)}, rounds, probes)
+    res: dict = {"rounds": rounds, "wall": wall, "rules": rules, "clients": {k: v["100"] for k, v in paired.items()}}
+    for k, r in res["clients"].items():
         for what in ("client", "server"):
             d = pct(r["b"][what], 50) - pct(r["a"][what], 50)
-            log(
-                f"  {what}: a p50 {pct(r['a'][what], 50):.2f} ms, b p50 {pct(r['b'][what], 50):.2f} ms, "
-                f"(b-a)/100 = {d * 10:.1f} µs per nested call"
-            )
+            log(f"  {k} {what}: (b-a)/100 = {d * 10:.1f} µs per nested call")
     return res
 
 
@@ -1677,6 +1702,103 @@ def report_pipeline(res: dict) -> list[str]:
         f"CPU comes in {tick:.0f} ms ticks: over {n} executes of 100 calls that is ±{tick / n * 10:.1f} µs per nested call. "
         f"Target: the pipeline costs < {TARGET_PIPELINE_US:g} µs per nested call with 100 rules — judged on the "
         f"paired server-side difference ({k}): **{v:+.1f} µs** {check(v < TARGET_PIPELINE_US)}.",
+        "",
+    ]
+    return out
+
+
+# --------------------------------------------------------------------------- u. audit on vs off
+
+TARGET_AUDIT_TRIVIAL_MS = 0.2  # trivial execute p50: audit on within +0.2 ms of off
+TARGET_AUDIT_100_RATIO = 1.10  # 100-request execute: audit on within +10 %
+AUDIT_WORKLOADS = {
+    "trivial": ("async () => 1", lambda t: t.strip() == "1"),
+    # A 5 kB result: its tokens are counted for the record (after the answer).
+    "5 kB result": (
+        "async () => Array.from({length: 60}, (_, i) => ({id: i, title: 'Book number ' + i, year: 1900 + i}))",
+        lambda t: t.lstrip().startswith("[") and '"id": 59' in t,
+    ),
+    "100 requests": (PIPE_CODE, lambda t: t.strip() == "100"),
+}
+
+
+def write_audit_config(path: Path, db: Optional[Path]) -> Path:
+    """The section-p bookshelf config (no rules) with the audit trail in `db`, or off."""
+    write_pipeline_config(path, None)
+    audit = toml_str(str(db)) if db else '"off"'
+    path.write_text(f"[audit]\npath = {audit}\n\n" + path.read_text())
+    return path
+
+
+def audit_rows(db: Path) -> tuple[int, int]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as c:
+        return c.execute("select count(*) from executions").fetchone()[0], c.execute("select count(*) from calls").fetchone()[0]
+
+
+async def bench_audit(rounds: int, tmp: Path, wall: str) -> dict:
+    """(a) audit off and (b) audit on (SQLite, WAL, one transaction per execute, awaited
+    before the answer), side by side, a trivial execute and one of 100 nested requests."""
+    db = tmp / "audit-on.db"
+    cfg_a = write_audit_config(tmp / "audit-off.toml", None)
+    cfg_b = write_audit_config(tmp / "audit-on.toml", db)
+    paired = await paired_rounds("audit", wall, cfg_a, cfg_b, tmp, AUDIT_WORKLOADS, rounds)
+    # The trail really was written: every execute of b, with every nested call.
+    per_kind = len(AUDIT_WORKLOADS) * (10 + rounds)
+    execs, calls = audit_rows(db)
+    want_calls = len(paired) * (10 + rounds) * 100  # only the 100-request workload makes calls
+    if execs != len(paired) * per_kind or calls != want_calls:
+        raise RuntimeError(f"audit: expected {len(paired) * per_kind} executions / {want_calls} calls, found {execs} / {calls}")
+    return {"rounds": rounds, "wall": wall, "clients": paired, "rows": (execs, calls), "db_mb": db.stat().st_size / 1e6}
+
+
+def audit_verdict(res: dict) -> tuple[float, float, str]:
+    """Judged on the client round trip of the raw JSON-RPC client (no SDK noise): the
+    median of the paired differences for the trivial execute, the ratio of medians for 100."""
+    k = RawClient.kind if RawClient.kind in res["clients"] else next(iter(res["clients"]))
+    r = res["clients"][k]
+    t = r["trivial"]
+    trivial = pct([y - x for x, y in zip(t["a"]["client"], t["b"]["client"])], 50)
+    h = r["100 requests"]
+    ratio = pct(h["b"]["client"], 50) / pct(h["a"]["client"], 50)
+    return trivial, ratio, k
+
+
+def report_audit(res: dict) -> list[str]:
+    q = lambda xs: f"{pct(xs, 50):.2f} ({pct(xs, 25):.2f}–{pct(xs, 75):.2f})"  # noqa: E731
+    out = [
+        "## u. Audit trail on vs off",
+        "",
+        f"Two `codemode serve` processes side by side (stdio, `--isolation {res['wall']}`), the section-p bookshelf "
+        "config in rehearsal mode: **a** `[audit] path = \"off\"`, **b** audit on (SQLite in the run's temp dir; "
+        "the record is committed before the answer is sent). Workloads: `async () => 1`, and one execute of "
+        "100 parallel `bookshelf.request(\"GET /books\")` (100 call rows per record), and one returning 60 objects "
+        "(a 5 kB result: its tokens are counted for the record, by the store's writer when idle). "
+        f"{res['rounds']} rounds after 10 warm-ups, a, b, a, b …; ms per execute, median (p25–p75); *paired*: median "
+        "of the per-round differences b − a. The server's `elapsed_ms` is logged before the commit, so the "
+        f"client round trip is the measure. Afterwards b's store held {res['rows'][0]:,} executions and "
+        f"{res['rows'][1]:,} calls ({res['db_mb']:.1f} MB) — every execute it ran.",
+        "",
+        "| client | workload | a: audit off | b: audit on | b / a | b − a, ms (paired) | CPU per execute, ms (a / b) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for k, by in res["clients"].items():
+        for wl, r in by.items():
+            xa, xb = r["a"]["client"], r["b"]["client"]
+            pairs = [y - x for x, y in zip(xa, xb)]
+            ca, cb = r["a"]["cpu_per_call"], r["b"]["cpu_per_call"]
+            cpu_s = f"{f1(ca)} / {f1(cb)}" if ca is not None and cb is not None else "–"
+            out.append(
+                f"| {k} | {wl} | {q(xa)} | {q(xb)} | {pct(xb, 50) / pct(xa, 50):.3f}× | "
+                f"{pct(pairs, 50):+.3f} ({pct(pairs, 25):+.3f} – {pct(pairs, 75):+.3f}) | {cpu_s} |"
+            )
+    trivial, ratio, k = audit_verdict(res)
+    out += [
+        "",
+        f"Targets ({k}, client round trip): trivial execute within +{TARGET_AUDIT_TRIVIAL_MS:g} ms: "
+        f"**{trivial:+.3f} ms** {check(trivial <= TARGET_AUDIT_TRIVIAL_MS)}; 100-request execute within "
+        f"+{(TARGET_AUDIT_100_RATIO - 1) * 100:.0f} %: **{(ratio - 1) * 100:+.1f} %** {check(ratio <= TARGET_AUDIT_100_RATIO)}.",
         "",
     ]
     return out
@@ -1841,6 +1963,7 @@ async def amain(args) -> str:
     iters = 5 if quick else 20
     rounds = 8 if quick else 20
     pipe_rounds = args.pipeline_rounds or (40 if quick else 300)
+    audit_rounds = args.audit_rounds or (40 if quick else 300)
     walls = [w.strip() for w in args.walls.split(",") if w.strip()]
     for w in walls:
         if w not in WALLS:
@@ -1851,7 +1974,7 @@ async def amain(args) -> str:
     info = machine_info()
     compilers_seen: set[str] = set(busy_compilers())
     ctx = {"absolute": {n: has_absolute_server(spec_path(f)) for n, f in SPECS}}
-    fp = st = lat = par = wres = pipe = None
+    fp = st = lat = par = wres = pipe = aud = None
     timings = {}
     busy = {}
     sampler = LoadSampler()
@@ -1898,6 +2021,11 @@ async def amain(args) -> str:
             with anyio.fail_after(SECTION_TIMEOUT):
                 pipe = await bench_pipeline(pipe_rounds, tmp, floor_wall(walls))
             done("p", t)
+        if "u" in only:
+            t = section("u. audit on vs off")
+            with anyio.fail_after(SECTION_TIMEOUT):
+                aud = await bench_audit(audit_rounds, tmp, floor_wall(walls))
+            done("u", t)
         compilers_seen.update(busy_compilers())
     sampler.halt.set()
     rebuilt = BINARY.stat().st_mtime != bin_mtime
@@ -1950,6 +2078,8 @@ async def amain(args) -> str:
         body += report_wall(wres, lat)
     if pipe:
         body += report_pipeline(pipe)
+    if aud:
+        body += report_audit(aud)
     return "\n".join(body)
 
 
@@ -1966,6 +2096,9 @@ def main() -> int:
     )
     ap.add_argument(
         "--pipeline-rounds", type=int, default=0, help="interleaved no-rules/100-rules execute pairs in section p (default 300, 40 with --quick)"
+    )
+    ap.add_argument(
+        "--audit-rounds", type=int, default=0, help="interleaved audit-off/audit-on execute pairs per workload in section u (default 300, 40 with --quick)"
     )
     ap.add_argument("--upstream-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,18 @@ async def test_mixed_session_is_listed_and_shown_with_its_calls(tmp_path, kinto_
     assert "DELETE /**" in json.dumps(deleted["refused"]), deleted
     assert shown[3]["calls"] == [], shown[3]
     assert "thrown on purpose" in (shown[3].get("errorMessage") or ""), shown[3]
+
+    # Checked against Kinto's own access log: the requests codemode sent (its user agent)
+    # to this test's bucket are exactly the calls the store says were sent — the refused
+    # DELETE never reached Kinto — with the same method, path and status.
+    sent = [(c["method"], "/v1" + c["path"], c["status"]) for e in shown for c in e["calls"] if not c.get("refused")]
+    upstream_saw = []
+    for _ in range(50):  # Kinto's log line follows its answer; give it a moment
+        upstream_saw = [r for r in kinto.access_log("codemode/") if f"/buckets/{bid}/" in r[1]]
+        if len(upstream_saw) >= len(sent):
+            break
+        time.sleep(0.1)
+    assert upstream_saw == sent, f"Kinto served {upstream_saw}, the audit store says {sent}"
 
     # Credentials never reach the store.
     raw = db_bytes(db)

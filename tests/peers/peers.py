@@ -26,6 +26,7 @@ import base64
 import contextlib
 import dataclasses
 import json
+import re
 import os
 import signal
 import socket
@@ -57,6 +58,22 @@ class Kinto:
     url: str        # e.g. "http://127.0.0.1:PORT/v1" (no trailing slash)
     user: str       # account id; Basic auth user name, principal "account:<user>"
     password: str
+    log: Optional[Path] = None  # the server's own log, with one access line per request
+
+    def access_log(self, agent_prefix: str = "") -> list[tuple[str, str, int]]:
+        """Kinto's own record of the requests it served: ``(method, path, status)`` in
+        order, from its request summary lines (``"GET   /v1/buckets?" 200 (1 ms) agent=...``),
+        optionally only those whose user agent starts with ``agent_prefix``."""
+        if self.log is None:
+            return []
+        text = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text(errors="replace"))
+        out = []
+        for m in re.finditer(r'^"([A-Z]+) +([^"?]*)\?[^"]*" (\d{3}) \(\d+ ms\)(.*)$', text, re.M):
+            agent = re.search(r"\bagent=(\S+)", m.group(4))
+            if agent_prefix and not (agent and agent.group(1).startswith(agent_prefix)):
+                continue
+            out.append((m.group(1), m.group(2), int(m.group(3))))
+        return out
 
     @property
     def authorization(self) -> str:
@@ -223,7 +240,7 @@ def kinto(user: str = "admin", password: str = "s3cret-admin-pw", timeout: float
             status, body = _request("PUT", f"{base}/accounts/{user}", {"data": {"password": password}})
             if status not in (200, 201):
                 raise PeerError(f"creating Kinto account {user!r} failed: {status} {body[:500]!r}")
-            yield Kinto(url=base, user=user, password=password)
+            yield Kinto(url=base, user=user, password=password, log=workdir / "kinto.log")
 
 
 @contextlib.contextmanager
