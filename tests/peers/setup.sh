@@ -85,4 +85,16 @@ else
   printf '%s' "$NODE_STAMP_WANT" > "$NODE_STAMP"
 fi
 
+# ---- haproxy (the load balancer of tests/integration/test_fleet.py) ----------
+# A system package, so only as root; without it the fleet test skips.
+if command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]]; then
+  log "haproxy: $( (command -v haproxy || echo /usr/sbin/haproxy) )"
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  log "apt-get install -y haproxy"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy >&2 \
+    || log "WARNING: haproxy could not be installed; test_fleet.py will skip"
+else
+  log "haproxy missing and not root: test_fleet.py will skip (apt-get install haproxy)"
+fi
+
 log "done: python peers in $VENV/bin, node peers in $NODE_DIR/node_modules/.bin"

@@ -4,17 +4,20 @@
 //!
 //! ```text
 //! cargo run --release -p codemode-audit --example audit_bench -- [--rows 1000000] [--db /tmp/audit-bench.db] [--keep]
+//! cargo run --release -p codemode-audit --example audit_bench -- --postgres postgres://127.0.0.1:5432/test [--schema codemode_bench] [--rows 1000000] [--keep]
 //! ```
 //!
-//! An existing `--db` with at least `--rows` executions is reused (the fill
-//! takes a while); `--keep` leaves the file behind.
+//! An existing `--db` (or `--schema`) with at least `--rows` executions is
+//! reused (the fill takes a while); `--keep` leaves it behind. With
+//! `--postgres` the same queries and `record()` run against the
+//! PostgreSQL store (the pipeline layer is measured with SQLite only).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codemode_audit::{
-    AuditLayer, AuditLog, AuditReader, CallKind, CallRecord, ExecutionRecord, Filter, SqliteStore, Status,
-    StoreOptions, Tool,
+    AuditLayer, AuditLog, AuditReader, AuditSink, AuditSource, CallKind, CallRecord, ExecutionRecord, Filter, PgReader,
+    PgStore, SqliteStore, Status, StoreOptions, Tool,
 };
 use codemode_pipeline::{Access, BoxReply, Call, Execution, HttpOp, Pipeline, Route};
 use codemode_upstream::{ApiRequest, Body};
@@ -136,17 +139,24 @@ fn main() {
     let mut rows: u64 = 1_000_000;
     let mut db = std::env::temp_dir().join("codemode-audit-bench.db");
     let mut keep = false;
+    let mut postgres: Option<String> = None;
+    let mut schema = "codemode_bench".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rows" => rows = args.next().and_then(|v| v.parse().ok()).expect("--rows N"),
             "--db" => db = args.next().expect("--db PATH").into(),
+            "--postgres" => postgres = Some(args.next().expect("--postgres URL")),
+            "--schema" => schema = args.next().expect("--schema NAME"),
             "--keep" => keep = true,
             other => panic!("unknown argument {other}"),
         }
     }
     let now = codemode_audit::time::now_ms();
     let span = 30 * 86_400_000;
+    if let Some(url) = postgres {
+        return postgres_bench(&url, &schema, rows, now, span, keep);
+    }
 
     let have = AuditReader::open(&db).and_then(|r| r.count()).unwrap_or(0);
     if have < rows {
@@ -179,6 +189,70 @@ fn main() {
     }
 
     let r = AuditReader::open(&db).unwrap();
+    queries(&r, &|f| r.explain(f).unwrap(), rows, now);
+    drop(r);
+
+    // record(): one execution with three calls, committed, on the full
+    // database and on an empty one.
+    for (label, path) in [("full database", db.clone()), ("empty database", db.with_extension("empty.db"))] {
+        let mut options = StoreOptions::default();
+        if let Some(ms) = std::env::var("AUDIT_BENCH_CHECKPOINT_MS").ok().and_then(|v| v.parse().ok()) {
+            options.checkpoint_interval = Duration::from_millis(ms);
+        }
+        let store = SqliteStore::open(&path, options).unwrap();
+        record_timing(label, &store, rows, now, span);
+        drop(store);
+        if path != db {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+            }
+        }
+    }
+
+    // The layer: a call through a pipeline with and without it.
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for with in [false, true] {
+        let layers: Vec<Arc<dyn codemode_pipeline::Layer>> =
+            if with { vec![Arc::new(AuditLayer::new())] } else { vec![] };
+        let pipeline = Pipeline::new(layers, Arc::new(Ok200));
+        let n = 200_000;
+        let t = Instant::now();
+        rt.block_on(async {
+            let mut exec = Arc::new(Execution::new(None));
+            for i in 0..n {
+                let request = ApiRequest {
+                    method: "POST".into(),
+                    path: format!("/books/{i}"),
+                    query: vec![],
+                    headers: vec![],
+                    body: Body::Json(json!({"title": "Dune", "year": 1965}), None),
+                };
+                let op = HttpOp { api: "books".into(), request, template: None, operation_id: None, tags: vec![] };
+                pipeline
+                    .run(Call::new(codemode_pipeline::Operation::Http(op), Access::Write, exec.clone()))
+                    .await
+                    .unwrap();
+                if i % 100 == 99 {
+                    // An execution of 100 calls ends: its log is read.
+                    std::hint::black_box(AuditLog::calls(&exec));
+                    exec = Arc::new(Execution::new(None));
+                }
+            }
+        });
+        let per = t.elapsed().as_secs_f64() * 1e9 / n as f64;
+        println!("pipeline call {} the audit layer: {per:.0} ns", if with { "with" } else { "without" });
+    }
+
+    if !keep {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+    }
+}
+
+/// The filtered queries of `codemode audit`, `show` and a JSONL export,
+/// timed on `r` (`explain` prints plans with AUDIT_BENCH_PLANS=1).
+fn queries(r: &dyn AuditSource, explain: &dyn Fn(&Filter) -> Vec<String>, rows: u64, now: i64) {
     let day = 86_400_000;
     let list = Filter { limit: Some(50), ..Filter::default() };
     let queries: Vec<(&str, Filter)> = vec![
@@ -228,7 +302,7 @@ fn main() {
             .collect();
         println!("{name:<50} {n:>8} {first:>10.1} {:>10.1}", median(times));
         if std::env::var_os("AUDIT_BENCH_PLANS").is_some() {
-            for step in r.explain(f).unwrap() {
+            for step in explain(f) {
                 println!("      {step}");
             }
         }
@@ -243,81 +317,77 @@ fn main() {
     let n = r.export(&f, &mut |e, c| Ok(codemode_audit::render::write_jsonl(&e, &c, &mut sink)?)).unwrap();
     let secs = t.elapsed().as_secs_f64();
     println!("JSONL export --since 1d: {n} executions in {:.2} s ({:.0}/s)", secs, n as f64 / secs);
-    drop(r);
+}
 
-    // record(): one execution with three calls, committed, on the full
-    // database and on an empty one.
-    for (label, path) in [("full database", db.clone()), ("empty database", db.with_extension("empty.db"))] {
-        let mut options = StoreOptions::default();
-        if let Some(ms) = std::env::var("AUDIT_BENCH_CHECKPOINT_MS").ok().and_then(|v| v.parse().ok()) {
-            options.checkpoint_interval = Duration::from_millis(ms);
-        }
-        let store = SqliteStore::open(&path, options).unwrap();
-        let mut rng = Rng(42);
-        let mut times = vec![];
-        for k in 0..3000 {
-            let (exec, mut calls) = synthetic(&mut rng, rows + k, now, span, rows);
-            calls.truncate(3);
-            let t = Instant::now();
-            store.record(exec, calls).wait().unwrap();
-            times.push(t.elapsed().as_secs_f64() * 1e6);
-            if k % 10 == 0 {
-                std::thread::sleep(Duration::from_micros(200));
-            }
-        }
-        let times = times.split_off(500);
-        println!(
-            "record() on the {label}: median {:.0} µs, p90 {:.0} µs, p99 {:.0} µs (n = {})",
-            median(times.clone()),
-            pct(times.clone(), 0.9),
-            pct(times.clone(), 0.99),
-            times.len()
-        );
-        drop(store);
-        if path != db {
-            for ext in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
-            }
-        }
-    }
-
-    // The layer: a call through a pipeline with and without it.
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    for with in [false, true] {
-        let layers: Vec<Arc<dyn codemode_pipeline::Layer>> =
-            if with { vec![Arc::new(AuditLayer::new())] } else { vec![] };
-        let pipeline = Pipeline::new(layers, Arc::new(Ok200));
-        let n = 200_000;
+/// One execution with three calls recorded and committed, 3000 times on
+/// `store`; prints the median and tail.
+fn record_timing(label: &str, store: &dyn AuditSink, rows: u64, now: i64, span: i64) {
+    let mut rng = Rng(42);
+    let mut times = vec![];
+    for k in 0..3000 {
+        let (exec, mut calls) = synthetic(&mut rng, rows + k, now, span, rows);
+        calls.truncate(3);
         let t = Instant::now();
-        rt.block_on(async {
-            let mut exec = Arc::new(Execution::new(None));
-            for i in 0..n {
-                let request = ApiRequest {
-                    method: "POST".into(),
-                    path: format!("/books/{i}"),
-                    query: vec![],
-                    headers: vec![],
-                    body: Body::Json(json!({"title": "Dune", "year": 1965}), None),
-                };
-                let op = HttpOp { api: "books".into(), request, template: None, operation_id: None, tags: vec![] };
-                pipeline
-                    .run(Call::new(codemode_pipeline::Operation::Http(op), Access::Write, exec.clone()))
-                    .await
-                    .unwrap();
-                if i % 100 == 99 {
-                    // An execution of 100 calls ends: its log is read.
-                    std::hint::black_box(AuditLog::calls(&exec));
-                    exec = Arc::new(Execution::new(None));
-                }
-            }
-        });
-        let per = t.elapsed().as_secs_f64() * 1e9 / n as f64;
-        println!("pipeline call {} the audit layer: {per:.0} ns", if with { "with" } else { "without" });
+        store.record(exec, calls).wait().unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+        if k % 10 == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
+    let times = times.split_off(500);
+    println!(
+        "record() on the {label}: median {:.0} µs, p90 {:.0} µs, p99 {:.0} µs (n = {})",
+        median(times.clone()),
+        pct(times.clone(), 0.9),
+        pct(times.clone(), 0.99),
+        times.len()
+    );
+}
 
+/// The same measurements against the PostgreSQL store in `schema`.
+fn postgres_bench(url: &str, schema: &str, rows: u64, now: i64, span: i64, keep: bool) {
+    let have = PgReader::open(url, schema).and_then(|r| r.count()).unwrap_or(0);
+    let store = PgStore::open(url, schema, StoreOptions::default()).unwrap();
+    if have < rows {
+        let started = Instant::now();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let batch = 5_000;
+        let mut i = have;
+        while i < rows {
+            let n = batch.min(rows - i);
+            let items: Vec<_> = (i..i + n).map(|k| synthetic(&mut rng, k, now, span, rows)).collect();
+            store.record_many(items).wait().unwrap();
+            i += n;
+        }
+        let r = PgReader::open(url, schema).unwrap();
+        r.analyze().unwrap();
+        println!(
+            "filled {} executions, {} calls in {:.1} s (PostgreSQL, schema {schema})",
+            r.count().unwrap(),
+            r.call_count().unwrap(),
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("reusing schema {schema} ({have} executions)");
+    }
+    let r = PgReader::open(url, schema).unwrap();
+    queries(&r, &|f| r.explain(f).unwrap(), rows, now);
+    record_timing("full PostgreSQL store", &store, rows, now, span);
+    drop(store);
+    let empty = format!("{schema}_empty");
+    let store = PgStore::open(url, &empty, StoreOptions::default()).unwrap();
+    record_timing("empty PostgreSQL store", &store, rows, now, span);
+    drop(store);
+    let mut drops = vec![empty];
     if !keep {
-        for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        drops.push(schema.to_string());
+    }
+    for s in drops {
+        let status = std::process::Command::new("psql")
+            .args([url, "-qc", &format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE")])
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("could not drop schema {s} (psql); drop it by hand");
         }
     }
 }

@@ -5,7 +5,10 @@ use std::io::Write;
 
 use crate::render::{write_json, write_jsonl, write_show, write_table};
 use crate::time::{now_ms, parse_when};
-use crate::{AuditConfig, AuditError, AuditReader, AuditSource, Filter, Status, Tool};
+use crate::{
+    AuditConfig, AuditError, AuditReader, AuditSink, AuditSource, Backend, Filter, PgReader, PgStore, SqliteStore,
+    Status, Tool,
+};
 
 /// Lines the table and `--json` show unless `--limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -47,6 +50,8 @@ pub struct AuditArgs {
     pub status: Option<String>,
     /// `--grep TEXT`: the code contains TEXT (ASCII case-insensitive).
     pub grep: Option<String>,
+    /// `--host NAME`: recorded by this replica.
+    pub host: Option<String>,
     /// `--after-id N`: only executions recorded after id N (incremental
     /// exports).
     pub after_id: Option<i64>,
@@ -96,6 +101,7 @@ impl AuditArgs {
             api: self.api.clone(),
             status,
             grep: self.grep.clone(),
+            host: self.host.clone(),
             after_id: self.after_id,
             limit,
             oldest_first: self.format == Format::Jsonl,
@@ -105,11 +111,29 @@ impl AuditArgs {
     }
 }
 
-/// Opens the source `config` names (today: the SQLite file).
+/// Opens the source `config` names: the SQLite file, or the PostgreSQL
+/// database of `[audit] url`.
 pub fn open_source(config: &AuditConfig) -> Result<Box<dyn AuditSource>, AuditError> {
-    config.validate()?;
-    let path = config.resolve_path()?.ok_or(AuditError::Off)?;
-    Ok(Box::new(AuditReader::open(path)?))
+    match config.backend()? {
+        Backend::Off => Err(AuditError::Off),
+        Backend::Sqlite(path) => Ok(Box::new(AuditReader::open(path)?)),
+        Backend::Postgres { url, schema } => Ok(Box::new(PgReader::open(&url, &schema)?)),
+    }
+}
+
+/// Opens the store `config` names for recording, with the scrubber of the
+/// server's credentials: `None` when the trail is off. Blocks while it
+/// connects (PostgreSQL) or opens the file: call it at start-up.
+pub fn open_sink(
+    config: &AuditConfig,
+    scrubber: codemode_upstream::Scrubber,
+) -> Result<Option<Box<dyn AuditSink>>, AuditError> {
+    let options = config.store_options(scrubber);
+    match config.backend()? {
+        Backend::Off => Ok(None),
+        Backend::Sqlite(path) => Ok(Some(Box::new(SqliteStore::open(path, options)?))),
+        Backend::Postgres { url, schema } => Ok(Some(Box::new(PgStore::open(&url, &schema, options)?))),
+    }
 }
 
 /// Runs `codemode audit` with `args`, printing to `out`.

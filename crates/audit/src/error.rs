@@ -9,6 +9,10 @@ pub enum AuditError {
     /// file, …).
     #[error("audit database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused, or could not be reached; the message names the
+    /// server (password masked) and says what to check.
+    #[error("audit database (PostgreSQL): {0}")]
+    Postgres(String),
     /// Creating the directory or the file failed, or writing output did.
     #[error("audit: {0}")]
     Io(#[from] std::io::Error),
@@ -37,4 +41,29 @@ pub enum AuditError {
     /// Writing JSON output failed.
     #[error("audit: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl From<tokio_postgres::Error> for AuditError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        AuditError::Postgres(pg_message(&e))
+    }
+}
+
+/// A PostgreSQL error with its cause: `tokio_postgres::Error` alone prints
+/// only "db error", the server's message is its source.
+pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut m = format!("{}: {}", db.severity(), db.message());
+        if let Some(d) = db.detail() {
+            m.push_str(&format!(" ({d})"));
+        }
+        return m;
+    }
+    let mut m = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        m.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    m
 }

@@ -125,6 +125,7 @@ mod cli;
 mod config;
 mod error;
 mod layer;
+mod postgres;
 mod query;
 mod reader;
 mod record;
@@ -136,10 +137,12 @@ mod store;
 mod tests;
 pub mod time;
 
-pub use cli::{open_source, run, run_with, AuditArgs, Format, DEFAULT_LIMIT};
-pub use config::{default_path, AuditConfig};
+pub use cli::{open_sink, open_source, run, run_with, AuditArgs, Format, DEFAULT_LIMIT};
+pub use config::{default_path, host_name, mask_url, AuditConfig, Backend, DEFAULT_SCHEMA};
 pub use error::AuditError;
 pub use layer::{AuditLayer, AuditLog};
+pub use postgres::store::PG_WRITERS;
+pub use postgres::{PgReader, PgStore, PG_SCHEMA_VERSION};
 pub use query::{Filter, Status, LOCAL_PRINCIPAL};
 pub use reader::{AuditReader, WINDOW};
 pub use record::{
@@ -147,5 +150,5 @@ pub use record::{
     OK, REFUSALS,
 };
 pub use schema::{MIGRATIONS, VERSION as SCHEMA_VERSION};
-pub use sink::{AuditSink, AuditSource};
+pub use sink::{AuditSink, AuditSource, TokenCount};
 pub use store::{Commit, Retention, SqliteStore, StoreOptions};

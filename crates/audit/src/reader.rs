@@ -4,10 +4,10 @@ use std::path::Path;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
 use rusqlite::functions::FunctionFlags;
-use rusqlite::types::Type;
+use rusqlite::types::{Type, Value as SqlValue};
 use rusqlite::{params_from_iter, Connection, Row};
 
-use crate::query::Plan;
+use crate::query::{list_planned, Dialect, Param, Plan, Planned, CALL_COLUMNS, EXEC_COLUMNS, SUMMARY_COLUMNS};
 use crate::record::first_line;
 use crate::{
     schema, AuditError, AuditSource, CallKind, CallRecord, ExecutionRecord, ExecutionSummary, Filter, StoredExecution,
@@ -49,12 +49,13 @@ impl std::fmt::Debug for AuditReader {
     }
 }
 
-const EXEC_COLUMNS: &str = "e.id, e.code_sha256, e.call_count, e.time_ms, e.principal, e.session_id, e.client_name, \
-     e.client_version, e.tool, e.code, e.outcome, e.error_name, e.error_message, e.duration_ms, e.result_tokens, \
-     e.shortened, e.dry_run";
-
-const CALL_COLUMNS: &str = "seq, at_ms, kind, target, method, path, template, status, ok, error_name, duration_ms, \
-     bytes_out, bytes_in, allowed_by, approval, refused, dry_run";
+/// The filter's parameters as SQLite values.
+fn sqlite_params(params: Vec<Param>) -> impl Iterator<Item = SqlValue> {
+    params.into_iter().map(|p| match p {
+        Param::Int(n) => SqlValue::Integer(n),
+        Param::Text(t) => SqlValue::Text(t),
+    })
+}
 
 fn bad(col: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, Type::Text, format!("unknown {what}").into())
@@ -89,6 +90,7 @@ fn execution(row: &Row<'_>) -> rusqlite::Result<StoredExecution> {
             result_tokens: row.get::<_, Option<i64>>(14)?.map(|n| n.max(0) as u64),
             shortened: row.get(15)?,
             dry_run: row.get(16)?,
+            host: row.get(17)?,
         },
     })
 }
@@ -138,46 +140,7 @@ impl AuditReader {
     /// more rows, it starts over from the indexes (matches are rare: few
     /// candidates).
     pub fn list(&self, filter: &Filter) -> Result<Vec<ExecutionSummary>, AuditError> {
-        filter.validate()?;
-        if let (true, Some(limit)) = (filter.selective(), filter.limit) {
-            let window = WINDOW.max(limit.saturating_mul(20));
-            let rows = self.summaries(filter, Plan::Window(window))?;
-            if rows.len() >= limit || self.window_count(filter, window)? < window as i64 {
-                return Ok(rows);
-            }
-        }
-        self.summaries(filter, Plan::Indexed)
-    }
-
-    fn window_count(&self, filter: &Filter, window: usize) -> Result<i64, AuditError> {
-        let (sql, params) = filter.window_count_sql(window);
-        Ok(self.conn.prepare_cached(&sql)?.query_row(params_from_iter(params), |r| r.get(0))?)
-    }
-
-    pub(crate) fn summaries(&self, filter: &Filter, plan: Plan) -> Result<Vec<ExecutionSummary>, AuditError> {
-        let (tail, params) = filter.sql(plan);
-        let sql = format!(
-            "SELECT e.id, e.time_ms, e.principal, e.tool, e.outcome, e.error_name, e.duration_ms, e.call_count, \
-             e.dry_run, substr(e.code, 1, 1000){tail}"
-        );
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params_from_iter(params), |row| {
-            let tool: String = row.get(3)?;
-            let code: String = row.get(9)?;
-            Ok(ExecutionSummary {
-                id: row.get(0)?,
-                time_ms: row.get(1)?,
-                principal: row.get(2)?,
-                tool: Tool::parse(&tool).ok_or_else(|| bad(3, "tool"))?,
-                outcome: row.get(4)?,
-                error_name: row.get(5)?,
-                duration_ms: row.get(6)?,
-                calls: row.get(7)?,
-                dry_run: row.get(8)?,
-                code_line: first_line(&code, 120),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        list_planned(self, filter)
     }
 
     /// One execution and its calls (in `seq` order).
@@ -206,9 +169,9 @@ impl AuditReader {
         each: &mut dyn FnMut(StoredExecution, Vec<CallRecord>) -> Result<(), AuditError>,
     ) -> Result<u64, AuditError> {
         filter.validate()?;
-        let (tail, params) = filter.sql(Plan::Indexed);
+        let (tail, params) = filter.sql(Plan::Indexed, Dialect::Sqlite);
         let mut st = self.conn.prepare(&format!("SELECT {EXEC_COLUMNS}{tail}"))?;
-        let rows = st.query_map(params_from_iter(params), execution)?;
+        let rows = st.query_map(params_from_iter(sqlite_params(params)), execution)?;
         let mut n = 0;
         for exec in rows {
             let exec = exec?;
@@ -245,9 +208,9 @@ impl AuditReader {
         plans.push(("indexed", Plan::Indexed));
         let mut out = vec![];
         for (name, plan) in plans {
-            let (tail, params) = filter.sql(plan);
+            let (tail, params) = filter.sql(plan, Dialect::Sqlite);
             let mut st = self.conn.prepare(&format!("EXPLAIN QUERY PLAN SELECT e.id{tail}"))?;
-            let rows = st.query_map(params_from_iter(params), |r| r.get::<_, String>(3))?;
+            let rows = st.query_map(params_from_iter(sqlite_params(params)), |r| r.get::<_, String>(3))?;
             for step in rows {
                 out.push(format!("{name}: {}", step?));
             }
@@ -260,6 +223,36 @@ impl AuditReader {
     pub fn analyze(&self) -> Result<(), AuditError> {
         self.conn.execute_batch("ANALYZE")?;
         Ok(())
+    }
+}
+
+impl Planned for AuditReader {
+    fn summaries(&self, filter: &Filter, plan: Plan) -> Result<Vec<ExecutionSummary>, AuditError> {
+        let (tail, params) = filter.sql(plan, Dialect::Sqlite);
+        let mut st = self.conn.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS}{tail}"))?;
+        let rows = st.query_map(params_from_iter(sqlite_params(params)), |row| {
+            let tool: String = row.get(3)?;
+            let code: String = row.get(9)?;
+            Ok(ExecutionSummary {
+                id: row.get(0)?,
+                time_ms: row.get(1)?,
+                principal: row.get(2)?,
+                tool: Tool::parse(&tool).ok_or_else(|| bad(3, "tool"))?,
+                outcome: row.get(4)?,
+                error_name: row.get(5)?,
+                duration_ms: row.get(6)?,
+                calls: row.get(7)?,
+                dry_run: row.get(8)?,
+                code_line: first_line(&code, 120),
+                host: row.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn window_count(&self, filter: &Filter, window: usize) -> Result<i64, AuditError> {
+        let (sql, params) = filter.window_count_sql(window, Dialect::Sqlite);
+        Ok(self.conn.prepare_cached(&sql)?.query_row(params_from_iter(sqlite_params(params)), |r| r.get(0))?)
     }
 }
 

@@ -72,6 +72,10 @@ pub struct ExecutionRecord {
     pub shortened: bool,
     /// It ran with writes planned instead of sent.
     pub dry_run: bool,
+    /// Which replica recorded it (`[audit] host`, by default the machine's
+    /// host name); the store fills it in when it is `None`.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// Error messages are kept to this many characters.
@@ -99,6 +103,7 @@ impl ExecutionRecord {
             result_tokens: None,
             shortened: false,
             dry_run: false,
+            host: None,
         }
     }
 
@@ -299,6 +304,9 @@ pub struct ExecutionSummary {
     pub dry_run: bool,
     /// The first non-empty line of the code (at most 120 characters).
     pub code_line: String,
+    /// Which replica recorded it.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// The first non-empty line of `code`, trimmed, at most `max` characters

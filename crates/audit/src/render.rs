@@ -109,6 +109,9 @@ pub fn write_show(exec: &StoredExecution, calls: &[CallRecord], out: &mut dyn Wr
     if let Some(s) = &e.session_id {
         field("session", &safe(s), out)?;
     }
+    if let Some(h) = &e.host {
+        field("host", &safe(h), out)?;
+    }
     if e.client_name.is_some() || e.client_version.is_some() {
         let c = format!("{} {}", e.client_name.as_deref().unwrap_or("?"), e.client_version.as_deref().unwrap_or(""));
         field("client", &safe(c.trim()), out)?;

@@ -64,8 +64,12 @@ CREATE VIRTUAL TABLE code_fts USING fts5(
 CREATE TABLE fts_pending (id INTEGER PRIMARY KEY);
 "#;
 
+/// Version 2: which replica recorded each execution (fleets share one
+/// PostgreSQL store; SQLite keeps the column so both read alike).
+const V2: &str = "ALTER TABLE executions ADD COLUMN host TEXT;";
+
 /// Every migration, in order; the schema version is its count.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes and reads.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

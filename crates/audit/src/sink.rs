@@ -12,7 +12,20 @@ pub trait AuditSink: Send + Sync {
     /// secrets first. The [`Commit`] resolves to the stored id once the
     /// record is durable; the server awaits it before answering the client.
     fn record(&self, exec: ExecutionRecord, calls: Vec<CallRecord>) -> Commit<i64>;
+
+    /// Sets the result size of execution `id` after the fact, to what
+    /// `count` says: counting a long result's tokens costs about 0.1 ms of
+    /// CPU per kilobyte, too much to spend before answering or beside the
+    /// next call, so the store runs `count` off the request path (SQLite:
+    /// when its writer is idle). Does not wait; a store that cannot is free
+    /// to drop it (a lost count, never a lost record).
+    fn set_result_tokens_with(&self, id: i64, count: TokenCount) {
+        let _ = (id, count);
+    }
 }
+
+/// Counts a result's tokens (the closure holds the result text).
+pub type TokenCount = Box<dyn FnOnce() -> u64 + Send>;
 
 /// Where `codemode audit` reads from.
 pub trait AuditSource {

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use crate::record::{shorten, MAX_FIELD, MAX_MESSAGE};
-use crate::{schema, AuditConfig, AuditError, AuditReader, AuditSink, CallRecord, ExecutionRecord};
+use crate::{schema, AuditConfig, AuditError, AuditReader, AuditSink, CallRecord, ExecutionRecord, TokenCount};
 
 /// How much history to keep. Both limits apply when both are set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,6 +45,9 @@ pub struct StoreOptions {
     pub scrubber: Scrubber,
     /// What to prune.
     pub retention: Retention,
+    /// Stamped on every execution recorded without a `host` of its own:
+    /// which replica wrote it (`[audit] host`, by default the host name).
+    pub host: Option<String>,
     /// Prune after this many commits …
     pub prune_every_commits: u64,
     /// … or this long after the last pruning, whichever comes first.
@@ -59,6 +62,7 @@ impl Default for StoreOptions {
         StoreOptions {
             scrubber: Scrubber::none(),
             retention: Retention::default(),
+            host: None,
             prune_every_commits: 1000,
             prune_interval: Duration::from_secs(300),
             checkpoint_interval: Duration::from_millis(500),
@@ -76,6 +80,16 @@ const INDEX_CHUNK: i64 = 100;
 /// Index the code after at most this many commits even when records never
 /// stop arriving (otherwise it waits for an idle moment).
 const INDEX_EVERY: u64 = 256;
+
+/// An idle moment: this long without a record. Indexing right after every
+/// commit would double the transactions of a steady stream of executes and
+/// compete with the next one for the CPU; waiting lets one transaction
+/// index a whole burst.
+const INDEX_IDLE: Duration = Duration::from_millis(200);
+
+/// Result token counts written per transaction at most (they wait for an
+/// idle moment too, or until this many are waiting).
+const TOKENS_BATCH: usize = 256;
 
 /// The writer connection checkpoints by itself only when the WAL is this
 /// large (pages): a backstop for when the checkpointer falls behind.
@@ -129,6 +143,8 @@ enum Msg {
     Batch(Vec<(ExecutionRecord, Vec<CallRecord>)>, Reply<u64>),
     Prune(Reply<u64>),
     Flush(Reply<()>),
+    /// How to count an execution's result tokens, once the writer is idle.
+    Tokens(i64, TokenCount),
 }
 
 /// The embedded audit store: a SQLite file in WAL mode with
@@ -193,6 +209,8 @@ pub(crate) fn connect(path: &Path, create: bool) -> Result<Connection, AuditErro
         }
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Room for an `INSERT INTO calls` per row count (1..=32) besides the rest.
+    conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "foreign_keys", true)?;
     crate::reader::register_functions(&conn)?;
     Ok(conn)
@@ -254,6 +272,8 @@ impl SqliteStore {
             // Another process may have died with code left to index.
             pending: true,
             since_index: 0,
+            last_record: Instant::now(),
+            tokens: Vec::new(),
         };
         let writer = std::thread::Builder::new().name("audit-writer".into()).spawn(move || writer.run(rx))?;
         Ok(SqliteStore { path, tx: Some(tx), writer: Some(writer), checkpointer: Some((stop, checkpointer)) })
@@ -263,8 +283,7 @@ impl SqliteStore {
     pub fn open_config(config: &AuditConfig, scrubber: Scrubber) -> Result<Option<Self>, AuditError> {
         config.validate()?;
         let Some(path) = config.resolve_path()? else { return Ok(None) };
-        let options = StoreOptions { scrubber, retention: config.retention(), ..StoreOptions::default() };
-        Self::open(path, options).map(Some)
+        Self::open(path, config.store_options(scrubber)).map(Some)
     }
 
     /// The database file.
@@ -310,6 +329,16 @@ impl SqliteStore {
         self.send(Msg::Flush)
     }
 
+    /// Sets the result size in tokens of execution `id`, which was recorded
+    /// without it, to what `count` says: the writer runs `count` when it is
+    /// idle and writes the counts in batches (see
+    /// [`AuditSink::set_result_tokens_with`]). Does not wait.
+    pub fn set_result_tokens_with(&self, id: i64, count: TokenCount) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Tokens(id, count));
+        }
+    }
+
     /// A reading connection to the same file.
     pub fn reader(&self) -> Result<AuditReader, AuditError> {
         AuditReader::open(&self.path)
@@ -319,6 +348,10 @@ impl SqliteStore {
 impl AuditSink for SqliteStore {
     fn record(&self, exec: ExecutionRecord, calls: Vec<CallRecord>) -> Commit<i64> {
         SqliteStore::record(self, exec, calls)
+    }
+
+    fn set_result_tokens_with(&self, id: i64, count: TokenCount) {
+        SqliteStore::set_result_tokens_with(self, id, count)
     }
 }
 
@@ -368,17 +401,30 @@ struct Writer {
     job: Option<PruneJob>,
     /// fts_pending may hold rows.
     pending: bool,
+    /// When the last record was committed (indexing waits for a pause).
+    last_record: Instant,
+    /// Result token counts to make and write (see
+    /// [`SqliteStore::set_result_tokens_with`]).
+    tokens: Vec<(i64, TokenCount)>,
     since_index: u64,
 }
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
-            let msg = if self.job.is_some() || self.pending {
+            let idle_work = self.pending || !self.tokens.is_empty();
+            let msg = if self.job.is_some() || (idle_work && self.last_record.elapsed() >= INDEX_IDLE) {
                 match rx.try_recv() {
                     Ok(m) => Some(m),
                     Err(mpsc::TryRecvError::Empty) => None,
                     Err(mpsc::TryRecvError::Disconnected) => break,
+                }
+            } else if idle_work {
+                match rx.recv_timeout(INDEX_IDLE.saturating_sub(self.last_record.elapsed())) {
+                    Ok(m) => Some(m),
+                    // Not idle long enough yet: go round (the branch above indexes).
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             } else {
                 let wait = if self.options.retention.is_set() {
@@ -415,8 +461,16 @@ impl Writer {
                     },
                 },
                 Some(Msg::Flush(reply)) => {
+                    self.write_tokens();
                     let _ = reply.send(Ok(()));
                 }
+                Some(Msg::Tokens(id, n)) => {
+                    self.tokens.push((id, n));
+                    if self.tokens.len() >= TOKENS_BATCH {
+                        self.write_tokens();
+                    }
+                }
+                None if !self.tokens.is_empty() => self.write_tokens(),
                 None if self.pending => self.index_step(),
                 None => self.prune_step(),
             }
@@ -434,16 +488,42 @@ impl Writer {
                 }
             }
         }
+        // The store is closing: counts sent before it are not lost.
+        self.write_tokens();
+    }
+
+    /// Counts the waiting results' tokens and writes them in one transaction.
+    fn write_tokens(&mut self) {
+        if self.tokens.is_empty() {
+            return;
+        }
+        let tokens: Vec<(i64, u64)> =
+            std::mem::take(&mut self.tokens).into_iter().map(|(id, count)| (id, count())).collect();
+        let r = (|| -> Result<(), AuditError> {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut st = tx.prepare_cached("UPDATE executions SET result_tokens = ?2 WHERE id = ?1")?;
+                for (id, n) in &tokens {
+                    st.execute(params![id, clamp(*n)])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = r {
+            tracing::warn!(error = %e, count = tokens.len(), "audit: result token counts could not be written");
+        }
     }
 
     fn insert_one(&mut self, mut exec: ExecutionRecord, mut calls: Vec<CallRecord>) -> Result<i64, AuditError> {
-        scrub(&self.options.scrubber, &mut exec, &mut calls);
+        prepare(&self.options, &mut exec, &mut calls);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id = insert(&tx, &exec, &calls, false)?;
         tx.commit()?;
         self.committed(1);
         self.pending = true;
         self.since_index += 1;
+        self.last_record = Instant::now();
         Ok(id)
     }
 
@@ -451,7 +531,7 @@ impl Writer {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = items.len() as u64;
         for (mut exec, mut calls) in items {
-            scrub(&self.options.scrubber, &mut exec, &mut calls);
+            prepare(&self.options, &mut exec, &mut calls);
             insert(&tx, &exec, &calls, true)?;
         }
         tx.commit()?;
@@ -587,7 +667,8 @@ impl Writer {
     }
 }
 
-fn sha256_hex(text: &str) -> String {
+/// Hex SHA-256 of `text` (of the code as stored).
+pub(crate) fn sha256_hex(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let mut out = String::with_capacity(64);
     for b in digest.iter() {
@@ -611,6 +692,15 @@ fn clean_opt(s: &Scrubber, text: &mut Option<String>, max: usize) {
     }
 }
 
+/// What every store does to a record before writing it: the replica's
+/// host stamped on, secrets scrubbed.
+pub(crate) fn prepare(options: &StoreOptions, exec: &mut ExecutionRecord, calls: &mut [CallRecord]) {
+    if exec.host.is_none() {
+        exec.host.clone_from(&options.host);
+    }
+    scrub(&options.scrubber, exec, calls);
+}
+
 /// Scrubs every text field (and shortens messages and paths).
 pub(crate) fn scrub(s: &Scrubber, exec: &mut ExecutionRecord, calls: &mut [CallRecord]) {
     if let Cow::Owned(c) = s.scrub_str(&exec.code) {
@@ -623,6 +713,7 @@ pub(crate) fn scrub(s: &Scrubber, exec: &mut ExecutionRecord, calls: &mut [CallR
     clean(s, &mut exec.outcome, 200);
     clean_opt(s, &mut exec.error_name, 200);
     clean_opt(s, &mut exec.error_message, MAX_MESSAGE);
+    clean_opt(s, &mut exec.host, 512);
     for c in calls {
         clean(s, &mut c.target, 512);
         clean_opt(s, &mut c.method, 64);
@@ -638,13 +729,27 @@ pub(crate) fn scrub(s: &Scrubber, exec: &mut ExecutionRecord, calls: &mut [CallR
 
 const INSERT_EXECUTION: &str = "INSERT INTO executions (time_ms, principal, session_id, client_name, client_version, \
      tool, ok, outcome, error_name, error_message, duration_ms, result_tokens, shortened, dry_run, call_count, \
-     code_sha256, code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+     code_sha256, code, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
-const INSERT_CALL: &str = "INSERT INTO calls (execution_id, seq, at_ms, kind, target, method, path, template, \
-     status, ok, error_name, duration_ms, bytes_out, bytes_in, allowed_by, approval, refused, dry_run) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+/// Columns of a `calls` row.
+const CALL_COLUMNS: usize = 18;
 
-fn clamp(n: u64) -> i64 {
+/// Rows per `INSERT INTO calls` (× 18 parameters, well under SQLite's
+/// limit of 32,766).
+const CALL_ROWS_PER_INSERT: usize = 32;
+
+/// `INSERT INTO calls ... VALUES (?, …), …` for `rows` rows.
+fn insert_calls_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; CALL_COLUMNS].join(", "));
+    format!(
+        "INSERT INTO calls (execution_id, seq, at_ms, kind, target, method, path, template, status, ok, error_name, \
+         duration_ms, bytes_out, bytes_in, allowed_by, approval, refused, dry_run) VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// `n` as a SQL integer (saturating).
+pub(crate) fn clamp(n: u64) -> i64 {
     n.min(i64::MAX as u64) as i64
 }
 
@@ -671,6 +776,7 @@ fn insert(conn: &Connection, e: &ExecutionRecord, calls: &[CallRecord], index_no
         calls.len() as i64,
         sha256_hex(&e.code),
         e.code,
+        e.host,
     ])?;
     let id = conn.last_insert_rowid();
     if index_now {
@@ -678,46 +784,116 @@ fn insert(conn: &Connection, e: &ExecutionRecord, calls: &[CallRecord], index_no
     } else {
         conn.prepare_cached("INSERT INTO fts_pending(id) VALUES (?1)")?.execute([id])?;
     }
-    let mut st = conn.prepare_cached(INSERT_CALL)?;
-    let mut seen = std::collections::HashSet::new();
-    let mut next_free = calls.iter().map(|c| c.seq).max().unwrap_or(0);
-    for c in calls {
-        // seq is the key within an execution: keep it unique whatever the caller sent.
-        let seq = if c.seq > 0 && seen.insert(c.seq) {
-            c.seq
-        } else {
-            next_free += 1;
-            seen.insert(next_free);
-            next_free
-        };
-        let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
-        st.execute(params![
-            id,
-            seq,
-            c.at_ms,
-            c.kind.as_str(),
-            c.target,
-            c.method,
-            c.path,
-            c.template,
-            c.status,
-            c.ok,
-            c.error_name,
-            c.duration_ms,
-            clamp(c.bytes_out),
-            clamp(c.bytes_in),
-            c.allowed_by,
-            json(&c.approval),
-            json(&c.refused),
-            c.dry_run,
-        ])?;
+    // Many rows per statement: an execute of 100 requests is 4 statements,
+    // not 100 (each step of a statement costs more than its row).
+    let seqs = unique_seqs(calls);
+    let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+    // The values a row binds that are not fields of its `CallRecord`.
+    struct Derived {
+        bytes_out: i64,
+        bytes_in: i64,
+        approval: Option<String>,
+        refused: Option<String>,
+        kind: &'static str,
+    }
+    let extra: Vec<Derived> = calls
+        .iter()
+        .map(|c| Derived {
+            bytes_out: clamp(c.bytes_out),
+            bytes_in: clamp(c.bytes_in),
+            approval: json(&c.approval),
+            refused: json(&c.refused),
+            kind: c.kind.as_str(),
+        })
+        .collect();
+    let rows: Vec<usize> = (0..calls.len()).collect();
+    for chunk in rows.chunks(CALL_ROWS_PER_INSERT) {
+        let mut st = conn.prepare_cached(&insert_calls_sql(chunk.len()))?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * CALL_COLUMNS);
+        for &i in chunk {
+            let (c, e) = (&calls[i], &extra[i]);
+            values.extend_from_slice(&[
+                &id as &dyn rusqlite::ToSql,
+                &seqs[i],
+                &c.at_ms,
+                &e.kind,
+                &c.target,
+                &c.method,
+                &c.path,
+                &c.template,
+                &c.status,
+                &c.ok,
+                &c.error_name,
+                &c.duration_ms,
+                &e.bytes_out,
+                &e.bytes_in,
+                &c.allowed_by,
+                &e.approval,
+                &e.refused,
+                &c.dry_run,
+            ]);
+        }
+        st.execute(values.as_slice())?;
     }
     Ok(id)
+}
+
+/// The `seq` each call is stored with: its own when it is positive and
+/// not taken, else the next free one (`seq` is the key within an
+/// execution: kept unique whatever the caller sent).
+pub(crate) fn unique_seqs(calls: &[CallRecord]) -> Vec<u32> {
+    let mut seen = std::collections::HashSet::new();
+    let mut next_free = calls.iter().map(|c| c.seq).max().unwrap_or(0);
+    calls
+        .iter()
+        .map(|c| {
+            if c.seq > 0 && seen.insert(c.seq) {
+                c.seq
+            } else {
+                next_free += 1;
+                seen.insert(next_free);
+                next_free
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_counts_arrive_after_the_record_and_before_close() {
+        let dir = std::env::temp_dir().join(format!("codemode-audit-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("a.db");
+        let _ = std::fs::remove_file(&db);
+        let store = SqliteStore::open(&db, StoreOptions::default()).unwrap();
+        let tokens_of = |id| store.reader().unwrap().show(id).unwrap().unwrap().0.record.result_tokens;
+        let a = store.record(ExecutionRecord::new(crate::Tool::Execute, "a"), vec![]).wait().unwrap();
+        let (tx, rx) = mpsc::channel();
+        store.set_result_tokens_with(
+            a,
+            Box::new(move || {
+                tx.send(()).unwrap();
+                42
+            }),
+        );
+        // Not counted on the caller's thread, and the record is there without it.
+        assert!(rx.try_recv().is_err());
+        assert_eq!(tokens_of(a), None);
+        // A flush waits for it.
+        store.flush().wait().unwrap();
+        rx.try_recv().expect("counted by the writer");
+        assert_eq!(tokens_of(a), Some(42));
+        // Counts still waiting when the store closes are written.
+        let b = store.record(ExecutionRecord::new(crate::Tool::Execute, "b"), vec![]).wait().unwrap();
+        store.set_result_tokens_with(b, Box::new(|| 7));
+        drop(store);
+        let r = AuditReader::open(&db).unwrap();
+        assert_eq!(r.show(b).unwrap().unwrap().0.record.result_tokens, Some(7));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn hashes() {

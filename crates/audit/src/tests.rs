@@ -77,10 +77,160 @@ fn exec_at(time_ms: i64, principal: Option<&str>, code: &str) -> ExecutionRecord
     e
 }
 
+// ---- both stores ----
+//
+// The tests below that take a `&Db` run once per backend: SQLite always,
+// PostgreSQL when the machine's server answers (CODEMODE_TEST_POSTGRES, by
+// default postgres://127.0.0.1:5432/test as the OS user), each in a schema
+// of its own that is dropped afterwards.
+
+/// What the tests need of a store, on top of [`AuditSink`].
+pub(crate) trait TestStore: AuditSink {
+    fn prune(&self) -> Commit<u64>;
+    fn record_many(&self, items: Vec<(ExecutionRecord, Vec<CallRecord>)>) -> Commit<u64>;
+}
+
+impl TestStore for SqliteStore {
+    fn prune(&self) -> Commit<u64> {
+        SqliteStore::prune(self)
+    }
+    fn record_many(&self, items: Vec<(ExecutionRecord, Vec<CallRecord>)>) -> Commit<u64> {
+        SqliteStore::record_many(self, items)
+    }
+}
+
+impl TestStore for PgStore {
+    fn prune(&self) -> Commit<u64> {
+        PgStore::prune(self)
+    }
+    fn record_many(&self, items: Vec<(ExecutionRecord, Vec<CallRecord>)>) -> Commit<u64> {
+        PgStore::record_many(self, items)
+    }
+}
+
+/// What the tests need of a reader, on top of [`AuditSource`].
+pub(crate) trait TestReader: AuditSource + crate::query::Planned {
+    fn count(&self) -> u64;
+    fn call_count(&self) -> u64;
+}
+
+impl TestReader for AuditReader {
+    fn count(&self) -> u64 {
+        AuditReader::count(self).unwrap()
+    }
+    fn call_count(&self) -> u64 {
+        AuditReader::call_count(self).unwrap()
+    }
+}
+
+impl TestReader for PgReader {
+    fn count(&self) -> u64 {
+        PgReader::count(self).unwrap()
+    }
+    fn call_count(&self) -> u64 {
+        PgReader::call_count(self).unwrap()
+    }
+}
+
+/// An empty store of one backend, for one test.
+pub(crate) enum Db {
+    Sqlite(TempDir),
+    Postgres { url: String, schema: String },
+}
+
+/// The test database's URL, or why there is none (printed once).
+fn postgres_url() -> Option<&'static str> {
+    static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let explicit = std::env::var("CODEMODE_TEST_POSTGRES").ok();
+        let url = explicit.clone().unwrap_or_else(|| "postgres://127.0.0.1:5432/test".into());
+        match crate::postgres::probe_for_tests(&url) {
+            Ok(()) => Some(url),
+            Err(e) if explicit.is_some() => panic!("CODEMODE_TEST_POSTGRES is set, but: {e}"),
+            Err(e) => {
+                eprintln!("skipping the PostgreSQL runs of the audit tests: {e} (start PostgreSQL or set CODEMODE_TEST_POSTGRES)");
+                None
+            }
+        }
+    })
+    .as_deref()
+}
+
+impl Db {
+    /// SQLite, and PostgreSQL when it is reachable.
+    pub(crate) fn all(tag: &str) -> Vec<Db> {
+        let mut dbs = vec![Db::Sqlite(TempDir::new(tag))];
+        if let Some(url) = postgres_url() {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let tag: String =
+                tag.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+            let schema = format!("codemode_test_{}_{}_{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+            dbs.push(Db::Postgres { url: url.to_string(), schema });
+        }
+        dbs
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres { .. } => "postgres",
+        }
+    }
+
+    pub(crate) fn store(&self, options: StoreOptions) -> Box<dyn TestStore> {
+        match self {
+            Db::Sqlite(dir) => Box::new(SqliteStore::open(dir.db(), options).unwrap()),
+            Db::Postgres { url, schema } => Box::new(PgStore::open(url, schema, options).unwrap()),
+        }
+    }
+
+    pub(crate) fn open(&self) -> Box<dyn TestStore> {
+        self.store(StoreOptions::default())
+    }
+
+    pub(crate) fn reader(&self) -> Box<dyn TestReader> {
+        match self {
+            Db::Sqlite(dir) => Box::new(AuditReader::open(dir.db()).unwrap()),
+            Db::Postgres { url, schema } => Box::new(PgReader::open(url, schema).unwrap()),
+        }
+    }
+
+    /// `[audit]` naming this store.
+    pub(crate) fn config(&self) -> AuditConfig {
+        match self {
+            Db::Sqlite(dir) => AuditConfig { path: Some(dir.db().display().to_string()), ..AuditConfig::default() },
+            Db::Postgres { url, schema } => {
+                AuditConfig { url: Some(url.clone()), schema: Some(schema.clone()), ..AuditConfig::default() }
+            }
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Db::Postgres { url, schema } = self {
+            if let Err(e) = crate::postgres::drop_schema_for_tests(url, schema) {
+                eprintln!("could not drop the test schema {schema}: {e}");
+            }
+        }
+    }
+}
+
+/// Runs `test` on every backend (naming the backend when it fails).
+fn each_backend(tag: &str, test: impl Fn(&Db)) {
+    for db in Db::all(tag) {
+        eprintln!("-- {tag} on {}", db.name());
+        test(&db);
+    }
+}
+
 #[test]
 fn records_and_reads_back_with_calls() {
-    let dir = TempDir::new("roundtrip");
-    let store = open(&dir.db());
+    each_backend("roundtrip", records_and_reads_back_with_calls_on);
+}
+
+fn records_and_reads_back_with_calls_on(db: &Db) {
+    let store = db.open();
     let mut exec =
         exec_at(1_777_638_896_789, Some("alice"), "const r = await books.request('GET /books/1');\nreturn r.data;");
     exec.session_id = Some("sess-1".into());
@@ -88,6 +238,7 @@ fn records_and_reads_back_with_calls() {
     exec.client_version = Some("1.2.3".into());
     exec.result_tokens = Some(321);
     exec.shortened = true;
+    exec.host = Some("replica-a".into());
     let mut refused = api_call(2, "books", "DELETE", "/books/1", None, false);
     refused.error_name = Some("PolicyError".into());
     refused.refused =
@@ -118,7 +269,7 @@ fn records_and_reads_back_with_calls() {
     let id2 = store.record(ExecutionRecord::new(Tool::Search, "return 1"), vec![]).wait().unwrap();
     assert!(id2 > id, "ids grow: {id} then {id2}");
 
-    let reader = store.reader().unwrap();
+    let reader = db.reader();
     let (stored, got) = reader.show(id).unwrap().expect("recorded");
     assert_eq!(stored.record, exec);
     assert_eq!(stored.id, id);
@@ -126,13 +277,28 @@ fn records_and_reads_back_with_calls() {
     assert_eq!(stored.code_sha256.len(), 64);
     assert_eq!(got, calls);
     assert!(reader.show(id2 + 100).unwrap().is_none());
-    assert_eq!((reader.count().unwrap(), reader.call_count().unwrap()), (2, 3));
+    assert_eq!((reader.count(), reader.call_count()), (2, 3));
+    // The store stamps its own host on records that have none.
+    let stamped = db.store(StoreOptions { host: Some("replica-b".into()), ..StoreOptions::default() });
+    let id3 = stamped.record(ExecutionRecord::new(Tool::Search, "1"), vec![]).wait().unwrap();
+    assert_eq!(reader.show(id3).unwrap().unwrap().0.record.host.as_deref(), Some("replica-b"));
+    let hosts = |h: &str| reader.list(&Filter { host: Some(h.into()), ..Filter::default() }).unwrap();
+    assert_eq!(
+        hosts("replica-b").iter().map(|s| (s.id, s.host.as_deref())).collect::<Vec<_>>(),
+        vec![(id3, Some("replica-b"))]
+    );
+    assert_eq!(hosts("replica-a").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_are_awaited_from_async_code() {
-    let dir = TempDir::new("async");
-    let store = Arc::new(open(&dir.db()));
+    for db in Db::all("async") {
+        commits_are_awaited_from_async_code_on(&db).await;
+    }
+}
+
+async fn commits_are_awaited_from_async_code_on(db: &Db) {
+    let store: Arc<dyn TestStore> = Arc::from(db.open());
     let mut tasks = vec![];
     for i in 0..50 {
         let store = store.clone();
@@ -147,25 +313,31 @@ async fn commits_are_awaited_from_async_code() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 50);
-    assert_eq!(store.reader().unwrap().count().unwrap(), 50);
+    assert_eq!(db.reader().count(), 50, "{}", db.name());
 }
 
 #[test]
 fn seqs_stay_unique() {
-    let dir = TempDir::new("seq");
-    let store = open(&dir.db());
+    each_backend("seq", seqs_stay_unique_on);
+}
+
+fn seqs_stay_unique_on(db: &Db) {
+    let store = db.open();
     let c = api_call(0, "books", "GET", "/a", Some(200), true);
     let id = store.record(ExecutionRecord::new(Tool::Execute, "x"), vec![c.clone(), c.clone(), c]).wait().unwrap();
-    let (_, calls) = store.reader().unwrap().show(id).unwrap().unwrap();
+    let (_, calls) = db.reader().show(id).unwrap().unwrap();
     assert_eq!(calls.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
 }
 
 #[test]
 fn secrets_never_reach_the_file() {
+    each_backend("scrub", secrets_never_reach_the_store_on);
+}
+
+fn secrets_never_reach_the_store_on(db: &Db) {
     let secret = "sk_live_5f3c9a1b7e2d4c6a";
-    let dir = TempDir::new("scrub");
     let options = StoreOptions { scrubber: Scrubber::new([secret]), ..StoreOptions::default() };
-    let store = SqliteStore::open(dir.db(), options).unwrap();
+    let store = db.store(options);
     let code = format!("const key = \"{secret}\";\nreturn await books.request({{path: '/x?k={secret}'}});");
     let exec = exec_at(1, None, &code).failed("exception", "Error", format!("bad key {secret}"));
     let mut call = api_call(1, "books", "GET", &format!("/keys/{secret}"), Some(401), false);
@@ -174,7 +346,7 @@ fn secrets_never_reach_the_file() {
     // The base64 form of a bearer header is scrubbed too.
     call.allowed_by = Some(format!("hdr {}", base64_of(&format!("Bearer {secret}"))));
     let id = store.record(exec, vec![call]).wait().unwrap();
-    let reader = store.reader().unwrap();
+    let reader = db.reader();
     let (stored, calls) = reader.show(id).unwrap().unwrap();
     assert!(!stored.record.code.contains(secret), "{}", stored.record.code);
     assert!(stored.record.code.contains(codemode_upstream::scrub::REDACTED));
@@ -183,6 +355,7 @@ fn secrets_never_reach_the_file() {
     assert!(!all.contains(secret) && !all.contains(&base64_of(&format!("Bearer {secret}"))), "{all}");
     drop(reader);
     drop(store);
+    let Db::Sqlite(dir) = db else { return };
     // Nothing of it in the bytes on disk either (database, WAL).
     for entry in std::fs::read_dir(&dir.0).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
@@ -239,9 +412,13 @@ fn a_newer_schema_is_refused_and_reopening_is_idempotent() {
 
 #[test]
 fn two_writers_share_one_file() {
-    // Two stores on one file: as two stdio servers of one user would.
-    let dir = TempDir::new("two");
-    let (a, b) = (Arc::new(open(&dir.db())), Arc::new(open(&dir.db())));
+    each_backend("two", two_writers_share_one_store_on);
+}
+
+fn two_writers_share_one_store_on(db: &Db) {
+    // Two stores on one file (as two stdio servers of one user would), or
+    // on one database (two replicas).
+    let (a, b): (Arc<dyn TestStore>, Arc<dyn TestStore>) = (Arc::from(db.open()), Arc::from(db.open()));
     let threads: Vec<_> = [a, b]
         .into_iter()
         .map(|s| {
@@ -260,8 +437,174 @@ fn two_writers_share_one_file() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 200);
-    let r = AuditReader::open(dir.db()).unwrap();
-    assert_eq!((r.count().unwrap(), r.call_count().unwrap()), (200, 200));
+    let r = db.reader();
+    assert_eq!((r.count(), r.call_count()), (200, 200));
+}
+
+// ---- PostgreSQL only: start-up, outages ----
+
+/// The PostgreSQL database of this run, when there is one.
+fn postgres_db(tag: &str) -> Option<Db> {
+    Db::all(tag).into_iter().find(|d| matches!(d, Db::Postgres { .. }))
+}
+
+#[test]
+fn replicas_starting_together_create_the_schema_once() {
+    let Some(db) = postgres_db("race") else { return };
+    let Db::Postgres { url, schema } = &db else { unreachable!() };
+    // Four replicas start at the same moment on an empty schema: the
+    // advisory lock lets one create it and the others find it.
+    let barrier = Arc::new(std::sync::Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let (url, schema, barrier) = (url.clone(), schema.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let store = PgStore::open(&url, &schema, StoreOptions::default()).unwrap();
+                store.record(exec_at(i, None, "x"), vec![api_call(1, "b", "GET", "/", Some(200), true)]).wait().unwrap()
+            })
+        })
+        .collect();
+    let ids: Vec<i64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(ids.len(), 4);
+    let reader = PgReader::open(url, schema).unwrap();
+    assert_eq!((reader.count().unwrap(), reader.call_count().unwrap()), (4, 4));
+    // Reopening is idempotent; a newer schema is refused.
+    drop(PgStore::open(url, schema, StoreOptions::default()).unwrap());
+    reader.execute_for_tests("UPDATE audit_meta SET value = value + 1 WHERE key = 'schema_version'").unwrap();
+    let err = PgStore::open(url, schema, StoreOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("newer codemode") && err.contains(schema.as_str()), "{err}");
+    // A reader does not create tables: it says there are none.
+    let err = PgReader::open(url, "codemode_no_such_schema").unwrap_err().to_string();
+    assert!(err.contains("no audit tables in schema codemode_no_such_schema"), "{err}");
+}
+
+#[test]
+fn an_unreachable_postgres_is_a_clear_error_without_the_password() {
+    let url = "postgres://app:hunter2secret@127.0.0.1:1/audit";
+    let err = PgStore::open(url, "codemode", StoreOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("cannot connect to postgres://app:***@127.0.0.1:1/audit"), "{err}");
+    assert!(err.contains("[audit] url") && !err.contains("hunter2secret"), "{err}");
+    let Err(err) = open_source(&AuditConfig { url: Some(url.into()), ..AuditConfig::default() }) else {
+        panic!("nothing listens on port 1")
+    };
+    let err = err.to_string();
+    assert!(err.contains("***") && !err.contains("hunter2secret"), "{err}");
+}
+
+/// A TCP forwarder to PostgreSQL that the test can cut (every connection
+/// and the listener) and start again on the same port: an outage.
+struct Cut {
+    port: u16,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    streams: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Cut {
+    fn start(port: u16, upstream: std::net::SocketAddr) -> Cut {
+        use std::io::ErrorKind;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streams: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (s, st) = (stop.clone(), streams.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let Ok(server) = std::net::TcpStream::connect(upstream) else { continue };
+                        st.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                        for (mut from, mut to) in
+                            [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                        {
+                            std::thread::spawn(move || {
+                                let _ = std::io::copy(&mut from, &mut to);
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                            });
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                    Err(_) => break,
+                }
+            }
+        });
+        Cut { port, stop, streams, thread: Some(thread) }
+    }
+
+    /// Closes the listener and every connection through it.
+    fn cut(mut self) -> u16 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        for s in self.streams.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        self.port
+    }
+}
+
+#[test]
+fn an_outage_fails_records_fast_and_recording_resumes() {
+    let Some(db) = postgres_db("outage") else { return };
+    let Db::Postgres { url, schema } = &db else { unreachable!() };
+    let mut parsed = url::Url::parse(url).unwrap();
+    let upstream = parsed.socket_addrs(|| Some(5432)).unwrap()[0];
+    let cut = Cut::start(0, upstream);
+    parsed.set_port(Some(cut.port)).unwrap();
+    let via = parsed.to_string();
+    let store = PgStore::open(&via, schema, StoreOptions::default()).unwrap();
+    let first = store.record(exec_at(1, None, "before"), vec![]).wait().unwrap();
+
+    // Down: the record fails (the server answers the call and logs it)…
+    let port = cut.cut();
+    let started = std::time::Instant::now();
+    let err = store.record(exec_at(2, None, "during"), vec![]).wait().unwrap_err().to_string();
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    // … and while it stays down, the next ones fail at once.
+    let err = store.record(exec_at(3, None, "during"), vec![]).wait().unwrap_err().to_string();
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+
+    // Back: recording resumes on a new connection.
+    let _back = Cut::start(port, upstream);
+    std::thread::sleep(Duration::from_millis(1100));
+    let after = store.record(exec_at(4, None, "after"), vec![]).wait().unwrap();
+    assert!(after > first);
+    let reader = db.reader();
+    let codes: Vec<String> = reader
+        .list(&Filter { oldest_first: true, ..Filter::default() })
+        .unwrap()
+        .into_iter()
+        .map(|s| s.code_line)
+        .collect();
+    assert_eq!(codes, ["before", "after"]);
+}
+
+#[test]
+fn bulk_records_are_one_transaction() {
+    each_backend("bulk", |db| {
+        let store = db.open();
+        let items: Vec<_> = (0..300)
+            .map(|i| {
+                (exec_at(i, Some("bulk"), &format!("return {i}")), vec![api_call(1, "b", "GET", "/", Some(200), true)])
+            })
+            .collect();
+        assert_eq!(store.record_many(items).wait().unwrap(), 300);
+        let r = db.reader();
+        assert_eq!((r.count(), r.call_count()), (300, 300));
+        let mut seen = 0;
+        r.export(&Filter { oldest_first: true, ..Filter::default() }, &mut |e, calls| {
+            assert_eq!((e.record.code, calls.len()), (format!("return {seen}"), 1));
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, 300, "the export pages through all of them in order");
+    });
 }
 
 /// The child of [`a_killed_writer_keeps_every_committed_record`]: records
@@ -331,11 +674,14 @@ fn a_killed_writer_keeps_every_committed_record() {
 
 #[test]
 fn retention_prunes_old_and_surplus_rows() {
-    let dir = TempDir::new("retention");
+    each_backend("retention", retention_prunes_old_and_surplus_rows_on);
+}
+
+fn retention_prunes_old_and_surplus_rows_on(db: &Db) {
     let now = crate::time::now_ms();
     let day = 86_400_000;
     let options = StoreOptions { retention: Retention { days: Some(7), rows: Some(10) }, ..StoreOptions::default() };
-    let store = SqliteStore::open(dir.db(), options).unwrap();
+    let store = db.store(options);
     let call =
         || vec![api_call(1, "books", "GET", "/", Some(200), true), api_call(2, "books", "GET", "/", Some(200), true)];
     // 5 old, then 20 recent.
@@ -348,9 +694,9 @@ fn retention_prunes_old_and_surplus_rows() {
     }
     let deleted = store.prune().wait().unwrap();
     assert_eq!(deleted, 15);
-    let r = store.reader().unwrap();
-    assert_eq!(r.count().unwrap(), 10);
-    assert_eq!(r.call_count().unwrap(), 20, "calls go with their executions");
+    let r = db.reader();
+    assert_eq!(r.count(), 10);
+    assert_eq!(r.call_count(), 20, "calls go with their executions");
     let kept: Vec<i64> =
         r.list(&Filter { oldest_first: true, ..Filter::default() }).unwrap().iter().map(|s| s.id).collect();
     assert_eq!(kept, recent[10..].to_vec(), "the newest are kept");
@@ -359,23 +705,26 @@ fn retention_prunes_old_and_surplus_rows() {
 
 #[test]
 fn pruning_happens_by_itself() {
-    let dir = TempDir::new("autoprune");
+    each_backend("autoprune", pruning_happens_by_itself_on);
+}
+
+fn pruning_happens_by_itself_on(db: &Db) {
     let options = StoreOptions {
         retention: Retention { days: None, rows: Some(3) },
         prune_every_commits: 5,
         ..StoreOptions::default()
     };
-    let store = SqliteStore::open(dir.db(), options).unwrap();
+    let store = db.store(options);
     for i in 0..12 {
         store.record(exec_at(i, None, "x"), vec![]).wait().unwrap();
     }
-    let r = store.reader().unwrap();
+    let r = db.reader();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     // The background pruning runs once the writer is idle.
-    while r.count().unwrap() > 3 + 4 && std::time::Instant::now() < deadline {
+    while r.count() > 3 + 4 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(r.count().unwrap() <= 7, "{} rows", r.count().unwrap());
+    assert!(r.count() <= 7, "{} rows", r.count());
     // A pruning that is interrupted by records still completes.
     let options = StoreOptions {
         retention: Retention { days: None, rows: Some(1) },
@@ -383,17 +732,17 @@ fn pruning_happens_by_itself() {
         ..StoreOptions::default()
     };
     drop(store);
-    let store = SqliteStore::open(dir.db(), options).unwrap();
+    let store = db.store(options);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while r.count().unwrap() > 1 && std::time::Instant::now() < deadline {
+    while r.count() > 1 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(r.count().unwrap(), 1);
+    assert_eq!(r.count(), 1);
     drop(store);
 }
 
 /// A small trail for the filter tests: ids in insertion order.
-fn fixture(store: &SqliteStore, base: i64) -> Vec<i64> {
+fn fixture(store: &dyn TestStore, base: i64) -> Vec<i64> {
     let h = 3_600_000;
     let rows: Vec<(ExecutionRecord, Vec<CallRecord>)> = vec![
         (
@@ -426,7 +775,7 @@ fn fixture(store: &SqliteStore, base: i64) -> Vec<i64> {
 }
 
 /// The ids `f` lists — the same whichever plan runs it.
-fn ids(r: &AuditReader, f: Filter) -> Vec<i64> {
+fn ids(r: &dyn TestReader, f: Filter) -> Vec<i64> {
     let got: Vec<i64> = r.list(&f).unwrap().iter().map(|s| s.id).collect();
     for plan in [crate::query::Plan::Indexed, crate::query::Plan::Window(2)] {
         let by: Vec<i64> = r.summaries(&f, plan).unwrap().iter().map(|s| s.id).collect();
@@ -454,7 +803,7 @@ fn grep_finds_code_before_and_after_it_is_indexed() {
     for i in 0..300 {
         want.push(store.record(exec_at(2 + i, None, &format!("return needle.{i}")), vec![]).wait().unwrap());
     }
-    let found = |g: &str| ids(&r, Filter { oldest_first: true, ..grep(g) });
+    let found = |g: &str| ids(&r as &dyn TestReader, Filter { oldest_first: true, ..grep(g) });
     assert_eq!(found("NEEDLE.").len(), 301);
     assert_eq!(
         found("needle.29"),
@@ -489,42 +838,46 @@ fn grep_finds_code_before_and_after_it_is_indexed() {
 
 #[test]
 fn every_filter_narrows() {
-    let dir = TempDir::new("filters");
-    let store = open(&dir.db());
+    each_backend("filters", every_filter_narrows_on);
+}
+
+fn every_filter_narrows_on(db: &Db) {
+    let store = db.open();
     let base = 1_777_593_600_000; // 2026-05-01T00:00:00Z
-    let id = fixture(&store, base);
-    let r = store.reader().unwrap();
+    let id = fixture(store.as_ref(), base);
+    let reader = db.reader();
+    let r = reader.as_ref();
     let h = 3_600_000;
     let all = Filter::default();
-    assert_eq!(ids(&r, all.clone()), vec![id[4], id[3], id[2], id[1], id[0]], "newest first");
-    assert_eq!(ids(&r, Filter { oldest_first: true, ..all.clone() }), id);
-    assert_eq!(ids(&r, Filter { since: Some(base + 3 * h), ..all.clone() }), vec![id[4], id[3]]);
-    assert_eq!(ids(&r, Filter { until: Some(base + h), ..all.clone() }), vec![id[0]]);
-    assert_eq!(ids(&r, Filter { since: Some(base + h), until: Some(base + 3 * h), ..all.clone() }), vec![id[2], id[1]]);
-    assert_eq!(ids(&r, Filter { principal: Some("alice".into()), ..all.clone() }), vec![id[4], id[0]]);
-    assert_eq!(ids(&r, Filter { principal: Some(LOCAL_PRINCIPAL.into()), ..all.clone() }), vec![id[3], id[2]]);
-    assert_eq!(ids(&r, Filter { principal: Some("nobody".into()), ..all.clone() }), Vec::<i64>::new());
-    assert_eq!(ids(&r, Filter { tool: Some(Tool::Search), ..all.clone() }), vec![id[2]]);
-    assert_eq!(ids(&r, Filter { tool: Some(Tool::Execute), ..all.clone() }).len(), 4);
-    assert_eq!(ids(&r, Filter { api: Some("cloudflare".into()), ..all.clone() }), vec![id[3], id[1]]);
-    assert_eq!(ids(&r, Filter { api: Some("books".into()), ..all.clone() }), vec![id[3], id[0]]);
-    assert_eq!(ids(&r, Filter { status: Some(Status::Error), ..all.clone() }), vec![id[3], id[1]]);
-    assert_eq!(ids(&r, Filter { status: Some(Status::Ok), ..all.clone() }), vec![id[4], id[2], id[0]]);
+    assert_eq!(ids(r, all.clone()), vec![id[4], id[3], id[2], id[1], id[0]], "newest first");
+    assert_eq!(ids(r, Filter { oldest_first: true, ..all.clone() }), id);
+    assert_eq!(ids(r, Filter { since: Some(base + 3 * h), ..all.clone() }), vec![id[4], id[3]]);
+    assert_eq!(ids(r, Filter { until: Some(base + h), ..all.clone() }), vec![id[0]]);
+    assert_eq!(ids(r, Filter { since: Some(base + h), until: Some(base + 3 * h), ..all.clone() }), vec![id[2], id[1]]);
+    assert_eq!(ids(r, Filter { principal: Some("alice".into()), ..all.clone() }), vec![id[4], id[0]]);
+    assert_eq!(ids(r, Filter { principal: Some(LOCAL_PRINCIPAL.into()), ..all.clone() }), vec![id[3], id[2]]);
+    assert_eq!(ids(r, Filter { principal: Some("nobody".into()), ..all.clone() }), Vec::<i64>::new());
+    assert_eq!(ids(r, Filter { tool: Some(Tool::Search), ..all.clone() }), vec![id[2]]);
+    assert_eq!(ids(r, Filter { tool: Some(Tool::Execute), ..all.clone() }).len(), 4);
+    assert_eq!(ids(r, Filter { api: Some("cloudflare".into()), ..all.clone() }), vec![id[3], id[1]]);
+    assert_eq!(ids(r, Filter { api: Some("books".into()), ..all.clone() }), vec![id[3], id[0]]);
+    assert_eq!(ids(r, Filter { status: Some(Status::Error), ..all.clone() }), vec![id[3], id[1]]);
+    assert_eq!(ids(r, Filter { status: Some(Status::Ok), ..all.clone() }), vec![id[4], id[2], id[0]]);
     let books_failed = Filter { api: Some("books".into()), status: Some(Status::Error), ..all.clone() };
-    assert_eq!(ids(&r, books_failed), vec![id[3]]);
-    assert_eq!(ids(&r, Filter { grep: Some("zones".into()), ..all.clone() }), vec![id[1]]);
-    assert_eq!(ids(&r, Filter { grep: Some("ZONES".into()), ..all.clone() }), vec![id[1]], "case-insensitive");
-    assert_eq!(ids(&r, Filter { grep: Some("books.request".into()), ..all.clone() }), vec![id[3], id[0]]);
+    assert_eq!(ids(r, books_failed), vec![id[3]]);
+    assert_eq!(ids(r, Filter { grep: Some("zones".into()), ..all.clone() }), vec![id[1]]);
+    assert_eq!(ids(r, Filter { grep: Some("ZONES".into()), ..all.clone() }), vec![id[1]], "case-insensitive");
+    assert_eq!(ids(r, Filter { grep: Some("books.request".into()), ..all.clone() }), vec![id[3], id[0]]);
     // LIKE wildcards are plain text here.
-    assert_eq!(ids(&r, Filter { grep: Some("50%".into()), ..all.clone() }), vec![id[4]]);
-    assert_eq!(ids(&r, Filter { grep: Some("it_s".into()), ..all.clone() }), vec![id[4]]);
-    assert_eq!(ids(&r, Filter { grep: Some("i%s".into()), ..all.clone() }), Vec::<i64>::new());
-    assert_eq!(ids(&r, Filter { after_id: Some(id[2]), ..all.clone() }), vec![id[4], id[3]]);
-    assert_eq!(ids(&r, Filter { limit: Some(2), ..all.clone() }), vec![id[4], id[3]]);
-    assert_eq!(ids(&r, Filter { limit: Some(2), oldest_first: true, ..all.clone() }), vec![id[0], id[1]]);
+    assert_eq!(ids(r, Filter { grep: Some("50%".into()), ..all.clone() }), vec![id[4]]);
+    assert_eq!(ids(r, Filter { grep: Some("it_s".into()), ..all.clone() }), vec![id[4]]);
+    assert_eq!(ids(r, Filter { grep: Some("i%s".into()), ..all.clone() }), Vec::<i64>::new());
+    assert_eq!(ids(r, Filter { after_id: Some(id[2]), ..all.clone() }), vec![id[4], id[3]]);
+    assert_eq!(ids(r, Filter { limit: Some(2), ..all.clone() }), vec![id[4], id[3]]);
+    assert_eq!(ids(r, Filter { limit: Some(2), oldest_first: true, ..all.clone() }), vec![id[0], id[1]]);
     let combined =
         Filter { principal: Some("alice".into()), since: Some(base + h), grep: Some("50".into()), ..all.clone() };
-    assert_eq!(ids(&r, combined), vec![id[4]]);
+    assert_eq!(ids(r, combined), vec![id[4]]);
     assert!(r.list(&Filter { since: Some(2), until: Some(1), ..all.clone() }).is_err());
     assert!(r.list(&Filter { grep: Some(String::new()), ..all }).is_err());
     let s = &r.list(&Filter { limit: Some(1), oldest_first: true, ..Filter::default() }).unwrap()[0];
@@ -544,21 +897,31 @@ fn run_text(args: &AuditArgs, source: &dyn AuditSource) -> String {
 
 #[test]
 fn renders_table_text_json_and_jsonl() {
-    let dir = TempDir::new("render");
-    let store = open(&dir.db());
-    let base = 1_777_593_600_000;
-    let id = fixture(&store, base);
-    let r = store.reader().unwrap();
-    let args = AuditArgs::default();
+    each_backend("render", renders_table_text_json_and_jsonl_on);
+}
 
-    let table = run_text(&args, &r);
+fn renders_table_text_json_and_jsonl_on(db: &Db) {
+    let store = db.open();
+    let base = 1_777_593_600_000;
+    let id = fixture(store.as_ref(), base);
+    let reader = db.reader();
+    let r = reader.as_ref() as &dyn AuditSource;
+    // Through the config, as `codemode audit` opens it.
+    let args = AuditArgs { config: db.config(), ..AuditArgs::default() };
+    assert_eq!(run_text(&args, r), {
+        let mut out = vec![];
+        run(&args, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    });
+
+    let table = run_text(&args, r);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 6, "{table}");
     assert!(lines[0].starts_with("ID") && lines[0].ends_with("CODE"), "{}", lines[0]);
     assert!(lines[2].contains("2026-05-01 03:00:00") && lines[2].contains(" -  "), "{}", lines[2]);
     assert!(lines[4].contains("bob") && lines[4].contains("exception") && lines[4].contains("// Fetch ZONES…"));
 
-    let json: Value = serde_json::from_str(&run_text(&AuditArgs { format: Format::Json, ..args.clone() }, &r)).unwrap();
+    let json: Value = serde_json::from_str(&run_text(&AuditArgs { format: Format::Json, ..args.clone() }, r)).unwrap();
     let arr = json.as_array().unwrap();
     assert_eq!(arr.len(), 5);
     assert_eq!(arr[0]["id"], id[4]);
@@ -579,7 +942,7 @@ fn renders_table_text_json_and_jsonl() {
         assert!(arr[3].get(k).is_some(), "{k} in {}", arr[3]);
     }
 
-    let jsonl = run_text(&AuditArgs { format: Format::Jsonl, ..args.clone() }, &r);
+    let jsonl = run_text(&AuditArgs { format: Format::Jsonl, ..args.clone() }, r);
     let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["id"], id[0], "oldest first");
@@ -611,10 +974,10 @@ fn renders_table_text_json_and_jsonl() {
     ] {
         assert!(calls[0].get(k).is_some(), "{k}");
     }
-    let since = run_text(&AuditArgs { format: Format::Jsonl, after_id: Some(id[3]), ..args.clone() }, &r);
+    let since = run_text(&AuditArgs { format: Format::Jsonl, after_id: Some(id[3]), ..args.clone() }, r);
     assert_eq!(since.lines().count(), 1, "incremental export");
 
-    let show = run_text(&AuditArgs { show: Some(id[3]), ..args.clone() }, &r);
+    let show = run_text(&AuditArgs { show: Some(id[3]), ..args.clone() }, r);
     assert!(show.starts_with(&format!("Execution {}  2026-05-01T03:00:00.000Z", id[3])), "{show}");
     assert!(show.contains("principal    - (local user)"), "{show}");
     assert!(show.contains("outcome      exception — PolicyError: refused"), "{show}");
@@ -623,22 +986,26 @@ fn renders_table_text_json_and_jsonl() {
     assert!(show.contains("api books DELETE /books/1 → UpstreamError"), "{show}");
     assert!(show.contains("template    /books/{id}"), "{show}");
     let one: Value =
-        serde_json::from_str(&run_text(&AuditArgs { show: Some(id[1]), format: Format::Json, ..args.clone() }, &r))
+        serde_json::from_str(&run_text(&AuditArgs { show: Some(id[1]), format: Format::Json, ..args.clone() }, r))
             .unwrap();
     assert_eq!(one["calls"][0]["status"], 502);
     let mut out = vec![];
-    let err = run_with(&AuditArgs { show: Some(999), ..args.clone() }, &r, &mut out).unwrap_err();
+    let err = run_with(&AuditArgs { show: Some(999), ..args.clone() }, r, &mut out).unwrap_err();
     assert!(err.to_string().contains("no execution 999"));
 }
 
 #[test]
 fn text_output_escapes_control_characters() {
-    let dir = TempDir::new("escape");
-    let store = open(&dir.db());
+    each_backend("escape", text_output_escapes_control_characters_on);
+}
+
+fn text_output_escapes_control_characters_on(db: &Db) {
+    let store = db.open();
     let id = store.record(exec_at(0, Some("eve\u{1b}[2J"), "\u{1b}]0;pwned\u{7}return 1"), vec![]).wait().unwrap();
-    let r = store.reader().unwrap();
-    let table = run_text(&AuditArgs::default(), &r);
-    let show = run_text(&AuditArgs { show: Some(id), ..AuditArgs::default() }, &r);
+    let reader = db.reader();
+    let r = reader.as_ref() as &dyn AuditSource;
+    let table = run_text(&AuditArgs::default(), r);
+    let show = run_text(&AuditArgs { show: Some(id), ..AuditArgs::default() }, r);
     for text in [table, show] {
         assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
         assert!(text.contains("\\u{1b}"));

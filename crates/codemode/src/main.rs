@@ -106,8 +106,8 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct AuditCli {
-    /// Config file whose `[audit] path` names the store (default:
-    /// ./codemode.toml if present, else the default store).
+    /// Config file whose `[audit] path` (or `url`) names the store
+    /// (default: ./codemode.toml if present, else the default store).
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
     /// The store itself (overrides the config).
@@ -137,6 +137,9 @@ struct AuditCli {
     /// The code contains this text.
     #[arg(long)]
     grep: Option<String>,
+    /// Only executions this replica recorded (`[audit] host`).
+    #[arg(long)]
+    host: Option<String>,
     /// Only executions recorded after this id (incremental exports).
     #[arg(long)]
     after_id: Option<i64>,
@@ -412,6 +415,8 @@ fn audit(a: AuditCli) -> ExitCode {
     };
     if let Some(db) = &a.db {
         store.path = Some(db.display().to_string());
+        store.url = None;
+        store.schema = None;
     }
     let args = codemode_audit::AuditArgs {
         config: store,
@@ -423,6 +428,7 @@ fn audit(a: AuditCli) -> ExitCode {
         api: a.api,
         status: a.status,
         grep: a.grep,
+        host: a.host,
         after_id: a.after_id,
         limit: a.limit,
         format: if a.json {

@@ -443,8 +443,9 @@ pub struct Service {
     scrubber: codemode_upstream::Scrubber,
     /// `[[redact]]` rules for what a call returns (result, console, error).
     redactor: codemode_redact::Redactor,
-    /// Where every search and execute is recorded (`None`: `[audit] path = "off"`).
-    pub audit: Option<codemode_audit::SqliteStore>,
+    /// Where every search and execute is recorded: the SQLite file or the
+    /// PostgreSQL database of `[audit]` (`None`: `[audit] path = "off"`).
+    pub audit: Option<Box<dyn codemode_audit::AuditSink>>,
     /// Calls since the allocator last gave free memory back (see `trim_memory`).
     calls: Arc<std::sync::atomic::AtomicU64>,
     /// The upstream MCP servers, when any are configured.
@@ -761,27 +762,40 @@ impl Service {
     }
 }
 
-/// Opens the audit store. Without an explicit `[audit] path`, a home
-/// directory that cannot be found (a service without `HOME`) turns the
-/// audit off with a warning; a configured path that cannot be opened stops
-/// start-up.
+/// Opens the audit store. Without an explicit `[audit] path` (or `url`), a
+/// home directory that cannot be found (a service without `HOME`) turns
+/// the audit off with a warning; a configured store that cannot be opened
+/// — a PostgreSQL that is down, too — stops start-up with an error that
+/// names it (password masked).
 fn open_audit(
     config: &codemode_audit::AuditConfig,
     scrubber: codemode_upstream::Scrubber,
-) -> Result<Option<codemode_audit::SqliteStore>, String> {
-    match codemode_audit::SqliteStore::open_config(config, scrubber) {
+) -> Result<Option<Box<dyn codemode_audit::AuditSink>>, String> {
+    match codemode_audit::open_sink(config, scrubber) {
         Ok(Some(store)) => {
-            tracing::info!(path = %store.path().display(), "audit: every search and execute is recorded");
+            // It opened, so it resolves.
+            match &config.backend() {
+                Ok(codemode_audit::Backend::Postgres { url, schema }) => tracing::info!(
+                    url = %codemode_audit::mask_url(url),
+                    schema = %schema,
+                    "audit: every search and execute is recorded in PostgreSQL"
+                ),
+                Ok(codemode_audit::Backend::Sqlite(path)) => {
+                    tracing::info!(path = %path.display(), "audit: every search and execute is recorded")
+                }
+                _ => {}
+            }
             Ok(Some(store))
         }
         Ok(None) => {
             tracing::info!("audit: off ([audit] path = \"off\")");
             Ok(None)
         }
-        Err(e) if config.path.is_none() => {
+        Err(e) if config.path.is_none() && config.url.is_none() => {
             tracing::warn!(error = %e, "audit: no default place for the audit store; set [audit] path (or \"off\"). Not recording");
             Ok(None)
         }
+        Err(e) if config.url.is_some() => Err(format!("[audit] url: {e}")),
         Err(e) => Err(format!("[audit] path: {e}")),
     }
 }

@@ -140,7 +140,7 @@ pub(crate) async fn track(State(state): State<Arc<AppState>>, req: Request, next
 
     // Tool calls: a slot of the principal's, and a record to follow.
     let call = if method == "tools/call" {
-        match state.calls.try_start(&principal.name) {
+        match state.calls.try_start(&principal.name).await {
             Ok(permit) => Some(TrackedCall {
                 permit: Some(permit),
                 done: false,

@@ -101,6 +101,14 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: f64,
     /// SSE keep-alive comment interval, seconds; 0: none. Default 15.
     pub sse_keep_alive_secs: f64,
+    /// `redis://[user:password@]host:port[/db]`: share the per-principal
+    /// request rate and concurrent calls with every replica using the same
+    /// Redis (fleets behind a load balancer). Default: none (each replica
+    /// limits on its own).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (several fleets, or other apps, can share
+    /// one Redis). Default `codemode:`.
+    pub redis_prefix: String,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +133,8 @@ impl Default for ServerConfig {
             max_concurrent_calls: 8,
             shutdown_grace_secs: 30.0,
             sse_keep_alive_secs: 15.0,
+            redis_url: None,
+            redis_prefix: "codemode:".into(),
         }
     }
 }
@@ -302,6 +312,28 @@ pub(crate) struct Settings {
     pub tokens: Vec<TokenEntry>,
     pub oauth: Option<OAuthSettings>,
     pub api_names: Vec<String>,
+    /// Where the fleet keeps its shared limits.
+    pub redis: Option<RedisSettings>,
+}
+
+/// `[server] redis_url` and `redis_prefix`, checked.
+#[derive(Clone, Debug)]
+pub(crate) struct RedisSettings {
+    pub url: String,
+    pub prefix: String,
+}
+
+/// A Redis URL with its password replaced by `***` (for messages and logs).
+pub(crate) fn mask_redis_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "redis://…".into(),
+    }
 }
 
 impl Settings {
@@ -461,6 +493,29 @@ pub(crate) fn resolve(
     let shutdown_grace = secs("server.shutdown_grace_secs", server.shutdown_grace_secs, 0.0, 3600.0, &mut problems);
     let keep_alive = secs("server.sse_keep_alive_secs", server.sse_keep_alive_secs, 0.0, 3600.0, &mut problems);
     let mut push = |key: &str, message: String| problems.push(Problem { key: key.into(), message });
+    let redis = match server.redis_url.as_deref().map(str::trim) {
+        None => None,
+        Some(u) if u.starts_with("redis://") && url::Url::parse(u).is_ok() => {
+            if server.redis_prefix.is_empty() {
+                push("server.redis_prefix", "must not be empty (it keeps codemode's keys apart from others')".into());
+            }
+            Some(RedisSettings { url: u.to_string(), prefix: server.redis_prefix.clone() })
+        }
+        Some(u) if u.starts_with("rediss://") => {
+            push(
+                "server.redis_url",
+                format!(
+                    "{}: TLS to Redis is not built in; reach Redis over a private network (redis://) or a TLS sidecar",
+                    mask_redis_url(u)
+                ),
+            );
+            None
+        }
+        Some(u) => {
+            push("server.redis_url", format!("{} is not a Redis URL: write redis://host:6379", mask_redis_url(u)));
+            None
+        }
+    };
     let rate = if server.requests_per_minute == 0 {
         None
     } else {
@@ -632,6 +687,7 @@ pub(crate) fn resolve(
             tokens,
             oauth,
             api_names: api_names.to_vec(),
+            redis,
         })
     } else {
         Err(problems)
@@ -921,6 +977,22 @@ mod tests {
         assert_eq!(parse_origin_rule("https://x:1:*"), None);
         assert_eq!(parse_origin_rule("https://x/path"), None);
         assert_eq!(parse_origin_rule("null"), Some(OriginRule::Null));
+    }
+
+    #[test]
+    fn redis_urls_are_checked_and_masked() {
+        let v = serde_json::json!({"transport": "http", "redis_url": "redis://:pw@127.0.0.1:6379/2"});
+        let server: ServerConfig = serde_json::from_value(v).unwrap();
+        let s = resolve(&server, &AuthConfig::default(), &[], &|_| None).unwrap();
+        let r = s.redis.unwrap();
+        assert_eq!((r.url.as_str(), r.prefix.as_str()), ("redis://:pw@127.0.0.1:6379/2", "codemode:"));
+        assert_eq!(mask_redis_url(&r.url), "redis://:***@127.0.0.1:6379/2");
+        for (url, want) in [("rediss://:pw@h:6380", "TLS"), ("http://:pw@h", "not a Redis URL")] {
+            let server = ServerConfig { redis_url: Some(url.into()), ..ServerConfig::default() };
+            let p = resolve(&server, &AuthConfig::default(), &[], &|_| None).unwrap_err();
+            let m = p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n");
+            assert!(m.contains(want) && !m.contains("pw@"), "{m}");
+        }
     }
 
     #[test]

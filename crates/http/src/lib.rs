@@ -31,6 +31,7 @@ mod limits;
 pub mod metrics;
 mod principal;
 mod server;
+mod shared;
 
 pub use config::{check, AuthConfig, OAuthConfig, Problem, ServerConfig, StaticToken, Transport};
 pub use metrics::{MetricsHandle, RenderMetrics};

@@ -26,7 +26,7 @@ use tower::ServiceExt as _;
 
 use crate::auth::Authenticator;
 use crate::config::{resolve, AuthConfig, Problem, ServerConfig, Settings};
-use crate::limits::{Calls, RateLimiter, Sessions};
+use crate::limits::{Calls, Rate, Sessions};
 
 /// The client's address, in request extensions (for logs).
 #[derive(Clone, Copy, Debug)]
@@ -36,7 +36,7 @@ pub(crate) struct Peer(pub SocketAddr);
 pub(crate) struct AppState {
     pub settings: Settings,
     pub auth: Authenticator,
-    pub rate: Option<RateLimiter>,
+    pub rate: Option<Rate>,
     pub calls: Arc<Calls>,
     pub sessions: Sessions,
     pub manager: Arc<LocalSessionManager>,
@@ -135,9 +135,11 @@ where
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(settings.session_idle);
         let manager = Arc::new(manager);
+        // Limits shared by a fleet (`[server] redis_url`), else per replica.
+        let shared = settings.redis.as_ref().map(crate::shared::Shared::new).transpose().map_err(StartError::Config)?;
         let state = Arc::new(AppState {
-            rate: settings.rate.map(|(per_sec, burst)| RateLimiter::new(per_sec, burst)),
-            calls: Calls::new(settings.max_concurrent_calls),
+            rate: settings.rate.map(|(per_sec, burst)| Rate::new(per_sec, burst, shared.clone())),
+            calls: Calls::new(settings.max_concurrent_calls, shared),
             sessions: Sessions::default(),
             manager: manager.clone(),
             ready: AtomicBool::new(false),
