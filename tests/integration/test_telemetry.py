@@ -4,7 +4,8 @@ decoding the official opentelemetry-proto messages) receives one trace per tool
 call — the SERVER span `tools/call execute` with the MCP attributes, a CLIENT
 span per upstream request under it — and the duration metrics; httpbin echoes
 the `traceparent` it received, so the test sees the upstream join the same
-trace; a `traceparent` in `_meta` becomes the parent. `/metrics` serves the
+trace, and so does an upstream MCP server (`trace_mcp.py`, the official SDK's
+MCPServer) through `_meta`; a `traceparent` in `_meta` becomes the parent. `/metrics` serves the
 histograms as Prometheus text. With telemetry off nothing is exported, and an
 incoming `traceparent` is passed on unchanged. No credential is in any span.
 
@@ -21,6 +22,7 @@ import urllib.error
 import urllib.request
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import grpc
 import pytest
@@ -327,6 +329,65 @@ headers = {{ "x-tenant" = "tests" }}
         assert any(p["attrs"].get("http.response.status_code") == 200 for p in client_points), client_points
     no_credential_anywhere(receiver.data)
     assert other.data.span_requests == 0 and other.data.metric_requests == 0, "exported over the wrong protocol"
+
+
+async def test_upstream_mcp_server_joins_the_trace(tmp_path, httpbin_peer, http_receiver):
+    """A portal tool call is a CLIENT span `tools/call <tool>` under the tool
+    call, and the upstream MCP server (the official Python SDK's MCPServer)
+    receives that span as the parent in `_meta.traceparent`; an API request
+    in the same execute joins the same trace. Model code cannot put its own
+    trace context in the tool call's `_meta`."""
+    import sys
+
+    here = Path(__file__).parent
+    cfg = write_config(tmp_path, f"""[audit]
+path = "off"
+
+[telemetry]
+otlp_endpoint = "{http_receiver.endpoint}"
+
+[[mcp]]
+name = "trace"
+command = "{sys.executable}"
+args = ["{here / 'trace_mcp.py'}"]
+""" + httpbin_api(httpbin_peer))
+    code = """async () => {
+  const meta = await codemode.trace_received_meta({});
+  const h = await bin.request('GET /headers');
+  return {meta, traceparent: h.data.headers.Traceparent};
+}"""
+    async with mcp_session(["--config", str(cfg)], env=FAST) as s:
+        out = await execute(s, code, meta={"traceparent": INCOMING})
+        # The upstream server got a traceparent of this trace, with a new parent.
+        tool_trace, tool_parent = parse_traceparent(out["meta"]["traceparent"])
+        api_trace, _ = parse_traceparent(out["traceparent"])
+        assert tool_trace == api_trace == INCOMING_TRACE, out
+        assert tool_parent != INCOMING_PARENT, out
+        # Code that smuggles its own `_meta` into the arguments does not set the trace context.
+        forged = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+        r = await s.call_tool("execute", {"code": "async () => codemode.trace_received_meta("
+                                                   f"{{_meta: {{traceparent: '{forged}'}}}})"})
+        if not r.is_error:
+            got = json.loads(r.content[0].text)
+            assert forged not in json.dumps(got), got
+        # Without a caller's context the tool call still starts (and passes on) a trace.
+        plain = await execute(s, code)
+        assert parse_traceparent(plain["meta"]["traceparent"])[0] == parse_traceparent(plain["traceparent"])[0], plain
+
+        data = http_receiver.data
+        data.wait(lambda d: sum(1 for sp in d.spans if sp["kind"] == SERVER) >= 2
+                  and sum(1 for sp in d.spans if sp["kind"] == CLIENT) >= 4)
+        spans = [sp for sp in data.spans if sp["trace_id"] == INCOMING_TRACE]
+        (server,) = [sp for sp in spans if sp["kind"] == SERVER]
+        assert server["parent"] == INCOMING_PARENT, server
+        (tool,) = [sp for sp in spans if sp["kind"] == CLIENT and sp["name"] == "tools/call received_meta"]
+        assert tool["parent"] == server["span_id"], (tool, server)
+        a = tool["attrs"]
+        assert a["mcp.method.name"] == "tools/call" and a["gen_ai.tool.name"] == "received_meta", a
+        assert a["codemode.mcp.server"] == "trace", a
+        # The span the upstream server saw as its parent is the tool call's CLIENT span.
+        assert tool_parent == tool["span_id"], (out, tool)
+    no_credential_anywhere(http_receiver.data)
 
 
 async def test_env_variables_configure_the_exporter(tmp_path, httpbin_peer, http_receiver):
