@@ -450,6 +450,59 @@ async def test_prometheus_metrics_and_traceparent_header_over_http(tmp_path, htt
         assert API_KEY not in text and "principal" not in text, text[:3000]
 
 
+async def test_hostile_code_cannot_write_into_the_metrics(tmp_path, httpbin_peer):
+    """Metric labels come from the config and the spec (API, route template,
+    method, status class), never from what the code sends: 48 requests with
+    unique path parameters, query strings, headers and a secret-looking value,
+    to many statuses, refused or not, leave no trace of those values in `/metrics` and add no
+    series beyond the route templates they hit."""
+    apis = '[audit]\npath = "off"\n[telemetry]\nprometheus = true\n' + httpbin_api(httpbin_peer)
+    marker = "zq7marker"
+    code = """async () => {
+  const out = [];
+  for (let i = 0; i < 12; i++) {
+    const tag = '%s' + i;
+    out.push((await bin.request({method: 'GET', path: '/anything/' + tag + '%%2Fetc',
+      query: {[tag]: tag, api_key: 'sk-' + tag}, headers: {['X-' + tag]: tag}})).status);
+    out.push((await bin.request('GET /status/' + (200 + i))).status);
+    try { await bin.request('GET /anything/' + tag + '/../' + tag); } catch (e) { out.push(e.name); }
+    out.push((await bin.request({method: 'GET', path: '/base64/' + btoa(tag + '\\n# TYPE x counter')})).status);
+  }
+  return out.filter(x => x !== undefined).length;
+}""" % marker
+    with codemode_http(tmp_path, apis=apis, env=FAST) as srv:
+        async with http_session(srv.url) as s:
+            r = await s.call_tool("execute", {"code": "async () => (await bin.request('GET /get')).status"})
+            assert not r.is_error, text_of(r)
+            before = series(get(srv.base + "/metrics")[2].decode())
+            r = await s.call_tool("execute", {"code": code})
+            assert not r.is_error and text_of(r).strip() == "48", text_of(r)
+        text = get(srv.base + "/metrics")[2].decode()
+    assert marker not in text and "sk-" not in text, [l for l in text.splitlines() if marker in l][:5]
+    after = series(text)
+    # Label names are a fixed set; their values come from the config (API, server
+    # address), the method and the upstream's status code, which is bounded.
+    labels = {}
+    for line in after - before:
+        for pair in line.split("{", 1)[1].rstrip("}").split('",'):
+            k, v = pair.split("=", 1)
+            labels.setdefault(k, set()).add(v.strip('"'))
+    allowed = {"codemode_api", "http_request_method", "http_response_status_code", "server_address", "server_port",
+               "url_scheme", "otel_scope_name", "otel_scope_version", "error_type", "gen_ai_tool_name",
+               "mcp_method_name", "gen_ai_operation_name", "network_transport", "mcp_protocol_version",
+               "codemode_mcp_server"}
+    assert set(labels) <= allowed, set(labels) - allowed
+    assert labels.get("codemode_api", {"bin"}) == {"bin"}, labels
+    assert all(v.isdigit() and len(v) == 3 for v in labels.get("http_response_status_code", ())), labels
+    assert len(after - before) < 100, (len(after - before), sorted(after - before)[:20])
+    assert all(not l.startswith("x ") for l in text.splitlines()), "a forged metric line"
+
+
+def series(text: str) -> set[str]:
+    """The label sets of every histogram bucket-free sample line of a Prometheus page."""
+    return {l.rsplit(" ", 1)[0] for l in text.splitlines() if l and not l.startswith("#") and "_bucket{" not in l}
+
+
 async def test_metrics_endpoint_needs_a_credential_when_auth_is_on(tmp_path, httpbin_peer):
     import hashlib
     token, agent = "metrics-scraper-token-0123456789", "agent-token-abcdefghijklmnopq"
