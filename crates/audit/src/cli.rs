@@ -53,7 +53,9 @@ pub struct AuditArgs {
     /// `--host NAME`: recorded by this replica.
     pub host: Option<String>,
     /// `--after-id N`: only executions recorded after id N (incremental
-    /// exports).
+    /// exports). On PostgreSQL with several replicas, ids are assigned
+    /// before commit, so a lower id can become visible after a higher one:
+    /// exporters re-read an overlap (README, "Fleets").
     pub after_id: Option<i64>,
     /// `--limit N` (0: no limit). Default: [`DEFAULT_LIMIT`] for the table
     /// and `--json`, no limit for `--jsonl`.
