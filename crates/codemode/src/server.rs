@@ -1,21 +1,20 @@
 //! The MCP server: two tools over rmcp, backed by [`Service`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
 use codemode_http::{principal_of, Principal};
 use codemode_pipeline::Approver;
-#[allow(deprecated)] // logging/setLevel: still negotiated by current clients and the conformance suite
-use rmcp::model::SetLevelRequestParams;
 
 use crate::render::{self, Rendered};
 use crate::service::Service;
@@ -23,6 +22,25 @@ use crate::tools::{self, ToolDef};
 
 /// Longest `code` we accept.
 const MAX_CODE_BYTES: usize = 256 * 1024;
+
+/// The protocol revisions codemode speaks, oldest first: the four with an
+/// `initialize` handshake and 2026-07-28 (`server/discover`, no sessions).
+/// Named here rather than taken from rmcp, so that a newer rmcp does not
+/// offer a revision nobody tested.
+const PROTOCOL_VERSIONS: [ProtocolVersion; 5] = [
+    ProtocolVersion::V_2024_11_05,
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2026_07_28,
+];
+
+/// How long a client may keep `tools/list` (`ttlMs`, 2026-07-28). The list
+/// is fixed for the life of the process: it changes only with the config
+/// (a restart), never with what upstream servers list (their tools are
+/// reached through `execute`, not listed). Ten minutes bounds how long a
+/// client keeps the descriptions of a config that was replaced.
+const TOOLS_TTL_MS: u64 = 600_000;
 
 /// Results up to this long have their tokens counted before the record is
 /// written (a few microseconds); longer ones are counted after the answer.
@@ -33,6 +51,10 @@ const COUNT_NOW_BYTES: usize = 256;
 pub struct CodemodeServer {
     service: Arc<Service>,
     tools: Arc<Vec<Tool>>,
+    /// What `initialize` and `server/discover` say. rmcp asks for it on
+    /// every request it checks against the declared capabilities, so it is
+    /// built once.
+    info: Arc<ServerConfig>,
 }
 
 impl CodemodeServer {
@@ -41,7 +63,8 @@ impl CodemodeServer {
         let servers = service.portal.as_ref().map(|p| p.server_names()).unwrap_or_default();
         let defs = tools::tool_defs(&service.apis, &servers, service.max_output_tokens, service.limits.max_host_calls);
         let tools = defs.iter().map(to_rmcp_tool).collect();
-        CodemodeServer { service, tools: Arc::new(tools) }
+        let info = Arc::new(server_info(&service));
+        CodemodeServer { service, tools: Arc::new(tools), info }
     }
 
     /// The service behind the tools.
@@ -293,34 +316,53 @@ fn tool_error(message: String) -> CallToolResponse {
     CallToolResult::error(vec![ContentBlock::text(message)]).into()
 }
 
+/// Capabilities, implementation and instructions, as `initialize` and
+/// `server/discover` give them. Exactly what is served: `tools` (without
+/// `listChanged`: the list never changes while the process runs). Not
+/// `logging`: `console` output belongs to the model and comes back in the
+/// tool result, where the model reads it; server warnings are for the
+/// operator (stderr, OpenTelemetry), not for whoever holds the client; and
+/// 2026-07-28 deprecates the capability. Every method of a capability not
+/// declared (`prompts/list`, `resources/list`, `completion/complete`,
+/// `logging/setLevel`) is answered -32601, rmcp's default since 3.11.
+fn server_info(service: &Service) -> ServerConfig {
+    let names: Vec<&str> = service.apis.iter().map(|a| a.name.as_str()).collect();
+    ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        .with_server_info(Implementation::new("codemode", env!("CARGO_PKG_VERSION")).with_title("codemode"))
+        .with_instructions(format!(
+            "Gives access to these APIs through two tools: {}. Use `search` to find operations in the spec, then `execute` to call them, both by writing JavaScript.",
+            names.join(", ")
+        ))
+}
+
 impl ServerHandler for CodemodeServer {
-    #[allow(deprecated)] // logging capability: see `set_level`
     fn get_info(&self) -> ServerConfig {
-        let names: Vec<&str> = self.service.apis.iter().map(|a| a.name.as_str()).collect();
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_logging().build())
-            .with_server_info(Implementation::new("codemode", env!("CARGO_PKG_VERSION")).with_title("codemode"))
-            .with_instructions(format!(
-                "Gives access to these APIs through two tools: {}. Use `search` to find operations in the spec, then `execute` to call them, both by writing JavaScript.",
-                names.join(", ")
-            ))
+        (*self.info).clone()
     }
 
-    /// Accepted for protocol conformance; our own logs go to stderr.
-    #[allow(deprecated)]
-    async fn set_level(
-        &self,
-        _request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        Ok(())
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(&PROTOCOL_VERSIONS)
     }
 
+    /// Always the same tools in the same order (`search`, `execute`). On
+    /// 2026-07-28 with cache hints: [`TOOLS_TTL_MS`], and `public` — the
+    /// list is the same for every principal (scopes narrow what the tools
+    /// reach, never the list) — unless the caller authenticated (HTTP with
+    /// `[auth]`): then `private`, so that no shared cache hands it to
+    /// someone who did not.
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items((*self.tools).clone()))
+        let mut result = ListToolsResult::with_all_items((*self.tools).clone());
+        if context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str()) {
+            result.ttl_ms = Some(TOOLS_TTL_MS);
+            let parts = context.extensions.get::<http::request::Parts>();
+            let authenticated = parts.is_some_and(|p| p.headers.contains_key(http::header::AUTHORIZATION));
+            result.cache_scope = Some(if authenticated { CacheScope::Private } else { CacheScope::Public });
+        }
+        Ok(result)
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
