@@ -321,6 +321,8 @@ pub fn pipeline(
 
 /// The sandbox's [`Host`] for one execution: every call through the pipeline.
 pub struct ExecHost {
+    /// Where this execution's progress goes (the client asked for it).
+    pub progress: Option<ProgressFn>,
     /// Where calls are parsed against.
     pub targets: Arc<Targets>,
     /// The layers.
@@ -332,18 +334,95 @@ pub struct ExecHost {
     pub span: tracing::Span,
 }
 
+/// Receives an execution's progress: one [`Progress`] per nested call
+/// completed and per admitted `progress(...)` report of the code. Must not
+/// block.
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// One step of an execution, for the client's progress notifications.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// What happened: `bookshelf GET /books/{book_id}: 200`, or the code's
+    /// own words.
+    pub message: String,
+    /// How far along (0 to 1), when the code said so.
+    pub fraction: Option<f64>,
+}
+
+/// Longest label of a nested call in a progress message, in characters.
+const MAX_LABEL_CHARS: usize = 120;
+
+/// `bookshelf GET /books/{book_id}` or `codemode.memory_read_graph`: the
+/// spec's template when the route is known (no concrete ids in the client's
+/// UI), the path the code sent otherwise, cut short.
+fn call_label(call: &Call) -> String {
+    let text = match &call.op {
+        Operation::Http(op) => {
+            format!("{} {} {}", op.api, op.request.method, op.template.as_deref().unwrap_or(&op.request.path))
+        }
+        Operation::Tool(op) => format!("codemode.{}", op.name.strip_prefix("codemode.").unwrap_or(&op.name)),
+    };
+    cut_label(text)
+}
+
+/// `client.method`, cut short (a call that did not parse).
+fn label_of(client: &str, method: &str) -> String {
+    cut_label(format!("{client}.{method}"))
+}
+
+fn cut_label(text: String) -> String {
+    if text.chars().count() <= MAX_LABEL_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_LABEL_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// How a nested call ended, for its progress message.
+fn ending(result: &Result<Value, Value>) -> String {
+    match result {
+        Ok(v) => match v.get("status").and_then(Value::as_u64) {
+            Some(status) => status.to_string(),
+            None => "done".into(),
+        },
+        Err(e) => {
+            let name = e.get("name").and_then(Value::as_str).unwrap_or("Error");
+            match e.get("status").and_then(Value::as_u64) {
+                Some(status) => format!("{status} ({name})"),
+                None => name.to_string(),
+            }
+        }
+    }
+}
+
 impl Host for ExecHost {
     fn call(&self, client: &str, method: &str, args: Value) -> HostFuture {
         let call = self.targets.call_for(client, method, args, &self.exec);
         let pipeline = self.pipeline.clone();
+        let progress = self.progress.clone();
+        let label = progress.as_ref().map(|_| match &call {
+            Ok(call) => call_label(call),
+            Err(_) => label_of(client, method),
+        });
         Box::pin(
             async move {
-                match call {
+                let result = match call {
                     Ok(call) => pipeline.run(call).await.map_err(|e| e.to_json()),
                     Err(e) => Err(e.to_json()),
+                };
+                if let (Some(progress), Some(label)) = (progress, label) {
+                    progress(Progress { message: format!("{label}: {}", ending(&result)), fraction: None });
                 }
+                result
             }
             .instrument(self.span.clone()),
         )
+    }
+
+    fn progress(&self, report: codemode_sandbox::ProgressReport) {
+        if let Some(progress) = &self.progress {
+            progress(Progress { message: report.message, fraction: report.fraction });
+        }
     }
 }

@@ -379,7 +379,14 @@ async fn one_call(source: &SourceArgs, tool: &str, code: String, started: Instan
         Err(code) => return code,
     };
     let r = server
-        .call(tool, code, None, None, server::ClientMeta { name: Some("codemode-cli".into()), ..Default::default() })
+        .call(
+            tool,
+            code,
+            None,
+            None,
+            None,
+            server::ClientMeta { name: Some("codemode-cli".into()), ..Default::default() },
+        )
         .await;
     server.service().shutdown().await;
     println!("{}", r.text);

@@ -8,7 +8,8 @@ use tracing::Instrument;
 
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -16,6 +17,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use codemode_http::{principal_of, Principal};
 use codemode_pipeline::Approver;
 
+use crate::host::{Progress, ProgressFn};
 use crate::render::{self, Rendered};
 use crate::service::Service;
 use crate::tools::{self, ToolDef};
@@ -83,13 +85,15 @@ impl CodemodeServer {
     }
 
     /// Runs one tool call and renders its result (shared by the MCP handler
-    /// and the `search`/`exec` commands).
+    /// and the `search`/`exec` commands). `progress` receives the steps of
+    /// an `execute` (see [`crate::host::ProgressFn`]).
     pub async fn call(
         &self,
         tool: &str,
         code: String,
         principal: Option<&Principal>,
         approver: Option<Arc<dyn Approver>>,
+        progress: Option<ProgressFn>,
         client: ClientMeta,
     ) -> Rendered {
         // The SERVER span of this tool call, a child of the caller's trace
@@ -110,7 +114,7 @@ impl CodemodeServer {
             span.record("trace_id", id.as_str());
         }
         let (rendered, error) =
-            traced.wrap(self.call_in_span(tool, code, principal, approver, client).instrument(span)).await;
+            traced.wrap(self.call_in_span(tool, code, principal, approver, progress, client).instrument(span)).await;
         traced.finish(error.as_deref());
         rendered
     }
@@ -121,6 +125,7 @@ impl CodemodeServer {
         code: String,
         principal: Option<&Principal>,
         approver: Option<Arc<dyn Approver>>,
+        progress: Option<ProgressFn>,
         client: ClientMeta,
     ) -> (Rendered, Option<String>) {
         let started = Instant::now();
@@ -144,7 +149,7 @@ impl CodemodeServer {
                 }
             },
             _ => {
-                let done = self.service.execute(code, principal.cloned(), approver).await;
+                let done = self.service.execute(code, principal.cloned(), approver, progress).await;
                 (done.outcome, done.plan, done.calls)
             }
         };
@@ -280,6 +285,29 @@ impl ClientMeta {
     }
 }
 
+/// Sends an execution's steps as `notifications/progress`, in order.
+/// `progress` counts the steps (it must grow with each); when the code gave
+/// a fraction, `total` is set so that `progress / total` is that fraction.
+async fn forward_progress(
+    peer: rmcp::Peer<RoleServer>,
+    token: ProgressToken,
+    mut steps: tokio::sync::mpsc::UnboundedReceiver<Progress>,
+) {
+    let mut step = 0u32;
+    while let Some(p) = steps.recv().await {
+        step += 1;
+        let progress = f64::from(step);
+        let mut param = ProgressNotificationParam::new(token.clone(), progress).with_message(p.message);
+        if let Some(fraction) = p.fraction.filter(|f| *f > 0.0) {
+            param = param.with_total(progress / fraction);
+        }
+        if let Err(e) = peer.notify_progress(param).await {
+            tracing::debug!("progress notification not sent: {e}");
+            return;
+        }
+    }
+}
+
 fn scope_error(message: String) -> Rendered {
     Rendered { is_error: true, text: format!("ScopeError: {message}"), note: None, console: None, plan: None }
 }
@@ -398,13 +426,32 @@ impl ServerHandler for CodemodeServer {
         // Approval questions go to the user of this call's session.
         let approver: Option<Arc<dyn Approver>> = (tool == "execute" && self.service.approvals)
             .then(|| Arc::new(crate::approve::ElicitApprover::new(context.peer.clone())) as Arc<dyn Approver>);
+        // Progress notifications, when the client sent a progress token.
+        let token = context.meta.get_progress_token().filter(|_| tool == "execute");
+        let (progress, forwarder) = match token {
+            Some(token) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+                let task = tokio::spawn(forward_progress(context.peer.clone(), token, rx));
+                (Some(Arc::new(move |p: Progress| drop(tx.send(p))) as ProgressFn), Some(task))
+            }
+            None => (None, None),
+        };
         // Cancellation: dropping the call future stops the JavaScript.
-        tokio::select! {
-            r = self.call(&tool, code, principal_of(&context.extensions), approver, ClientMeta::of(&context)) => Ok(to_result(r).into()),
+        let meta = ClientMeta::of(&context);
+        let result = tokio::select! {
+            r = self.call(&tool, code, principal_of(&context.extensions), approver, progress, meta) => Ok(to_result(r).into()),
             _ = context.ct.cancelled() => {
                 tracing::info!(tool = %tool, "tool call cancelled by the client");
                 Ok(tool_error("cancelled".into()))
             }
+        };
+        // The last steps go out before the result (a client drops progress
+        // that arrives after it); the sender is gone with the execution.
+        if let Some(mut task) = forwarder {
+            if tokio::time::timeout(std::time::Duration::from_secs(1), &mut task).await.is_err() {
+                task.abort();
+            }
         }
+        result
     }
 }

@@ -723,13 +723,16 @@ impl Service {
     }
 
     /// Runs `execute` code for `principal`; `approver` answers approval
-    /// questions (`None`: the client cannot be asked). The plan lists the
-    /// writes a dry run recorded instead of sending.
+    /// questions (`None`: the client cannot be asked); `progress` receives
+    /// a step per nested call completed and per `progress(...)` of the code
+    /// (`None`: nobody asked). The plan lists the writes a dry run recorded
+    /// instead of sending.
     pub async fn execute(
         &self,
         code: String,
         principal: Option<Principal>,
         approver: Option<Arc<dyn Approver>>,
+        progress: Option<crate::host::ProgressFn>,
     ) -> Executed {
         // Time spent waiting for a person's approval does not count against
         // the time limit (JavaScript that runs meanwhile still does).
@@ -744,7 +747,17 @@ impl Service {
         // Nested calls are children of the tool call's span (attached by
         // the server around this call), whichever task runs them.
         codemode_telemetry::ExecTrace::attach_current(&exec);
+        // Progress leaves the host like a result: scrubbed, then redacted.
+        let progress = progress.map(|sink| {
+            let (scrubber, redactor) = (self.scrubber.clone(), self.redactor.clone());
+            Arc::new(move |mut p: crate::host::Progress| {
+                p.message = scrubber.scrub_str(&p.message).into_owned();
+                redactor.redact_string(&mut p.message, None);
+                sink(p)
+            }) as crate::host::ProgressFn
+        });
         let host = Arc::new(ExecHost {
+            progress,
             targets: self.targets.clone(),
             pipeline: self.pipeline.clone(),
             exec: exec.clone(),

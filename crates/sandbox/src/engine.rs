@@ -114,6 +114,8 @@ pub(crate) trait Bridge {
     }
     /// A synchronous host call: `Ok(json)` or `Err(json)` of an error object.
     fn sync_call(&self, method: &str, args: String) -> Result<String, String>;
+    /// Passes on a progress report the runner's gate admitted.
+    fn progress(&self, report: crate::ProgressReport) -> Result<(), String>;
 }
 
 /// The JavaScript side of the host-call plumbing of one call.

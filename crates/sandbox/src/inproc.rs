@@ -122,6 +122,13 @@ impl Drop for InProcBridge {
 }
 
 impl Bridge for InProcBridge {
+    fn progress(&self, report: crate::ProgressReport) -> Result<(), String> {
+        if let Some(host) = &self.host {
+            host.progress(report);
+        }
+        Ok(())
+    }
+
     fn start(&self, id: u64, client: &str, method: &str, args: String) -> Result<(), String> {
         let host = self.host.clone().ok_or("this call has no host")?;
         let done = self.done_tx.clone();

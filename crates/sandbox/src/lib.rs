@@ -26,6 +26,8 @@
 //! timers: the only way out is a [`Host`] call, and everything that crosses
 //! is JSON text checked on the host side. Every call is bounded in time,
 //! memory, stack depth, host calls and console output; see [`Limits`].
+//! `execute` code may also report how far it is (`progress(message,
+//! fraction?)`, bounded by [`progress`]), which reaches [`Host::progress`].
 
 // `ScriptError` travels by value through a handful of internal functions,
 // once per call; boxing it would add noise for no measurable gain.
@@ -40,6 +42,7 @@ mod lockdown;
 pub mod normalize;
 #[cfg(target_os = "linux")]
 mod pool;
+pub mod progress;
 mod runner;
 mod sandbox;
 mod spec_view;
@@ -54,6 +57,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, Pause};
+pub use progress::Report as ProgressReport;
 pub use sandbox::{Isolation, Sandbox, SandboxConfig, SearchCall, SearchSpec, WorkerCommand};
 
 /// A global object the code can call, e.g. `cloudflare` with `request`.
@@ -223,6 +227,11 @@ pub trait SyncHost: Send + Sync + 'static {
 pub trait Host: Send + Sync + 'static {
     /// Performs one call.
     fn call(&self, client: &str, method: &str, args: serde_json::Value) -> HostFuture;
+
+    /// What the code reported with `progress(message, fraction?)`, already
+    /// within the bounds of [`progress`] (rate, count, length). Must not
+    /// block: it runs on the call's event loop. The default drops it.
+    fn progress(&self, _report: ProgressReport) {}
 }
 
 /// Parses a result's JSON text on the host, with a clear error when it is

@@ -329,6 +329,9 @@ async fn converse(
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<ToWorker>();
     let mut tasks = tokio::task::JoinSet::new();
     let mut host_calls = 0u32;
+    // The runner admits reports at most every MIN_INTERVAL; the pipe may
+    // bunch them up, so the host allows half that, and the same count.
+    let mut progress = crate::progress::Gate::new(crate::progress::MIN_INTERVAL / 2);
     loop {
         tokio::select! {
             frame = w.stdout.read::<FromWorker>() => {
@@ -354,6 +357,16 @@ async fn converse(
                             .map_err(|e| e.to_string())?;
                         let (ok, json) = match reply { Ok(j) => (true, j), Err(j) => (false, j) };
                         wire::write_frame_async(&mut w.stdin, &ToWorker::SyncReply { ok, json }).await.map_err(|e| e.to_string())?;
+                    }
+                    FromWorker::Progress { message, fraction } => {
+                        // An honest runner never sends more than the cap.
+                        if progress.seen() >= u64::from(crate::progress::MAX_REPORTS) {
+                            return Err(format!("the worker sent more than {} progress reports", crate::progress::MAX_REPORTS));
+                        }
+                        let host = host.as_ref().ok_or("the worker reported progress in a call without a host")?;
+                        if let Some(report) = progress.admit(std::time::Instant::now(), &message, fraction) {
+                            host.progress(report);
+                        }
                     }
                     FromWorker::Ready => return Err("the worker sent an unexpected message".into()),
                 }

@@ -1,7 +1,7 @@
 //! One call, start to end, in a runtime of its own: the part of the sandbox
 //! that is the same in a worker process and in-process. Each JS global is
 //! installed here, in one place per kind (`console`, `specs`/`spec`,
-//! `codemode` for search, clients for execute).
+//! `codemode` for search, clients and `progress` for execute).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -81,7 +81,8 @@ pub(crate) fn execute(
         Ok((rt, ctx)) => {
             let result = ctx.with(|ctx| {
                 let in_flight = Rc::new(Cell::new(0usize));
-                let complete = install_clients(&ctx, env, limits, bridge.clone(), in_flight.clone(), calls.clone())
+                let complete = install_progress(&ctx, bridge.clone())
+                    .and_then(|_| install_clients(&ctx, env, limits, bridge.clone(), in_flight.clone(), calls.clone()))
                     .and_then(|c| engine::install_console(&ctx, console.clone()).map(|_| c))
                     .map_err(setup_failed)?;
                 engine::run(
@@ -118,6 +119,23 @@ fn install_catalog<'js>(ctx: &Ctx<'js>, bridge: Rc<dyn Bridge>) -> rquickjs::Res
     let make: Function = engine::eval_prelude(ctx, include_str!("../js/sync_host.js"))?;
     let obj: Object = make.call((call,))?;
     ctx.globals().set("codemode", obj)?;
+    Ok(())
+}
+
+/// Installs `progress(message, fraction?)` of `execute` (before the
+/// clients: an API named `progress` takes the name).
+fn install_progress<'js>(ctx: &Ctx<'js>, bridge: Rc<dyn Bridge>) -> rquickjs::Result<()> {
+    let gate = RefCell::new(crate::progress::Gate::new(crate::progress::MIN_INTERVAL));
+    let sink = Function::new(ctx.clone(), move |message: String, fraction: f64| -> bool {
+        let fraction = (fraction >= 0.0).then_some(fraction);
+        match gate.borrow_mut().admit(Instant::now(), &message, fraction) {
+            Some(report) => bridge.progress(report).is_ok(),
+            None => false,
+        }
+    })?;
+    let make: Function = engine::eval_prelude(ctx, include_str!("../js/progress.js"))?;
+    let progress: Function = make.call((sink,))?;
+    ctx.globals().set("progress", progress)?;
     Ok(())
 }
 

@@ -60,6 +60,8 @@ pub(crate) enum FromWorker {
     HostCall { id: u64, client: String, method: String, args: String },
     /// A synchronous host call (`codemode.tools()`); answer with `SyncReply`.
     SyncCall { method: String, args: String },
+    /// `progress(message, fraction?)` of the current `execute` (no answer).
+    Progress { message: String, fraction: Option<f64> },
     /// The call ended.
     Done(WireOutcome),
 }

@@ -167,6 +167,10 @@ impl Bridge for PipeBridge {
         send(&self.pipes, &FromWorker::HostCall { id, client: client.into(), method: method.into(), args })
     }
 
+    fn progress(&self, report: crate::ProgressReport) -> Result<(), String> {
+        send(&self.pipes, &FromWorker::Progress { message: report.message, fraction: report.fraction })
+    }
+
     fn next(&self, until: Instant) -> Result<Option<Completion>, String> {
         let wait = until.saturating_duration_since(Instant::now());
         let mut pfd = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };

@@ -1,0 +1,138 @@
+"""Progress of a long `execute`: the official Python SDK's progress callback
+receives `notifications/progress` while the code runs — one per nested call
+completed (ten sequential requests to httpbin's /delay, about 3 s) and what
+the code reports with `progress(message, fraction?)` — over stdio and
+Streamable HTTP, on the handshake revisions and on 2026-07-28. Hostile code
+cannot flood the client: reports are rate-limited, capped per call and cut
+short."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+import pytest
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from conftest import BINARY, SPECS, text_of, write_config
+from test_http_helpers import codemode_http
+
+pytestmark = pytest.mark.anyio
+
+HTTPBIN_SPEC = SPECS / "httpbin-0.10.4.spec.json"
+
+TEN_CALLS = """async () => {
+  const out = [];
+  for (let i = 1; i <= 10; i++) {
+    const r = await httpbin.request('GET /delay/{delay}', {delay: 0.3});
+    out.push(r.status);
+    progress(`request ${i} of 10 done`, i / 10);
+  }
+  return out;
+}"""
+
+FLOOD = """async () => {
+  let passed = 0;
+  const big = 'x'.repeat(100000);
+  for (let i = 0; i < 5000; i++) if (progress(big + i, 0.5)) passed++;
+  const bad = [];
+  for (const args of [[42], [], ['m', 2], ['m', NaN], ['m', '0.5']]) {
+    try { progress(...args); bad.push('accepted'); } catch (e) { bad.push(e.name); }
+  }
+  return {passed, bad};
+}"""
+
+
+def httpbin_api(url: str) -> str:
+    return f"""
+[[api]]
+name = "httpbin"
+spec = "{HTTPBIN_SPEC}"
+base_url = "{url}"
+"""
+
+
+class Recorder:
+    def __init__(self):
+        self.events: list[tuple[float, float, float | None, str | None]] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.events.append((time.monotonic(), progress, total, message))
+
+
+@contextlib.asynccontextmanager
+async def over(transport: str, era: str, tmp_path, httpbin: str):
+    if transport == "stdio":
+        cfg = write_config(tmp_path, httpbin_api(httpbin))
+        params = StdioServerParameters(command=str(BINARY), args=["serve", "--config", str(cfg)], env={"CODEMODE_LOG": "warn"})
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as s:
+                await (s.discover() if era == "discover" else s.initialize())
+                yield s
+    else:
+        with codemode_http(tmp_path, apis=httpbin_api(httpbin)) as srv:
+            async with create_mcp_http_client() as client:
+                async with streamable_http_client(srv.url, http_client=client) as (read, write):
+                    async with ClientSession(read, write) as s:
+                        await (s.discover() if era == "discover" else s.initialize())
+                        yield s
+
+
+@pytest.mark.parametrize("era", ["initialize", "discover"])
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_progress_during_a_ten_call_execute(tmp_path, httpbin_peer, transport, era):
+    async with over(transport, era, tmp_path, httpbin_peer) as s:
+        rec = Recorder()
+        started = time.monotonic()
+        r = await s.call_tool("execute", {"code": TEN_CALLS}, progress_callback=rec)
+        ended = time.monotonic()
+        assert not r.is_error, text_of(r)
+        assert json.loads(text_of(r)) == [200] * 10
+        assert ended - started >= 3.0
+        events = rec.events
+        calls = [e for e in events if e[3] and e[3].startswith("httpbin GET /delay/{delay}: 200")]
+        reports = [e for e in events if e[3] and e[3].startswith("request ")]
+        assert len(calls) == 10 and len(reports) == 10, events
+        # They arrived while the code ran, not all at the end.
+        assert calls[0][0] - started < 1.5, events
+        assert ended - calls[0][0] > 2.0, events
+        # `progress` grows with each notification; a fraction sets `total` so that progress/total is it.
+        values = [e[1] for e in events]
+        assert values == sorted(values) and len(set(values)) == len(values), values
+        assert [round(e[1] / e[2], 6) for e in reports] == [round(i / 10, 6) for i in range(1, 11)]
+        assert all(e[2] is None for e in calls)
+        # No token, no notifications (and the call works the same).
+        rec2 = Recorder()
+        r = await s.call_tool("execute", {"code": "async () => progress('alone') && 1"})
+        assert not r.is_error, text_of(r)
+        assert rec2.events == []
+
+
+async def test_hostile_progress_cannot_flood_the_client(tmp_path, httpbin_peer):
+    async with over("stdio", "initialize", tmp_path, httpbin_peer) as s:
+        rec = Recorder()
+        started = time.monotonic()
+        r = await s.call_tool("execute", {"code": FLOOD}, progress_callback=rec)
+        assert not r.is_error, text_of(r)
+        out = json.loads(text_of(r))
+        # A tight loop: the first report passes, the rest come too soon.
+        assert 1 <= out["passed"] <= 100
+        assert out["bad"] == ["TypeError", "TypeError", "RangeError", "RangeError", "RangeError"]
+        assert 1 <= len(rec.events) <= 100
+        assert all(len(e[3]) <= 200 and e[3].endswith("…") for e in rec.events)
+        assert time.monotonic() - started < 20
+        # A report every 100 ms at most, and 100 per call at most.
+        r = await s.call_tool("execute", {"code": """async () => {
+            let passed = 0;
+            const until = Date.now() + 12000;
+            while (Date.now() < until) if (progress('tick')) passed++;
+            return passed;
+        }"""}, progress_callback=(rec := Recorder()))
+        assert not r.is_error, text_of(r)
+        assert json.loads(text_of(r)) == 100 and len(rec.events) == 100
+        gaps = [b[0] - a[0] for a, b in zip(rec.events, rec.events[1:])]
+        assert sum(gaps) / len(gaps) >= 0.09, gaps
