@@ -120,7 +120,7 @@ ENUM = """async () => {
 }""" % STANDARD
 add("escape-global-enumeration-s", "escape", "search", ENUM.replace("ALLOWED", "['spec', 'specs', 'codemode']"), OK("[]"))
 add("escape-global-enumeration-e", "escape", "execute",
-    ENUM.replace("ALLOWED", "['cnt', 'ro', 'bas', 'hb', 'hbk', 'hbb', 'api', 'codemode']"), OK("[]"))
+    ENUM.replace("ALLOWED", "['cnt', 'ro', 'bas', 'hb', 'hbk', 'hbb', 'api', 'codemode', 'progress']"), OK("[]"))
 # Host functions hiding under non-enumerable or symbol keys of the objects we do give.
 HIDDEN = """async () => {
   const seen = new Set(), out = [];
@@ -137,7 +137,9 @@ HIDDEN = """async () => {
   for (const g of ROOTS) walk(globalThis[g], g, 0);
   return JSON.stringify(out);
 }"""
-add("escape-hidden-host-functions-e", "escape", "execute", HIDDEN.replace("ROOTS", "['cnt', 'ro', 'hb', 'codemode', 'console']"), OK("[]"))
+add("escape-hidden-host-functions-e", "escape", "execute", HIDDEN.replace("ROOTS", "['cnt', 'ro', 'hb', 'codemode', 'console', 'progress']"), OK("[]"))
+add("escape-progress-ctor", "escape", "execute",
+    "async () => progress.constructor('return typeof process')()", OK("undefined"))
 add("escape-hidden-host-functions-s", "escape", "search", HIDDEN.replace("ROOTS", "['codemode', 'console']"), OK("[]"))
 add("escape-stack-paths", "escape", "both",
     "async () => { try { null.x } catch (e) { return /\\/(home|root|work|usr|tmp)\\/|\\.rs\\b/.test(String(e.stack)); } }", OK("false"))
