@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
 
 import pytest
@@ -105,11 +106,6 @@ async def test_progress_during_a_ten_call_execute(tmp_path, httpbin_peer, transp
         assert values == sorted(values) and len(set(values)) == len(values), values
         assert [round(e[1] / e[2], 6) for e in reports] == [round(i / 10, 6) for i in range(1, 11)]
         assert all(e[2] is None for e in calls)
-        # No token, no notifications (and the call works the same).
-        rec2 = Recorder()
-        r = await s.call_tool("execute", {"code": "async () => progress('alone') && 1"})
-        assert not r.is_error, text_of(r)
-        assert rec2.events == []
 
 
 async def test_hostile_progress_cannot_flood_the_client(tmp_path, httpbin_peer):
@@ -136,3 +132,54 @@ async def test_hostile_progress_cannot_flood_the_client(tmp_path, httpbin_peer):
         assert json.loads(text_of(r)) == 100 and len(rec.events) == 100
         gaps = [b[0] - a[0] for a, b in zip(rec.events, rec.events[1:])]
         assert sum(gaps) / len(gaps) >= 0.09, gaps
+
+
+def test_no_token_no_notifications_and_what_leaves_is_scrubbed_and_redacted(tmp_path, httpbin_peer):
+    """Raw JSON-RPC over stdio, so every line the server writes is seen: a call
+    without a progress token gets no notification at all; with one, a report
+    carrying the API key (echoed by httpbin) and an e-mail address reaches the
+    client scrubbed and redacted, like a result."""
+    key = "sk-progress-test-5e4d3c2b1a0f9e8d7c6b"
+    cfg = write_config(tmp_path, httpbin_api(httpbin_peer).replace(
+        'base_url', 'auth = { type = "header", name = "X-Api-Key", value_env = "HTTPBIN_KEY" }\nbase_url', 1)
+        + '\n[[redact]]\ndetectors = ["email"]\n')
+    p = subprocess.Popen([str(BINARY), "serve", "--config", str(cfg)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env={"HTTPBIN_KEY": key, "CODEMODE_LOG": "warn", "PATH": "/usr/bin:/bin"})
+    try:
+        def send(msg):
+            p.stdin.write((json.dumps({"jsonrpc": "2.0", **msg}) + "\n").encode())
+            p.stdin.flush()
+
+        def until_answer(i):
+            seen = []
+            while True:
+                line = json.loads(p.stdout.readline())
+                if line.get("id") == i:
+                    return line, seen
+                seen.append(line)
+
+        send({"id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                          "clientInfo": {"name": "raw", "version": "1"}}})
+        until_answer(0)
+        send({"method": "notifications/initialized"})
+        code = """async () => {
+          const h = await httpbin.request('GET /headers');
+          const t = Date.now(); while (Date.now() - t < 150);
+          return progress('k=' + h.data.headers['X-Api-Key'] + ' mail ann.lee@example.com');
+        }"""
+        send({"id": 1, "method": "tools/call", "params": {"name": "execute", "arguments": {"code": code}}})
+        answer, seen = until_answer(1)
+        assert not answer["result"].get("isError"), answer
+        assert [m for m in seen if m.get("method") == "notifications/progress"] == [], seen
+        send({"id": 2, "method": "tools/call", "params": {"name": "execute", "arguments": {"code": code},
+                                                          "_meta": {"progressToken": "t-2"}}})
+        answer, seen = until_answer(2)
+        assert not answer["result"].get("isError"), answer
+        notes = [m["params"] for m in seen if m.get("method") == "notifications/progress"]
+        assert [n["progressToken"] for n in notes] == ["t-2", "t-2"], seen
+        assert notes[0]["message"] == "httpbin GET /headers: 200", notes
+        assert "[redacted:email]" in notes[1]["message"] and "ann.lee" not in notes[1]["message"], notes
+        assert key not in json.dumps(seen), notes
+    finally:
+        p.stdin.close()
+        p.wait(timeout=10)
