@@ -97,9 +97,10 @@ class Server:
 class Conn:
     """One keep-alive HTTP/1.1 connection."""
 
-    def __init__(self, port: int, token: str | None = None):
+    def __init__(self, port: int, token: str | None = None, headers: dict | None = None):
         self.port = port
         self.token = token
+        self.headers = headers or {}
         self.session: str | None = None
 
     async def open(self):
@@ -114,6 +115,7 @@ class Conn:
             head += f"Authorization: Bearer {self.token}\r\n"
         if self.session:
             head += f"Mcp-Session-Id: {self.session}\r\nMCP-Protocol-Version: 2025-06-18\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
         self.w.write(head.encode() + b"\r\n" + data)
         await self.w.drain()
         status_line = await self.r.readline()
@@ -154,6 +156,12 @@ class Conn:
 EXECUTE = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
            "params": {"name": "execute", "arguments": {"code": "async () => 1"}}}
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+# The same call on MCP 2026-07-28: no session, everything in the request.
+MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+               "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"}}
+EXECUTE_2026 = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "execute", "arguments": {"code": "async () => 1"}, "_meta": MODERN_META}}
+HEADERS_2026 = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "execute"}
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -161,8 +169,9 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-async def sequential(port: int, n: int, body: dict, session: bool, token: str | None = None) -> list[float]:
-    c = await Conn(port, token).open()
+async def sequential(port: int, n: int, body: dict, session: bool, token: str | None = None,
+                     headers: dict | None = None) -> list[float]:
+    c = await Conn(port, token, headers).open()
     if session:
         await c.initialize()
     for _ in range(max(20, n // 10)):  # warm-up
@@ -250,17 +259,25 @@ async def main():
     # a. round trip
     out += ["### a. Trivial `execute` round trip (one client, sequential)", "",
             "| mode | calls | p50 ms | p90 ms | p99 ms | mean ms | server CPU/call ms |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, server_toml, session in [("sessions (SSE answer)", "", True),
-                                       ("stateless (JSON answer)", "stateless = true\njson_response = true\n", False)]:
+    stateless = "stateless = true\njson_response = true\n"
+    p50 = {}
+    for name, server_toml, session, body, headers in [
+        ("sessions, 2025-06-18 (SSE answer)", "", True, EXECUTE, None),
+        ("stateless, 2025-06-18 (JSON answer)", stateless, False, EXECUTE, None),
+        ("stateless, 2026-07-28 (JSON answer)", stateless, False, EXECUTE_2026, HEADERS_2026),
+    ]:
         s = Server(server_toml)
         try:
-            await sequential(s.port, 50, EXECUTE, session)
+            await sequential(s.port, 50, body, session, headers=headers)
             c0 = s.cpu()
-            times = await sequential(s.port, n, EXECUTE, session)
+            times = await sequential(s.port, n, body, session, headers=headers)
             cpu = (s.cpu() - c0) * 1000 / (n + max(20, n // 10))
             out.append(row(name, times, cpu))
+            p50[name] = pct(times, 50)
         finally:
             s.stop()
+    ratio = p50["stateless, 2026-07-28 (JSON answer)"] / p50["stateless, 2025-06-18 (JSON answer)"]
+    out += ["", f"p50 of 2026-07-28 / p50 of 2025-06-18, both stateless, same run: **{ratio:.2f}**"]
 
     # b. 64 concurrent clients
     out += ["", f"### b. 64 concurrent clients, trivial `execute`, {secs} s", "",

@@ -96,6 +96,15 @@ SUITES = [
         if_capability={k: v for k, v in CAPABILITY_SCENARIOS.items() if k != "logging-set-level"},
         args=["--spec-version", "2026-07-28"],
     ),
+    Suite(
+        # Extension scenarios are off the spec timeline: run by name.
+        version="0.2.0-alpha.12 @ extensions",
+        folder="conformance-next",
+        generic=["tasks-capability-negotiation"],
+        session_only=[],
+        if_capability={},
+        args=["--force"],
+    ),
 ]
 
 # Checks, inside scenarios that apply, about what codemode does not serve.
@@ -104,6 +113,8 @@ NOT_APPLICABLE_CHECKS: dict[str, str] = {
     "sep-2575-missing-capability-http-400": "server-stateless: needs the fixture tool `test_missing_capability`",
     "sep-2575-http-server-no-independent-requests-on-stream": "server-stateless: needs the fixture tool `test_streaming_elicitation`",
     "sep-2575-server-no-log-without-loglevel": "server-stateless: needs the fixture tool `test_logging_tool` (codemode sends no log messages at all)",
+    "sep-2663-server-rejects-undeclared-client": "tasks-capability-negotiation: calls the fixture tool `slow_compute` (tests/integration/test_tasks.py checks the same on `execute`)",
+    "tasks-per-request-meta-opt-in": "tasks-capability-negotiation: calls the fixture tool `slow_compute` (tests/integration/test_tasks.py opts in per request on `execute`)",
     "sep-2549-prompts-list-caching-hints": "caching: codemode has no prompts; prompts/list is -32601",
     "sep-2549-resources-list-caching-hints": "caching: codemode has no resources; resources/list is -32601",
     "sep-2549-resources-templates-list-caching-hints": "caching: codemode has no resources; resources/templates/list is -32601",
@@ -113,8 +124,9 @@ NOT_APPLICABLE = {
     # 0.2.0-alpha.12, 2026-07-28
     "http-custom-header-server-validation": "needs a tool with `x-mcp-header` annotations (SEP-2243); codemode's two tools have none",
     "sep-2164-resource-not-found": "reads a resource; codemode has no resources",
-    "input-required-result-*": "call fixture tools (`test_input_required_result_*`) or prompts; codemode never asks the client mid-call on 2026-07-28 yet (unsupported-methods applies and runs)",
-    "tasks-*, sep-2640-skills-*": "extensions codemode does not offer (tasks, skills)",
+    "input-required-result-*": "call fixture tools (`test_input_required_result_*`) or prompts; codemode asks only to approve calls `approve` rules name (tests/integration/test_tasks.py; unsupported-methods applies and runs)",
+    "tasks-* (other than capability-negotiation)": "call the fixture tools `greet`, `slow_compute`, `failing_job`, `protocol_error_job`; tests/integration/test_tasks.py drives the same lifecycle on `execute`",
+    "sep-2640-skills-*": "an extension codemode does not offer (skills)",
     # 0.1.16 and 0.2.0-alpha.12
     "tools-call-simple-text": "calls the fixture tool `test_simple_text`",
     "tools-call-image": "calls the fixture tool `test_image_content`",

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import time
+from pathlib import Path
+
+import anyio
 
 import pytest
 from mcp import ClientSession
@@ -20,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from conftest import BINARY, SPECS, text_of, write_config
-from test_http_helpers import codemode_http
+from test_http_helpers import HTTP_CLIENTS, codemode_http
 
 pytestmark = pytest.mark.anyio
 
@@ -183,3 +187,28 @@ def test_no_token_no_notifications_and_what_leaves_is_scrubbed_and_redacted(tmp_
     finally:
         p.stdin.close()
         p.wait(timeout=10)
+
+
+TS_PROGRESS = Path(__file__).parent / "http_ts_progress.mjs"
+
+
+@pytest.mark.skipif(not (HTTP_CLIENTS / "@modelcontextprotocol" / "sdk").exists(), reason="run tests/conformance/setup.sh")
+async def test_typescript_sdk_onprogress_during_a_ten_call_execute(tmp_path, httpbin_peer):
+    """The official TypeScript SDK's `onprogress` receives the notifications of a
+    ~3 s execute of ten sequential calls while it runs."""
+    with codemode_http(tmp_path, apis=httpbin_api(httpbin_peer)) as srv:
+        p = await anyio.to_thread.run_sync(lambda: subprocess.run(
+            ["node", str(TS_PROGRESS), srv.url], capture_output=True, text=True, timeout=90,
+            env={"PATH": os.environ["PATH"], "MCP_SDK": str(HTTP_CLIENTS / "@modelcontextprotocol" / "sdk"), "CODE": TEN_CALLS},
+        ))
+        assert p.returncode == 0, p.stdout + p.stderr + srv.log()
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert not out["isError"] and json.loads(out["text"]) == [200] * 10, out
+    assert out["elapsed"] >= 3000, out
+    events = out["events"]
+    calls = [e for e in events if e.get("message", "").startswith("httpbin GET /delay/{delay}: 200")]
+    reports = [e for e in events if e.get("message", "").startswith("request ")]
+    assert len(calls) == 10 and len(reports) == 10, events
+    # While the code ran, not all at the end.
+    assert calls[0]["at"] < 1500 and out["elapsed"] - calls[0]["at"] > 2000, events
+    assert [round(e["progress"] / e["total"], 6) for e in reports] == [round(i / 10, 6) for i in range(1, 11)]

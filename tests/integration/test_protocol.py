@@ -110,7 +110,8 @@ async def test_raw_2026_requests_over_http(tmp_path, mode):
         assert status == 200, raw
         d = jsonrpc_of(raw)["result"]
         assert d["supportedVersions"] == VERSIONS
-        assert set(d["capabilities"]) == {"tools"}, d["capabilities"]
+        # tools, and the tasks extension (tests/integration/test_tasks.py).
+        assert d["capabilities"] == {"tools": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}}, d["capabilities"]
         assert "mcp-session-id" not in headers, "2026-07-28 has no sessions"
 
         status, _, raw = post_mcp(srv, *modern("tools/list", 2))

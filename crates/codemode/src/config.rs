@@ -25,6 +25,10 @@
 //!
 //! [policy]
 //! approval_timeout_secs = 120
+//!
+//! [tasks]                           # execute as a task, for clients that declare the tasks extension
+//! inline_ms = 1000                  # an execute done by then is answered directly
+//! max_running_per_principal = 4
 //! [policy.groups.finance]               # per-group rules (token `groups`, JWT claim)
 //! cloudflare = { allow = ["GET /**"] }
 //! ```
@@ -62,6 +66,9 @@ pub struct Config {
     /// `[policy]`: approval, dry run and group rules.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// `[tasks]`.
+    #[serde(default)]
+    pub tasks: TasksConfig,
     /// `[audit]`: where every search and execute is recorded.
     #[serde(default)]
     pub audit: codemode_audit::AuditConfig,
@@ -104,6 +111,36 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig { approval_timeout_secs: 120.0, dry_run: false, groups: BTreeMap::new() }
+    }
+}
+
+/// `[tasks]`: `execute` as a task (the MCP tasks extension,
+/// `io.modelcontextprotocol/tasks`) for clients that declare it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TasksConfig {
+    /// Declare the extension (off: every execute is answered in its request).
+    pub enabled: bool,
+    /// An execute that ends within this many milliseconds is answered
+    /// directly; a longer one becomes a task.
+    pub inline_ms: u64,
+    /// How long a task and its result are kept, seconds (`ttlMs`).
+    pub ttl_secs: u64,
+    /// How often clients are asked to poll, milliseconds (`pollIntervalMs`).
+    pub poll_interval_ms: u64,
+    /// Tasks one principal may have running at once.
+    pub max_running_per_principal: usize,
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        TasksConfig {
+            enabled: true,
+            inline_ms: 1000,
+            ttl_secs: 600,
+            poll_interval_ms: 500,
+            max_running_per_principal: 4,
+        }
     }
 }
 
@@ -519,6 +556,27 @@ impl Config {
         if !(self.policy.approval_timeout_secs > 0.0 && self.policy.approval_timeout_secs <= 86400.0) {
             push("policy.approval_timeout_secs".into(), "must be between 0 and 86400".into());
         }
+        let t = &self.tasks;
+        if !(1..=86400).contains(&t.ttl_secs) {
+            push("tasks.ttl_secs".into(), "must be between 1 and 86400".into());
+        } else if (t.ttl_secs as f64) < self.limits.timeout_secs {
+            push(
+                "tasks.ttl_secs".into(),
+                format!(
+                    "is {} s, shorter than an execute may run (limits.timeout_secs = {}): a task would be dropped before it ends; raise it",
+                    t.ttl_secs, self.limits.timeout_secs
+                ),
+            );
+        }
+        if !(10..=60_000).contains(&t.poll_interval_ms) {
+            push("tasks.poll_interval_ms".into(), "must be between 10 and 60000".into());
+        }
+        if t.max_running_per_principal == 0 {
+            push(
+                "tasks.max_running_per_principal".into(),
+                "must be at least 1 (to turn tasks off: enabled = false)".into(),
+            );
+        }
         let l = &self.limits;
         if !(l.timeout_secs > 0.0 && l.timeout_secs <= 3600.0) {
             push("limits.timeout_secs".into(), "must be between 0 and 3600".into());
@@ -570,6 +628,18 @@ mod tests {
         assert!(c.apis[0].allow_writes);
         assert!(c.spec_location(&c.apis[0]).ends_with("cf.json"));
         assert_eq!(c.limits.timeout_secs, 5.0);
+    }
+
+    #[test]
+    fn tasks_settings_are_checked_against_the_time_limit() {
+        let c = Config::load(&write("[[api]]\nname = \"cf\"\nspec = \"x\"\n")).unwrap();
+        assert!(c.tasks.enabled);
+        assert_eq!(c.tasks.inline_ms, 1000);
+        let p = write("[limits]\ntimeout_secs = 120\n[tasks]\nttl_secs = 60\npoll_interval_ms = 1\nmax_running_per_principal = 0\n[[api]]\nname = \"cf\"\nspec = \"x\"\n");
+        let e = Config::load(&p).unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["tasks.ttl_secs", "tasks.poll_interval_ms", "tasks.max_running_per_principal"]);
+        assert!(e[0].message.contains("limits.timeout_secs = 120"), "{}", e[0].message);
     }
 
     #[test]

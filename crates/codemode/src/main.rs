@@ -3,11 +3,14 @@
 
 mod approve;
 mod config;
+mod detached;
 mod host;
 mod render;
+mod rounds;
 mod server;
 mod service;
 mod stdio;
+mod tasks;
 mod tokens;
 mod tools;
 

@@ -7,9 +7,10 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion, ServerCapabilities,
-    ServerConfig, Tool, ToolAnnotations,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    CreateTaskResult, GetTaskParams, GetTaskResult, Implementation, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -17,9 +18,12 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use codemode_http::{principal_of, Principal};
 use codemode_pipeline::Approver;
 
+use crate::detached::{Detached, Step};
 use crate::host::{Progress, ProgressFn};
 use crate::render::{self, Rendered};
+use crate::rounds::{Resumed, Rounds};
 use crate::service::Service;
+use crate::tasks::{RunningSlot, TaskHandle, Tasks};
 use crate::tools::{self, ToolDef};
 
 /// Longest `code` we accept.
@@ -57,7 +61,15 @@ pub struct CodemodeServer {
     /// every request it checks against the declared capabilities, so it is
     /// built once.
     info: Arc<ServerConfig>,
+    /// Executes running as tasks (`None`: `[tasks] enabled = false`).
+    tasks: Option<Arc<Tasks>>,
+    /// Executes parked on an approval question between `input_required`
+    /// rounds (2026-07-28).
+    rounds: Arc<Rounds>,
 }
+
+/// Parked executes one principal may have waiting for an approval answer.
+const MAX_PARKED_PER_PRINCIPAL: usize = 4;
 
 impl CodemodeServer {
     /// Wraps a started service.
@@ -66,7 +78,12 @@ impl CodemodeServer {
         let defs = tools::tool_defs(&service.apis, &servers, service.max_output_tokens, service.limits.max_host_calls);
         let tools = defs.iter().map(to_rmcp_tool).collect();
         let info = Arc::new(server_info(&service));
-        CodemodeServer { service, tools: Arc::new(tools), info }
+        let tasks = service.tasks.clone().map(|settings| Arc::new(Tasks::new(settings)));
+        // A parked run is kept a little past its question's own timeout:
+        // by then the execution has gone on without the answer.
+        let keep = service.approval_timeout + std::time::Duration::from_secs(10);
+        let rounds = Arc::new(Rounds::new(keep, MAX_PARKED_PER_PRINCIPAL));
+        CodemodeServer { service, tools: Arc::new(tools), info, tasks, rounds }
     }
 
     /// The service behind the tools.
@@ -322,7 +339,8 @@ fn to_rmcp_tool(d: &ToolDef) -> Tool {
     )
 }
 
-fn to_result(r: Rendered) -> CallToolResult {
+/// A rendered call as an MCP tool result.
+pub(crate) fn to_result(r: Rendered) -> CallToolResult {
     let mut content = vec![ContentBlock::text(r.text)];
     if let Some(note) = r.note {
         content.push(ContentBlock::text(note));
@@ -346,7 +364,8 @@ fn tool_error(message: String) -> CallToolResponse {
 
 /// Capabilities, implementation and instructions, as `initialize` and
 /// `server/discover` give them. Exactly what is served: `tools` (without
-/// `listChanged`: the list never changes while the process runs). Not
+/// `listChanged`: the list never changes while the process runs), and the
+/// tasks extension unless `[tasks] enabled = false`. Not
 /// `logging`: `console` output belongs to the model and comes back in the
 /// tool result, where the model reads it; server warnings are for the
 /// operator (stderr, OpenTelemetry), not for whoever holds the client; and
@@ -355,7 +374,12 @@ fn tool_error(message: String) -> CallToolResponse {
 /// `logging/setLevel`) is answered -32601, rmcp's default since 3.11.
 fn server_info(service: &Service) -> ServerConfig {
     let names: Vec<&str> = service.apis.iter().map(|a| a.name.as_str()).collect();
-    ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    let capabilities = if service.tasks.is_some() {
+        ServerCapabilities::builder().enable_tools().enable_tasks().build()
+    } else {
+        ServerCapabilities::builder().enable_tools().build()
+    };
+    ServerConfig::new(capabilities)
         .with_server_info(Implementation::new("codemode", env!("CARGO_PKG_VERSION")).with_title("codemode"))
         .with_instructions(format!(
             "Gives access to these APIs through two tools: {}. Use `search` to find operations in the spec, then `execute` to call them, both by writing JavaScript.",
@@ -423,19 +447,36 @@ impl ServerHandler for CodemodeServer {
             return Ok(tool_error(format!("`code` is {} bytes; the limit is {MAX_CODE_BYTES}", code.len())));
         }
         let tool = tool.to_string();
-        // Approval questions go to the user of this call's session.
-        let approver: Option<Arc<dyn Approver>> = (tool == "execute" && self.service.approvals)
-            .then(|| Arc::new(crate::approve::ElicitApprover::new(context.peer.clone())) as Arc<dyn Approver>);
+        if tool == "execute" {
+            let owner = owner_of(&context);
+            // The retry of an `input_required` round: the same run, resumed.
+            if let Some(handle) = request.request_state.as_deref() {
+                return match self.rounds.resume(&owner, &code, handle, request.input_responses.as_ref()) {
+                    Ok(Resumed(run)) => self.drive(run, Detachment::rounds(owner, code), &context).await,
+                    Err(message) => Ok(tool_error(message)),
+                };
+            }
+            let as_task = self.tasks.is_some() && context.client_capabilities().is_some_and(|c| c.supports_tasks());
+            let modern =
+                context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+            let can_ask = crate::approve::can_ask(context.client_capabilities().as_ref());
+            if as_task || (modern && self.service.approvals && can_ask) {
+                return self.execute_detached(code, owner, as_task, can_ask, &context).await;
+            }
+        }
+        // Approval questions go to the user of this call's session; on
+        // 2026-07-28 this path is only taken by a client that cannot be asked.
+        let modern = context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let approver: Option<Arc<dyn Approver>> = (tool == "execute" && self.service.approvals).then(|| {
+            if modern {
+                Arc::new(crate::approve::CannotAsk(crate::approve::NO_ELICITATION)) as Arc<dyn Approver>
+            } else {
+                Arc::new(crate::approve::ElicitApprover::new(context.peer.clone())) as Arc<dyn Approver>
+            }
+        });
         // Progress notifications, when the client sent a progress token.
         let token = context.meta.get_progress_token().filter(|_| tool == "execute");
-        let (progress, forwarder) = match token {
-            Some(token) => {
-                let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
-                let task = tokio::spawn(forward_progress(context.peer.clone(), token, rx));
-                (Some(Arc::new(move |p: Progress| drop(tx.send(p))) as ProgressFn), Some(task))
-            }
-            None => (None, None),
-        };
+        let (progress, forwarder) = progress_relay(&context, token, None);
         // Cancellation: dropping the call future stops the JavaScript.
         let meta = ClientMeta::of(&context);
         let result = tokio::select! {
@@ -445,13 +486,195 @@ impl ServerHandler for CodemodeServer {
                 Ok(tool_error("cancelled".into()))
             }
         };
-        // The last steps go out before the result (a client drops progress
-        // that arrives after it); the sender is gone with the execution.
-        if let Some(mut task) = forwarder {
-            if tokio::time::timeout(std::time::Duration::from_secs(1), &mut task).await.is_err() {
-                task.abort();
+        flush_progress(forwarder).await;
+        result
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        let tasks = self.tasks.as_ref().ok_or_else(no_tasks)?;
+        Ok(GetTaskResult::new(tasks.get(&owner_of(&context), &request.task_id)?))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let tasks = self.tasks.as_ref().ok_or_else(no_tasks)?;
+        tasks.update(&owner_of(&context), &request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let tasks = self.tasks.as_ref().ok_or_else(no_tasks)?;
+        tasks.cancel(&owner_of(&context), &request.task_id)
+    }
+}
+
+/// rmcp answers `tasks/*` -32601 itself when the extension is not declared;
+/// this is for the impossible rest.
+fn no_tasks() -> McpError {
+    McpError::invalid_request("this server does not run tasks ([tasks] enabled = false)", None)
+}
+
+/// Who a task or a parked run belongs to: the authenticated principal, or
+/// `local` (stdio).
+fn owner_of(context: &RequestContext<RoleServer>) -> String {
+    principal_of(&context.extensions).map(|p| p.name.clone()).unwrap_or_else(|| "local".into())
+}
+
+/// Where the steps of an execution go: `notifications/progress` on the
+/// request when the client sent a token (until the request is answered),
+/// and the status message of the task it became, if it became one.
+fn progress_relay(
+    context: &RequestContext<RoleServer>,
+    token: Option<ProgressToken>,
+    task: Option<TaskHandle>,
+) -> (Option<ProgressFn>, Option<tokio::task::JoinHandle<()>>) {
+    let (tx, forwarder) = match token {
+        Some(token) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+            (Some(tx), Some(tokio::spawn(forward_progress(context.peer.clone(), token, rx))))
+        }
+        None => (None, None),
+    };
+    if tx.is_none() && task.is_none() {
+        return (None, None);
+    }
+    let relay = move |p: Progress| {
+        if let Some(task) = &task {
+            task.status(&p.message);
+        }
+        if let Some(tx) = &tx {
+            drop(tx.send(p));
+        }
+    };
+    (Some(Arc::new(relay) as ProgressFn), forwarder)
+}
+
+/// The last steps go out before the result (a client drops progress that
+/// arrives after it); the sender is gone with the execution.
+async fn flush_progress(forwarder: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(mut task) = forwarder {
+        if tokio::time::timeout(std::time::Duration::from_secs(1), &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// How a detached execute is answered when it does not end in its request.
+struct Detachment {
+    owner: String,
+    code: String,
+    /// As a task: the running slot it holds, its status, and how long it
+    /// may run in the request before it becomes one.
+    task: Option<(RunningSlot, TaskHandle, std::time::Duration)>,
+    forwarder: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Detachment {
+    /// A resumed `input_required` round: questions park it again.
+    fn rounds(owner: String, code: String) -> Self {
+        Detachment { owner, code, task: None, forwarder: None }
+    }
+}
+
+impl CodemodeServer {
+    /// Starts an execute apart from this request (as a task, or ready to be
+    /// parked on an approval question) and answers as soon as it can.
+    async fn execute_detached(
+        &self,
+        code: String,
+        owner: String,
+        as_task: bool,
+        can_ask: bool,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let task = match (&self.tasks, as_task) {
+            (Some(tasks), true) => match tasks.admit(&owner) {
+                Ok(slot) => {
+                    let inline = std::time::Duration::from_millis(tasks.settings().inline_ms);
+                    Some((slot, TaskHandle::default(), inline))
+                }
+                Err(message) => return Ok(tool_error(message)),
+            },
+            _ => None,
+        };
+        let (progress, forwarder) =
+            progress_relay(context, context.meta.get_progress_token(), task.as_ref().map(|t| t.1.clone()));
+        let server = self.clone();
+        let principal = principal_of(&context.extensions).cloned();
+        let meta = ClientMeta::of(context);
+        let approvals = self.service.approvals;
+        let source = code.clone();
+        let run = Detached::start(move |approver| async move {
+            let approver = approvals.then(|| {
+                if can_ask {
+                    approver
+                } else {
+                    Arc::new(crate::approve::CannotAsk(crate::approve::NO_ELICITATION)) as Arc<dyn Approver>
+                }
+            });
+            server.call("execute", source, principal.as_ref(), approver, progress, meta).await
+        });
+        self.drive(run, Detachment { owner, code, task, forwarder }, context).await
+    }
+
+    /// Runs `run` until it ends (the answer), asks (parked for an
+    /// `input_required` round, or made a task), or outlives the inline
+    /// window of a task.
+    async fn drive(
+        &self,
+        mut run: Detached,
+        how: Detachment,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let inline = how.task.as_ref().map(|t| t.2);
+        let window = async move {
+            match inline {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(window);
+        let pending = tokio::select! {
+            _ = context.ct.cancelled() => {
+                tracing::info!("execute cancelled by the client");
+                return Ok(tool_error("cancelled".into()));
+            }
+            _ = &mut window => None,
+            step = run.next() => match step {
+                Step::Done(rendered) => {
+                    flush_progress(how.forwarder).await;
+                    return Ok(to_result(rendered).into());
+                }
+                Step::Asks(question) => Some(question),
+            },
+        };
+        // From here on the request is answered: its progress token is done.
+        if let Some(f) = how.forwarder {
+            f.abort();
+        }
+        match (how.task, &self.tasks) {
+            (Some((slot, handle, _)), Some(tasks)) => {
+                let task = tasks.spawn(&how.owner, slot, run, pending, handle);
+                tracing::info!(task = %task.task_id, principal = %how.owner, "execute continues as a task");
+                Ok(CallToolResponse::Task(CreateTaskResult::new(task)))
+            }
+            _ => {
+                let question = pending.expect("without a task, only a question stops the drive");
+                match self.rounds.park(&how.owner, how.code, run, question) {
+                    Ok(asking) => Ok(CallToolResponse::InputRequired(asking)),
+                    Err(message) => Ok(tool_error(message)),
+                }
             }
         }
-        result
     }
 }

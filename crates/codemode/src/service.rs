@@ -434,6 +434,10 @@ pub struct Service {
     pub dry_run: bool,
     /// Whether some rule asks for approval (so the handler offers an approver).
     pub approvals: bool,
+    /// Longest wait for an approval answer (`[policy] approval_timeout_secs`).
+    pub approval_timeout: std::time::Duration,
+    /// `[tasks]`, when the tasks extension is on.
+    pub tasks: Option<crate::tasks::TaskSettings>,
     env: Arc<ExecuteEnv>,
     /// Per-call limits.
     pub limits: Limits,
@@ -565,6 +569,13 @@ impl Service {
             policy,
             dry_run: config.policy.dry_run,
             approvals,
+            approval_timeout: std::time::Duration::from_secs_f64(config.policy.approval_timeout_secs),
+            tasks: config.tasks.enabled.then(|| crate::tasks::TaskSettings {
+                inline_ms: config.tasks.inline_ms,
+                ttl_ms: config.tasks.ttl_secs * 1000,
+                poll_interval_ms: config.tasks.poll_interval_ms,
+                max_running_per_principal: config.tasks.max_running_per_principal,
+            }),
             env: Arc::new(env),
             limits,
             max_output_tokens: limits_config.max_output_tokens,
