@@ -174,6 +174,17 @@ async def test_a_long_execute_becomes_a_task_polled_to_its_result_and_a_cancel_r
         # Cancelling again (terminal task) is the same empty ack.
         assert alice.result("tasks/cancel", {"taskId": created["taskId"]}).get("resultType") == "complete"
 
+        # Code that never yields (a busy loop, a promise chain that never
+        # settles) is stopped by a cancel as well: the worker is killed.
+        for hostile in ("async () => { while (true) {} }",
+                        "async () => { for (;;) await Promise.resolve(); }"):
+            created = alice.execute(hostile)
+            assert created["resultType"] == "task", created
+            started = time.monotonic()
+            alice.result("tasks/cancel", {"taskId": created["taskId"]})
+            assert alice.poll(created["taskId"], timeout=10)[0]["status"] == "cancelled"
+            assert time.monotonic() - started < 3, "a cancel waited for hostile code"
+
         # The server goes on: the next execute runs.
         assert text(alice.execute("async () => 'still here'")) == "still here"
         assert "task cancelled by the client" in srv.log()
