@@ -26,6 +26,10 @@
 //! [policy]
 //! approval_timeout_secs = 120
 //!
+//! [tools]
+//! code_mode = "default_on"          # or "enforced", "opt_in", "off": may clients ask for one tool per operation?
+//! search_name = "search"            # e.g. "portal_codemode_search" beside other servers
+//!
 //! [tasks]                           # execute as a task, for clients that declare the tasks extension
 //! inline_ms = 1000                  # an execute done by then is answered directly
 //! max_running_per_principal = 4
@@ -69,6 +73,9 @@ pub struct Config {
     /// `[tasks]`.
     #[serde(default)]
     pub tasks: TasksConfig,
+    /// `[tools]`: what the model sees.
+    #[serde(default)]
+    pub tools: ToolsConfig,
     /// `[audit]`: where every search and execute is recorded.
     #[serde(default)]
     pub audit: codemode_audit::AuditConfig,
@@ -140,6 +147,31 @@ impl Default for TasksConfig {
             ttl_secs: 600,
             poll_interval_ms: 500,
             max_running_per_principal: 4,
+        }
+    }
+}
+
+/// `[tools]`: the names of the two tools, and whether clients may ask for
+/// one tool per operation instead.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// `enforced`, `default_on`, `opt_in` or `off` (see
+    /// [`crate::operations::CodeMode`]).
+    pub code_mode: crate::operations::CodeMode,
+    /// The name of the search tool (e.g. `portal_codemode_search` beside
+    /// other servers).
+    pub search_name: String,
+    /// The name of the execute tool.
+    pub execute_name: String,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        ToolsConfig {
+            code_mode: crate::operations::CodeMode::DefaultOn,
+            search_name: "search".into(),
+            execute_name: "execute".into(),
         }
     }
 }
@@ -556,6 +588,21 @@ impl Config {
         if !(self.policy.approval_timeout_secs > 0.0 && self.policy.approval_timeout_secs <= 86400.0) {
             push("policy.approval_timeout_secs".into(), "must be between 0 and 86400".into());
         }
+        let names = [("tools.search_name", &self.tools.search_name), ("tools.execute_name", &self.tools.execute_name)];
+        for (key, name) in names {
+            let fits = !name.is_empty()
+                && name.len() <= 64
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+            if !fits {
+                push(
+                    key.into(),
+                    format!("`{name}` is not a tool name: 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`, `.`"),
+                );
+            }
+        }
+        if self.tools.search_name == self.tools.execute_name {
+            push("tools.execute_name".into(), "must differ from tools.search_name".into());
+        }
         let t = &self.tasks;
         if !(1..=86400).contains(&t.ttl_secs) {
             push("tasks.ttl_secs".into(), "must be between 1 and 86400".into());
@@ -640,6 +687,25 @@ mod tests {
         let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, vec!["tasks.ttl_secs", "tasks.poll_interval_ms", "tasks.max_running_per_principal"]);
         assert!(e[0].message.contains("limits.timeout_secs = 120"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn tool_names_and_code_mode_are_checked() {
+        let c = Config::load(&write("[tools]\ncode_mode = \"opt_in\"\nsearch_name = \"portal_codemode_search\"\n[[api]]\nname = \"cf\"\nspec = \"x\"\n")).unwrap();
+        assert_eq!(c.tools.code_mode, crate::operations::CodeMode::OptIn);
+        assert_eq!(
+            (c.tools.search_name.as_str(), c.tools.execute_name.as_str()),
+            ("portal_codemode_search", "execute")
+        );
+        let e = Config::load(&write(
+            "[tools]\nsearch_name = \"a b\"\nexecute_name = \"a b\"\n[[api]]\nname = \"cf\"\nspec = \"x\"\n",
+        ))
+        .unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["tools.search_name", "tools.execute_name", "tools.execute_name"]);
+        let e = Config::load(&write("[tools]\ncode_mode = \"sometimes\"\n[[api]]\nname = \"cf\"\nspec = \"x\"\n"))
+            .unwrap_err();
+        assert!(e[0].message.contains("enforced"), "{}", e[0].message);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod approve;
 mod config;
 mod detached;
 mod host;
+mod operations;
 mod render;
 mod rounds;
 mod server;
@@ -368,15 +369,15 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
                 }
             }
         }
-        Command::Search { source, code } => one_call(&source, "search", code, started).await,
-        Command::Exec { source, code } => one_call(&source, "execute", code, started).await,
+        Command::Search { source, code } => one_call(&source, tools::ToolKind::Search, code, started).await,
+        Command::Exec { source, code } => one_call(&source, tools::ToolKind::Execute, code, started).await,
         Command::Tokens { source, json } => token_report(&source, json, started).await,
         Command::Check(source) => check(&source).await,
         Command::Audit(args) => audit(args),
     }
 }
 
-async fn one_call(source: &SourceArgs, tool: &str, code: String, started: Instant) -> ExitCode {
+async fn one_call(source: &SourceArgs, tool: tools::ToolKind, code: String, started: Instant) -> ExitCode {
     let server = match start(source, started).await {
         Ok(s) => s,
         Err(code) => return code,

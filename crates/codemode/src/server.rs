@@ -20,11 +20,12 @@ use codemode_pipeline::Approver;
 
 use crate::detached::{Detached, Step};
 use crate::host::{Progress, ProgressFn};
+use crate::operations::{Mode, OperationTools};
 use crate::render::{self, Rendered};
 use crate::rounds::{Resumed, Rounds};
 use crate::service::Service;
 use crate::tasks::{RunningSlot, TaskHandle, Tasks};
-use crate::tools::{self, ToolDef};
+use crate::tools::{self, ToolDef, ToolKind};
 
 /// Longest `code` we accept.
 const MAX_CODE_BYTES: usize = 256 * 1024;
@@ -66,6 +67,9 @@ pub struct CodemodeServer {
     /// Executes parked on an approval question between `input_required`
     /// rounds (2026-07-28).
     rounds: Arc<Rounds>,
+    /// The API tools of per-operation mode, built when a client first asks
+    /// (a 2,500-operation list costs start-up nothing).
+    operations: Arc<std::sync::OnceLock<OperationTools>>,
 }
 
 /// Parked executes one principal may have waiting for an approval answer.
@@ -75,7 +79,13 @@ impl CodemodeServer {
     /// Wraps a started service.
     pub fn new(service: Arc<Service>) -> Self {
         let servers = service.portal.as_ref().map(|p| p.server_names()).unwrap_or_default();
-        let defs = tools::tool_defs(&service.apis, &servers, service.max_output_tokens, service.limits.max_host_calls);
+        let defs = tools::tool_defs(
+            &service.apis,
+            &servers,
+            service.max_output_tokens,
+            service.limits.max_host_calls,
+            &service.tool_names,
+        );
         let tools = defs.iter().map(to_rmcp_tool).collect();
         let info = Arc::new(server_info(&service));
         let tasks = service.tasks.clone().map(|settings| Arc::new(Tasks::new(settings)));
@@ -83,7 +93,7 @@ impl CodemodeServer {
         // by then the execution has gone on without the answer.
         let keep = service.approval_timeout + std::time::Duration::from_secs(10);
         let rounds = Arc::new(Rounds::new(keep, MAX_PARKED_PER_PRINCIPAL));
-        CodemodeServer { service, tools: Arc::new(tools), info, tasks, rounds }
+        CodemodeServer { service, tools: Arc::new(tools), info, tasks, rounds, operations: Default::default() }
     }
 
     /// The service behind the tools.
@@ -106,7 +116,7 @@ impl CodemodeServer {
     /// an `execute` (see [`crate::host::ProgressFn`]).
     pub async fn call(
         &self,
-        tool: &str,
+        tool: ToolKind,
         code: String,
         principal: Option<&Principal>,
         approver: Option<Arc<dyn Approver>>,
@@ -116,7 +126,7 @@ impl CodemodeServer {
         // The SERVER span of this tool call, a child of the caller's trace
         // context; with telemetry off, only that context, passed through.
         let traced = self.service.telemetry.tool_call(codemode_telemetry::ToolCallInfo {
-            tool,
+            tool: tool.as_str(),
             session_id: client.session_id.as_deref(),
             protocol_version: client.protocol_version.as_deref(),
             request_id: client.request_id.as_deref(),
@@ -126,7 +136,8 @@ impl CodemodeServer {
         // Every log line of this call (upstream requests, tool calls,
         // refusals) carries who made it, and the trace it belongs to.
         let who = principal.map(|p| p.name.clone()).unwrap_or_else(|| "local".into());
-        let span = tracing::info_span!("call", tool, principal = %who, trace_id = tracing::field::Empty);
+        let span =
+            tracing::info_span!("call", tool = tool.as_str(), principal = %who, trace_id = tracing::field::Empty);
         if let Some(id) = traced.trace_id() {
             span.record("trace_id", id.as_str());
         }
@@ -138,7 +149,7 @@ impl CodemodeServer {
 
     async fn call_in_span(
         &self,
-        tool: &str,
+        tool: ToolKind,
         code: String,
         principal: Option<&Principal>,
         approver: Option<Arc<dyn Approver>>,
@@ -146,7 +157,10 @@ impl CodemodeServer {
         client: ClientMeta,
     ) -> (Rendered, Option<String>) {
         let started = Instant::now();
-        let audit_tool = if tool == "search" { codemode_audit::Tool::Search } else { codemode_audit::Tool::Execute };
+        let audit_tool = match tool {
+            ToolKind::Search => codemode_audit::Tool::Search,
+            ToolKind::Execute => codemode_audit::Tool::Execute,
+        };
         let mut record =
             self.service.audit.as_ref().map(|_| codemode_audit::ExecutionRecord::new(audit_tool, code.clone()));
         let who = principal.map(|p| p.name.clone());
@@ -154,7 +168,7 @@ impl CodemodeServer {
         // Groups select group rules even without scopes.
         let principal = principal.filter(|p| p.scopes.is_some() || !p.groups.is_empty());
         let (outcome, plan, calls) = match tool {
-            "search" => match self.service.visible_specs(principal) {
+            ToolKind::Search => match self.service.visible_specs(principal) {
                 Ok(visible) => (self.service.search(code, visible, principal).await, vec![], vec![]),
                 Err(message) => {
                     let rendered = scope_error(message.clone());
@@ -165,7 +179,7 @@ impl CodemodeServer {
                     return (rendered, Some("ScopeError".into()));
                 }
             },
-            _ => {
+            ToolKind::Execute => {
                 let done = self.service.execute(code, principal.cloned(), approver, progress).await;
                 (done.outcome, done.plan, done.calls)
             }
@@ -175,7 +189,7 @@ impl CodemodeServer {
             rendered.plan = Some(render::plan(&plan));
         }
         tracing::info!(
-            tool,
+            tool = tool.as_str(),
             ok = outcome.result.is_ok(),
             error = outcome.result.as_ref().err().map(|e| e.kind.as_str()).unwrap_or(""),
             requests = outcome.host_calls,
@@ -330,7 +344,7 @@ fn scope_error(message: String) -> Rendered {
 }
 
 fn to_rmcp_tool(d: &ToolDef) -> Tool {
-    Tool::new(d.name, d.description.clone(), tools::input_schema(d.name)).with_title(d.title).with_annotations(
+    Tool::new(d.name.clone(), d.description.clone(), tools::input_schema(d.kind)).with_title(d.title).with_annotations(
         ToolAnnotations::new()
             .read_only(d.read_only)
             .destructive(d.destructive)
@@ -373,7 +387,18 @@ fn tool_error(message: String) -> CallToolResponse {
 /// declared (`prompts/list`, `resources/list`, `completion/complete`,
 /// `logging/setLevel`) is answered -32601, rmcp's default since 3.11.
 fn server_info(service: &Service) -> ServerConfig {
-    let names: Vec<&str> = service.apis.iter().map(|a| a.name.as_str()).collect();
+    let mut names: Vec<&str> = service.apis.iter().map(|a| a.name.as_str()).collect();
+    let servers = service.portal.as_ref().map(|p| p.server_names()).unwrap_or_default();
+    names.extend(servers.iter().map(String::as_str));
+    let instructions = match service.code_mode {
+        crate::operations::CodeMode::Off => {
+            format!("Gives access to {}: one tool per API operation and per upstream MCP tool.", names.join(", "))
+        }
+        _ => service.tool_names.apply(&format!(
+            "Gives access to {} through two tools: use `search` to find operations and tools by writing JavaScript against the spec, then `execute` to call them, in JavaScript too.",
+            names.join(", ")
+        )),
+    };
     let capabilities = if service.tasks.is_some() {
         ServerCapabilities::builder().enable_tools().enable_tasks().build()
     } else {
@@ -381,10 +406,7 @@ fn server_info(service: &Service) -> ServerConfig {
     };
     ServerConfig::new(capabilities)
         .with_server_info(Implementation::new("codemode", env!("CARGO_PKG_VERSION")).with_title("codemode"))
-        .with_instructions(format!(
-            "Gives access to these APIs through two tools: {}. Use `search` to find operations in the spec, then `execute` to call them, both by writing JavaScript.",
-            names.join(", ")
-        ))
+        .with_instructions(instructions)
 }
 
 impl ServerHandler for CodemodeServer {
@@ -396,18 +418,23 @@ impl ServerHandler for CodemodeServer {
         Cow::Borrowed(&PROTOCOL_VERSIONS)
     }
 
-    /// Always the same tools in the same order (`search`, `execute`). On
-    /// 2026-07-28 with cache hints: [`TOOLS_TTL_MS`], and `public` — the
-    /// list is the same for every principal (scopes narrow what the tools
-    /// reach, never the list) — unless the caller authenticated (HTTP with
-    /// `[auth]`): then `private`, so that no shared cache hands it to
+    /// In code mode always the same tools in the same order (`search`,
+    /// `execute`); per operation, the API operations in config and spec
+    /// order, then the upstream MCP tools, [`crate::operations::PAGE`] per
+    /// page. On 2026-07-28 with cache hints: [`TOOLS_TTL_MS`], and `public`
+    /// — the list is the same for every principal (scopes narrow what the
+    /// tools reach, never the list) — unless the caller authenticated (HTTP
+    /// with `[auth]`): then `private`, so that no shared cache hands it to
     /// someone who did not.
     async fn list_tools(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let mut result = ListToolsResult::with_all_items((*self.tools).clone());
+        let mut result = match self.mode(&context)? {
+            Mode::Code => ListToolsResult::with_all_items((*self.tools).clone()),
+            Mode::PerOperation => self.operation_page(request.and_then(|r| r.cursor).as_deref())?,
+        };
         if context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str()) {
             result.ttl_ms = Some(TOOLS_TTL_MS);
             let parts = context.extensions.get::<http::request::Parts>();
@@ -418,7 +445,11 @@ impl ServerHandler for CodemodeServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools.iter().find(|t| t.name == name).cloned()
+        self.tools
+            .iter()
+            .find(|t| t.name == name)
+            .or_else(|| self.operation_tools().tools().iter().find(|t| t.name == name))
+            .cloned()
     }
 
     async fn call_tool(
@@ -426,28 +457,34 @@ impl ServerHandler for CodemodeServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let tool = request.name.as_ref();
-        if tool != "search" && tool != "execute" {
-            return Err(McpError::invalid_params(
-                format!("unknown tool `{tool}`; the tools are `search` and `execute`"),
-                None,
-            ));
-        }
-        let code = match request.arguments.as_ref().and_then(|a| a.get("code")) {
-            Some(serde_json::Value::String(c)) => c.clone(),
-            Some(_) => return Ok(tool_error("`code` must be a string of JavaScript".into())),
-            None => return Ok(tool_error("missing argument `code`: pass {\"code\": \"async () => { ... }\"}".into())),
+        let name = request.name.as_ref();
+        let args = request.arguments.clone().unwrap_or_default();
+        let (tool, code) = match self.mode(&context)? {
+            Mode::Code => {
+                let names = &self.service.tool_names;
+                let Some(kind) = names.kind_of(name) else {
+                    return Err(McpError::invalid_params(
+                        format!("unknown tool `{name}`; the tools are `{}` and `{}`", names.search, names.execute),
+                        None,
+                    ));
+                };
+                match code_argument(&args) {
+                    Ok(code) => (kind, code),
+                    Err(message) => return Ok(tool_error(message)),
+                }
+            }
+            Mode::PerOperation => match self.operation_code(name, &args) {
+                Some(Ok(code)) => (ToolKind::Execute, code),
+                Some(Err(message)) => return Ok(tool_error(message)),
+                None => {
+                    return Err(McpError::invalid_params(
+                        format!("unknown tool `{name}`; tools/list names every operation's tool"),
+                        None,
+                    ))
+                }
+            },
         };
-        if code.trim().is_empty() {
-            return Ok(tool_error(
-                "`code` is empty: pass an async arrow function such as `async () => { ... }`".into(),
-            ));
-        }
-        if code.len() > MAX_CODE_BYTES {
-            return Ok(tool_error(format!("`code` is {} bytes; the limit is {MAX_CODE_BYTES}", code.len())));
-        }
-        let tool = tool.to_string();
-        if tool == "execute" {
+        if tool == ToolKind::Execute {
             let owner = owner_of(&context);
             // The retry of an `input_required` round: the same run, resumed.
             if let Some(handle) = request.request_state.as_deref() {
@@ -467,7 +504,7 @@ impl ServerHandler for CodemodeServer {
         // Approval questions go to the user of this call's session; on
         // 2026-07-28 this path is only taken by a client that cannot be asked.
         let modern = context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
-        let approver: Option<Arc<dyn Approver>> = (tool == "execute" && self.service.approvals).then(|| {
+        let approver: Option<Arc<dyn Approver>> = (tool == ToolKind::Execute && self.service.approvals).then(|| {
             if modern {
                 Arc::new(crate::approve::CannotAsk(crate::approve::NO_ELICITATION)) as Arc<dyn Approver>
             } else {
@@ -475,14 +512,14 @@ impl ServerHandler for CodemodeServer {
             }
         });
         // Progress notifications, when the client sent a progress token.
-        let token = context.meta.get_progress_token().filter(|_| tool == "execute");
+        let token = context.meta.get_progress_token().filter(|_| tool == ToolKind::Execute);
         let (progress, forwarder) = progress_relay(&context, token, None);
         // Cancellation: dropping the call future stops the JavaScript.
         let meta = ClientMeta::of(&context);
         let result = tokio::select! {
-            r = self.call(&tool, code, principal_of(&context.extensions), approver, progress, meta) => Ok(to_result(r).into()),
+            r = self.call(tool, code, principal_of(&context.extensions), approver, progress, meta) => Ok(to_result(r).into()),
             _ = context.ct.cancelled() => {
-                tracing::info!(tool = %tool, "tool call cancelled by the client");
+                tracing::info!(tool = tool.as_str(), "tool call cancelled by the client");
                 Ok(tool_error("cancelled".into()))
             }
         };
@@ -515,6 +552,84 @@ impl ServerHandler for CodemodeServer {
     ) -> Result<(), McpError> {
         let tasks = self.tasks.as_ref().ok_or_else(no_tasks)?;
         tasks.cancel(&owner_of(&context), &request.task_id)
+    }
+}
+
+/// The `code` argument of `search` and `execute`, or what is wrong with it.
+fn code_argument(args: &serde_json::Map<String, serde_json::Value>) -> Result<String, String> {
+    let code = match args.get("code") {
+        Some(serde_json::Value::String(c)) => c.clone(),
+        Some(_) => return Err("`code` must be a string of JavaScript".into()),
+        None => return Err("missing argument `code`: pass {\"code\": \"async () => { ... }\"}".into()),
+    };
+    if code.trim().is_empty() {
+        return Err("`code` is empty: pass an async arrow function such as `async () => { ... }`".into());
+    }
+    if code.len() > MAX_CODE_BYTES {
+        return Err(format!("`code` is {} bytes; the limit is {MAX_CODE_BYTES}", code.len()));
+    }
+    Ok(code)
+}
+
+impl CodemodeServer {
+    /// Code mode or one tool per operation, for this request: the admin's
+    /// `[tools] code_mode` and the client's `codemode` query parameter.
+    fn mode(&self, context: &RequestContext<RoleServer>) -> Result<Mode, McpError> {
+        let query = context.extensions.get::<http::request::Parts>().and_then(|p| p.uri.query());
+        let asked = crate::operations::asked(query).map_err(|m| McpError::invalid_params(m, None))?;
+        Ok(self.service.code_mode.choose(asked))
+    }
+
+    fn operation_tools(&self) -> &OperationTools {
+        self.operations.get_or_init(|| {
+            let started = Instant::now();
+            let built = OperationTools::build(&self.service.apis, crate::operations::Listing::Allowed);
+            tracing::info!(
+                tools = built.tools().len(),
+                elapsed_ms = crate::host::round_ms(started.elapsed()),
+                "per-operation tools built"
+            );
+            built
+        })
+    }
+
+    /// One page of the per-operation tools: the APIs', then the upstream
+    /// servers' (read now: they change as servers reconnect).
+    fn operation_page(&self, cursor: Option<&str>) -> Result<ListToolsResult, McpError> {
+        let apis = self.operation_tools().tools();
+        let upstream: Vec<Tool> = match &self.service.portal {
+            Some(portal) => portal.tools().iter().map(crate::operations::upstream_tool).collect(),
+            None => vec![],
+        };
+        let total = apis.len() + upstream.len();
+        let start = match cursor {
+            None => 0,
+            Some(c) => c.parse::<usize>().ok().filter(|&n| n <= total).ok_or_else(|| {
+                McpError::invalid_params(
+                    format!("`{c}` is not a cursor this server gave out; list from the start"),
+                    None,
+                )
+            })?,
+        };
+        let end = (start + crate::operations::PAGE).min(total);
+        let tools =
+            (start..end).map(|i| if i < apis.len() { apis[i].clone() } else { upstream[i - apis.len()].clone() });
+        let mut page = ListToolsResult::with_all_items(tools.collect());
+        page.next_cursor = (end < total).then(|| end.to_string());
+        Ok(page)
+    }
+
+    /// The code a per-operation tool call runs (`None`: no such tool).
+    fn operation_code(
+        &self,
+        name: &str,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Result<String, String>> {
+        if let Some(code) = self.operation_tools().code_for(name, args) {
+            return Some(code);
+        }
+        let portal = self.service.portal.as_ref()?;
+        portal.tool(name).map(|t| Ok(crate::operations::tool_code(&t.name, args)))
     }
 }
 
@@ -622,7 +737,7 @@ impl CodemodeServer {
                     Arc::new(crate::approve::CannotAsk(crate::approve::NO_ELICITATION)) as Arc<dyn Approver>
                 }
             });
-            server.call("execute", source, principal.as_ref(), approver, progress, meta).await
+            server.call(ToolKind::Execute, source, principal.as_ref(), approver, progress, meta).await
         });
         self.drive(run, Detachment { owner, code, task, forwarder }, context).await
     }

@@ -436,6 +436,10 @@ pub struct Service {
     pub approvals: bool,
     /// Longest wait for an approval answer (`[policy] approval_timeout_secs`).
     pub approval_timeout: std::time::Duration,
+    /// What the two tools are called (`[tools]`).
+    pub tool_names: crate::tools::ToolNames,
+    /// What clients may pick: code mode or one tool per operation.
+    pub code_mode: crate::operations::CodeMode,
     /// `[tasks]`, when the tasks extension is on.
     pub tasks: Option<crate::tasks::TaskSettings>,
     env: Arc<ExecuteEnv>,
@@ -570,6 +574,11 @@ impl Service {
             dry_run: config.policy.dry_run,
             approvals,
             approval_timeout: std::time::Duration::from_secs_f64(config.policy.approval_timeout_secs),
+            tool_names: crate::tools::ToolNames {
+                search: config.tools.search_name.clone(),
+                execute: config.tools.execute_name.clone(),
+            },
+            code_mode: config.tools.code_mode,
             tasks: config.tasks.enabled.then(|| crate::tasks::TaskSettings {
                 inline_ms: config.tasks.inline_ms,
                 ttl_ms: config.tasks.ttl_secs * 1000,

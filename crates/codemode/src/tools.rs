@@ -10,11 +10,70 @@ use serde_json::{json, Map, Value};
 
 use crate::service::LoadedApi;
 
+/// Which of the two tools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolKind {
+    /// Code against the specs and the tool list.
+    Search,
+    /// Code that calls the APIs and tools.
+    Execute,
+}
+
+impl ToolKind {
+    /// The canonical name (audit records, logs, spans), whatever the tool is
+    /// called for clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolKind::Search => "search",
+            ToolKind::Execute => "execute",
+        }
+    }
+}
+
+/// What the two tools are called for clients (`[tools] search_name`,
+/// `execute_name`).
+#[derive(Clone, Debug)]
+pub struct ToolNames {
+    /// The search tool's name.
+    pub search: String,
+    /// The execute tool's name.
+    pub execute: String,
+}
+
+impl Default for ToolNames {
+    fn default() -> Self {
+        ToolNames { search: "search".into(), execute: "execute".into() }
+    }
+}
+
+impl ToolNames {
+    /// The tool a client's name stands for.
+    pub fn kind_of(&self, name: &str) -> Option<ToolKind> {
+        if name == self.search {
+            Some(ToolKind::Search)
+        } else if name == self.execute {
+            Some(ToolKind::Execute)
+        } else {
+            None
+        }
+    }
+
+    /// `text` with the default names, in backticks, replaced by these.
+    pub fn apply(&self, text: &str) -> String {
+        if self.search == "search" && self.execute == "execute" {
+            return text.to_string();
+        }
+        text.replace("`search`", &format!("`{}`", self.search)).replace("`execute`", &format!("`{}`", self.execute))
+    }
+}
+
 /// Name, title and description of one tool, plus its annotations.
 #[derive(Clone, Debug)]
 pub struct ToolDef {
-    /// `search` or `execute`.
-    pub name: &'static str,
+    /// Which tool.
+    pub kind: ToolKind,
+    /// Its name for clients.
+    pub name: String,
     /// Human title.
     pub title: &'static str,
     /// Description shown to the model.
@@ -30,8 +89,8 @@ pub struct ToolDef {
 }
 
 /// The input schema of both tools.
-pub fn input_schema(tool: &str) -> Map<String, Value> {
-    let what = if tool == "search" {
+pub fn input_schema(tool: ToolKind) -> Map<String, Value> {
+    let what = if tool == ToolKind::Search {
         "JavaScript async arrow function to run against the spec, e.g. `async () => Object.keys(spec.paths).filter(p => p.includes('dns'))`"
     } else {
         "JavaScript async arrow function that calls the API and returns what you need, e.g. `async () => (await api.request('GET /zones')).data`"
@@ -48,24 +107,32 @@ pub fn input_schema(tool: &str) -> Map<String, Value> {
 }
 
 /// Both tool definitions for the configured APIs and MCP servers.
-pub fn tool_defs(apis: &[LoadedApi], servers: &[String], max_output_tokens: usize, max_requests: u32) -> Vec<ToolDef> {
+pub fn tool_defs(
+    apis: &[LoadedApi],
+    servers: &[String],
+    max_output_tokens: usize,
+    max_requests: u32,
+    names: &ToolNames,
+) -> Vec<ToolDef> {
     // Upstream MCP tools may do anything: with servers connected, execute is
     // as destructive as they are.
     let any_writes = apis.iter().any(|a| a.allow_writes) || !servers.is_empty();
     vec![
         ToolDef {
-            name: "search",
+            kind: ToolKind::Search,
+            name: names.search.clone(),
             title: "Search the API spec",
-            description: search_description(apis, servers, max_output_tokens),
+            description: names.apply(&search_description(apis, servers, max_output_tokens)),
             read_only: true,
             destructive: false,
             idempotent: true,
             open_world: false,
         },
         ToolDef {
-            name: "execute",
+            kind: ToolKind::Execute,
+            name: names.execute.clone(),
             title: "Call the API",
-            description: execute_description(apis, servers, max_output_tokens, max_requests),
+            description: names.apply(&execute_description(apis, servers, max_output_tokens, max_requests)),
             read_only: !any_writes,
             destructive: any_writes,
             idempotent: false,
