@@ -9,6 +9,9 @@
   d. cost of authentication per request: `ping` p50 without auth, with a
      static token, with RS256 and ES256 JWTs (checked against a JWKS served
      on loopback)
+  e. per-operation mode on Cloudflare's spec (`/mcp?codemode=false`): the whole
+     tools/list (every page) on a fresh server (the list is built on first
+     use) and again warm, bytes, and one per-operation call in rehearsal mode
 
 The client is a small asyncio HTTP/1.1 client (no SDK overhead); it runs on
 the same 2 cores as the server, so throughput is a floor. Needs the release
@@ -49,7 +52,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, server_toml: str = "", auth_toml: str = "", env: dict | None = None):
+    def __init__(self, server_toml: str = "", auth_toml: str = "", env: dict | None = None, api_toml: str | None = None):
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="codemode-http-bench-"))
         cfg = self.dir / "codemode.toml"
@@ -57,7 +60,7 @@ class Server:
             f'[server]\ntransport = "http"\nlisten = "127.0.0.1:{self.port}"\nrequests_per_minute = 0\n'
             f"max_concurrent_calls = 0\nmax_sessions = 100000\nmax_sessions_per_principal = 100000\n{server_toml}\n"
             f'[limits]\nmax_concurrent_executions = 64\n{auth_toml}\n'
-            f'[[api]]\nname = "bookshelf"\nspec = "{SPEC}"\nmock = true\n'
+            + (api_toml or f'[[api]]\nname = "bookshelf"\nspec = "{SPEC}"\nmock = true\n')
         )
         full_env = {"PATH": os.environ.get("PATH", ""), "CODEMODE_LOG": "info,rmcp=warn", **(env or {})}
         self.log = open(self.dir / "codemode.log", "w")
@@ -97,8 +100,9 @@ class Server:
 class Conn:
     """One keep-alive HTTP/1.1 connection."""
 
-    def __init__(self, port: int, token: str | None = None, headers: dict | None = None):
+    def __init__(self, port: int, token: str | None = None, headers: dict | None = None, path: str = "/mcp"):
         self.port = port
+        self.path = path
         self.token = token
         self.headers = headers or {}
         self.session: str | None = None
@@ -109,7 +113,7 @@ class Conn:
 
     async def post(self, body: dict) -> tuple[int, dict, bytes]:
         data = json.dumps(body).encode()
-        head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
+        head = (f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
                 f"Accept: application/json, text/event-stream\r\nContent-Length: {len(data)}\r\n")
         if self.token:
             head += f"Authorization: Bearer {self.token}\r\n"
@@ -349,6 +353,55 @@ async def main():
         finally:
             s.stop()
             issuer.httpd.shutdown()
+
+    # e. per-operation mode on Cloudflare
+    cf = Path(os.environ.get("CODEMODE_SPECS_DIR", "/work/shared/specs")) / "cloudflare-2024-08-06.openapi.json"
+    api = (f'[[api]]\nname = "cf"\nspec = "{cf}"\nmock = true\nallow_writes = true\n'
+           'auth = { type = "bearer", token_env = "CF_TOKEN" }\n')
+    runs = 3 if args.quick else 5
+    cold, warm, call_times = [], [], []
+    tools = pages = size = code_size = 0
+    for _ in range(runs):
+        s = Server("stateless = true\njson_response = true\n", env={"CF_TOKEN": "bench-token"}, api_toml=api)
+        try:
+            c = await Conn(s.port, path="/mcp?codemode=false").open()
+            for bucket in (cold, warm):
+                t = time.perf_counter()
+                cursor, tools, pages, size = None, 0, 0, 0
+                while True:
+                    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"cursor": cursor} if cursor else {}}
+                    status, _, payload = await c.post(body)
+                    assert status == 200, payload[:300]
+                    r = json.loads(payload)["result"]
+                    tools, pages, size = tools + len(r["tools"]), pages + 1, size + len(payload)
+                    cursor = r.get("nextCursor")
+                    if not cursor:
+                        break
+                bucket.append((time.perf_counter() - t) * 1000)
+            call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "cf_zones-get", "arguments": {"per_page": 5}}}
+            for _ in range(20):
+                await c.post(call)
+            for _ in range(100):
+                t = time.perf_counter()
+                status, _, payload = await c.post(call)
+                assert status == 200 and b'"isError":true' not in payload, payload[:300]
+                call_times.append((time.perf_counter() - t) * 1000)
+            c.close()
+            code = await Conn(s.port).open()
+            _, _, payload = await code.post({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}})
+            code_size = len(payload)
+            code.close()
+        finally:
+            s.stop()
+    out += ["", f"### e. Per-operation mode on Cloudflare (`/mcp?codemode=false`, stateless JSON, {runs} fresh servers)", "",
+            "| what | median ms | min ms | max ms |", "|---|---:|---:|---:|",
+            f"| whole tools/list, first after start (builds the list): {tools} tools, {pages} pages | "
+            f"{statistics.median(cold):.1f} | {min(cold):.1f} | {max(cold):.1f} |",
+            f"| whole tools/list again (warm) | {statistics.median(warm):.1f} | {min(warm):.1f} | {max(warm):.1f} |",
+            f"| one per-operation call (`cf_zones-get`, rehearsal mode), p50 of {len(call_times)} | "
+            f"{pct(call_times, 50):.2f} | {min(call_times):.2f} | {max(call_times):.2f} |",
+            "", f"Bytes: the whole per-operation list **{size:,}** (JSON-RPC answers, all pages) vs **{code_size:,}** for "
+            f"code mode's `search` + `execute` ({size / code_size:,.0f}×)."]
 
     print("\n".join(out))
 
