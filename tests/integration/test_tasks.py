@@ -342,3 +342,30 @@ async def test_the_inspector_2_cli_on_2026_07_28_settles_a_long_execute_as_a_tas
         assert slow["result"]["content"][0]["text"] == "slow done" and not slow["result"].get("isError"), slow
         log = server_log() if server_log else stderr
         assert "execute continues as a task" in log, "the Inspector got the result without a task: " + log[-2000:]
+
+
+TS2_CLIENT = HERE / "ts2_client.mjs"
+CLIENT2 = NEXT / "@modelcontextprotocol" / "client"
+
+
+@pytest.mark.skipif(not CLIENT2.exists(), reason="run tests/conformance/setup.sh")
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_the_typescript_sdk_v2_client_on_2026_07_28_answers_an_approval_round(tmp_path, transport):
+    """The official TypeScript SDK v2 (`@modelcontextprotocol/client`, pinned to
+    2026-07-28): list, search, execute, and a POST that needs an approval,
+    answered by its `elicitation/create` handler through `input_required`."""
+    apis = f'[[api]]\nname = "bookshelf"\nspec = "{BOOKSHELF}"\nmock = true\nallow_writes = true\n{APPROVE_POST}\n'
+    with contextlib.ExitStack() as stack:
+        if transport == "stdio":
+            cfg = tmp_path / "codemode.toml"
+            cfg.write_text(apis)
+            target = ["--", str(BINARY), "serve", "--config", str(cfg)]
+        else:
+            target = [stack.enter_context(codemode_http(tmp_path, server=STATELESS, apis=apis)).url]
+        p = subprocess.run([str(NODE24), str(TS2_CLIENT), *target], capture_output=True, text=True, timeout=90,
+                           env={"PATH": os.environ["PATH"], "MCP_CLIENT2": str(CLIENT2)})
+        assert p.returncode == 0, p.stdout + p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["protocol"] in (MODERN, None) and out["tools"] == ["search", "execute"], out
+    assert "/books" in json.loads(out["search"]) and out["execute"] == "200", out
+    assert out["approved"] == "201" and len(out["asked"]) == 1 and "POST /books" in out["asked"][0], out
