@@ -4,6 +4,7 @@
 mod approve;
 mod config;
 mod detached;
+mod hints;
 mod host;
 mod operations;
 mod render;

@@ -344,7 +344,7 @@ fn scope_error(message: String) -> Rendered {
 }
 
 fn to_rmcp_tool(d: &ToolDef) -> Tool {
-    Tool::new(d.name.clone(), d.description.clone(), tools::input_schema(d.kind)).with_title(d.title).with_annotations(
+    Tool::new(d.name.clone(), d.description.clone(), d.input_schema.clone()).with_title(d.title).with_annotations(
         ToolAnnotations::new()
             .read_only(d.read_only)
             .destructive(d.destructive)

@@ -607,7 +607,9 @@ impl Service {
         };
         let call = SearchCall { host: Some(catalog), visible };
         self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.scrub(self.sandbox.search(code, call).await)
+        let mut outcome = self.sandbox.search(code, call).await;
+        crate::hints::teach(&mut outcome, &self.apis, self.portal.is_some());
+        self.scrub(outcome)
     }
 
     /// The last line of credential defence: every upstream answer was
@@ -784,7 +786,9 @@ impl Service {
             span: tracing::Span::current(),
         });
         self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let outcome = self.scrub(self.sandbox.execute_with_clock(code, self.env.clone(), host, clock).await);
+        let mut outcome = self.sandbox.execute_with_clock(code, self.env.clone(), host, clock).await;
+        crate::hints::teach(&mut outcome, &self.apis, self.portal.is_some());
+        let outcome = self.scrub(outcome);
         let mut plan = DryRunLayer::plan(&exec);
         for v in &mut plan {
             self.scrubber.scrub_value(v);

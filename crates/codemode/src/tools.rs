@@ -70,10 +70,10 @@ impl ToolNames {
 /// Name, title and description of one tool, plus its annotations.
 #[derive(Clone, Debug)]
 pub struct ToolDef {
-    /// Which tool.
-    pub kind: ToolKind,
     /// Its name for clients.
     pub name: String,
+    /// Its input schema.
+    pub input_schema: Map<String, Value>,
     /// Human title.
     pub title: &'static str,
     /// Description shown to the model.
@@ -88,12 +88,35 @@ pub struct ToolDef {
     pub open_world: bool,
 }
 
-/// The input schema of both tools.
-pub fn input_schema(tool: ToolKind) -> Map<String, Value> {
-    let what = if tool == ToolKind::Search {
-        "JavaScript async arrow function to run against the spec, e.g. `async () => Object.keys(spec.paths).filter(p => p.includes('dns'))`"
-    } else {
-        "JavaScript async arrow function that calls the API and returns what you need, e.g. `async () => (await api.request('GET /zones')).data`"
+/// The input schema of a tool: one `code` string, with an example written
+/// against the configured APIs (or servers), never a made-up one.
+pub fn input_schema(tool: ToolKind, apis: &[LoadedApi], servers: &[String]) -> Map<String, Value> {
+    let first = apis.first();
+    let what = match (tool, first) {
+        (ToolKind::Search, Some(a)) => {
+            let spec = if apis.len() == 1 { "spec".to_string() } else { format!("specs.{}", a.name) };
+            let word = a.spec.summary.top_groups(1).into_iter().next().map(|(g, _)| g).unwrap_or_else(|| "a".into());
+            format!(
+                "JavaScript async arrow function to run against the spec, e.g. `async () => Object.keys({spec}.paths).filter(p => p.includes('{}'))`",
+                word.to_lowercase().replace(['\'', '\\'], "")
+            )
+        }
+        (ToolKind::Search, None) => {
+            "JavaScript async arrow function to run against the tool list, e.g. `async () => codemode.tools().map(t => t.name)`".into()
+        }
+        (ToolKind::Execute, Some(a)) => {
+            let ops = &a.spec.summary.operations;
+            let op = ops.iter().find(|o| o.method == "GET" && !o.path.contains('{')).or_else(|| ops.first());
+            let route = op.map(|o| format!("{} {}", o.method, o.path)).unwrap_or_else(|| "GET /".into());
+            format!(
+                "JavaScript async arrow function that calls the API and returns what you need, e.g. `async () => (await {}.request('{route}')).data`",
+                a.name
+            )
+        }
+        (ToolKind::Execute, None) => format!(
+            "JavaScript async arrow function that calls the tools and returns what you need, e.g. `async () => await codemode.{}_<tool>({{}})`",
+            servers.first().map(String::as_str).unwrap_or("server")
+        ),
     };
     match json!({
         "type": "object",
@@ -119,9 +142,13 @@ pub fn tool_defs(
     let any_writes = apis.iter().any(|a| a.allow_writes) || !servers.is_empty();
     vec![
         ToolDef {
-            kind: ToolKind::Search,
             name: names.search.clone(),
-            title: "Search the API spec",
+            input_schema: input_schema(ToolKind::Search, apis, servers),
+            title: match (apis.is_empty(), servers.is_empty()) {
+                (false, true) => "Search the API spec",
+                (true, _) => "Search the MCP tools",
+                (false, false) => "Search the API specs and MCP tools",
+            },
             description: names.apply(&search_description(apis, servers, max_output_tokens)),
             read_only: true,
             destructive: false,
@@ -129,9 +156,13 @@ pub fn tool_defs(
             open_world: false,
         },
         ToolDef {
-            kind: ToolKind::Execute,
             name: names.execute.clone(),
-            title: "Call the API",
+            input_schema: input_schema(ToolKind::Execute, apis, servers),
+            title: match (apis.is_empty(), servers.is_empty()) {
+                (false, true) => "Call the API",
+                (true, _) => "Call the MCP tools",
+                (false, false) => "Call the APIs and MCP tools",
+            },
             description: names.apply(&execute_description(apis, servers, max_output_tokens, max_requests)),
             read_only: !any_writes,
             destructive: any_writes,

@@ -22,6 +22,32 @@
     const id = send(client, method, payload === undefined ? '[]' : payload);
     pending.set(id, { resolve, reject });
   });
+  // Models trained on other clients reach for `response.result`
+  // (Cloudflare's envelope), `await response.json()` and `response.ok`
+  // (fetch). A response stays exactly {status, headers, data} — these are
+  // non-enumerable extras, invisible to JSON.stringify and Object.keys: the
+  // envelope's fields where the body is one, json()/text() for the body,
+  // `ok`, and an error naming `.data` for a `.result` or `.body` that is not
+  // there (instead of an `undefined` that fails a line later).
+  const ENVELOPE = ['result', 'success', 'errors', 'messages', 'result_info'];
+  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const decorate = (r) => {
+    if (!isObject(r) || !('data' in r)) return r;
+    const d = r.data;
+    const envelope = isObject(d) && 'result' in d && ('success' in d || 'errors' in d);
+    const shape = Array.isArray(d) ? 'an array' : isObject(d) ? `an object with ${Object.keys(d).slice(0, 12).map((k) => '`' + k + '`').join(', ') || 'no keys'}` : typeof d;
+    const teach = (name) => () => {
+      throw new TypeError(`a response has no \`.${name}\`: it is {status, headers, data}, and the body is in \`.data\` (here ${shape})`);
+    };
+    const extra = (k, desc) => { if (!(k in r)) Object.defineProperty(r, k, { ...desc, enumerable: false }); };
+    if (envelope) for (const k of ENVELOPE) extra(k, { get: () => d[k] });
+    else extra('result', { get: teach('result') });
+    extra('body', { get: teach('body') });
+    extra('ok', { value: r.status >= 200 && r.status < 300 });
+    extra('json', { value: async () => d });
+    extra('text', { value: async () => (typeof d === 'string' ? d : JSON.stringify(d)) });
+    return r;
+  };
   return {
     complete: (id, ok, json) => {
       const p = pending.get(id);
@@ -31,7 +57,9 @@
       if (ok) p.resolve(v); else p.reject(toError(v));
     },
     client: (name, methods) => Object.freeze(Object.fromEntries(
-      methods.map((m) => [m, (...args) => call(name, m, args)]))),
+      methods.map((m) => [m, m === 'request'
+        ? (...args) => call(name, m, args).then(decorate)
+        : (...args) => call(name, m, args)]))),
     // A client whose methods are not known in advance (portal tools): any
     // property is a method; the host says when a name does not exist.
     dynamic: (name) => new Proxy(Object.freeze({}), {
