@@ -56,8 +56,13 @@ async def test_portal_chains_servers_and_mixes_an_openapi_api(tmp_path):
         names = json.loads(r.content[0].text)
         assert "fs_read_text_file" in names and "memory_create_entities" in names
         # The broken upstream is reported, and blocks nothing else.
-        r = await s.call_tool("search", {"code": "async () => codemode.tools().filter(t => t.unavailable).map(t => t.server)"})
-        assert json.loads(r.content[0].text) == ["broken"]
+        # Every entry of tools() has the declared shape; servers that are not up are in status().
+        r = await s.call_tool("search", {"code": "async () => codemode.tools().every(t => typeof t.name === 'string' && typeof t.server === 'string')"})
+        assert r.content[0].text == "true"
+        r = await s.call_tool("search", {"code": "async () => codemode.status().filter(s => s.state !== 'ready')"})
+        down = json.loads(r.content[0].text)
+        assert [d["server"] for d in down] == ["broken"] and down[0]["state"] in ("down", "reconnecting", "connecting"), down
+        assert "error" not in down[0] or ("{" not in down[0]["error"] and "Error(" not in down[0]["error"]), down
         r = await s.call_tool("search", {"code": "async () => codemode.types('memory_create_entities')"})
         assert "entities" in r.content[0].text and "Array<" in r.content[0].text
         r = await s.call_tool("search", {"code": "async () => codemode.types('POST /books')"})

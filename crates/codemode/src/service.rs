@@ -355,17 +355,16 @@ impl Catalog {
         let err = |m: String| json!({"name": "TypeError", "message": m});
         match method {
             "tools" => Ok(match &self.portal {
-                Some(p) => {
-                    let mut tools: Vec<serde_json::Value> =
-                        p.tools().iter().filter(|t| (view.tool)(t)).map(crate::tools::tool_json).collect();
-                    // Servers that are not connected are reported in the list too.
-                    for st in p.status() {
-                        if allowed(&st.name) && !matches!(st.state, codemode_portal::ServerState::Ready) {
-                            tools.push(json!({"server": st.name, "unavailable": st.state.to_string()}));
-                        }
-                    }
-                    serde_json::Value::Array(tools)
-                }
+                Some(p) => serde_json::Value::Array(
+                    p.tools().iter().filter(|t| (view.tool)(t)).map(crate::tools::tool_json).collect(),
+                ),
+                None => json!([]),
+            }),
+            // Every server, connected or not: what `tools()` leaves out.
+            "status" => Ok(match &self.portal {
+                Some(p) => serde_json::Value::Array(
+                    p.status().iter().filter(|st| allowed(&st.name)).map(crate::tools::status_json).collect(),
+                ),
                 None => json!([]),
             }),
             "types" => {
@@ -380,12 +379,14 @@ impl Catalog {
                 match &self.portal {
                     Some(p) => p.types_where(name, view.tool).map(|t| json!(t)).map_err(err),
                     None => Err(err(match name {
-                        Some(n) => format!("no operation `{n}`: pass \"METHOD /path\" as in the spec (e.g. \"GET /zones\") or an operationId"),
+                        Some(n) => format!("no operation `{n}`: pass \"METHOD /path\" as in the spec (e.g. \"GET /<path>\") or an operationId"),
                         None => "pass an operation: codemode.types(\"GET /path\") or codemode.types(operationId)".into(),
                     })),
                 }
             }
-            other => Err(err(format!("codemode.{other} does not exist; use codemode.tools() or codemode.types(name)"))),
+            other => Err(err(format!(
+                "codemode.{other} does not exist; use codemode.tools(), codemode.status() or codemode.types(name)"
+            ))),
         }
     }
 }

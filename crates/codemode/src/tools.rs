@@ -255,7 +255,7 @@ Return only what you need: results over {max_tokens} tokens are shortened. Then 
 }
 
 /// The `codemode` global of `search` in portal mode.
-const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string): string; // TypeScript of a tool, a \"GET /path\" operation, or all tools\n};";
+const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string): string; // TypeScript of a tool, a \"GET /path\" operation, or all tools\n  status(): { server: string; state: \"ready\" | \"connecting\" | \"reconnecting\" | \"down\" | \"stopped\"; tools: number; error?: string }[]; // servers not listed by tools() are here\n};";
 
 fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize, max_requests: u32) -> String {
     let single = apis.len() == 1;
@@ -316,6 +316,42 @@ fn example_route(a: &LoadedApi) -> String {
         .min_by_key(|o| (o.path.matches('{').count(), o.path.len()))
         .map(|o| format!("GET {}", o.path))
         .unwrap_or_else(|| "GET /".into())
+}
+
+/// One upstream server as `codemode.status()` shows it: `state` one word,
+/// `error` one sentence (a transport error chain reduced to its first and
+/// last links), never Rust's `Debug`.
+pub fn status_json(st: &codemode_portal::ServerStatus) -> Value {
+    use codemode_portal::ServerState::*;
+    let (state, error) = match &st.state {
+        Connecting => ("connecting", None),
+        Ready => ("ready", None),
+        Failed(e) => ("down", Some(sentence(e))),
+        Reconnecting { last_error, .. } => ("reconnecting", Some(sentence(last_error))),
+        Stopped => ("stopped", None),
+    };
+    let mut v = json!({"server": st.name, "state": state, "tools": st.tools});
+    if let Some(e) = error {
+        v["error"] = json!(e);
+    }
+    if !st.problems.is_empty() {
+        v["problems"] = json!(st.problems);
+    }
+    v
+}
+
+/// `a: b: c: d (os error 111)` → `a: d`.
+fn sentence(chain: &str) -> String {
+    let trimmed = match chain.rfind(" (os error ") {
+        Some(i) if chain.ends_with(')') => &chain[..i],
+        _ => chain,
+    };
+    let links: Vec<&str> = trimmed.split(": ").filter(|l| !l.trim().is_empty()).collect();
+    match links.as_slice() {
+        [] => chain.trim().to_string(),
+        [one] => one.trim().to_string(),
+        [first, .., last] => format!("{}: {}", first.trim(), last.trim()),
+    }
 }
 
 /// One portal tool as `codemode.tools()` shows it.
@@ -431,4 +467,22 @@ fn type_base(op: &codemode_spec::Operation) -> String {
         out.insert(0, '_');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentence;
+
+    #[test]
+    fn error_chains_become_one_sentence() {
+        assert_eq!(
+            sentence("connecting: tcp connect error: Connection refused (os error 111)"),
+            "connecting: Connection refused"
+        );
+        assert_eq!(
+            sentence("spawning `npx`: No such file or directory (os error 2)"),
+            "spawning `npx`: No such file or directory"
+        );
+        assert_eq!(sentence("closed"), "closed");
+    }
 }

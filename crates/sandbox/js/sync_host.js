@@ -1,5 +1,5 @@
-// Synchronous host functions for `search` code: `codemode.tools()` and
-// `codemode.types(name?)`. Arguments and results cross as JSON text.
+// Synchronous host functions for `search` code: `codemode.tools()`,
+// `codemode.status()` and `codemode.types(name?)`. Arguments and results cross as JSON text.
 // Evaluated as a prelude; returns a factory taking the host function.
 (function (call) {
   'use strict';
@@ -13,6 +13,7 @@
   };
   return Object.freeze({
     tools: () => invoke('tools', []),
+    status: () => invoke('status', []),
     types: (name) => invoke('types', name === undefined ? [] : [name]),
   });
 })
