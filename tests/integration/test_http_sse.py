@@ -2,7 +2,9 @@
 `GET /sse` + `POST /messages?sessionId=`), driven by the official Python
 SDK's `sse_client` and the MCP Inspector CLI's SSE transport: list, search,
 execute; with and without a bearer token; sessions bound to their
-principal; graceful shutdown ends open streams."""
+principal; graceful shutdown ends open streams. And the portal's SSE
+client: `[[mcp]] transport = "sse"` to server-everything in SSE mode, and to
+another codemode's `/sse` with a bearer token."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ import pytest
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 
-from test_http_helpers import HTTP_CLIENTS, codemode_http, get, text_of
+from test_http_helpers import BOOKSHELF_API, HTTP_CLIENTS, ROOT, codemode_http, free_port, get, http_session, text_of
+
+EVERYTHING = ROOT / ".peers" / "portal-node" / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 
 pytestmark = pytest.mark.anyio
 
@@ -161,3 +165,60 @@ async def test_inspector_cli_over_sse(tmp_path):
         assert p.returncode == 0, p.stdout + p.stderr
         assert "/books" in json.loads(p.stdout)["content"][0]["text"]
 
+
+def wait_port(port: int, within: float = 15) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on {port}"
+            time.sleep(0.05)
+
+
+@pytest.mark.skipif(not EVERYTHING.exists(), reason="run crates/portal/tests/peers-setup.sh")
+async def test_portal_upstream_over_sse_server_everything(tmp_path):
+    port = free_port()
+    node = subprocess.Popen(["node", str(EVERYTHING), "sse"], env={"PATH": "/usr/bin:/bin:/usr/local/bin", "PORT": str(port)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        mcp = f"""
+[[mcp]]
+name = "old"
+url = "http://127.0.0.1:{port}/sse"
+transport = "sse"
+"""
+        with codemode_http(tmp_path, apis=BOOKSHELF_API + mcp) as srv:
+            async with http_session(srv.url) as s:
+                r = await s.call_tool("execute", {"code": 'async () => codemode.old_echo({message: "over sse"})'})
+                assert not r.is_error, text_of(r)
+                assert "Echo: over sse" in text_of(r)
+                r = await s.call_tool("search", {"code": "async () => codemode.tools().filter(t => t.server === 'old').length"})
+                assert not r.is_error and int(text_of(r)) == 13, text_of(r)
+    finally:
+        node.kill()
+        node.wait()
+
+
+async def test_portal_upstream_over_sse_to_codemode_with_a_token(tmp_path):
+    inner_dir = tmp_path / "inner"
+    inner_dir.mkdir()
+    with codemode_http(inner_dir, auth=TOKENS, env=TOKEN_ENV) as inner:
+        mcp = f"""
+[[mcp]]
+name = "inner"
+url = "{inner.base}/sse"
+transport = "sse"
+headers_env = {{ Authorization = "INNER_AUTH" }}
+"""
+        with codemode_http(tmp_path, apis=BOOKSHELF_API + mcp, env={"INNER_AUTH": f"Bearer {OPS_TOKEN}"}) as outer:
+            async with http_session(outer.url) as s:
+                code = f"async () => codemode.inner_execute({{code: {json.dumps(EXECUTE)}}})"
+                r = await s.call_tool("execute", {"code": code})
+                assert not r.is_error, text_of(r) + outer.log()
+                assert "[" in text_of(r), text_of(r)
+        assert inner.wait_log("SSE session opened"), inner.log()
+        answered = [l for l in inner.log().splitlines() if "tool call answered" in l]
+        assert answered and all("principal=ops" in l for l in answered), inner.log()

@@ -291,8 +291,14 @@ pub struct McpConfig {
     /// codemode's environment: `{ CHILD_NAME = "HOST_NAME" }`.
     #[serde(default)]
     pub env_from: BTreeMap<String, String>,
-    /// Streamable HTTP endpoint (HTTP transport).
+    /// Streamable HTTP endpoint (HTTP transport), or with `transport =
+    /// "sse"` the stream of a legacy HTTP+SSE server (e.g. `…/sse`).
     pub url: Option<String>,
+    /// How to speak to a `url`: `"http"` (Streamable HTTP, the default) or
+    /// `"sse"` (the HTTP+SSE transport of MCP 2024-11-05, for servers that
+    /// predate Streamable HTTP).
+    #[serde(default)]
+    pub transport: McpTransport,
     /// Headers whose values come from environment variables: `{ Authorization = "TOKEN_VAR" }`.
     #[serde(default)]
     pub headers_env: BTreeMap<String, String>,
@@ -313,6 +319,17 @@ pub struct McpConfig {
     pub read_only: bool,
     /// Timeout of one tool call, seconds.
     pub call_timeout_secs: Option<f64>,
+}
+
+/// `[[mcp]] transport`: how a `url` is spoken to.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum McpTransport {
+    /// MCP Streamable HTTP.
+    #[default]
+    Http,
+    /// The legacy HTTP+SSE transport (2024-11-05).
+    Sse,
 }
 
 impl ApiConfig {
@@ -460,6 +477,10 @@ impl Config {
                     push(format!("mcp[{i}]"), "give either `command` (stdio) or `url` (HTTP), not both".into())
                 }
                 (None, None) => push(format!("mcp[{i}]"), "give `command` (stdio) or `url` (Streamable HTTP)".into()),
+                (Some(_), None) if m.transport == McpTransport::Sse => push(
+                    format!("mcp[{i}].transport"),
+                    "`sse` is for a `url` (the server's SSE stream); a `command` speaks stdio".into(),
+                ),
                 _ => {}
             }
         }
