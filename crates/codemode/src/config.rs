@@ -664,6 +664,19 @@ mod tests {
     }
 
     #[test]
+    fn mcp_servers_over_legacy_sse() {
+        let c = Config::load(&write("[[mcp]]\nname = \"old\"\nurl = \"http://127.0.0.1:3001/sse\"\ntransport = \"sse\"\n[[mcp]]\nname = \"new\"\nurl = \"http://127.0.0.1:3001/mcp\"\n")).unwrap();
+        assert_eq!(c.mcp[0].transport, McpTransport::Sse);
+        assert_eq!(c.mcp[1].transport, McpTransport::Http, "Streamable HTTP unless told");
+        let e = Config::load(&write("[[mcp]]\nname = \"x\"\ncommand = \"srv\"\ntransport = \"sse\"\n")).unwrap_err();
+        assert_eq!(e[0].key, "mcp[0].transport");
+        assert!(e[0].message.contains("`url`"), "{}", e[0].message);
+        let e = Config::load(&write("[[mcp]]\nname = \"x\"\nurl = \"http://a/sse\"\ntransport = \"websocket\"\n"))
+            .unwrap_err();
+        assert!(e[0].message.contains("sse"), "{e:?}");
+    }
+
+    #[test]
     fn literal_secrets_are_refused_with_the_fix() {
         let p = write("[[api]]\nname = \"cf\"\nspec = \"x\"\nauth = { type = \"bearer\", token = \"abc\" }\n");
         let e = Config::load(&p).unwrap_err();
