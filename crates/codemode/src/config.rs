@@ -323,8 +323,14 @@ pub struct McpConfig {
     /// codemode's environment: `{ CHILD_NAME = "HOST_NAME" }`.
     #[serde(default)]
     pub env_from: BTreeMap<String, String>,
-    /// Streamable HTTP endpoint (HTTP transport).
+    /// Streamable HTTP endpoint (HTTP transport), or with `transport =
+    /// "sse"` the stream of a legacy HTTP+SSE server (e.g. `…/sse`).
     pub url: Option<String>,
+    /// How to speak to a `url`: `"http"` (Streamable HTTP, the default) or
+    /// `"sse"` (the HTTP+SSE transport of MCP 2024-11-05, for servers that
+    /// predate Streamable HTTP).
+    #[serde(default)]
+    pub transport: McpTransport,
     /// Headers whose values come from environment variables: `{ Authorization = "TOKEN_VAR" }`.
     #[serde(default)]
     pub headers_env: BTreeMap<String, String>,
@@ -345,6 +351,17 @@ pub struct McpConfig {
     pub read_only: bool,
     /// Timeout of one tool call, seconds.
     pub call_timeout_secs: Option<f64>,
+}
+
+/// `[[mcp]] transport`: how a `url` is spoken to.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum McpTransport {
+    /// MCP Streamable HTTP.
+    #[default]
+    Http,
+    /// The legacy HTTP+SSE transport (2024-11-05).
+    Sse,
 }
 
 impl ApiConfig {
@@ -492,6 +509,10 @@ impl Config {
                     push(format!("mcp[{i}]"), "give either `command` (stdio) or `url` (HTTP), not both".into())
                 }
                 (None, None) => push(format!("mcp[{i}]"), "give `command` (stdio) or `url` (Streamable HTTP)".into()),
+                (Some(_), None) if m.transport == McpTransport::Sse => push(
+                    format!("mcp[{i}].transport"),
+                    "`sse` is for a `url` (the server's SSE stream); a `command` speaks stdio".into(),
+                ),
                 _ => {}
             }
         }
@@ -706,6 +727,19 @@ mod tests {
         let e = Config::load(&write("[tools]\ncode_mode = \"sometimes\"\n[[api]]\nname = \"cf\"\nspec = \"x\"\n"))
             .unwrap_err();
         assert!(e[0].message.contains("enforced"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn mcp_servers_over_legacy_sse() {
+        let c = Config::load(&write("[[mcp]]\nname = \"old\"\nurl = \"http://127.0.0.1:3001/sse\"\ntransport = \"sse\"\n[[mcp]]\nname = \"new\"\nurl = \"http://127.0.0.1:3001/mcp\"\n")).unwrap();
+        assert_eq!(c.mcp[0].transport, McpTransport::Sse);
+        assert_eq!(c.mcp[1].transport, McpTransport::Http, "Streamable HTTP unless told");
+        let e = Config::load(&write("[[mcp]]\nname = \"x\"\ncommand = \"srv\"\ntransport = \"sse\"\n")).unwrap_err();
+        assert_eq!(e[0].key, "mcp[0].transport");
+        assert!(e[0].message.contains("`url`"), "{}", e[0].message);
+        let e = Config::load(&write("[[mcp]]\nname = \"x\"\nurl = \"http://a/sse\"\ntransport = \"websocket\"\n"))
+            .unwrap_err();
+        assert!(e[0].message.contains("sse"), "{e:?}");
     }
 
     #[test]

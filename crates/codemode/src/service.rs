@@ -249,7 +249,10 @@ fn mcp_server(
             for (header, name) in &m.headers_env {
                 headers.push((header.clone(), var(name, "headers_env")?));
             }
-            codemode_portal::Transport::Http { url: url.clone(), headers }
+            match m.transport {
+                crate::config::McpTransport::Http => codemode_portal::Transport::Http { url: url.clone(), headers },
+                crate::config::McpTransport::Sse => codemode_portal::Transport::Sse { url: url.clone(), headers },
+            }
         }
         _ => return Err(LoadProblem(format!("{file}: mcp[{i}]: give `command` (stdio) or `url` (Streamable HTTP)"))),
     };

@@ -3,6 +3,11 @@
 //! within their caps, limits tool calls per principal, follows each tool
 //! call to the end of its response — logging it with its principal — and
 //! cancels it when the client goes away before the answer.
+//!
+//! The same layer serves the legacy SSE transport ([`crate::sse`]): there a
+//! POST names its session in `?sessionId=`, is answered `202` at once, and
+//! its tool call ends when the answer is written to the session's stream —
+//! so the call is handed to the SSE handler in a [`CallSlot`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,7 +26,7 @@ use rmcp::transport::streamable_http_server::session::SessionManager;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::limits::{too_many, CallPermit};
+use crate::limits::{session_refused, too_many, CallPermit, Full};
 use crate::principal::Principal;
 use crate::server::AppState;
 
@@ -51,7 +56,12 @@ fn plain(status: StatusCode, message: &str) -> Response {
 pub(crate) async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let principal =
         req.extensions().get::<Principal>().cloned().unwrap_or_else(|| Principal::unrestricted("anonymous"));
-    let session = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let legacy = crate::sse::is_messages(req.uri());
+    let session = if legacy {
+        crate::sse::session_id(req.uri())
+    } else {
+        req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string)
+    };
 
     // A session belongs to the principal that opened it.
     if let Some(sid) = &session {
@@ -78,7 +88,7 @@ pub(crate) async fn track(State(state): State<Arc<AppState>>, req: Request, next
     }
 
     // The body, within the size and time limits.
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let max = state.settings.max_body_bytes;
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
@@ -109,32 +119,21 @@ pub(crate) async fn track(State(state): State<Arc<AppState>>, req: Request, next
     let method = peek.method.as_deref().unwrap_or("");
 
     // Session caps, before a new session is made.
-    let opens_session = !state.settings.stateless && method == "initialize" && session.is_none();
+    // (A legacy SSE session is opened by its GET /sse, not by initialize.)
+    let opens_session = !legacy && !state.settings.stateless && method == "initialize" && session.is_none();
     if opens_session {
-        let live = {
+        let streamable = {
             let map = state.manager.sessions.read().await;
             state.sessions.retain(|id| map.contains_key(id));
             map.len()
         };
+        let live = streamable + state.sessions.legacy_count();
         if live >= state.settings.max_sessions {
-            tracing::warn!(principal = %principal.name, sessions = live, "session limit reached: 503");
-            let mut r = plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable: this server has as many sessions open as it allows; retry later",
-            );
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return r;
+            return session_refused(Full::Server(live), &principal.name);
         }
         let mine = state.sessions.count_for(&principal.name);
         if mine >= state.settings.max_sessions_per_principal {
-            tracing::info!(principal = %principal.name, sessions = mine, "per-principal session limit: 429");
-            return too_many(
-                std::time::Duration::from_secs(5),
-                format!(
-                    "`{}` has {mine} sessions open, the most this server allows; end unused ones (DELETE /mcp) or reuse one",
-                    principal.name
-                ),
-            );
+            return session_refused(Full::Principal(mine), &principal.name);
         }
     }
 
@@ -150,7 +149,8 @@ pub(crate) async fn track(State(state): State<Arc<AppState>>, req: Request, next
                 id: peek.id.clone().unwrap_or(Value::Null),
                 session: session.clone(),
                 started: Instant::now(),
-                cancel: (!state.settings.stateless).then(|| state.manager.clone()),
+                // A legacy session's calls end with its stream.
+                cancel: (!state.settings.stateless && !legacy).then(|| state.manager.clone()),
             }),
             Err(limit) => {
                 tracing::info!(principal = %principal.name, limit, "concurrent tool call limit: 429");
@@ -167,8 +167,22 @@ pub(crate) async fn track(State(state): State<Arc<AppState>>, req: Request, next
         None
     };
 
+    // Legacy SSE: the handler takes the call when it queues the message,
+    // and settles it when the answer is on the stream.
+    let (call, slot) = match call {
+        Some(call) if legacy => {
+            let slot = CallSlot(Arc::new(std::sync::Mutex::new(Some(call))));
+            (None, Some(slot))
+        }
+        call => (call, None),
+    };
+    if let Some(slot) = &slot {
+        parts.extensions.insert(slot.clone());
+    }
     let req = Request::from_parts(parts, Body::from(bytes));
     let resp = next.run(req).await;
+    // Not taken (the message was refused): it ends with this response.
+    let call = call.or_else(|| slot.and_then(|s| s.take()));
 
     if opens_session {
         if let Some(sid) = resp.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
@@ -194,10 +208,28 @@ fn too_large(max: usize) -> Response {
     r
 }
 
+/// A tool call of a legacy SSE POST, in the request's extensions until the
+/// SSE handler takes it ([`CallSlot::take`]); one it leaves there ends with
+/// the POST's response.
+#[derive(Clone)]
+pub(crate) struct CallSlot(Arc<std::sync::Mutex<Option<TrackedCall>>>);
+
+impl CallSlot {
+    /// The call, once.
+    pub fn take(&self) -> Option<TrackedCall> {
+        self.0.lock().expect("call slot lock").take()
+    }
+
+    /// Gives back a call taken but not delivered.
+    pub fn put(&self, call: TrackedCall) {
+        *self.0.lock().expect("call slot lock") = Some(call);
+    }
+}
+
 /// A tool call on its way back to the client. Dropped before it was
 /// answered (the client went away, even before the answer started): counted
 /// as a disconnect.
-struct TrackedCall {
+pub(crate) struct TrackedCall {
     permit: Option<CallPermit>,
     done: bool,
     /// The HTTP status of the answer (0 before there is one).
@@ -213,6 +245,12 @@ struct TrackedCall {
 }
 
 impl TrackedCall {
+    /// Its answer went out (on a legacy SSE stream).
+    pub fn answered(mut self) {
+        self.status = StatusCode::OK.as_u16();
+        self.finish(true);
+    }
+
     fn finish(&mut self, completed: bool) {
         if std::mem::replace(&mut self.done, true) {
             return;

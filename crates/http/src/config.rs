@@ -5,6 +5,7 @@
 //! transport = "http"            # or "stdio" (the default)
 //! listen = "127.0.0.1:8080"
 //! stateless = false             # true: no sessions, any replica can answer any request
+//! legacy_sse = true             # also GET /sse + POST /messages (MCP 2024-11-05 clients)
 //!
 //! [[auth.tokens]]
 //! name = "ci"
@@ -30,7 +31,8 @@ pub enum Transport {
     /// One client over stdin/stdout.
     #[default]
     Stdio,
-    /// MCP Streamable HTTP at `/mcp`.
+    /// MCP Streamable HTTP at `/mcp` (and, with `[server] legacy_sse`, the
+    /// 2024-11-05 HTTP+SSE transport at `/sse` + `/messages`).
     Http,
 }
 
@@ -100,7 +102,16 @@ pub struct ServerConfig {
     /// before they are cancelled, seconds. Default 30.
     pub shutdown_grace_secs: f64,
     /// SSE keep-alive comment interval, seconds; 0: none. Default 15.
+    /// Applies to `/mcp` streams and to legacy `/sse` streams alike.
     pub sse_keep_alive_secs: f64,
+    /// Also serve the legacy HTTP+SSE transport of MCP 2024-11-05 (`GET
+    /// /sse`, then `POST /messages?sessionId=…`) for clients that predate
+    /// Streamable HTTP. Behind the same Host/Origin checks, auth, rate and
+    /// body limits as `/mcp`; each stream is a session counted against
+    /// `max_sessions` and `max_sessions_per_principal`, and ends when the
+    /// client closes it. Default true: many deployed clients speak only
+    /// this transport, and it adds no exposure `/mcp` does not have.
+    pub legacy_sse: bool,
     /// `redis://[user:password@]host:port[/db]`: share the per-principal
     /// request rate and concurrent calls with every replica using the same
     /// Redis (fleets behind a load balancer). Default: none (each replica
@@ -133,6 +144,7 @@ impl Default for ServerConfig {
             max_concurrent_calls: 8,
             shutdown_grace_secs: 30.0,
             sse_keep_alive_secs: 15.0,
+            legacy_sse: true,
             redis_url: None,
             redis_prefix: "codemode:".into(),
         }
@@ -309,6 +321,8 @@ pub(crate) struct Settings {
     pub max_concurrent_calls: Option<usize>,
     pub shutdown_grace: Duration,
     pub sse_keep_alive: Option<Duration>,
+    /// Serve `/sse` and `/messages` too.
+    pub legacy_sse: bool,
     pub tokens: Vec<TokenEntry>,
     pub oauth: Option<OAuthSettings>,
     pub api_names: Vec<String>,
@@ -684,6 +698,7 @@ pub(crate) fn resolve(
             max_concurrent_calls: (server.max_concurrent_calls > 0).then_some(server.max_concurrent_calls),
             shutdown_grace,
             sse_keep_alive: (keep_alive > Duration::ZERO).then_some(keep_alive),
+            legacy_sse: server.legacy_sse,
             tokens,
             oauth,
             api_names: api_names.to_vec(),

@@ -7,6 +7,7 @@
 //!   /mcp: Host/Origin allow-lists → ready/draining gate → auth (Principal)
 //!         → per-principal request rate → body limits, sessions, tool-call
 //!           slots, cancel-on-disconnect, logging → rmcp StreamableHttpService
+//!   /sse, /messages: the same layers → legacy HTTP+SSE (2024-11-05) sessions
 //! ```
 //!
 //! Sessions (`Mcp-Session-Id`, `DELETE` to end one) or stateless (any
@@ -32,6 +33,7 @@ pub mod metrics;
 mod principal;
 mod server;
 mod shared;
+mod sse;
 
 pub use config::{check, AuthConfig, OAuthConfig, Problem, ServerConfig, StaticToken, Transport};
 pub use metrics::{MetricsHandle, RenderMetrics};

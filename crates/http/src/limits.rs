@@ -175,28 +175,102 @@ impl Drop for CallPermit {
     }
 }
 
-/// Which principal opened each session (session mode).
+/// Which principal opened each session: Streamable HTTP sessions (rmcp's
+/// session manager holds them) and legacy SSE sessions (one per open
+/// `/sse` stream, [`crate::sse`]).
 #[derive(Default)]
 pub(crate) struct Sessions {
-    owners: Mutex<HashMap<String, String>>,
+    owners: Mutex<HashMap<String, Owned>>,
+}
+
+struct Owned {
+    owner: String,
+    /// A legacy SSE session: it lives as long as its stream, not in rmcp's
+    /// session manager.
+    legacy: bool,
+}
+
+/// Why a session may not be opened.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// The server holds `max_sessions` (this many).
+    Server(usize),
+    /// The principal holds `max_sessions_per_principal` (this many).
+    Principal(usize),
 }
 
 impl Sessions {
     pub fn owner(&self, id: &str) -> Option<String> {
-        self.owners.lock().expect("sessions lock").get(id).cloned()
+        self.owners.lock().expect("sessions lock").get(id).map(|o| o.owner.clone())
     }
     pub fn insert(&self, id: &str, owner: &str) {
-        self.owners.lock().expect("sessions lock").insert(id.to_string(), owner.to_string());
+        let owned = Owned { owner: owner.to_string(), legacy: false };
+        self.owners.lock().expect("sessions lock").insert(id.to_string(), owned);
     }
     pub fn remove(&self, id: &str) {
         self.owners.lock().expect("sessions lock").remove(id);
     }
     pub fn count_for(&self, owner: &str) -> usize {
-        self.owners.lock().expect("sessions lock").values().filter(|o| *o == owner).count()
+        self.owners.lock().expect("sessions lock").values().filter(|o| o.owner == owner).count()
     }
-    /// Forgets sessions that are gone (closed, idle, deleted).
+    /// Legacy SSE sessions open now.
+    pub fn legacy_count(&self) -> usize {
+        self.owners.lock().expect("sessions lock").values().filter(|o| o.legacy).count()
+    }
+    /// Forgets Streamable HTTP sessions that are gone (closed, idle,
+    /// deleted); legacy ones are removed when their stream ends.
     pub fn retain(&self, live: impl Fn(&str) -> bool) {
-        self.owners.lock().expect("sessions lock").retain(|id, _| live(id));
+        self.owners.lock().expect("sessions lock").retain(|id, o| o.legacy || live(id));
+    }
+    /// Records a legacy SSE session for `owner` unless that would go over
+    /// the caps; `streamable` is how many Streamable HTTP sessions are open.
+    /// Checked and recorded under one lock, so a flood of `GET /sse` cannot
+    /// slip past the caps.
+    pub fn open_legacy(
+        &self,
+        id: &str,
+        owner: &str,
+        streamable: usize,
+        max: usize,
+        max_per_principal: usize,
+    ) -> Result<(), Full> {
+        let mut owners = self.owners.lock().expect("sessions lock");
+        let live = streamable + owners.values().filter(|o| o.legacy).count();
+        if live >= max {
+            return Err(Full::Server(live));
+        }
+        let mine = owners.values().filter(|o| o.owner == owner).count();
+        if mine >= max_per_principal {
+            return Err(Full::Principal(mine));
+        }
+        owners.insert(id.to_string(), Owned { owner: owner.to_string(), legacy: true });
+        Ok(())
+    }
+}
+
+/// The answer to a session that may not be opened: 503 when the server is
+/// full, 429 when the principal is.
+pub(crate) fn session_refused(full: Full, principal: &str) -> Response {
+    match full {
+        Full::Server(live) => {
+            tracing::warn!(principal, sessions = live, "session limit reached: 503");
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: this server has as many sessions open as it allows; retry later",
+            )
+                .into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        Full::Principal(mine) => {
+            tracing::info!(principal, sessions = mine, "per-principal session limit: 429");
+            too_many(
+                Duration::from_secs(5),
+                format!(
+                    "`{principal}` has {mine} sessions open, the most this server allows; end unused ones (DELETE /mcp, or close an /sse stream) or reuse one"
+                ),
+            )
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use http::{header, HeaderValue, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -40,6 +40,8 @@ pub(crate) struct AppState {
     pub calls: Arc<Calls>,
     pub sessions: Sessions,
     pub manager: Arc<LocalSessionManager>,
+    /// Open legacy SSE sessions (`/sse`).
+    pub legacy: crate::sse::Registry,
     pub ready: AtomicBool,
     pub draining: AtomicBool,
     /// Cancelling it ends every session, stream and running call.
@@ -92,8 +94,9 @@ impl<S> ReadyHandle<S> {
     }
 }
 
-/// MCP Streamable HTTP at `/mcp`, plus `/healthz`, `/readyz` and (with
-/// OAuth) Protected Resource Metadata.
+/// MCP Streamable HTTP at `/mcp`, the legacy HTTP+SSE transport at `/sse`
+/// and `/messages` (unless `[server] legacy_sse = false`), plus `/healthz`,
+/// `/readyz` and (with OAuth) Protected Resource Metadata.
 pub struct HttpServer<S> {
     state: Arc<AppState>,
     listener: TcpListener,
@@ -142,6 +145,7 @@ where
             calls: Calls::new(settings.max_concurrent_calls, shared),
             sessions: Sessions::default(),
             manager: manager.clone(),
+            legacy: crate::sse::Registry::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             ct: CancellationToken::new(),
@@ -188,6 +192,7 @@ where
             loopback = s.loopback,
             url = %s.mcp_url(),
             mode = if s.stateless { "stateless" } else { "sessions" },
+            legacy_sse = s.legacy_sse,
             auth = if state.auth.jwt().is_some() { "oauth" } else if s.tokens.is_empty() { "none (loopback)" } else { "tokens" },
             "listening"
         );
@@ -254,6 +259,7 @@ where
     S: ServerHandler + Clone + Send + Sync + 'static,
 {
     let s = &state.settings;
+    let legacy_sse = s.legacy_sse;
     let mut config = StreamableHttpServerConfig::default()
         // Host and Origin are checked by our own layer, before auth.
         .disable_allowed_hosts()
@@ -267,14 +273,28 @@ where
         // No session to resume into: no priming events.
         config = config.with_sse_retry(None);
     }
+    let handler = cell.clone();
     let mcp = StreamableHttpService::new(
-        move || cell.get().cloned().ok_or_else(|| std::io::Error::other("codemode is still loading its APIs")),
+        move || handler.get().cloned().ok_or_else(|| std::io::Error::other("codemode is still loading its APIs")),
         manager,
         config,
     );
-    let mcp = Router::new()
-        .route_service("/mcp", mcp)
-        // Outermost last: Host/Origin → ready → auth → rate → body/calls → rmcp.
+    let mut mcp = Router::new().route_service("/mcp", mcp);
+    if s.legacy_sse {
+        mcp = mcp
+            .route(
+                crate::sse::SSE_PATH,
+                get(move |State(state): State<Arc<AppState>>, req: axum::extract::Request| {
+                    crate::sse::open(state, cell.clone(), req)
+                }),
+            )
+            .route(
+                crate::sse::MESSAGES_PATH,
+                post(|State(state): State<Arc<AppState>>, req: axum::extract::Request| crate::sse::message(state, req)),
+            );
+    }
+    let mcp = mcp
+        // The same layers for every MCP route. Outermost last: Host/Origin → ready → auth → rate → body/calls → rmcp.
         .layer(from_fn_with_state(state.clone(), crate::calls::track))
         .layer(from_fn_with_state(state.clone(), crate::limits::rate))
         .layer(from_fn_with_state(state.clone(), crate::auth::require))
@@ -289,7 +309,14 @@ where
         .route("/readyz", get(readyz))
         .merge(metadata)
         .merge(mcp)
-        .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found: the MCP endpoint is /mcp") })
+        .fallback(move || async move {
+            let m = if legacy_sse {
+                "Not Found: the MCP endpoint is /mcp (legacy HTTP+SSE clients: GET /sse)"
+            } else {
+                "Not Found: the MCP endpoint is /mcp"
+            };
+            (StatusCode::NOT_FOUND, m)
+        })
         .with_state(state)
 }
 

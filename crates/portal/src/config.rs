@@ -53,6 +53,13 @@ impl ServerConfig {
         ServerConfig::new(name, Transport::Http { url: url.into(), headers: vec![] })
     }
 
+    /// A server reached over the legacy HTTP+SSE transport (MCP 2024-11-05)
+    /// at `url` (its `GET` stream, e.g. `http://127.0.0.1:3001/sse`), with
+    /// default policy and timeout.
+    pub fn sse(name: &str, url: &str) -> Self {
+        ServerConfig::new(name, Transport::Sse { url: url.into(), headers: vec![] })
+    }
+
     /// A server with default policy (all tools) and timeout.
     pub fn new(name: &str, transport: Transport) -> Self {
         ServerConfig {
@@ -80,7 +87,7 @@ impl ServerConfig {
         let mut out = vec![];
         match &self.transport {
             Transport::Stdio { env, .. } => out.extend(env.iter().map(|(_, v)| v.clone())),
-            Transport::Http { headers, .. } => {
+            Transport::Http { headers, .. } | Transport::Sse { headers, .. } => {
                 for (_, value) in headers {
                     out.push(value.clone());
                     let Some((scheme, credentials)) = value.trim().split_once(' ') else { continue };
@@ -133,6 +140,15 @@ pub enum Transport {
         /// Headers sent with every request (e.g. `Authorization`).
         headers: Vec<(String, String)>,
     },
+    /// The legacy HTTP+SSE transport of MCP 2024-11-05, for servers that
+    /// predate Streamable HTTP: a `GET` stream whose `endpoint` event names
+    /// where to `POST` messages (on the same origin only).
+    Sse {
+        /// The stream, e.g. `http://127.0.0.1:3001/sse`.
+        url: String,
+        /// Headers sent with the `GET` and every `POST` (e.g. `Authorization`).
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl std::fmt::Debug for Transport {
@@ -150,6 +166,9 @@ impl std::fmt::Debug for Transport {
                 .finish(),
             Transport::Http { url, headers } => {
                 f.debug_struct("Http").field("url", url).field("headers", &names(headers)).finish()
+            }
+            Transport::Sse { url, headers } => {
+                f.debug_struct("Sse").field("url", url).field("headers", &names(headers)).finish()
             }
         }
     }
@@ -210,8 +229,9 @@ impl Default for PortalOptions {
 /// }}
 /// ```
 ///
-/// `type` may be `stdio`, `http` or `streamable-http` (`streamableHttp`);
-/// `sse` (the deprecated HTTP+SSE transport) is refused with a message.
+/// `type` may be `stdio`, `http` or `streamable-http` (`streamableHttp`),
+/// or `sse` for the legacy HTTP+SSE transport of MCP 2024-11-05 (`url` is
+/// then the `GET` stream, e.g. `…/sse`).
 /// A bare `{name: {...}}` object without the `mcpServers` wrapper is also
 /// accepted. Entries with `"disabled": true` are skipped. Portal extensions
 /// per entry: `allow` / `deny` (arrays of globs), `readOnly` (bool) and
@@ -248,13 +268,12 @@ fn parse_entry(name: &str, e: &Map<String, Value>) -> Result<ServerConfig, Strin
     };
     let transport = match kind.as_deref() {
         Some("sse") => {
-            return Err("the HTTP+SSE transport (`type: \"sse\"`) is deprecated and not supported; \
-                 use a Streamable HTTP endpoint (`type: \"http\"`)"
-                .into())
+            let (url, headers) = url_and_headers(e)?;
+            Transport::Sse { url, headers }
         }
         Some("http" | "streamable-http" | "streamablehttp" | "streamable_http") => http_transport(e)?,
         Some("stdio") => stdio_transport(e)?,
-        Some(other) => return Err(format!("unknown `type` `{other}` (expected stdio, http or streamable-http)")),
+        Some(other) => return Err(format!("unknown `type` `{other}` (expected stdio, http, streamable-http or sse)")),
         None if e.contains_key("command") => stdio_transport(e)?,
         None if e.contains_key("url") || e.contains_key("serverUrl") => http_transport(e)?,
         None => return Err("needs either `command` (stdio) or `url` (Streamable HTTP)".into()),
@@ -292,12 +311,16 @@ fn stdio_transport(e: &Map<String, Value>) -> Result<Transport, String> {
 }
 
 fn http_transport(e: &Map<String, Value>) -> Result<Transport, String> {
+    let (url, headers) = url_and_headers(e)?;
+    Ok(Transport::Http { url, headers })
+}
+
+fn url_and_headers(e: &Map<String, Value>) -> Result<(String, Vec<(String, String)>), String> {
     let url = match e.get("url").or_else(|| e.get("serverUrl")) {
         Some(Value::String(u)) => u.clone(),
         _ => return Err("`url` must be a string".into()),
     };
-    let headers = string_map(e, "headers")?;
-    Ok(Transport::Http { url, headers })
+    Ok((url, string_map(e, "headers")?))
 }
 
 fn string_list(e: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
@@ -428,8 +451,20 @@ mod tests {
 
     #[test]
     fn refuses_bad_entries_with_the_server_named() {
-        let e = parse_mcp_servers_json(r#"{"mcpServers": {"x": {"type": "sse", "url": "http://a"}}}"#).unwrap_err();
-        assert!(e.contains("`x`") && e.contains("sse"), "{e}");
+        let s = parse_mcp_servers_json(
+            r#"{"mcpServers": {"x": {"type": "sse", "url": "http://a/sse", "headers": {"Authorization": "Bearer t0ken-0123"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s[0].transport,
+            Transport::Sse {
+                url: "http://a/sse".into(),
+                headers: vec![("Authorization".into(), "Bearer t0ken-0123".into())]
+            }
+        );
+        assert!(s[0].secrets().contains(&"t0ken-0123".to_string()));
+        let e = parse_mcp_servers_json(r#"{"mcpServers": {"x": {"type": "sse"}}}"#).unwrap_err();
+        assert!(e.contains("`x`") && e.contains("url"), "{e}");
         let e = parse_mcp_servers_json(r#"{"mcpServers": {"y": {"args": []}}}"#).unwrap_err();
         assert!(e.contains("`y`") && e.contains("command"), "{e}");
         let e = parse_mcp_servers_json(r#"{"mcpServers": {"z": {"command": "a", "args": [1]}}}"#).unwrap_err();

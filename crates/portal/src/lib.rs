@@ -1,7 +1,8 @@
 //! Portal mode: many upstream MCP servers behind codemode's two tools.
 //!
 //! A [`Portal`] connects to every configured upstream ([`ServerConfig`]:
-//! a child process over stdio, or Streamable HTTP) in the background and
+//! a child process over stdio, Streamable HTTP, or the legacy HTTP+SSE
+//! transport of 2024-11-05) in the background and
 //! exposes their tools under one namespace, as Cloudflare's MCP server
 //! portals do in Code Mode:
 //! - in `search`, the model reads [`Portal::tools`] (every tool, names
@@ -42,6 +43,7 @@
 mod config;
 mod names;
 mod result;
+mod sse;
 pub mod typescript;
 mod upstream;
 mod validate;

@@ -313,13 +313,7 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
             }
         }
         Transport::Http { url, headers } => {
-            let mut map = HashMap::new();
-            for (k, v) in headers {
-                let name =
-                    reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header `{k}`: {e}"))?;
-                let value = reqwest::header::HeaderValue::from_str(v).map_err(|e| format!("header `{k}`: {e}"))?;
-                map.insert(name, value);
-            }
+            let map = header_map(headers)?;
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(map)
                 .max_concurrent_requests(64)
@@ -332,6 +326,21 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
             {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => return Err(format!("cannot initialise a session at {url}: {e}")),
+                Err(_) => return Err(format!("no answer from {url} within {}s", timeout.as_secs_f32())),
+            }
+        }
+        Transport::Sse { url, headers } => {
+            let map: reqwest::header::HeaderMap = header_map(headers)?.into_iter().collect();
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let started = async {
+                let transport = crate::sse::SseClient::connect(url, map).await?;
+                rmcp::service::serve_client_with_ct(handler, transport, ct.clone())
+                    .await
+                    .map_err(|e| format!("cannot initialise a session at {url}: {e}"))
+            };
+            match tokio::time::timeout_at(deadline, started).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return Err(e),
                 Err(_) => return Err(format!("no answer from {url} within {}s", timeout.as_secs_f32())),
             }
         }
@@ -354,6 +363,19 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
             Err(format!("no answer to tools/list within {}s", timeout.as_secs_f32()))
         }
     }
+}
+
+/// The configured headers of an HTTP upstream, checked.
+fn header_map(
+    headers: &[(String, String)],
+) -> Result<HashMap<reqwest::header::HeaderName, reqwest::header::HeaderValue>, String> {
+    let mut map = HashMap::new();
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header `{k}`: {e}"))?;
+        let value = reqwest::header::HeaderValue::from_str(v).map_err(|e| format!("header `{k}`: {e}"))?;
+        map.insert(name, value);
+    }
+    Ok(map)
 }
 
 async fn read_stderr(

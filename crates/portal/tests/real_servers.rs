@@ -354,6 +354,95 @@ async fn streamable_http_everything() {
     portal.shutdown().await;
 }
 
+/// server-everything over the legacy HTTP+SSE transport (`sse`), started on
+/// a free port.
+fn sse_everything(port: u16) -> tokio::process::Child {
+    tokio::process::Command::new("node")
+        .arg(node_module("@modelcontextprotocol/server-everything/dist/index.js"))
+        .arg("sse")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_sse_everything() {
+    init_logs();
+    let port = free_port();
+    let mut child = sse_everything(port);
+    wait_for_port(port, Duration::from_secs(15)).await;
+    let url = format!("http://127.0.0.1:{port}/sse");
+    let t = Instant::now();
+    let portal = Portal::start(vec![ServerConfig::sse("old", &url)], Duration::from_secs(30)).await.unwrap();
+    println!("server-everything over HTTP+SSE: connected in {:?}", t.elapsed());
+    let st = &portal.status()[0];
+    assert_eq!(st.state, ServerState::Ready, "{st:?}");
+    assert_eq!(st.tools, 13);
+    assert_eq!(portal.call("old_echo", json!({"message": "over sse"})).await.unwrap(), json!("Echo: over sse"));
+    let e = portal.call("old_get_sum", json!({"a": 1})).await.unwrap_err();
+    assert!(err_msg(&e).contains("args.b"), "{e}");
+    // Parallel calls on one session: answers matched to their requests.
+    let t = Instant::now();
+    let calls = (0..20).map(|i| portal.call("old_get_sum", json!({"a": i, "b": 1})));
+    let results = futures::future::join_all(calls).await;
+    println!("20 parallel get-sum calls over HTTP+SSE: {:?}", t.elapsed());
+    for (i, r) in results.iter().enumerate() {
+        assert!(r.as_ref().unwrap().as_str().unwrap().contains(&(i + 1).to_string()), "{r:?}");
+    }
+    // The server goes away: calls fail clearly, nothing hangs; it comes
+    // back on the same port and the portal reconnects.
+    child.kill().await.unwrap();
+    let t = Instant::now();
+    let e = portal.call("old_echo", json!({"message": "gone"})).await.unwrap_err();
+    println!("after the SSE server died ({:?}): {e}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert!(["UpstreamError", "UpstreamUnavailable"].contains(&err_name(&e)), "{e}");
+    let _again = sse_everything(port);
+    wait_for_port(port, Duration::from_secs(15)).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        match portal.call("old_echo", json!({"message": "back"})).await {
+            Ok(v) => {
+                assert_eq!(v, json!("Echo: back"));
+                break;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "never recovered: {e} {:?}", portal.status());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    portal.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_sse_refuses_what_is_not_an_sse_stream() {
+    // A Streamable HTTP endpoint named as `sse`: a clear error, not a hang.
+    let port = free_port();
+    let _child = tokio::process::Command::new("node")
+        .arg(node_module("@modelcontextprotocol/server-everything/dist/index.js"))
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_port(port, Duration::from_secs(15)).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let options = codemode_portal::PortalOptions { max_attempts: 1, ..Default::default() };
+    let portal =
+        Portal::start_with(vec![ServerConfig::sse("x", &url)], Duration::from_secs(10), options).await.unwrap();
+    let st = &portal.status()[0];
+    assert_ne!(st.state, ServerState::Ready, "{st:?}");
+    let e = portal.call("x_echo", json!({"message": "x"})).await.unwrap_err();
+    println!("an SSE client at a Streamable HTTP endpoint: {e} / {:?}", portal.status()[0]);
+    portal.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudflare_openapi_server_huge_and_partly_invalid() {
     let t = Instant::now();
