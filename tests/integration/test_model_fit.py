@@ -94,3 +94,21 @@ args = ["{HERE / 'slow_mcp.py'}", "{log}"]
             assert "slow" in (init.instructions or "") and "tools: ." not in (init.instructions or ""), init.instructions
         err, out = await run(s, "async () => fetch('x')")
         assert err and "codemode" in out and "network access" in out, out
+
+
+async def test_limit_errors_name_the_limit_its_value_and_the_fix(tmp_path):
+    cfg = write_config(tmp_path, f'[limits]\ntimeout_secs = 2\nconsole_kib = 4\nmax_requests = 3\n\n[[api]]\nname = "bookshelf"\nspec = "{BOOKSHELF}"\nmock = true\n')
+    async with mcp_session(["--config", str(cfg)]) as s:
+        for code, needles in [
+            ("async () => { while (true) {} }", ["time limit of 2 s", "split it"]),
+            ("async () => { const f = (n) => f(n + 1); return f(0); }", ["stack", "loop"]),
+            ("async () => { const a = []; while (true) a.push('x'.repeat(1e6)); }", ["memory", "keep less"]),
+            ("async () => { for (let i = 0; i < 5; i++) await bookshelf.request('GET /books'); }", ["limit of 3 upstream requests", "split the work"]),
+        ]:
+            err, out = await run(s, code)
+            assert err and all(n in out for n in needles), (code, out)
+        r = await s.call_tool("execute", {"code": "async () => { for (let i = 0; i < 2000; i++) console.log('line ' + i + ' ' + 'x'.repeat(50)); return 1; }"})
+        console = "\n".join(c.text for c in r.content if c.type == "text" and c.text.startswith("console output:"))
+        assert "console_kib" in console and "4 KiB" in console and "Log less" in console, console[-500:]
+        r = await s.call_tool("execute", {"code": "async () => 'x'.repeat(200000)"})
+        assert "token limit" in text_of(r) and "Return only the part you need" in text_of(r), text_of(r)[-400:]

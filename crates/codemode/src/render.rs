@@ -77,9 +77,10 @@ pub fn plan(writes: &[serde_json::Value]) -> String {
     format!("{head}\n{json}")
 }
 
-/// Renders an outcome with results capped at `max_tokens`.
-pub fn render(outcome: &Outcome, max_tokens: usize) -> Rendered {
-    let console = console_text(outcome, max_tokens / 4);
+/// Renders an outcome with results capped at `max_tokens`; `console_kib`
+/// is the console limit, named when lines were dropped.
+pub fn render(outcome: &Outcome, max_tokens: usize, console_kib: usize) -> Rendered {
+    let console = console_text(outcome, max_tokens / 4, console_kib);
     match &outcome.result {
         Ok(value) => {
             let (text, note) = render_value(value, max_tokens);
@@ -89,14 +90,14 @@ pub fn render(outcome: &Outcome, max_tokens: usize) -> Rendered {
     }
 }
 
-fn console_text(outcome: &Outcome, max_tokens: usize) -> Option<String> {
+fn console_text(outcome: &Outcome, max_tokens: usize, console_kib: usize) -> Option<String> {
     if outcome.console.is_empty() && outcome.console_dropped == 0 {
         return None;
     }
     let mut text = format!("console output:\n{}", outcome.console.join("\n"));
     if outcome.console_dropped > 0 {
         text.push_str(&format!(
-            "\n[{} more console lines were dropped: the console keeps a limited amount]",
+            "\n[{} more console lines were dropped or cut: the console keeps {console_kib} KiB per call ([limits] console_kib). Log less — a count or a summary — or return the data instead of logging it]",
             outcome.console_dropped
         ));
     }

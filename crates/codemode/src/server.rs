@@ -184,7 +184,8 @@ impl CodemodeServer {
                 (done.outcome, done.plan, done.calls)
             }
         };
-        let mut rendered = render::render(&outcome, self.service.max_output_tokens);
+        let mut rendered =
+            render::render(&outcome, self.service.max_output_tokens, self.service.limits.console_bytes / 1024);
         if self.service.dry_run || !plan.is_empty() {
             rendered.plan = Some(render::plan(&plan));
         }
