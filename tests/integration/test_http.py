@@ -228,11 +228,15 @@ async def test_typescript_sdk_client_and_session_resumption(tmp_path):
 
 
 @pytest.mark.skipif(not (HTTP_CLIENTS / ".bin" / "mcp-inspector").exists(), reason="run tests/conformance/setup.sh")
-async def test_inspector_cli(tmp_path):
+@pytest.mark.parametrize("transport", ["http", "sse"])
+async def test_inspector_cli(tmp_path, transport):
+    """The Inspector CLI over Streamable HTTP (`/mcp`) and the legacy HTTP+SSE transport (`/sse`)."""
     inspector = str(HTTP_CLIENTS / ".bin" / "mcp-inspector")
     with codemode_http(tmp_path) as srv:
+        target = srv.url if transport == "http" else srv.base + "/sse"
+
         def run(*args):
-            return subprocess.run([inspector, "--cli", srv.url, "--transport", "http", *args],
+            return subprocess.run([inspector, "--cli", target, "--transport", transport, *args],
                                   capture_output=True, text=True, timeout=90)
         p = await anyio.to_thread.run_sync(lambda: run("--method", "tools/list"))
         assert p.returncode == 0, p.stdout + p.stderr

@@ -221,8 +221,8 @@ INIT = {
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
-def post_mcp(s: Server, body: dict, headers: dict | None = None, timeout: float = 10) -> tuple[int, dict, bytes]:
-    req = urllib.request.Request(s.url, data=json.dumps(body).encode(), method="POST", headers={**MCP_HEADERS, **(headers or {})})
+def post_mcp(s: Server, body: dict, headers: dict | None = None, timeout: float = 10, query: str = "") -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(s.url + query, data=json.dumps(body).encode(), method="POST", headers={**MCP_HEADERS, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()

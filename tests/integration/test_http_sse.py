@@ -21,7 +21,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 
-from test_http_helpers import BOOKSHELF_API, HTTP_CLIENTS, ROOT, codemode_http, free_port, get, http_session, text_of
+from test_http_helpers import BOOKSHELF_API, ROOT, codemode_http, free_port, get, http_session, text_of
 
 EVERYTHING = ROOT / ".peers" / "portal-node" / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 
@@ -151,20 +151,7 @@ async def test_sigterm_ends_open_sse_streams(tmp_path):
             assert time.monotonic() - t < 5, time.monotonic() - t
 
 
-@pytest.mark.skipif(not (HTTP_CLIENTS / ".bin" / "mcp-inspector").exists(), reason="run tests/conformance/setup.sh")
-async def test_inspector_cli_over_sse(tmp_path):
-    inspector = str(HTTP_CLIENTS / ".bin" / "mcp-inspector")
-    with codemode_http(tmp_path) as srv:
-        def run(*args):
-            return subprocess.run([inspector, "--cli", srv.base + "/sse", "--transport", "sse", *args],
-                                  capture_output=True, text=True, timeout=90)
-        p = await anyio.to_thread.run_sync(lambda: run("--method", "tools/list"))
-        assert p.returncode == 0, p.stdout + p.stderr
-        assert [t["name"] for t in json.loads(p.stdout)["tools"]] == ["search", "execute"]
-        p = await anyio.to_thread.run_sync(lambda: run("--method", "tools/call", "--tool-name", "search", "--tool-arg", f"code={SEARCH}"))
-        assert p.returncode == 0, p.stdout + p.stderr
-        assert "/books" in json.loads(p.stdout)["content"][0]["text"]
-
+# The Inspector CLI over SSE: test_http.py::test_inspector_cli[sse].
 
 def wait_port(port: int, within: float = 15) -> None:
     deadline = time.monotonic() + within

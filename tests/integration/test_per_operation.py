@@ -50,9 +50,8 @@ def spec_operations(writes: bool = True) -> int:
 
 
 def raw(srv, method: str, params: dict | None = None, query: str = "?codemode=false") -> dict:
-    url = srv.url + query
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
-    status, _, payload = post_mcp(type("S", (), {"url": url})(), body, {"MCP-Protocol-Version": "2025-06-18"}, timeout=60)
+    status, _, payload = post_mcp(srv, body, {"MCP-Protocol-Version": "2025-06-18"}, timeout=60, query=query)
     return jsonrpc_of(payload)
 
 

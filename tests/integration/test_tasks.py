@@ -369,3 +369,26 @@ async def test_the_typescript_sdk_v2_client_on_2026_07_28_answers_an_approval_ro
     assert out["protocol"] in (MODERN, None) and out["tools"] == ["search", "execute"], out
     assert "/books" in json.loads(out["search"]) and out["execute"] == "200", out
     assert out["approved"] == "201" and len(out["asked"]) == 1 and "POST /books" in out["asked"][0], out
+
+
+async def test_a_parked_run_cannot_be_answered_by_another_principal(tmp_path):
+    """Hostile: bob replays alice's `requestState` with an accept. He is told it is
+    not waiting, nothing is sent, and alice's own retry still resumes her run."""
+    log = tmp_path / "upstream.log"
+    with codemode_http(tmp_path, server=STATELESS, auth=AUTH, env=ENV,
+                       apis="[tasks]\nenabled = false\n" + apis(log, APPROVE_POST)) as srv:
+        caps = {"elicitation": {"form": {}}}
+        alice, bob = Wire(srv, TOKENS["alice"], caps), Wire(srv, TOKENS["bob"], caps)
+        asked = alice.execute(POST_BOOK)
+        assert asked["resultType"] == "input_required", asked
+        handle = asked["requestState"]
+        retry = {"name": "execute", "arguments": {"code": POST_BOOK},
+                 "inputResponses": {"approval": {"action": "accept"}}, "requestState": handle}
+        stolen = bob.result("tools/call", retry)
+        assert stolen.get("isError") and "no longer waiting" in text(stolen), stolen
+        done = alice.result("tools/call", retry)
+        assert json.loads(text(done)) == {"status": 201}, done
+        assert log.read_text().count("start before") == 1, "the run before the question ran again"
+        # Used up: the same handle does not resume twice.
+        again = alice.result("tools/call", retry)
+        assert again.get("isError") and "no longer waiting" in text(again), again

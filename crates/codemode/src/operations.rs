@@ -176,6 +176,11 @@ impl OperationTools {
         &self.tools
     }
 
+    /// One API tool by name.
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.by_name.get(name).map(|&i| &self.tools[i])
+    }
+
     /// The code a call of the API tool `name` runs, or why the arguments do
     /// not fit (`None`: no such API tool).
     pub fn code_for(&self, name: &str, args: &Map<String, Value>) -> Option<Result<String, String>> {

@@ -436,7 +436,7 @@ impl ServerHandler for CodemodeServer {
             Mode::Code => ListToolsResult::with_all_items((*self.tools).clone()),
             Mode::PerOperation => self.operation_page(request.and_then(|r| r.cursor).as_deref())?,
         };
-        if context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str()) {
+        if is_modern(&context) {
             result.ttl_ms = Some(TOOLS_TTL_MS);
             let parts = context.extensions.get::<http::request::Parts>();
             let authenticated = parts.is_some_and(|p| p.headers.contains_key(http::header::AUTHORIZATION));
@@ -446,20 +446,16 @@ impl ServerHandler for CodemodeServer {
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools
-            .iter()
-            .find(|t| t.name == name)
-            .or_else(|| self.operation_tools().tools().iter().find(|t| t.name == name))
-            .cloned()
+        self.tools.iter().find(|t| t.name == name).or_else(|| self.operation_tools().tool(name)).cloned()
     }
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let args = request.arguments.take().unwrap_or_default();
         let name = request.name.as_ref();
-        let args = request.arguments.clone().unwrap_or_default();
         let (tool, code) = match self.mode(&context)? {
             Mode::Code => {
                 let names = &self.service.tool_names;
@@ -485,6 +481,7 @@ impl ServerHandler for CodemodeServer {
                 }
             },
         };
+        let modern = is_modern(&context);
         if tool == ToolKind::Execute {
             let owner = owner_of(&context);
             // The retry of an `input_required` round: the same run, resumed.
@@ -495,8 +492,6 @@ impl ServerHandler for CodemodeServer {
                 };
             }
             let as_task = self.tasks.is_some() && context.client_capabilities().is_some_and(|c| c.supports_tasks());
-            let modern =
-                context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
             let can_ask = crate::approve::can_ask(context.client_capabilities().as_ref());
             if as_task || (modern && self.service.approvals && can_ask) {
                 return self.execute_detached(code, owner, as_task, can_ask, &context).await;
@@ -504,7 +499,6 @@ impl ServerHandler for CodemodeServer {
         }
         // Approval questions go to the user of this call's session; on
         // 2026-07-28 this path is only taken by a client that cannot be asked.
-        let modern = context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
         let approver: Option<Arc<dyn Approver>> = (tool == ToolKind::Execute && self.service.approvals).then(|| {
             if modern {
                 Arc::new(crate::approve::CannotAsk(crate::approve::NO_ELICITATION)) as Arc<dyn Approver>
@@ -613,8 +607,7 @@ impl CodemodeServer {
             })?,
         };
         let end = (start + crate::operations::PAGE).min(total);
-        let tools =
-            (start..end).map(|i| if i < apis.len() { apis[i].clone() } else { upstream[i - apis.len()].clone() });
+        let tools = apis.iter().chain(&upstream).skip(start).take(end - start).cloned();
         let mut page = ListToolsResult::with_all_items(tools.collect());
         page.next_cursor = (end < total).then(|| end.to_string());
         Ok(page)
@@ -638,6 +631,12 @@ impl CodemodeServer {
 /// this is for the impossible rest.
 fn no_tasks() -> McpError {
     McpError::invalid_request("this server does not run tasks ([tasks] enabled = false)", None)
+}
+
+/// Whether the request speaks 2026-07-28 or newer (no server→client
+/// requests mid-call; cache hints on lists).
+fn is_modern(context: &RequestContext<RoleServer>) -> bool {
+    context.protocol_version().is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
 }
 
 /// Who a task or a parked run belongs to: the authenticated principal, or

@@ -280,17 +280,22 @@ struct HttpEverything {
 
 async fn http_everything() -> HttpEverything {
     let port = free_port();
-    let child = tokio::process::Command::new("node")
+    let child = everything_on(port, "streamableHttp");
+    wait_for_port(port, Duration::from_secs(15)).await;
+    HttpEverything { child, url: format!("http://127.0.0.1:{port}/mcp") }
+}
+
+/// server-everything in `mode` (`streamableHttp`, `sse`) on `port`.
+fn everything_on(port: u16, mode: &str) -> tokio::process::Child {
+    tokio::process::Command::new("node")
         .arg(node_module("@modelcontextprotocol/server-everything/dist/index.js"))
-        .arg("streamableHttp")
+        .arg(mode)
         .env("PORT", port.to_string())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
-    wait_for_port(port, Duration::from_secs(15)).await;
-    HttpEverything { child, url: format!("http://127.0.0.1:{port}/mcp") }
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,18 +359,9 @@ async fn streamable_http_everything() {
     portal.shutdown().await;
 }
 
-/// server-everything over the legacy HTTP+SSE transport (`sse`), started on
-/// a free port.
+/// server-everything over the legacy HTTP+SSE transport (`sse`).
 fn sse_everything(port: u16) -> tokio::process::Child {
-    tokio::process::Command::new("node")
-        .arg(node_module("@modelcontextprotocol/server-everything/dist/index.js"))
-        .arg("sse")
-        .env("PORT", port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    everything_on(port, "sse")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,18 +417,8 @@ async fn legacy_sse_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_sse_refuses_what_is_not_an_sse_stream() {
     // A Streamable HTTP endpoint named as `sse`: a clear error, not a hang.
-    let port = free_port();
-    let _child = tokio::process::Command::new("node")
-        .arg(node_module("@modelcontextprotocol/server-everything/dist/index.js"))
-        .arg("streamableHttp")
-        .env("PORT", port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_for_port(port, Duration::from_secs(15)).await;
-    let url = format!("http://127.0.0.1:{port}/mcp");
+    let everything = http_everything().await;
+    let url = everything.url.clone();
     let options = codemode_portal::PortalOptions { max_attempts: 1, ..Default::default() };
     let portal =
         Portal::start_with(vec![ServerConfig::sse("x", &url)], Duration::from_secs(10), options).await.unwrap();
