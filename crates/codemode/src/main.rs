@@ -2,6 +2,7 @@
 //! tools, `search` and `execute`. See ARCHITECTURE.md for the map.
 
 mod approve;
+mod catalog;
 mod config;
 mod detached;
 mod hints;
@@ -94,13 +95,18 @@ enum Command {
         /// JavaScript, e.g. 'async () => (await api.request("GET /zones")).data'.
         code: String,
     },
-    /// Token footprint of our tools/list next to one tool per operation.
+    /// Token footprint of our tools/list next to one tool per operation
+    /// (or, with --stdin, of any text: a result, a prompt).
     Tokens {
         #[command(flatten)]
         source: SourceArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Count the tokens of the text on standard input instead (no API
+        /// is loaded).
+        #[arg(long)]
+        stdin: bool,
     },
     /// Load everything and report every problem; exit non-zero on any.
     Check(SourceArgs),
@@ -372,7 +378,8 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
         }
         Command::Search { source, code } => one_call(&source, tools::ToolKind::Search, code, started).await,
         Command::Exec { source, code } => one_call(&source, tools::ToolKind::Execute, code, started).await,
-        Command::Tokens { source, json } => token_report(&source, json, started).await,
+        Command::Tokens { stdin: true, json, .. } => count_stdin(json),
+        Command::Tokens { source, json, .. } => token_report(&source, json, started).await,
         Command::Check(source) => check(&source).await,
         Command::Audit(args) => audit(args),
     }
@@ -459,6 +466,22 @@ fn audit(a: AuditCli) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `codemode tokens --stdin`: the o200k and cl100k tokens of standard input.
+fn count_stdin(as_json: bool) -> ExitCode {
+    let mut text = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+        eprintln!("error: reading standard input: {e} (pipe UTF-8 text into `codemode tokens --stdin`)");
+        return ExitCode::from(2);
+    }
+    let f = tokens::footprint(&text, 0);
+    if as_json {
+        println!("{}", serde_json::json!({"chars": text.chars().count(), "o200k": f.o200k, "cl100k": f.cl100k}));
+    } else {
+        println!("{} characters: {} o200k tokens, {} cl100k tokens", text.chars().count(), f.o200k, f.cl100k);
+    }
+    ExitCode::SUCCESS
 }
 
 async fn token_report(source: &SourceArgs, as_json: bool, started: Instant) -> ExitCode {

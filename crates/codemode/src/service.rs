@@ -11,11 +11,12 @@ use codemode_sandbox::{
 };
 use codemode_spec::Spec;
 use codemode_upstream::{Auth, Secret, Upstream, UpstreamConfig};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use codemode_http::Principal;
 use codemode_portal::Portal;
 
+use crate::catalog::{Catalog, ScopedCatalog};
 use crate::config::{ApiConfig, AuthConfig, Config, ConfigProblem, McpConfig};
 use crate::host::{ExecHost, Targets};
 
@@ -336,88 +337,6 @@ fn trim_memory() -> Arc<std::sync::atomic::AtomicU64> {
     calls
 }
 
-/// `codemode.tools()` and `codemode.types(name?)` for `search` code.
-struct Catalog {
-    portal: Option<Arc<Portal>>,
-    apis: Vec<(String, Arc<Spec>)>,
-    /// Tools a principal's group rules refuse are not shown.
-    policy: Arc<codemode_pipeline::Policy>,
-}
-
-/// What one `search` may see: APIs and servers by name, tools one by one.
-struct View<'a> {
-    target: &'a dyn Fn(&str) -> bool,
-    tool: &'a dyn Fn(&codemode_portal::ToolInfo) -> bool,
-}
-
-impl Catalog {
-    /// Answers `codemode.<method>(...args)`, showing only what `view` lets
-    /// through.
-    fn answer(&self, method: &str, args: serde_json::Value, view: View<'_>) -> Result<Value, Value> {
-        let allowed = view.target;
-        let err = |m: String| json!({"name": "TypeError", "message": m});
-        match method {
-            "tools" => Ok(match &self.portal {
-                Some(p) => serde_json::Value::Array(
-                    p.tools().iter().filter(|t| (view.tool)(t)).map(crate::tools::tool_json).collect(),
-                ),
-                None => json!([]),
-            }),
-            // Every server, connected or not: what `tools()` leaves out.
-            "status" => Ok(match &self.portal {
-                Some(p) => serde_json::Value::Array(
-                    p.status().iter().filter(|st| allowed(&st.name)).map(crate::tools::status_json).collect(),
-                ),
-                None => json!([]),
-            }),
-            "types" => {
-                let name = args.get(0).and_then(|n| n.as_str());
-                if let Some(name) = name {
-                    let apis: Vec<(String, Arc<Spec>)> =
-                        self.apis.iter().filter(|(n, _)| allowed(n)).cloned().collect();
-                    if let Some(ts) = crate::tools::operation_types(&apis, name) {
-                        return Ok(json!(ts));
-                    }
-                }
-                match &self.portal {
-                    Some(p) => p.types_where(name, view.tool).map(|t| json!(t)).map_err(err),
-                    None => Err(err(match name {
-                        Some(n) => format!("no operation `{n}`: pass \"METHOD /path\" as in the spec (e.g. \"GET /<path>\") or an operationId"),
-                        None => "pass an operation: codemode.types(\"GET /path\") or codemode.types(operationId)".into(),
-                    })),
-                }
-            }
-            other => Err(err(format!(
-                "codemode.{other} does not exist; use codemode.tools(), codemode.status() or codemode.types(name)"
-            ))),
-        }
-    }
-}
-
-impl SyncHost for Catalog {
-    fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-        self.answer(method, args, View { target: &|_| true, tool: &|_| true })
-    }
-}
-
-/// [`Catalog`] narrowed to what a principal may see: the tools of MCP
-/// servers it holds a scope on that its group rules do not refuse, and the
-/// types of APIs it holds any scope on.
-struct ScopedCatalog {
-    inner: Arc<Catalog>,
-    principal: Principal,
-}
-
-impl SyncHost for ScopedCatalog {
-    fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value> {
-        let p = &self.principal;
-        let tool = |t: &codemode_portal::ToolInfo| {
-            p.allows_any(&t.server) && self.inner.policy.tool_visible(Some(p), &t.server, &t.tool, &t.name)
-        };
-        self.inner.answer(method, args, View { target: &|name| p.allows_any(name), tool: &tool })
-    }
-}
-
 /// Where the sandbox runs model code.
 pub struct SandboxOptions {
     /// The wall.
@@ -564,11 +483,11 @@ impl Service {
         let approvals = config.apis.iter().any(|a| !a.approve.is_empty())
             || config.mcp.iter().any(|m| !m.approve.is_empty())
             || config.policy.groups.values().flat_map(|g| g.values()).any(|r| !r.approve.is_empty());
-        let catalog = Arc::new(Catalog {
-            portal: portal.clone(),
-            apis: apis.iter().map(|a| (a.name.clone(), a.spec.clone())).collect(),
-            policy: policy.clone(),
-        });
+        let catalog = Arc::new(Catalog::new(
+            portal.clone(),
+            apis.iter().map(|a| (a.name.clone(), a.spec.clone())).collect(),
+            policy.clone(),
+        ));
         Ok(Service {
             apis,
             sandbox,

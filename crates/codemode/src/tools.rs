@@ -182,7 +182,7 @@ fn api_line(a: &LoadedApi) -> String {
 fn search_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize) -> String {
     if apis.is_empty() {
         return format!(
-            "Discover the tools of the connected MCP servers ({}) by writing JavaScript: an async arrow function whose return value is the result.\n\n```ts\n{}\n```\nExamples:\n// tools whose name or description mentions a word\nasync () => codemode.tools().filter(t => (t.name + t.description).includes(\"file\")).map(t => ({{ name: t.name, description: t.description }}))\n// the TypeScript signature of one tool\nasync () => codemode.types(\"{}\")\n\nReturn only what you need: results over {max_tokens} tokens are shortened. Then call them with `execute`.",
+            "Discover the tools of the connected MCP servers ({}) by writing JavaScript: an async arrow function whose return value is the result.\n\n```ts\n{}\n```\nExamples:\n// the tools for a task, best first\nasync () => codemode.find(\"read a file\", {{ limit: 5 }})\n// tools whose name or description mentions a word\nasync () => codemode.tools().filter(t => (t.name + t.description).includes(\"file\")).map(t => ({{ name: t.name, description: t.description }}))\n// the TypeScript signature of one tool\nasync () => codemode.types(\"{}\")\n\nReturn only what you need: results over {max_tokens} tokens are shortened. Then call them with `execute`.",
             servers.join(", "),
             PORTAL_SEARCH_TS,
             servers.first().map(|s| format!("{s}_<tool>")).unwrap_or_default()
@@ -219,24 +219,25 @@ fn search_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize)
     } else {
         format!("specs.{}", apis.first().map(|a| a.name.as_str()).unwrap_or("api"))
     };
-    let (sample_path, sample_method) = apis
-        .first()
-        .and_then(|a| {
-            let ops = &a.spec.summary.operations;
-            ops.iter()
-                .find(|o| o.method == "POST")
-                .or_else(|| ops.first())
-                .map(|o| (o.path.clone(), o.method.to_ascii_lowercase()))
-        })
-        .unwrap_or_else(|| ("/".into(), "get".into()));
+    let sample = apis.first().and_then(|a| {
+        let ops = &a.spec.summary.operations;
+        ops.iter().find(|o| o.method == "POST").or_else(|| ops.first())
+    });
+    let (sample_path, sample_method) =
+        sample.map(|o| (o.path.clone(), o.method.to_ascii_lowercase())).unwrap_or_else(|| ("/".into(), "get".into()));
+    let sample_query = sample.map(find_example).unwrap_or_else(|| "list".into());
+    // With MCP servers, `codemode` is declared in full below.
+    let find_ts = if servers.is_empty() { format!("{FIND_TS}\n") } else { String::new() };
     d.push_str(&format!(
         r#"
 ```ts
 {globals}
 interface OpenAPI {{ paths: Record<string, Record<"get" | "post" | "put" | "patch" | "delete", Operation>>; components?: {{ schemas?: Record<string, Schema> }} }}
 interface Operation {{ summary?: string; description?: string; operationId?: string; tags?: string[]; parameters?: {{ name: string; in: "path" | "query" | "header"; required?: boolean; schema: Schema }}[]; requestBody?: {{ content: Record<string, {{ schema: Schema }}> }}; responses: Record<string, {{ description: string; content?: Record<string, {{ schema: Schema }}> }}> }}
-```
+{find_ts}```
 Examples:
+// the operations for a task, best first: {{ name: "METHOD /path", api, summary }}
+async () => codemode.find("{sample_query}", {{ limit: 5 }})
 // operations whose path mentions a word
 async () => Object.entries({s}.paths).filter(([path]) => path.includes("user")).flatMap(([path, ops]) => Object.entries(ops).filter(([m]) => m !== "parameters").map(([m, op]) => ({{ method: m.toUpperCase(), path, summary: op.summary }})))
 // one operation's parameters, request body and responses
@@ -248,14 +249,37 @@ Return only what you need: results over {max_tokens} tokens are shortened. Then 
         d.push_str(&format!("\nMCP servers: {}.\n```ts\n{PORTAL_SEARCH_TS}\n```", servers.join(", ")));
     } else {
         d.push_str(
-            "\n`codemode.types(\"GET /path\")` gives an operation's parameters, body and response as TypeScript.",
+            "\n`codemode.types(\"GET /path\")` (or an entry of `find`) gives an operation's parameters, body and response as TypeScript.",
         );
     }
     d
 }
 
+/// `codemode.find` and `types` of `search` with APIs (portal mode declares
+/// them in [`PORTAL_SEARCH_TS`]).
+const FIND_TS: &str = "declare const codemode: {\n  find(query: string, options?: { limit?: number; api?: string }): { name: string; api?: string; server?: string; summary?: string; deprecated?: boolean }[]; // ranked by relevance\n  types(name: string | { name: string; api?: string }): string;\n};";
+
+/// A few words of a real operation's summary (else of its path), for the
+/// `find` example: the example then finds something in this API.
+fn find_example(op: &codemode_spec::Operation) -> String {
+    let words: Vec<String> = op
+        .summary
+        .as_deref()
+        .unwrap_or(&op.path)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(4)
+        .map(str::to_lowercase)
+        .collect();
+    if words.is_empty() {
+        "list".into()
+    } else {
+        words.join(" ")
+    }
+}
+
 /// The `codemode` global of `search` in portal mode.
-const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string): string; // TypeScript of a tool, a \"GET /path\" operation, or all tools\n  status(): { server: string; state: \"ready\" | \"connecting\" | \"reconnecting\" | \"down\" | \"stopped\"; tools: number; error?: string }[]; // servers not listed by tools() are here\n};";
+const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  find(query: string, options?: { limit?: number; api?: string }): { name: string; api?: string; server?: string; summary?: string; deprecated?: boolean }[]; // operations and tools ranked by relevance\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string | { name: string; api?: string }): string; // TypeScript of a tool, a \"GET /path\" operation (or a find() entry), or all tools\n  status(): { server: string; state: \"ready\" | \"connecting\" | \"reconnecting\" | \"down\" | \"stopped\"; tools: number; error?: string }[]; // servers not listed by tools() are here\n};";
 
 fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize, max_requests: u32) -> String {
     let single = apis.len() == 1;

@@ -278,6 +278,23 @@ impl Core {
     }
 }
 
+/// A shared, unchanging view of the callable tools (see
+/// [`Portal::tools_snapshot`]).
+#[derive(Clone)]
+pub struct ToolSnapshot(Arc<Index>);
+
+impl ToolSnapshot {
+    /// The tools, as [`Portal::tools`] lists them.
+    pub fn tools(&self) -> &[ToolInfo] {
+        &self.0.tools
+    }
+
+    /// True when both are the same list (no change in between).
+    pub fn same(&self, other: &ToolSnapshot) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 fn collision_message(name: &str, who: &[(String, String)]) -> String {
     let list: Vec<String> = who.iter().map(|(s, t)| format!("tool `{t}` of server `{s}`")).collect();
     format!(
@@ -416,6 +433,13 @@ impl Portal {
     /// is reconnecting stay listed.
     pub fn tools(&self) -> Vec<ToolInfo> {
         self.core().index().tools.clone()
+    }
+
+    /// The same tools as [`tools`](Self::tools), without copying them: a
+    /// snapshot that stays the same until the tool list changes, so a cache
+    /// built from it (the `codemode.find` index) can tell when to rebuild.
+    pub fn tools_snapshot(&self) -> ToolSnapshot {
+        ToolSnapshot(self.core().index())
     }
 
     /// One callable tool by its sanitised name.

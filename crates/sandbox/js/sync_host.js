@@ -1,5 +1,5 @@
-// Synchronous host functions for `search` code: `codemode.tools()`,
-// `codemode.status()` and `codemode.types(name?)`. Arguments and results cross as JSON text.
+// Synchronous host functions for `search` code: `codemode.find(query, options?)`,
+// `codemode.tools()`, `codemode.status()` and `codemode.types(name?)`. Arguments and results cross as JSON text.
 // Evaluated as a prelude; returns a factory taking the host function.
 (function (call) {
   'use strict';
@@ -12,6 +12,7 @@
     throw err;
   };
   return Object.freeze({
+    find: (query, options) => invoke('find', options === undefined ? [query] : [query, options]),
     tools: () => invoke('tools', []),
     status: () => invoke('status', []),
     types: (name) => invoke('types', name === undefined ? [] : [name]),

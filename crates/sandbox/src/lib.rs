@@ -210,9 +210,9 @@ pub struct Outcome {
 /// A boxed future returned by [`Host::call`].
 pub type HostFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, serde_json::Value>> + Send>>;
 
-/// Synchronous host functions for `search` code (`codemode.tools()`,
-/// `codemode.types(name?)`): `method` is `tools` or `types`, `args` the JSON
-/// array of arguments. `Err` is thrown into the code as an `Error`.
+/// Synchronous host functions for `search` code (`codemode.find(query)`,
+/// `codemode.tools()`, `codemode.status()`, `codemode.types(name?)`):
+/// `method` is the function's name, `args` the JSON array of arguments. `Err` is thrown into the code as an `Error`.
 pub trait SyncHost: Send + Sync + 'static {
     /// Performs one call.
     fn call(&self, method: &str, args: serde_json::Value) -> Result<serde_json::Value, serde_json::Value>;
