@@ -193,6 +193,10 @@ for k, arg in {"number": "42", "tostring-throws": "{toString() { throw new Error
     add(f"bridge-types-{k}", "escape", "search", f"async () => {{ try {{ return typeof codemode.types({arg}); }} catch (e) {{ return 'threw'; }} }}",
         BOUNDED())
     add(f"bridge-tools-{k}", "escape", "search", f"async () => codemode.tools({arg}).length > 0", BOUNDED())
+    add(f"bridge-find-{k}", "escape", "search",
+        f"async () => {{ try {{ return Array.isArray(codemode.find({arg})); }} catch (e) {{ return 'threw'; }} }}", BOUNDED())
+    add(f"bridge-find-options-{k}", "escape", "search",
+        f"async () => {{ try {{ return Array.isArray(codemode.find('list', {arg})); }} catch (e) {{ return 'threw'; }} }}", BOUNDED())
 
 # ============================================================================ exfiltration: requests out of bounds
 # Every one refused with a clear error and nothing sent (checked with the counting upstreams).
@@ -345,6 +349,7 @@ for enc in ["raw", "b64", "b64-1", "b64-2", "b64url", "hex", "pct", "json-u"]:
     add(f"canary-portal-http-{enc}", "exfiltration", "execute", PORTAL.replace("CALL", f"codemode.echohttp_secret({{enc: '{enc}'}})"), BOUNDED())
 add("canary-portal-tools-list", "exfiltration", "search", "async () => codemode.tools()", BOUNDED())
 add("canary-portal-types", "exfiltration", "search", "async () => codemode.types()", BOUNDED())
+add("canary-portal-find", "exfiltration", "search", "async () => codemode.find('secret leaky echo env token', {limit: 50})", BOUNDED())
 add("canary-portal-types-leaky", "exfiltration", "search",
     "async () => [codemode.types('echo_leaky'), codemode.types('echohttp_leaky')]", BOUNDED())
 add("portal-result-over-max-response", "exfiltration", "execute",
@@ -512,7 +517,7 @@ pair("object-prototype", B, "async () => { Object.prototype.polluted = 'PWNED'; 
 pair("array-prototype", B, "async () => { Array.prototype.push = () => 'PWNED'; Array.prototype.map = () => 'PWNED'; }",
      "async () => JSON.stringify([[1].map(x => x), (() => { const a = []; a.push(1); return a; })()])", "[[1],[1]]")
 pair("json-parse", B, "async () => { JSON.parse = () => 'PWNED'; JSON.stringify = () => '\"PWNED\"'; }",
-     "async () => JSON.parse('[1]')", "[\n  1\n]")
+     "async () => JSON.parse('[1]')", "[1]")
 pair("prepare-stack-trace", B, "async () => { Error.prepareStackTrace = (e, s) => { e.message = 'PWNED'; return 'PWNED'; }; }",
      "async () => { try { null.x; } catch (e) { return [typeof Error.prepareStackTrace, String(e.stack).includes('PWNED'), e.message.includes('PWNED')].join(); } }")
 pair("prepare-stack-trace-uncaught", B, "async () => { Error.prepareStackTrace = (e) => { e.message = 'PWNED'; return 'PWNED'; }; }",
@@ -558,7 +563,7 @@ pair("job-in-result-getter", B,
 pair("promise-prototype", B, "async () => { Promise.prototype.then = function () { return 'PWNED'; }; }",
      "async () => String(await Promise.resolve(5))", "5")
 pair("thenable-object-prototype", B, "async () => { Object.prototype.then = function (r) { r('PWNED'); }; return 1; }",
-     "async () => ({a: 1})", "{\n  \"a\": 1\n}")
+     "async () => ({a: 1})", "{\"a\":1}")
 pair("tojson-prototypes", B, "async () => { Array.prototype.toJSON = () => 'PWNED'; Object.prototype.toJSON = () => 'PWNED'; return 1; }",
      "async () => [1, {a: 2}]")
 pair("function-prototype", B, "async () => { Function.prototype.call = () => 'PWNED'; Function.prototype.apply = () => 'PWNED'; Function.prototype.leak = 'PWNED'; }",

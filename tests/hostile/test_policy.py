@@ -628,6 +628,10 @@ for label, call in TOOL_TRICKS.items():
     add(f"tool-{label}", "main", js(f"await tryit('x', () => {call});"), "refused")
 add("tool-denied-hidden-from-search", "main", "async () => codemode.tools().filter(t => t.server === 'rec').map(t => t.name).sort()",
     "tools-list", observe=True)
+# codemode.find ranks over everything but answers only what tools() would list.
+add("tool-denied-hidden-from-find", "main",
+    "async () => codemode.find('note delete move admin reset read write everything', {limit: 50}).filter(e => e.server === 'rec').map(e => e.name).sort()",
+    "tools-list", observe=True)
 
 
 # -- approval abuse (sequential; the approver declines unless the case says otherwise)

@@ -236,10 +236,10 @@ interface OpenAPI {{ paths: Record<string, Record<"get" | "post" | "put" | "patc
 interface Operation {{ summary?: string; description?: string; operationId?: string; tags?: string[]; parameters?: {{ name: string; in: "path" | "query" | "header"; required?: boolean; schema: Schema }}[]; requestBody?: {{ content: Record<string, {{ schema: Schema }}> }}; responses: Record<string, {{ description: string; content?: Record<string, {{ schema: Schema }}> }}> }}
 {find_ts}```
 Examples:
-// the operations for a task, best first: {{ name: "METHOD /path", api, summary }}
+// operations for a task, best first
 async () => codemode.find("{sample_query}", {{ limit: 5 }})
-// operations whose path mentions a word
-async () => Object.entries({s}.paths).filter(([path]) => path.includes("user")).flatMap(([path, ops]) => Object.entries(ops).filter(([m]) => m !== "parameters").map(([m, op]) => ({{ method: m.toUpperCase(), path, summary: op.summary }})))
+// paths that mention a word
+async () => Object.keys({s}.paths).filter(p => p.includes("user"))
 // one operation's parameters, request body and responses
 async () => {s}.paths["{sample_path}"].{sample_method}
 
@@ -247,17 +247,13 @@ Return only what you need: results over {max_tokens} tokens are shortened. Then 
     ));
     if !servers.is_empty() {
         d.push_str(&format!("\nMCP servers: {}.\n```ts\n{PORTAL_SEARCH_TS}\n```", servers.join(", ")));
-    } else {
-        d.push_str(
-            "\n`codemode.types(\"GET /path\")` (or an entry of `find`) gives an operation's parameters, body and response as TypeScript.",
-        );
     }
     d
 }
 
 /// `codemode.find` and `types` of `search` with APIs (portal mode declares
 /// them in [`PORTAL_SEARCH_TS`]).
-const FIND_TS: &str = "declare const codemode: {\n  find(query: string, options?: { limit?: number; api?: string }): { name: string; api?: string; server?: string; summary?: string; deprecated?: boolean }[]; // ranked by relevance\n  types(name: string | { name: string; api?: string }): string;\n};";
+const FIND_TS: &str = "declare const codemode: {\n  find(query: string, options?: { limit?: number; api?: string }): { name: string; api: string; summary?: string }[]; // name: \"METHOD /path\"\n  types(name: string | { name: string }): string; // an operation (or find() entry) as TypeScript\n};";
 
 /// A few words of a real operation's summary (else of its path), for the
 /// `find` example: the example then finds something in this API.
@@ -279,7 +275,7 @@ fn find_example(op: &codemode_spec::Operation) -> String {
 }
 
 /// The `codemode` global of `search` in portal mode.
-const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  find(query: string, options?: { limit?: number; api?: string }): { name: string; api?: string; server?: string; summary?: string; deprecated?: boolean }[]; // operations and tools ranked by relevance\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string | { name: string; api?: string }): string; // TypeScript of a tool, a \"GET /path\" operation (or a find() entry), or all tools\n  status(): { server: string; state: \"ready\" | \"connecting\" | \"reconnecting\" | \"down\" | \"stopped\"; tools: number; error?: string }[]; // servers not listed by tools() are here\n};";
+const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  find(query: string, options?: { limit?: number; api?: string }): { name: string; api?: string; server?: string; summary?: string }[]; // operations and tools, best first\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string | { name: string; api?: string }): string; // TypeScript of a tool, a \"GET /path\" operation (or a find() entry), or all tools\n  status(): { server: string; state: \"ready\" | \"connecting\" | \"reconnecting\" | \"down\" | \"stopped\"; tools: number; error?: string }[]; // servers not listed by tools() are here\n};";
 
 fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize, max_requests: u32) -> String {
     let single = apis.len() == 1;
