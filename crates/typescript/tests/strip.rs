@@ -215,7 +215,10 @@ fn types_in_the_expression_reading() {
 
 #[test]
 fn top_level_await_and_return_parse_as_typescript() {
-    same("const r: Resp = await api.request('GET /x')\nreturn r.data as Item[]", "const r = await api.request('GET /x')\nreturn r.data");
+    same(
+        "const r: Resp = await api.request('GET /x')\nreturn r.data as Item[]",
+        "const r = await api.request('GET /x')\nreturn r.data",
+    );
 }
 
 #[test]
