@@ -51,6 +51,9 @@ fn plain_javascript_comes_back_borrowed_and_unchanged() {
         "x = y ? (z) : w",
         "label: for (;;) { break label }",
         "async function main() { return 'hi' }",
+        // Sloppy-mode JavaScript is JavaScript too.
+        "with (Math) { return max(010, 2) }",
+        "var yield = 1; delete yield; return 1",
         "",
     ] {
         match to_javascript(code) {
