@@ -477,6 +477,51 @@ add("error-thrown-symbol", "exhaustion", "both", "async () => { throw Symbol('sy
 add("error-thrown-undefined", "exhaustion", "both", "async () => { throw undefined; }", ERR("undefined"))
 add("error-thrown-cyclic", "exhaustion", "both", "async () => { const o = {message: 'cyc'}; o.o = o; throw o; }", ERR("cyc"))
 
+# ============================================================================ typescript
+# TypeScript is parsed (oxc) inside the worker before QuickJS sees the code. The
+# parser is recursive: code that could nest past its stack is refused before it
+# is parsed; nesting within that budget parses, and QuickJS's own limits judge
+# the rest. Blanking writes only spaces (plus `;` and `)` where ASI needs them),
+# and an enum's member names become quoted strings: nothing in a type can run.
+
+add("ts-deep-parens", "typescript", "both",
+    "async (): number => " + "(" * 60000 + "1" + ")" * 60000, ERR("too large to be read as TypeScript"))
+add("ts-deep-angles", "typescript", "both", "let x: " + "A<" * 60000 + "T" + ">" * 60000 + " = 1; return x",
+    ERR("too large to be read as TypeScript"))
+add("ts-operator-soup", "typescript", "both", "<" * 200000, ERR("SyntaxError"))
+add("ts-deep-within-budget-parens", "typescript", "both",
+    "const x: number = " + "(" * 3900 + "1" + ")" * 3900 + "; return x", BOUNDED())
+add("ts-deep-within-budget-not", "typescript", "both", "const x: boolean = " + "!" * 7900 + "true; return x", BOUNDED())
+add("ts-deep-type-within-budget", "typescript", "both",
+    "type T = " + "A<" * 2600 + "B" + ">" * 2600 + ";\nreturn 'typed'", OK("typed"))
+add("ts-conditional-types-within-budget", "typescript", "both",
+    "type T = " + "A extends B ? C : " * 1300 + "D;\nreturn 'typed'", OK("typed"))
+add("ts-huge-union", "typescript", "both",
+    "type U = " + " | ".join(f"'v{i}'" for i in range(1800)) + ";\nconst u: U = 'v1'; return u", OK("v1"))
+add("ts-many-interfaces", "typescript", "both",
+    "".join(f"interface I{i} {{ a: string; b?: number }}\n" for i in range(600)) + "return 'many'", OK("many"))
+add("ts-over-budget-javascript-still-runs", "typescript", "both",
+    "return [" + "1," * 9000 + "1].length", OK("9001"))
+add("ts-type-position-code-never-runs", "typescript", "both",
+    "let f: (x: typeof globalThis) => void; type G = ReturnType<typeof eval>; return typeof f", OK("undefined"))
+add("ts-enum-key-injection", "typescript", "both",
+    "enum E { 'x\"] = 0; globalThis.pwned = 1; //' = 1, B }\nreturn [typeof globalThis.pwned, E.B].join()",
+    OK("undefined,2"))
+add("ts-enum-name-is-data", "typescript", "both",
+    "enum E { '__proto__' = 1, constructor = 2 }\nreturn [typeof E['__proto__'], E.constructor, E[2], ({}).constructor === Object].join()",
+    OK("object,2,constructor,true"))
+add("ts-comment-in-modifiers", "typescript", "both",
+    "class A { private /* ) => { globalThis.x = 1 } */ readonly v = 1 }\nreturn [new A().v, typeof globalThis.x].join()",
+    OK("1,undefined"))
+add("ts-line-separator-in-type", "typescript", "both",
+    "const x: number\u2028= 5;\nreturn x", OK("5"))
+add("ts-asi-after-as", "typescript", "both",
+    "let hit = 'no'; const f = () => { hit = 'called' }; let y = f as unknown\n(1)\nreturn hit", OK("no"))
+add("ts-return-assertion-line-break", "typescript", "both",
+    "async () => { return <number>\n 1 }", ERR("write `expr as T`"))
+add("ts-namespace-with-values", "typescript", "both",
+    "namespace N { export const leak = globalThis }\nreturn 1", ERR("use an object instead"))
+
 # ============================================================================ side effects run once
 # A SyntaxError thrown at run time must not make the host re-read and re-run the code.
 ONCE_BODIES = {

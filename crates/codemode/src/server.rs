@@ -396,7 +396,7 @@ fn server_info(service: &Service) -> ServerConfig {
             format!("Gives access to {}: one tool per API operation and per upstream MCP tool.", names.join(", "))
         }
         _ => service.tool_names.apply(&format!(
-            "Gives access to {} through two tools: use `search` to find operations and tools by writing JavaScript against the spec, then `execute` to call them, in JavaScript too.",
+            "Gives access to {} through two tools: use `search` to find operations and tools by writing JavaScript (or TypeScript) against the spec, then `execute` to call them, in JavaScript too.",
             names.join(", ")
         )),
     };

@@ -182,7 +182,7 @@ fn api_line(a: &LoadedApi) -> String {
 fn search_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize) -> String {
     if apis.is_empty() {
         return format!(
-            "Discover the tools of the connected MCP servers ({}) by writing JavaScript: an async arrow function whose return value is the result.\n\n```ts\n{}\n```\nExamples:\n// the tools for a task, best first\nasync () => codemode.find(\"read a file\", {{ limit: 5 }})\n// tools whose name or description mentions a word\nasync () => codemode.tools().filter(t => (t.name + t.description).includes(\"file\")).map(t => ({{ name: t.name, description: t.description }}))\n// the TypeScript signature of one tool\nasync () => codemode.types(\"{}\")\n\nReturn only what you need: results over {max_tokens} tokens are shortened. Then call them with `execute`.",
+            "Discover the tools of the connected MCP servers ({}) by writing JavaScript or TypeScript (types are stripped, not checked): an async arrow function whose return value is the result.\n\n```ts\n{}\n```\nExamples:\n// the tools for a task, best first\nasync () => codemode.find(\"read a file\", {{ limit: 5 }})\n// tools whose name or description mentions a word\nasync () => codemode.tools().filter(t => (t.name + t.description).includes(\"file\")).map(t => ({{ name: t.name, description: t.description }}))\n// the TypeScript signature of one tool\nasync () => codemode.types(\"{}\")\n\nReturn only what you need: results over {max_tokens} tokens are shortened. Then call them with `execute`.",
             servers.join(", "),
             PORTAL_SEARCH_TS,
             servers.first().map(|s| format!("{s}_<tool>")).unwrap_or_default()
@@ -195,13 +195,13 @@ fn search_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize)
         let s = &a.spec.summary;
         let groups: Vec<String> = s.top_groups(20).into_iter().map(|(g, _)| g).collect();
         d.push_str(&format!(
-            "Search the {} OpenAPI spec ({} operations) by writing JavaScript. Every $ref is resolved inline; a schema that recurses into itself shows {{\"$circular\": \"<ref>\"}}.\n\nTop areas: {}\n",
+            "Search the {} OpenAPI spec ({} operations) by writing JavaScript or TypeScript (types are stripped, not checked). Every $ref is resolved inline; a schema that recurses into itself shows {{\"$circular\": \"<ref>\"}}.\n\nTop areas: {}\n",
             if s.title.is_empty() { &a.name } else { &s.title },
             s.operations.len(),
             groups.join(", ")
         ));
     } else {
-        d.push_str("Search the OpenAPI specs of these APIs by writing JavaScript. Every $ref is resolved inline; a schema that recurses into itself shows {\"$circular\": \"<ref>\"}.\n\n");
+        d.push_str("Search the OpenAPI specs of these APIs by writing JavaScript or TypeScript (types are stripped, not checked). Every $ref is resolved inline; a schema that recurses into itself shows {\"$circular\": \"<ref>\"}.\n\n");
         for a in apis {
             d.push_str(&format!("- {}\n", api_line(a)));
         }
@@ -280,9 +280,9 @@ const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  find(query: string,
 fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize, max_requests: u32) -> String {
     let single = apis.len() == 1;
     let mut d = String::from(if apis.is_empty() {
-        "Call the tools of the connected MCP servers by writing JavaScript: an async arrow function; its return value is the result. Use `search` first to find tools and their parameters.\n\n```ts\n"
+        "Call the tools of the connected MCP servers by writing JavaScript or TypeScript (types are stripped, not checked): an async arrow function; its return value is the result. Use `search` first to find tools and their parameters.\n\n```ts\n"
     } else {
-        "Call the API by writing JavaScript: an async arrow function; its return value is the result. Use `search` first to find operations and their parameters.\n\n```ts\n"
+        "Call the API by writing JavaScript or TypeScript (types are stripped, not checked): an async arrow function; its return value is the result. Use `search` first to find operations and their parameters.\n\n```ts\n"
     });
     if !servers.is_empty() {
         d.push_str(&format!(
@@ -315,7 +315,7 @@ fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize
 }
 interface Response { status: number; headers: Record<string, string>; data: any }
 ```
-A non-2xx answer rejects with an Error {status, method, path, data}; credentials are added by the host. A call the policy refuses rejects with a PolicyError or ScopeError whose message says why (retrying will not help); a call that needs a person's approval waits for it and rejects with ApprovalDenied if not given; catch these to go on. "#,
+A non-2xx answer rejects with an Error {status, method, path, data}; credentials are added by the host. A refused call rejects with a PolicyError or ScopeError saying why (retrying will not help); one that needs approval waits for it (ApprovalDenied if refused); catch these to go on. "#,
     );
     d.push_str(&format!(
         "At most {max_requests} requests per call; `Promise.all` runs them in parallel; console.log output is returned too. Results over {max_tokens} tokens are shortened.\n\nExample:\n"

@@ -15,6 +15,7 @@
 //! `Array.prototype.join`, say) is stopped by the process wall instead: the
 //! host kills the worker process at the deadline (see `pool`).
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::rc::Rc;
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use codemode_typescript::ErrorKind as TsErrorKind;
 use rquickjs::{qjs, Context, Ctx, FromJs, Function, Object, Runtime, Value};
 
 use crate::console::Console;
@@ -282,9 +284,18 @@ fn start<'js>(
             "the code contains a NUL character; remove it (write \\0 inside a string if you need one)",
         ));
     }
+    // TypeScript in, JavaScript out, byte for byte where the model wrote it
+    // (so `LineFix` holds as it is). What oxc cannot parse may still be
+    // JavaScript QuickJS accepts: it is tried as it is, and oxc's error is
+    // the one shown only if no reading compiles.
+    let (js, ts_error) = match codemode_typescript::to_javascript(code) {
+        Ok(js) => (js, None),
+        Err(e) if e.kind == TsErrorKind::Unsupported => return Err(typescript_error(&e, fence_lines, "")),
+        Err(e) => (Cow::Borrowed(code), Some(e)),
+    };
     let mut syntax_errors = Vec::new();
     let mut chosen = None;
-    for cand in normalize::candidates(code) {
+    for cand in normalize::candidates(&js) {
         let fix = LineFix {
             wrapper_lines: cand.line_offset,
             fence_lines,
@@ -309,13 +320,13 @@ fn start<'js>(
         }
     }
     let Some((form, bytecode, fix)) = chosen else {
+        if let Some(e) = ts_error {
+            return Err(typescript_error(&e, fence_lines, READINGS));
+        }
         let intended = normalize::intended_form(code);
         let pick = syntax_errors.iter().position(|(f, _)| *f == intended).unwrap_or(0);
         let (_, mut err) = syntax_errors.swap_remove(pick);
-        err.message = format!(
-            "{} (the code must be an async arrow function such as `async () => {{ ... }}`, an expression, or statements ending in `return`)",
-            err.message
-        );
+        err.message = format!("{} ({READINGS})", err.message);
         return Err(err);
     };
     let v = run_compiled(ctx, bytecode).map_err(|e| caught_or_stopped(ctx, e, &fix, spec))?;
@@ -335,6 +346,24 @@ fn start<'js>(
         },
     };
     Ok((v, fix))
+}
+
+/// What the code may be, said after a syntax error.
+const READINGS: &str =
+    "the code must be an async arrow function such as `async () => { ... }`, an expression, or statements ending in `return`";
+
+/// A TypeScript error as a `SyntaxError` at its place in the model's code,
+/// saying what is accepted (`readings`, when the code did not parse at all).
+fn typescript_error(e: &codemode_typescript::Error, fence_lines: u32, readings: &str) -> ScriptError {
+    let also = if readings.is_empty() { String::new() } else { format!("{readings}; ") };
+    let mut err = ScriptError::new(
+        ErrorKind::Syntax,
+        "SyntaxError",
+        &format!("{} ({also}TypeScript is accepted: type-only syntax is removed, not checked)", e.message),
+    );
+    err.line = Some(e.line + fence_lines);
+    err.column = Some(e.column);
+    err
 }
 
 /// The result as it crosses the boundary: strings as they are, everything

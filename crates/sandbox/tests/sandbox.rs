@@ -395,3 +395,86 @@ async fn search_sees_only_the_specs_it_may() {
     let o = p.run_with("async () => [typeof spec, Object.keys(specs)]".into(), shown).await;
     assert_eq!(ok(&o), &JsValue::Json(json!(["object", ["demo"]])));
 }
+
+#[tokio::test]
+async fn typescript_runs_in_every_form() {
+    let o = exec("async (): Promise<number> => { const x: number = 41; return x + 1 }").await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(42)));
+    // Interfaces before the arrow leave it readable as one expression.
+    let o =
+        exec("interface Echo { method: string }\nasync () => ((await api.request({path: '/x'})) as Echo).method").await;
+    assert_eq!(ok(&o), &JsValue::String("request".into()));
+    // A script with top-level await.
+    let o =
+        exec("type R = { method: string };\nconst r = await api.request<R>({path: '/x'});\nr!.method as string").await;
+    assert_eq!(ok(&o), &JsValue::String("request".into()));
+    // Statements ending in `return`, with an enum and a generic function.
+    let o = exec(
+        "enum Color { Red, Green = 4, Blue }\nfunction pick<T>(xs: T[], i: number): T { return xs[i]! }\nreturn [Color.Blue, Color[4], pick<string>(['a', 'b'], 1)];",
+    )
+    .await;
+    assert_eq!(ok(&o), &JsValue::Json(json!([5, "Green", "b"])));
+    let o = exec("class Box<T> { private readonly v: T; constructor(v: T) { this.v = v } get(): T { return this.v } }\nreturn new Box<number>(7).get()").await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(7)));
+}
+
+#[tokio::test]
+async fn typescript_errors_are_where_the_model_wrote_them() {
+    // The same code with the types blanked by hand throws at the same line
+    // and column: positions are the model's, no source map.
+    let ts = exec("async () => {\n  const o: { x: number } | null = null;\n  return o!.x;\n}").await;
+    let js = exec("async () => {\n  const o                         = null;\n  return o .x;\n}").await;
+    let (t, j) = (err(&ts), err(&js));
+    assert_eq!(t.name, "TypeError");
+    assert_eq!((t.line, t.column), (j.line, j.column), "{t:?} / {j:?}");
+    assert_eq!(t.line, Some(3));
+    // A TypeScript syntax error: oxc's, positioned, in the usual shape.
+    let o = exec("```ts\nasync () => {\n  const x: number = ;\n}\n```").await;
+    let e = err(&o);
+    assert_eq!(e.kind, ErrorKind::Syntax, "{e:?}");
+    assert_eq!(e.name, "SyntaxError");
+    assert_eq!(e.line, Some(3), "{e:?}");
+    assert!(e.message.contains("TypeScript is accepted"), "{e:?}");
+    // What cannot be blanked says what to write instead.
+    let o = exec("namespace N { export const x = 1 }\nreturn N.x").await;
+    let e = err(&o);
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert!(e.message.contains("use an object instead"), "{e:?}");
+    assert_eq!(e.line, Some(1));
+}
+
+#[tokio::test]
+async fn sloppy_javascript_still_runs() {
+    // Read as TypeScript first, yet left as it is: `with` and octal literals.
+    let o = exec("with (Math) { return max(010, 2) }").await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(8)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_runs_typescript() {
+    let p = pool(1).await;
+    let o = p
+        .run("async (): Promise<string[]> => Object.keys(spec.paths as Record<string, unknown>).filter((p: string): boolean => p.includes('dns'))".into())
+        .await;
+    assert_eq!(ok(&o), &JsValue::Json(json!(["/zones/{id}/dns"])));
+}
+
+#[tokio::test]
+async fn code_too_deep_for_the_typescript_parser_is_a_clean_error() {
+    // Far past the parser's budget: refused before parsing, and the worker
+    // lives on to answer the next call.
+    let deep = format!("async (): number => {}1{}", "(".repeat(60_000), ")".repeat(60_000));
+    let o = exec(&deep).await;
+    let e = err(&o);
+    assert_eq!(e.kind, ErrorKind::Syntax, "{e:?}");
+    assert!(e.message.contains("too large to be read as TypeScript"), "{e:?}");
+    // Plain JavaScript that large is still QuickJS's to judge (its own
+    // stack limit).
+    let o = exec(&format!("{}1{}", "[".repeat(60_000), "]".repeat(60_000))).await;
+    assert!(
+        matches!(&o.result, Err(e) if e.kind == ErrorKind::StackOverflow || e.kind == ErrorKind::Syntax),
+        "{:?}",
+        o.result
+    );
+    assert_eq!(ok(&exec("async (): Promise<number> => 1").await), &JsValue::Json(json!(1)));
+}
