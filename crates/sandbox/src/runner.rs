@@ -133,34 +133,46 @@ fn setup_failed(e: rquickjs::Error) -> ScriptError {
 /// `URLSearchParams`, `TextEncoder`, `TextDecoder`, `atob`, `btoa`,
 /// `structuredClone`, `crypto`, `setTimeout`/`setInterval` and their
 /// `clear…` — before anything else, so that a client or `progress` of the
-/// same name takes the name. Each is a frozen object or function (with a
-/// frozen prototype) on a plain global property, like `console`: a script
-/// may shadow one for itself, and the runtime dies with the call. The
-/// native halves are captured by the preludes' closures and never become
-/// reachable from the code; none of them reaches the host. Returns the
-/// call's timers, for the event loop.
+/// same name takes the name. All but the timers are built on first touch
+/// (`js/lazy.js`): an empty call pays for none of them. Each is a frozen
+/// object or function (with a frozen prototype) on a writable,
+/// configurable global, as in browsers: a script may shadow one for
+/// itself, and the runtime dies with the call. The native halves are
+/// captured by the preludes' closures and never become reachable from the
+/// code; none of them reaches the host. Returns the call's timers, for the
+/// event loop.
 fn install_standard<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<TimerLink> {
-    let globals = ctx.globals();
-    let define = |set: Object<'js>| -> rquickjs::Result<()> {
-        for key in set.keys::<String>() {
-            let key = key?;
-            globals.set(key.as_str(), set.get::<_, rquickjs::Value>(key.as_str())?)?;
-        }
-        Ok(())
-    };
-    let (parse, set, form_parse, form_serialize) = web::url_functions(ctx)?;
-    let make: Function = engine::eval_prelude(ctx, include_str!("../js/url.js"))?;
-    define(make.call((parse, set, form_parse, form_serialize))?)?;
-
-    let (encode, decode) = web::encoding_functions(ctx)?;
-    let (atob, btoa): (rquickjs::Value, rquickjs::Value) = (globals.get("atob")?, globals.get("btoa")?);
-    let make: Function = engine::eval_prelude(ctx, include_str!("../js/encoding.js"))?;
-    define(make.call((encode, decode, atob, btoa))?)?;
-
-    let make: Function = engine::eval_prelude(ctx, include_str!("../js/crypto.js"))?;
-    define(make.call((web::random_function(ctx)?,))?)?;
-    let make: Function = engine::eval_prelude(ctx, include_str!("../js/clone.js"))?;
-    define(make.call(())?)?;
+    let load = Function::new(
+        ctx.clone(),
+        |ctx: Ctx<'js>,
+         group: String,
+         atob: rquickjs::Value<'js>,
+         btoa: rquickjs::Value<'js>|
+         -> rquickjs::Result<Object<'js>> {
+            match group.as_str() {
+                "url" => {
+                    let make: Function = engine::eval_prelude(&ctx, include_str!("../js/url.js"))?;
+                    make.call(web::url_functions(&ctx)?)
+                }
+                "encoding" => {
+                    let (encode, decode) = web::encoding_functions(&ctx)?;
+                    let make: Function = engine::eval_prelude(&ctx, include_str!("../js/encoding.js"))?;
+                    make.call((encode, decode, atob, btoa))
+                }
+                "crypto" => {
+                    let make: Function = engine::eval_prelude(&ctx, include_str!("../js/crypto.js"))?;
+                    make.call((web::random_function(&ctx)?,))
+                }
+                "clone" => {
+                    let make: Function = engine::eval_prelude(&ctx, include_str!("../js/clone.js"))?;
+                    make.call(())
+                }
+                other => Err(rquickjs::Exception::throw_type(&ctx, &format!("no group of globals named {other:?}"))),
+            }
+        },
+    )?;
+    let lazy: Function = engine::eval_prelude(ctx, include_str!("../js/lazy.js"))?;
+    lazy.call::<_, ()>((load,))?;
 
     let queue = Rc::new(RefCell::new(Timers::default()));
     let q = queue.clone();
@@ -182,7 +194,12 @@ fn install_standard<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<TimerLink> {
     })?;
     let make: Function = engine::eval_prelude(ctx, include_str!("../js/timers.js"))?;
     let timers: Object = make.call((add, again, clear))?;
-    define(timers.get("globals")?)?;
+    let set: Object = timers.get("globals")?;
+    let globals = ctx.globals();
+    for key in set.keys::<String>() {
+        let key = key?;
+        globals.set(key.as_str(), set.get::<_, rquickjs::Value>(key.as_str())?)?;
+    }
     let fire: Function = timers.get("fire")?;
     Ok(TimerLink { queue, fire: Persistent::save(ctx, fire) })
 }

@@ -435,6 +435,12 @@ async fn the_new_globals_are_frozen_and_fresh_in_every_call() {
         .value("async () => { await new Promise(r => setTimeout(r, 20)); return [new URL('https://h.test/x').href, /^[0-9a-f-]{36}$/.test(crypto.randomUUID()), new TextEncoder().encode('a').length, String(({}).late)]; }")
         .await;
     assert_eq!(v, json!(["https://h.test/x", true, 1, "undefined"]));
+    // They are built on first touch; a name the code deleted or assigned
+    // before that stays as the code made it.
+    let v = w
+        .value("async () => { const before = Object.getOwnPropertyDescriptor(globalThis, 'URL'); delete globalThis.URL; const p = new URLSearchParams('a=1'); TextEncoder = 5; const after = Object.getOwnPropertyDescriptor(globalThis, 'URLSearchParams'); return [typeof before.get, typeof URL, p.get('a'), TextEncoder, typeof TextDecoder, after.writable, after.enumerable, Object.keys(globalThis).includes('crypto')]; }")
+        .await;
+    assert_eq!(v, json!(["function", "undefined", "1", 5, "function", true, false, false]));
     // A script may still shadow a global for itself.
     let v = w.value("const URL = (s) => 'mine:' + s;\nreturn URL('x');").await;
     assert_eq!(v, json!("mine:x"));
