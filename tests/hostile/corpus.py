@@ -74,9 +74,9 @@ def add(id, category, tools, code, expect, profile="main"):
 # timers, filesystem; Function/constructor tricks stay in the sandbox's realm.
 
 for name in ["require", "process", "fetch", "XMLHttpRequest", "WebAssembly", "std", "os", "Deno", "Bun",
-             "setTimeout", "setInterval", "setImmediate", "module", "exports", "__dirname", "__filename",
+             "setImmediate", "module", "exports", "__dirname", "__filename",
              "scriptArgs", "print", "importScripts", "Worker", "WebSocket", "navigator", "document",
-             "Buffer", "global", "loadFile", "evalScript", "bjson", "EventSource", "Request", "crypto"]:
+             "Buffer", "global", "loadFile", "evalScript", "bjson", "EventSource", "Request"]:
     add(f"escape-typeof-{name}", "escape", "both", f"async () => typeof {name}", OK("undefined"))
 
 for i, spec in enumerate(["'os'", "'std'", "'./x.js'", "'/etc/passwd'", "'data:text/javascript,export default 1'",
@@ -111,7 +111,8 @@ STANDARD = ("Object Function Error EvalError RangeError ReferenceError SyntaxErr
             "Set WeakMap WeakSet ArrayBuffer SharedArrayBuffer Uint8ClampedArray Int8Array Uint8Array Int16Array "
             "Uint16Array Int32Array Uint32Array BigInt64Array BigUint64Array Float16Array Float32Array Float64Array "
             "DataView Atomics Promise WeakRef FinalizationRegistry DOMException btoa atob performance console "
-            "structuredClone")
+            "structuredClone URL URLSearchParams TextEncoder TextDecoder crypto setTimeout setInterval clearTimeout "
+            "clearInterval")
 ENUM = """async () => {
   const std = new Set('%s'.split(' ').concat(ALLOWED));
   const wellKnown = new Set(Object.getOwnPropertyNames(Symbol).map(k => Symbol[k]).filter(v => typeof v === 'symbol'));
@@ -141,6 +142,53 @@ add("escape-hidden-host-functions-e", "escape", "execute", HIDDEN.replace("ROOTS
 add("escape-progress-ctor", "escape", "execute",
     "async () => progress.constructor('return typeof process')()", OK("undefined"))
 add("escape-hidden-host-functions-s", "escape", "search", HIDDEN.replace("ROOTS", "['codemode', 'console']"), OK("[]"))
+# The web-standard globals: nothing of the host under any key, no other realm
+# behind their constructors, and every one of them frozen.
+WEB = ("['URL', 'URLSearchParams', 'TextEncoder', 'TextDecoder', 'crypto', 'structuredClone', 'atob', 'btoa', "
+       "'setTimeout', 'setInterval', 'clearTimeout', 'clearInterval']")
+# (URL's own `host` and `hostname` accessors are the standard's, not the host's.)
+add("escape-hidden-host-functions-web", "escape", "both",
+    HIDDEN.replace("ROOTS", WEB).replace("if (/^__|", "if (!/^(host|hostname)$/.test(name) && /^__|"), OK("[]"))
+add("escape-web-globals-ctor", "escape", "both",
+    "async () => [URL, TextEncoder, crypto.getRandomValues, structuredClone, setTimeout].map(f => f.constructor('return typeof process')()).join()",
+    OK("undefined,undefined,undefined,undefined,undefined"))
+add("escape-web-globals-frozen", "escape", "both",
+    "async () => %s.map(n => globalThis[n]).every(v => Object.isFrozen(v) && (typeof v !== 'function' || !v.prototype || Object.isFrozen(v.prototype)))" % WEB,
+    OK("true"))
+# Their native halves, fed what no wrapper would pass: a clear error or a value, the server fine.
+for id, code in {
+    "url-huge": "new URL('https://x.test/' + 'a'.repeat(5e6))",
+    "url-huge-base": "new URL('a', 'https://x.test/' + 'b'.repeat(5e6))",
+    "url-huge-setter": "{ const u = new URL('https://x.test/'); u.pathname = 'p'.repeat(3e6); return u.href.length; }",
+    "url-setter-growth": "{ const u = new URL('https://x.test/'); for (;;) u.search = u.search + u.search + 'q'; }",
+    "url-search-params-huge": "new URLSearchParams('a=' + '%FF'.repeat(2e6)).get('a').length",
+    "url-search-params-growth": "{ const p = new URLSearchParams(); for (let i = 0; ; i++) p.append('k' + i, 'v'.repeat(1000)); }",
+    "url-search-params-append-loop": "{ const u = new URL('https://x.test/'); for (let i = 0; ; i++) u.searchParams.append('k', i); }",
+    "url-fake-this": "Object.getOwnPropertyDescriptor(URL.prototype, 'href').get.call({})",
+    "url-proxy-input": "new URL(new Proxy({}, {get() { for (;;) {} }}))",
+    "text-decoder-fake-buffer": "{ ArrayBuffer[Symbol.hasInstance] = () => true; return new TextDecoder().decode({byteLength: 2 ** 40}); }",
+    "text-decoder-lying-view": "{ const v = new Uint8Array(4); Object.defineProperty(v, 'byteLength', {get: () => 2 ** 40}); Object.defineProperty(v, 'byteOffset', {get: () => 2 ** 52}); return new TextDecoder().decode(v); }",
+    "text-decoder-detached": "{ const b = new ArrayBuffer(8); const v = new Uint8Array(b); structuredClone; b.transfer(); return new TextDecoder().decode(v); }",
+    "text-decoder-huge": "new TextDecoder().decode(new Uint8Array(40 << 20)).length",
+    "text-encoder-huge": "{ let s = '\\u{1F600}'.repeat(1 << 22); for (;;) new TextEncoder().encode(s); }",
+    "get-random-values-huge": "crypto.getRandomValues(new Uint8Array(1 << 20))",
+    "get-random-values-lying-length": "{ const a = new Uint8Array(8); Object.defineProperty(a, 'byteLength', {get: () => 16}); return crypto.getRandomValues(a).length; }",
+    "get-random-values-loop": "{ const a = new Uint8Array(65536); for (;;) crypto.getRandomValues(a); }",
+    "random-uuid-loop": "{ for (;;) crypto.randomUUID(); }",
+    "structured-clone-cyclic": "{ const o = {a: [1, 2]}; o.self = o; o.a.push(o); const c = structuredClone(o); return c.self === c && c.a[2] === c && c !== o; }",
+    "structured-clone-huge": "{ const a = Array.from({length: 1e6}, (_, i) => ({i, s: 'x'})); for (;;) structuredClone(a); }",
+    "structured-clone-deep": "{ let o = {}; for (let i = 0; i < 1e6; i++) o = {o}; return typeof structuredClone(o); }",
+    "structured-clone-proxy-spin": "structuredClone(new Proxy({}, {ownKeys() { for (;;) {} }}))",
+    "structured-clone-getter-spin": "structuredClone({get x() { for (;;) {} }})",
+    "structured-clone-getter-grows": "{ const o = {}; let n = 0; Object.defineProperty(o, 'x', {enumerable: true, get() { return {y: o, n: n++}; }}); return structuredClone(o).x.n; }",
+    "structured-clone-function": "structuredClone({f() {}})",
+    "structured-clone-self-map": "{ const m = new Map(); m.set(m, m); const c = structuredClone(m); return c.get(c) === c; }",
+    "atob-huge": "atob('QUJD'.repeat(1 << 22)).length",
+    "btoa-wide": "btoa('\u20AC'.repeat(1e6))",
+    "console-table-huge": "{ console.table(Array.from({length: 1e5}, (_, i) => ({i, s: 'y'.repeat(1000)}))); return 1; }",
+    "console-table-loop": "{ const rows = [{a: 1, b: 2}]; for (;;) console.table(rows); }",
+}.items():
+    add(f"native-web-{id}", "escape", "both", "async () => {\nreturn " + code + ";\n}", BOUNDED())
 add("escape-stack-paths", "escape", "both",
     "async () => { try { null.x } catch (e) { return /\\/(home|root|work|usr|tmp)\\/|\\.rs\\b/.test(String(e.stack)); } }", OK("false"))
 
@@ -460,6 +508,21 @@ EXHAUST = [
     ("requests-swallowed", "execute",
      "let n = 0;\nfor (let i = 0; i < 50; i++) { try { await cnt.request('GET /items'); n++; } catch (e) {} }\nreturn n;", BOUNDED()),
 ]
+# Timers: bounded by the call's deadline (timeout_secs = 2) and a count.
+EXHAUST += [
+    ("timer-past-deadline", "both", "await new Promise(r => setTimeout(r, 60000));", ERR("would fire after this call's time limit")),
+    ("timer-past-deadline-infinity", "both", "await new Promise(r => setTimeout(r, Infinity));", ERR("would fire after this call's time limit")),
+    ("interval-chain-past-deadline", "both", "let n = 0;\nawait new Promise(r => setInterval(() => { if (++n === 1e9) r(); }, 500));", LIMIT(T)),
+    ("timer-flood", "both", "for (let i = 0; i < 1e6; i++) setTimeout(() => {}, 0);", ERR("limit of 1000 timers")),
+    ("timer-flood-swallowed", "both", "let n = 0;\nfor (let i = 0; i < 1e5; i++) { try { setTimeout(() => {}, 10); n++; } catch (e) {} }\nreturn n;", OK("1000")),
+    ("timer-zero-interval-spin", "both", "setInterval(() => {}, 0);\nawait new Promise(() => {});", LIMIT(T)),
+    ("timer-interval-busy", "both", "setInterval(() => { for (let i = 0; i < 1e6; i++); }, 0);\nawait new Promise(() => {});", LIMIT(T)),
+    ("timer-requeue-chain", "both", "const f = () => setTimeout(f, 0);\nf();\nawait new Promise(() => {});", ERR("limit of 1000 timers")),
+    ("timer-spin-in-callback", "both", "await new Promise(r => setTimeout(() => { for (;;) {} }, 10));", LIMIT(T)),
+    ("timer-throws", "both", "setTimeout(() => { throw new Error('boom-in-timer'); }, 5);\nawait new Promise(() => {});", ERR("boom-in-timer")),
+    ("timer-string-callback", "both", "setTimeout('globalThis.x = 1', 0);", ERR("needs a function")),
+    ("timer-wait-within-limit", "both", "const t0 = Date.now();\nawait new Promise(r => setTimeout(r, 300));\nreturn Date.now() - t0 >= 290;", OK("true")),
+]
 for id, tools, body, expect in EXHAUST:
     add(f"exhaust-{id}", "exhaustion", tools, "async () => {\n" + body + "\n}", expect)
 
@@ -643,6 +706,19 @@ pair("spec-cycle-proxy", "search",
      "undefined,undefined,undefined")
 pair("specs-object", "search", "async () => { try { specs.evil = {}; } catch (e) {} try { Object.defineProperty(specs, 'cnt', {value: 'PWNED'}); } catch (e) {} }",
      "async () => [typeof specs.evil, typeof specs.cnt].join()", "undefined,object")
+# The web-standard globals: tampering stays in the call that did it.
+pair("web-globals", B,
+     "async () => { for (const k of ['URL', 'URLSearchParams', 'TextEncoder', 'TextDecoder', 'crypto', 'structuredClone', 'atob', 'setTimeout']) { try { globalThis[k] = () => 'PWNED'; } catch (e) {} } }",
+     "async () => [new URL('/a?b=c d', 'https://x.test').href, new URLSearchParams({q: 'a b'}).toString(), new TextEncoder().encode('é').length, atob('UA=='), typeof crypto.randomUUID(), structuredClone([1])[0], typeof setTimeout(() => {}, 1)].join()",
+     "https://x.test/a?b=c%20d,q=a+b,2,P,string,1,number")
+pair("web-prototypes", B,
+     "async () => { for (const C of [URL, URLSearchParams, TextEncoder, TextDecoder]) { try { C.prototype.toString = () => 'PWNED'; } catch (e) {} try { Object.setPrototypeOf(C.prototype, {leak: 'PWNED'}); } catch (e) {} try { C.prototype.leak = 'PWNED'; } catch (e) {} } try { crypto.randomUUID = () => 'PWNED'; } catch (e) {} try { Object.defineProperty(URL.prototype, 'href', {get: () => 'PWNED'}); } catch (e) {} try { Uint8Array.prototype.set = () => 'PWNED'; Map.prototype.get = () => 'PWNED'; String.prototype.toWellFormed = () => 'PWNED'; } catch (e) {} }",
+     "async () => [String(new URL('https://x.test/')), new URL('https://x.test/').href, String(new URLSearchParams('a=1')), String(URL.prototype.leak), /^[0-9a-f-]{36}$/.test(crypto.randomUUID()), new TextDecoder().decode(new Uint8Array([80])), JSON.stringify(structuredClone(new Map([[1, 2]])).get(1))].join()",
+     "https://x.test/,https://x.test/,a=1,undefined,true,P,2")
+pair("web-pending-timers", B,
+     "async () => { setTimeout(() => { Object.prototype.late = 'PWNED'; }, 50); setInterval(() => { globalThis.tick = 'PWNED'; }, 1); return 1; }",
+     "async () => { await new Promise(r => setTimeout(r, 120)); return [String(({}).late), typeof tick].join(); }",
+     "undefined,undefined")
 pair("codemode-search-helpers", "search", "async () => { try { codemode.tools = () => 'PWNED'; codemode.leak = 'PWNED'; } catch (e) {} }",
      "async () => [Array.isArray(codemode.tools()), String(codemode.leak)].join()", "true,undefined")
 

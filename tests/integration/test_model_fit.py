@@ -3,7 +3,7 @@ official Python SDK: code written for Cloudflare's envelope
 (`response.result`) and for fetch (`await response.json()`, `response.ok`)
 works while a response stays `{status, headers, data}`; a `.result` that is
 not there, and globals the sandbox leaves out (`fetch`, `require`,
-`process`, `setTimeout`), fail with the fix; and the tools' examples come
+`process`, `setImmediate`), fail with the fix; and the tools' examples come
 from the configured APIs, never from a hard-coded one."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ async def test_a_missing_result_and_missing_globals_fail_with_the_fix(tmp_path):
         for name, needle in [("fetch('https://example.com')", "bookshelf.request('GET /books')"),
                              ("require('fs')", "no modules"),
                              ("process.env.TOKEN", "credentials stay in the host"),
-                             ("setTimeout(() => 1, 10)", "Promise.all")]:
+                             ("setImmediate(() => 1)", "Promise.all")]:
             err, out = await run(s, f"async () => {name}")
             assert err and "is not defined — " in out and needle in out, out
         # Examples in the tool schemas come from this config, not from Cloudflare.

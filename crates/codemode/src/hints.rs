@@ -1,5 +1,5 @@
 //! Errors that teach: a `ReferenceError` for a global the sandbox does not
-//! have (`fetch`, `require`, `process`, `setTimeout`…) gets the supported way
+//! have (`fetch`, `require`, `process`, `Buffer`, `setImmediate`…) gets the supported way
 //! to do the same, with an example from the configured APIs — never a
 //! hard-coded one. Applied to what a call returns, before it is rendered.
 
@@ -15,18 +15,19 @@ enum Missing {
     Modules,
     /// `process`, `Deno`, `Bun`: the environment.
     Environment,
-    /// `setTimeout`, `setInterval`, `setImmediate`: timers.
-    Timers,
+    /// `Buffer`: Node's bytes (the web-standard ones are there).
+    Bytes,
+    /// `setImmediate`, `clearImmediate`: Node's timers (`setTimeout` is there).
+    Immediate,
 }
 
 fn missing(name: &str) -> Option<Missing> {
     Some(match name {
         "fetch" | "XMLHttpRequest" | "WebSocket" | "axios" | "Request" | "Headers" => Missing::Network,
         "require" | "module" | "exports" | "__dirname" | "__filename" => Missing::Modules,
-        "process" | "Deno" | "Bun" | "Buffer" => Missing::Environment,
-        "setTimeout" | "setInterval" | "setImmediate" | "clearTimeout" | "clearInterval" | "queueMicrotask" => {
-            Missing::Timers
-        }
+        "process" | "Deno" | "Bun" => Missing::Environment,
+        "Buffer" => Missing::Bytes,
+        "setImmediate" | "clearImmediate" => Missing::Immediate,
         _ => return None,
     })
 }
@@ -70,8 +71,10 @@ pub fn teach(outcome: &mut Outcome, apis: &[LoadedApi], servers: bool) {
             "there is no process or environment here: credentials stay in the host, which adds them to each request you make through a client"
                 .to_string()
         }
-        Missing::Timers => format!(
-            "there are no timers: await the requests themselves (e.g. {call}), and run independent ones at once with `await Promise.all([...])`"
+        Missing::Bytes => "there is no Buffer (it is Node's): use `new TextEncoder().encode(text)` / `new TextDecoder().decode(bytes)` for UTF-8, and `atob`/`btoa` or `bytes.toBase64()` / `Uint8Array.fromBase64(s)` for base64"
+            .to_string(),
+        Missing::Immediate => format!(
+            "there is no setImmediate (it is Node's): use `setTimeout(fn, 0)` or `queueMicrotask(fn)` — or better, await the requests themselves (e.g. {call}) and run independent ones at once with `await Promise.all([...])`"
         ),
     };
     e.message = format!("{name} is not defined — {hint}");
@@ -109,7 +112,8 @@ mod tests {
             ("fetch", "network access"),
             ("require", "no modules"),
             ("process", "credentials stay in the host"),
-            ("setTimeout", "no timers"),
+            ("setImmediate", "setTimeout(fn, 0)"),
+            ("Buffer", "TextEncoder"),
         ] {
             let mut o = reference_error(name);
             teach(&mut o, &[], true);
@@ -124,6 +128,12 @@ mod tests {
 
     #[test]
     fn other_errors_are_left_alone() {
+        // setTimeout and friends exist now: no hint that says otherwise.
+        for name in ["myHelper", "setTimeout", "setInterval", "queueMicrotask"] {
+            let mut o = reference_error(name);
+            teach(&mut o, &[], false);
+            assert_eq!(message(&o), format!("{name} is not defined"));
+        }
         let mut o = reference_error("myHelper");
         teach(&mut o, &[], false);
         assert_eq!(message(&o), "myHelper is not defined");

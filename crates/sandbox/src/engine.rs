@@ -28,6 +28,7 @@ use rquickjs::{qjs, Context, Ctx, FromJs, Function, Object, Runtime, Value};
 
 use crate::console::Console;
 use crate::normalize::{self, Form};
+use crate::timers::{self, Timers};
 use crate::wire::RawValue;
 use crate::{ErrorKind, Limits, ScriptError};
 
@@ -83,6 +84,12 @@ pub(crate) fn new_runtime(limits: &Limits, stop: &Stop) -> rquickjs::Result<(Run
     let handler_stop = stop.clone();
     rt.set_interrupt_handler(Some(Box::new(move || handler_stop.should_stop())));
     let ctx = Context::full(&rt)?;
+    // `DOMException` (QuickJS's own atob/btoa throw it; ours do too): not
+    // among the intrinsics `Context::full` adds.
+    // SAFETY: a fresh, live context; the call only defines a class and a global.
+    if ctx.with(|c| unsafe { qjs::JS_AddIntrinsicDOMException(c.as_raw().as_ptr()) }) != 0 {
+        return Err(rquickjs::Error::Unknown);
+    }
     Ok((rt, ctx))
 }
 
@@ -122,7 +129,6 @@ pub(crate) trait Bridge {
 
 /// The JavaScript side of the host-call plumbing of one call.
 pub(crate) struct HostLink {
-    pub bridge: Rc<dyn Bridge>,
     pub in_flight: Rc<Cell<usize>>,
     /// `complete(id, ok, json)` from `js/host.js`.
     pub complete: rquickjs::Persistent<Function<'static>>,
@@ -134,7 +140,16 @@ pub(crate) struct RunSpec<'a> {
     pub limits: &'a Limits,
     /// The deadline (`Stop::deadline`), extended while the clock is held.
     pub stop: Stop,
+    /// Where the loop waits: for host completions, and for timers.
+    pub bridge: Rc<dyn Bridge>,
     pub host: Option<HostLink>,
+    pub timers: TimerLink,
+}
+
+/// The timers of one call: the queue and `fire(id)` from `js/timers.js`.
+pub(crate) struct TimerLink {
+    pub queue: Rc<RefCell<Timers>>,
+    pub fire: rquickjs::Persistent<Function<'static>>,
 }
 
 /// Runs the model's code in `ctx` until its promise settles, the deadline
@@ -152,6 +167,8 @@ pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<RawValue, Sc
         }
         None => None,
     };
+    let fire: Function<'js> =
+        spec.timers.fire.clone().restore(ctx).map_err(|e| internal(format!("sandbox prelude missing: {e}")))?;
     loop {
         // Drain the job queue, checking the deadline between jobs: a job that
         // re-queues itself (or a fork bomb of them) never returns control
@@ -178,29 +195,46 @@ pub(crate) fn run<'js>(ctx: &Ctx<'js>, spec: RunSpec<'_>) -> Result<RawValue, Sc
             }
             rquickjs::promise::PromiseState::Pending => {}
         }
-        let Some(host) = &spec.host else {
-            return Err(never_settles());
-        };
-        if host.in_flight.get() == 0 {
-            return Err(never_settles());
+        // A due timer runs once the job queue is empty, then its jobs (above).
+        let due = spec.timers.queue.borrow_mut().pop_due(Instant::now());
+        if let Some(id) = due {
+            fire.call::<_, ()>((id,)).map_err(|e| caught_or_stopped(ctx, e, &line_fix, &spec))?;
+            continue;
         }
-        // Wait for a completion, in slices (cancellation is seen between
-        // them). While the host's clock is held the wait is not bounded by
-        // the deadline, and whatever part of it was held is added to the
-        // deadline: idle time waiting for a human is not spent. Held time
-        // in which JavaScript runs (above) is never credited.
+        let in_flight = spec.host.as_ref().map_or(0, |h| h.in_flight.get());
+        let next_timer = spec.timers.queue.borrow_mut().next_due();
+        match next_timer {
+            None if in_flight == 0 => return Err(never_settles()),
+            // Only a timer can settle it, and it would fire too late: end
+            // now rather than sleep into the time limit.
+            Some(due) if in_flight == 0 && due.at > spec.stop.deadline() => {
+                return Err(timers::past_deadline(due, spec.limits.timeout));
+            }
+            _ => {}
+        }
+        // Wait for a completion or the next timer, in slices (cancellation
+        // is seen between them). While the host's clock is held the wait is
+        // not bounded by the deadline, and whatever part of it was held is
+        // added to the deadline: idle time waiting for a human is not spent.
+        // Held time in which JavaScript runs (above) is never credited.
+        // Behind the process wall the wait is a poll(2) on the host pipe,
+        // which the seccomp filter allows.
         let slice = Instant::now() + Duration::from_millis(100);
-        let until = if host.bridge.held() { slice } else { spec.stop.deadline().min(slice) };
-        let held_before = host.bridge.held_total();
-        let next = host.bridge.next(until);
-        spec.stop.extend(host.bridge.held_total().saturating_sub(held_before));
+        let mut until = if spec.bridge.held() { slice } else { spec.stop.deadline().min(slice) };
+        if let Some(due) = next_timer {
+            until = until.min(due.at);
+        }
+        let held_before = spec.bridge.held_total();
+        let next = spec.bridge.next(until);
+        spec.stop.extend(spec.bridge.held_total().saturating_sub(held_before));
         match next {
             Ok(Some(c)) => {
+                let (Some(host), Some(f)) = (&spec.host, &complete) else {
+                    return Err(internal("a host completion arrived for a call without host calls".into()));
+                };
                 host.in_flight.set(host.in_flight.get().saturating_sub(1));
-                if let Some(f) = &complete {
-                    if let Err(e) = f.call::<_, ()>((c.id as f64, c.ok, c.json)) {
-                        return Err(caught_or_stopped(ctx, e, &line_fix, &spec));
-                    }
+                if let Err(e) = f.call::<_, ()>((c.id as f64, c.ok, c.json)) {
+                    return Err(caught_or_stopped(ctx, e, &line_fix, &spec));
                 }
             }
             Ok(None) => {
@@ -424,7 +458,7 @@ pub(crate) fn timeout_error(limit: Duration) -> ScriptError {
     )
 }
 
-fn human_duration(d: Duration) -> String {
+pub(crate) fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms.rem_euclid(1000) == 0 {
         format!("{} s", ms / 1000)

@@ -22,9 +22,12 @@
 //! bytes every worker shares (a sealed memfd), and materialised lazily per
 //! call: only what the code touches becomes a JavaScript object.
 //!
-//! The sandbox has no filesystem, environment, network, module loader or
-//! timers: the only way out is a [`Host`] call, and everything that crosses
-//! is JSON text checked on the host side. Every call is bounded in time,
+//! The sandbox has no filesystem, environment, network or module loader:
+//! the only way out is a [`Host`] call, and everything that crosses is JSON
+//! text checked on the host side. It does have the web-standard globals
+//! model code expects (`URL`, `URLSearchParams`, `TextEncoder`,
+//! `TextDecoder`, `atob`/`btoa`, `structuredClone`, `crypto`, and timers
+//! that fire within the call's deadline, never past it). Every call is bounded in time,
 //! memory, stack depth, host calls and console output; see [`Limits`].
 //! `execute` code may also report how far it is (`progress(message,
 //! fraction?)`, bounded by [`progress`]), which reaches [`Host::progress`].
@@ -46,6 +49,8 @@ pub mod progress;
 mod runner;
 mod sandbox;
 mod spec_view;
+mod timers;
+mod web;
 mod wire;
 #[cfg(target_os = "linux")]
 pub mod worker;

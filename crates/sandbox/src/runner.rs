@@ -1,7 +1,9 @@
 //! One call, start to end, in a runtime of its own: the part of the sandbox
 //! that is the same in a worker process and in-process. Each JS global is
-//! installed here, in one place per kind (`console`, `specs`/`spec`,
-//! `codemode` for search, clients and `progress` for execute).
+//! installed here, in one place per kind: the web-standard ones of both
+//! tools (`install_standard`: URL, TextEncoder, timers, crypto…),
+//! `console`, `specs`/`spec` and `codemode` for search, clients and
+//! `progress` for execute.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -12,8 +14,10 @@ use std::time::Instant;
 use rquickjs::{Ctx, Function, Object, Persistent};
 
 use crate::console::Console;
-use crate::engine::{self, Bridge, HostLink, RunSpec, Stop};
+use crate::engine::{self, Bridge, HostLink, RunSpec, Stop, TimerLink};
 use crate::spec_view::{self, NamedSpec};
+use crate::timers::{TimerKind, Timers};
+use crate::web;
 use crate::wire::WireOutcome;
 use crate::{ErrorKind, ExecuteEnv, Limits, ScriptError};
 
@@ -44,16 +48,27 @@ pub(crate) fn search(job: SearchJob<'_>, bridge: Rc<dyn Bridge>, cancel: Arc<Ato
         Err(e) => Err(setup_failed(e)),
         Ok((rt, ctx)) => {
             let result = ctx.with(|ctx| {
-                let setup = || -> rquickjs::Result<()> {
+                let setup = || -> rquickjs::Result<TimerLink> {
+                    let timers = install_standard(&ctx)?;
                     engine::install_console(&ctx, console.clone())?;
                     spec_view::install(&ctx, job.visible.clone(), job.single)?;
                     if job.catalog {
                         install_catalog(&ctx, bridge.clone())?;
                     }
-                    Ok(())
+                    Ok(timers)
                 };
-                setup().map_err(setup_failed)?;
-                engine::run(&ctx, RunSpec { code: job.code, limits: job.limits, stop: stop.clone(), host: None })
+                let timers = setup().map_err(setup_failed)?;
+                engine::run(
+                    &ctx,
+                    RunSpec {
+                        code: job.code,
+                        limits: job.limits,
+                        stop: stop.clone(),
+                        bridge: bridge.clone(),
+                        host: None,
+                        timers,
+                    },
+                )
             });
             teardown = Teardown(Some((ctx, rt)));
             result
@@ -81,17 +96,24 @@ pub(crate) fn execute(
         Ok((rt, ctx)) => {
             let result = ctx.with(|ctx| {
                 let in_flight = Rc::new(Cell::new(0usize));
-                let complete = install_progress(&ctx, bridge.clone())
-                    .and_then(|_| install_clients(&ctx, env, limits, bridge.clone(), in_flight.clone(), calls.clone()))
-                    .and_then(|c| engine::install_console(&ctx, console.clone()).map(|_| c))
-                    .map_err(setup_failed)?;
+                let setup = || -> rquickjs::Result<_> {
+                    let timers = install_standard(&ctx)?;
+                    install_progress(&ctx, bridge.clone())?;
+                    let complete =
+                        install_clients(&ctx, env, limits, bridge.clone(), in_flight.clone(), calls.clone())?;
+                    engine::install_console(&ctx, console.clone())?;
+                    Ok((timers, complete))
+                };
+                let (timers, complete) = setup().map_err(setup_failed)?;
                 engine::run(
                     &ctx,
                     RunSpec {
                         code,
                         limits,
                         stop: stop.clone(),
-                        host: Some(HostLink { bridge: bridge.clone(), in_flight, complete }),
+                        bridge: bridge.clone(),
+                        host: Some(HostLink { in_flight, complete }),
+                        timers,
                     },
                 )
             });
@@ -105,6 +127,81 @@ pub(crate) fn execute(
 
 fn setup_failed(e: rquickjs::Error) -> ScriptError {
     ScriptError::new(ErrorKind::Internal, "InternalError", &format!("sandbox setup failed: {e}"))
+}
+
+/// Installs the web-standard globals both tools have — `URL`,
+/// `URLSearchParams`, `TextEncoder`, `TextDecoder`, `atob`, `btoa`,
+/// `structuredClone`, `crypto`, `setTimeout`/`setInterval` and their
+/// `clear…` — before anything else, so that a client or `progress` of the
+/// same name takes the name. All but the timers are built on first touch
+/// (`js/lazy.js`): an empty call pays for none of them. Each is a frozen
+/// object or function (with a frozen prototype) on a writable,
+/// configurable global, as in browsers: a script may shadow one for
+/// itself, and the runtime dies with the call. The native halves are
+/// captured by the preludes' closures and never become reachable from the
+/// code; none of them reaches the host. Returns the call's timers, for the
+/// event loop.
+fn install_standard<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<TimerLink> {
+    let load = Function::new(
+        ctx.clone(),
+        |ctx: Ctx<'js>,
+         group: String,
+         atob: rquickjs::Value<'js>,
+         btoa: rquickjs::Value<'js>|
+         -> rquickjs::Result<Object<'js>> {
+            match group.as_str() {
+                "url" => {
+                    let make: Function = engine::eval_prelude(&ctx, include_str!("../js/url.js"))?;
+                    make.call(web::url_functions(&ctx)?)
+                }
+                "encoding" => {
+                    let (encode, decode) = web::encoding_functions(&ctx)?;
+                    let make: Function = engine::eval_prelude(&ctx, include_str!("../js/encoding.js"))?;
+                    make.call((encode, decode, atob, btoa))
+                }
+                "crypto" => {
+                    let make: Function = engine::eval_prelude(&ctx, include_str!("../js/crypto.js"))?;
+                    make.call((web::random_function(&ctx)?,))
+                }
+                "clone" => {
+                    let make: Function = engine::eval_prelude(&ctx, include_str!("../js/clone.js"))?;
+                    make.call(())
+                }
+                other => Err(rquickjs::Exception::throw_type(&ctx, &format!("no group of globals named {other:?}"))),
+            }
+        },
+    )?;
+    let lazy: Function = engine::eval_prelude(ctx, include_str!("../js/lazy.js"))?;
+    lazy.call::<_, ()>((load,))?;
+
+    let queue = Rc::new(RefCell::new(Timers::default()));
+    let q = queue.clone();
+    let add = Function::new(ctx.clone(), move |ctx: Ctx<'js>, ms: f64, interval: bool| -> rquickjs::Result<u32> {
+        let kind = if interval { TimerKind::Interval } else { TimerKind::Timeout };
+        q.borrow_mut().add(Instant::now(), ms, kind).map_err(|e| rquickjs::Exception::throw_range(&ctx, &e))
+    })?;
+    let q = queue.clone();
+    let again = Function::new(ctx.clone(), move |id: f64, ms: f64| {
+        if id.fract() == 0.0 && id >= 1.0 && id <= u32::MAX as f64 {
+            q.borrow_mut().again(Instant::now(), id as u32, ms);
+        }
+    })?;
+    let q = queue.clone();
+    let clear = Function::new(ctx.clone(), move |id: f64| {
+        if id.fract() == 0.0 && id >= 1.0 && id <= u32::MAX as f64 {
+            q.borrow_mut().clear(id as u32);
+        }
+    })?;
+    let make: Function = engine::eval_prelude(ctx, include_str!("../js/timers.js"))?;
+    let timers: Object = make.call((add, again, clear))?;
+    let set: Object = timers.get("globals")?;
+    let globals = ctx.globals();
+    for key in set.keys::<String>() {
+        let key = key?;
+        globals.set(key.as_str(), set.get::<_, rquickjs::Value>(key.as_str())?)?;
+    }
+    let fire: Function = timers.get("fire")?;
+    Ok(TimerLink { queue, fire: Persistent::save(ctx, fire) })
 }
 
 /// Installs the `codemode` global of `search` (`tools()`, `types(name?)`).

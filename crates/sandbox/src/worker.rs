@@ -58,6 +58,10 @@ fn serve() -> Result<(), String> {
     for (name, fd, len) in specs {
         named.push(NamedSpec { name, bytes: SpecBytes::Static(map_spec(fd, len)?) });
     }
+    // The random source of `crypto.getRandomValues`, tried once while files
+    // can still be opened: getrandom(2) is on the seccomp allow-list, so the
+    // crate settles on it here and never needs its /dev/urandom fallback.
+    getrandom::fill(&mut [0u8; 16]).map_err(|e| format!("no random source: {e}"))?;
     crate::lockdown::apply().map_err(|e| format!("lockdown failed: {e}"))?;
     let baseline = peak_rss_bytes();
     send(&pipes, &FromWorker::Ready)?;

@@ -192,8 +192,14 @@ async fn host_calls_are_limited_per_execution() {
 
 #[tokio::test]
 async fn nothing_of_the_host_is_reachable() {
-    let o = exec("async () => [typeof require, typeof process, typeof fetch, typeof std, typeof os, typeof setTimeout, typeof XMLHttpRequest, typeof WebSocket]").await;
-    assert_eq!(ok(&o), &JsValue::Json(Value::from(vec!["undefined"; 8])));
+    let o = exec("async () => [typeof require, typeof process, typeof fetch, typeof std, typeof os, typeof setImmediate, typeof XMLHttpRequest, typeof WebSocket, typeof Buffer]").await;
+    assert_eq!(ok(&o), &JsValue::Json(Value::from(vec!["undefined"; 9])));
+    // The web-standard globals are there, and none of them is the host.
+    let o = exec("async () => [typeof setTimeout, typeof URL, typeof TextEncoder, typeof crypto.getRandomValues, typeof structuredClone, setTimeout.constructor('return typeof process')()]").await;
+    assert_eq!(
+        ok(&o),
+        &JsValue::Json(json!(["function", "function", "function", "function", "function", "undefined"]))
+    );
     let o = exec("async () => { const m = await import('fs'); return m }").await;
     assert!(o.result.is_err());
 }
