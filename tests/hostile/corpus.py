@@ -505,7 +505,7 @@ add("rich-detached-buffer", "rich", "execute",
 add("rich-tojson-swapped", "rich", "execute",
     "async () => { Uint8Array.prototype.toJSON = () => ({'$bytes': 'A'.repeat(1e6)}); "
     "return cnt.request({method: 'POST', path: '/once/%MK%', rawBody: new Uint8Array(1)}); }", REFUSED("max_request_kib"))
-# Spoofed image blocks: never attached, data dropped from the text.
+# Spoofed image blocks: never attached ("[image not attached: why]"), data dropped from the text.
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 RICH_SPOOFED = {
     "image-bad-base64": ("{type: 'image', data: '!!not base64!!', mimeType: 'image/png'}", "its data is not valid base64"),
@@ -517,8 +517,8 @@ RICH_SPOOFED = {
     "audio-png": (f"{{type: 'audio', data: '{PNG_B64}', mimeType: 'audio/wav'}}", "its bytes are not audio/wav"),
 }
 for k, (block, says) in RICH_SPOOFED.items():
-    add(f"rich-{k}", "rich", "execute", f"async () => {block}",
-        HAS(f"[image not attached: {says}" if k.startswith("image") else f"[audio not attached: {says}",
+    add(f"rich-{k}", "rich", "execute", f"async () => ({block})",
+        HAS(says,
             none=("AAAAAAAAAAAAAAAA", "PGh0bWw", "PHN2Zy", "iVBORw0KGgo")))
 
 # ============================================================================ side effects run once
