@@ -289,11 +289,11 @@ fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize
     }
     d.push_str(
         r#"interface Client {
-  request(req: { method?: string; path: string; query?: Record<string, string | number | boolean | Array<string | number>>; body?: unknown; headers?: Record<string, string>; contentType?: string; rawBody?: string | Uint8Array; form?: Record<string, string | number | { data: Uint8Array | string; filename?: string; contentType?: string }> }): Promise<Response>;
+  request(req: { method?: string; path: string; query?: Record<string, string | number | boolean | Array<string | number>>; body?: unknown; headers?: Record<string, string>; contentType?: string; rawBody?: string | Uint8Array; form?: Record<string, string | { data: Uint8Array; filename?: string }> }): Promise<Response>;
   // route form: path parameters are filled in; other params go to the query (GET/HEAD/DELETE) or the JSON body
   request(route: string, params?: Record<string, unknown>): Promise<Response>;
 }
-interface Response { status: number; headers: Record<string, string>; data: any } // data: Uint8Array for binary bodies
+interface Response { status: number; headers: Record<string, string>; data: any }
 ```
 A non-2xx answer rejects with an Error {status, method, path, data}; credentials are added by the host. A call the policy refuses rejects with a PolicyError or ScopeError whose message says why (retrying will not help); a call that needs a person's approval waits for it and rejects with ApprovalDenied if not given; catch these to go on. "#,
     );
