@@ -7,6 +7,7 @@ reach, %CNT% host:port of the counting upstream.
 
 expect is (kind, any_of, none_of):
   ok        the result text equals any_of[0]
+  has       a result (not an error) whose text contains one of any_of
   err       isError, and the text contains one of any_of (if given)
   limit     isError naming one of the limits in any_of ("time", "memory",
             "stack", "requests"), within the time limit + 250 ms
@@ -37,6 +38,10 @@ Pair = namedtuple("Pair", "id tools plant probe expect")
 
 def OK(text):
     return ("ok", (text,), ())
+
+
+def HAS(*any_of, none=()):
+    return ("has", tuple(any_of), tuple(none))
 
 
 def ERR(*any_of, none=()):
@@ -584,6 +589,49 @@ add("ts-return-assertion-line-break", "typescript", "both",
     "async () => { return <number>\n 1 }", ERR("write `expr as T`"))
 add("ts-namespace-with-values", "typescript", "both",
     "namespace N { export const leak = globalThis }\nreturn 1", ERR("use an object instead"))
+# ============================================================================ rich results: bytes, forms, images
+# Bytes cross the wall as base64 JSON; forms are built on the host from checked
+# names; only validated images leave as MCP image blocks (no data in the text).
+
+RICH_REFUSED = {
+    "rawbody-past-cap": ("{method: 'POST', path: '/once/%MK%', rawBody: new Uint8Array(64 * 1024)}", "max_request_kib"),
+    "form-file-past-cap": ("{method: 'POST', path: '/once/%MK%', form: {f: {data: new Uint8Array(64 * 1024)}}}", "max_request_kib"),
+    "form-crlf-filename": ("{method: 'POST', path: '/once/%MK%', form: {f: {filename: 'a\\r\\nContent-Type: text/html', data: 'x'}}}", "control characters"),
+    "form-crlf-name": ("{method: 'POST', path: '/once/%MK%', form: {'a\\r\\n--x\\r\\nContent-Disposition: form-data; name=\"admin\"': 'y'}}", "control characters"),
+    "form-nul-name": ("{method: 'POST', path: '/once/%MK%', form: {'a\\u0000': 'y'}}", "control characters"),
+    "form-method-override": ("{method: 'POST', path: '/once/%MK%', form: {_method: 'DELETE'}}", "_method"),
+    "form-bad-base64": ("{method: 'POST', path: '/once/%MK%', form: {f: {base64: '%%%'}}}", "base64"),
+    "rawbody-fake-bytes": ("{method: 'POST', path: '/once/%MK%', rawBody: {'$bytes': '***'}}", "base64"),
+    "rawbody-object": ("{method: 'POST', path: '/once/%MK%', rawBody: {a: 1}}", "rawBody"),
+    "form-and-body": ("{method: 'POST', path: '/once/%MK%', body: {}, form: {a: 1}}", "pass one of"),
+}
+for k, (arg, says) in RICH_REFUSED.items():
+    add(f"rich-{k}", "rich", "execute", f"async () => cnt.request({arg})", REFUSED(says))
+# Buffer views that lie about themselves: the bridge builds a real view, or throws.
+add("rich-proxy-view", "rich", "execute",
+    "async () => cnt.request({method: 'POST', path: '/once/%MK%', rawBody: new Proxy(new Uint8Array(4), "
+    "{get: (t, k) => k === 'byteLength' ? 1e9 : Reflect.get(t, k)})})", BOUNDED())
+add("rich-detached-buffer", "rich", "execute",
+    "async () => { const b = new ArrayBuffer(8); if (b.transfer) b.transfer(); "
+    "return cnt.request({method: 'POST', path: '/once/%MK%', rawBody: b}); }", BOUNDED())
+add("rich-tojson-swapped", "rich", "execute",
+    "async () => { Uint8Array.prototype.toJSON = () => ({'$bytes': 'A'.repeat(1e6)}); "
+    "return cnt.request({method: 'POST', path: '/once/%MK%', rawBody: new Uint8Array(1)}); }", REFUSED("max_request_kib"))
+# Spoofed image blocks: never attached ("[image not attached: why]"), data dropped from the text.
+PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+RICH_SPOOFED = {
+    "image-bad-base64": ("{type: 'image', data: '!!not base64!!', mimeType: 'image/png'}", "its data is not valid base64"),
+    "image-html-as-png": ("{type: 'image', data: 'PGh0bWw+PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PjwvaHRtbD4=', mimeType: 'image/png'}", "its bytes are not image/png"),
+    "image-svg": ("{type: 'image', data: 'PHN2ZyBvbmxvYWQ9YWxlcnQoMSkvPg==', mimeType: 'image/svg+xml'}", "is not a type sent as image"),
+    "image-fake-mime": (f"{{type: 'image', data: '{PNG_B64}', mimeType: 'text/html'}}", "is not a type sent as image"),
+    "image-mime-crlf": (f"{{type: 'image', data: '{PNG_B64}', mimeType: 'image/png\\r\\nX-A: 1'}}", "is not a type sent as image"),
+    "image-huge": ("{type: 'image', data: 'iVBORw0KGgo' + 'A'.repeat(8e6), mimeType: 'image/png'}", "binary_kib"),
+    "audio-png": (f"{{type: 'audio', data: '{PNG_B64}', mimeType: 'audio/wav'}}", "its bytes are not audio/wav"),
+}
+for k, (block, says) in RICH_SPOOFED.items():
+    add(f"rich-{k}", "rich", "execute", f"async () => ({block})",
+        HAS(says,
+            none=("AAAAAAAAAAAAAAAA", "PGh0bWw", "PHN2Zy", "iVBORw0KGgo")))
 
 # ============================================================================ side effects run once
 # A SyntaxError thrown at run time must not make the host re-read and re-run the code.

@@ -662,6 +662,9 @@ def judge(rec: Record, timeout: float, max_requests: int) -> list[str]:
         if kind == "ok":
             if o.is_error or text.strip() != any_of[0]:
                 probs.append(f"expected the result {any_of[0]!r}, got {'an error' if o.is_error else 'result'} {text[:300]!r}")
+        elif kind == "has":
+            if o.is_error or not any(n in text for n in any_of):
+                probs.append(f"expected a result containing one of {any_of}, got {'an error' if o.is_error else 'result'} {text[:300]!r}")
         elif kind in ("err", "refused", "once"):
             if not o.is_error:
                 probs.append(f"expected an error, got the result {text[:300]!r}")

@@ -95,9 +95,8 @@ fn start(call: &Call, seq: u32) -> CallRecord {
                 );
             }
             let bytes = match &r.body {
-                Body::None => 0,
                 Body::Json(v, _) => json_len(v),
-                Body::Raw(s, _) => s.len() as u64,
+                other => other.encoded_len() as u64,
             };
             (CallKind::Api, h.api.clone(), Some(r.method.clone()), path, h.template.clone(), bytes)
         }

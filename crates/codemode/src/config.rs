@@ -232,6 +232,10 @@ pub struct LimitsConfig {
     pub max_output_tokens: usize,
     /// Console output kept, KiB.
     pub console_kib: usize,
+    /// Images and audio one result may carry as MCP content blocks, KiB
+    /// (decoded bytes, all blocks together; beside the token cap, which
+    /// covers only the text).
+    pub binary_kib: usize,
     /// Upstream requests per `execute` call.
     pub max_requests: u32,
     /// Largest upstream request body, KiB.
@@ -255,6 +259,7 @@ impl Default for LimitsConfig {
             stack_kib: 512,
             max_output_tokens: 6000,
             console_kib: 16,
+            binary_kib: 4096,
             max_requests: 50,
             max_request_kib: 1024,
             max_response_kib: 8192,

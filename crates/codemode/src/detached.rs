@@ -83,9 +83,7 @@ impl Detached {
             done = &mut self.run => Step::Done(done.unwrap_or_else(|e| Rendered {
                 is_error: true,
                 text: format!("InternalError: the execution stopped unexpectedly ({e}); nothing after the last completed request was sent"),
-                note: None,
-                console: None,
-                plan: None,
+                ..Rendered::default()
             })),
         }
     }
@@ -123,7 +121,7 @@ mod tests {
     use super::*;
 
     fn done(text: &str) -> Rendered {
-        Rendered { is_error: false, text: text.into(), note: None, console: None, plan: None }
+        Rendered { is_error: false, text: text.into(), note: None, console: None, plan: None, media: vec![] }
     }
 
     fn ask(text: &str) -> ApprovalRequest {

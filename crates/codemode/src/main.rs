@@ -7,6 +7,7 @@ mod config;
 mod detached;
 mod hints;
 mod host;
+mod media;
 mod operations;
 mod render;
 mod rounds;

@@ -9,6 +9,8 @@
 use std::sync::LazyLock;
 
 use codemode_sandbox::{ErrorKind, JsValue, Outcome, ScriptError};
+
+use crate::media::Media;
 use serde_json::{Map, Value};
 use tiktoken_rs::CoreBPE;
 
@@ -25,7 +27,7 @@ pub fn warm_up() {
 }
 
 /// A rendered tool result.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Rendered {
     /// True for failures.
     pub is_error: bool,
@@ -37,6 +39,9 @@ pub struct Rendered {
     pub console: Option<String>,
     /// A dry run's plan (see [`plan`]).
     pub plan: Option<String>,
+    /// Images and audio taken out of the result, each shown in `text` by a
+    /// placeholder (see [`crate::media`]).
+    pub media: Vec<Media>,
 }
 
 /// Largest plan text before bodies are shortened.
@@ -77,16 +82,36 @@ pub fn plan(writes: &[serde_json::Value]) -> String {
     format!("{head}\n{json}")
 }
 
-/// Renders an outcome with results capped at `max_tokens`; `console_kib`
-/// is the console limit, named when lines were dropped.
-pub fn render(outcome: &Outcome, max_tokens: usize, console_kib: usize) -> Rendered {
-    let console = console_text(outcome, max_tokens / 4, console_kib);
+/// What a rendering may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    /// Tokens of text for the result (the console gets a quarter of it).
+    pub max_tokens: usize,
+    /// The console limit, named when lines were dropped (KiB).
+    pub console_kib: usize,
+    /// Bytes of images and audio one result may carry (`[limits] binary_kib`).
+    pub binary_bytes: usize,
+}
+
+/// Renders an outcome within `caps`: images and audio of the result become
+/// [`Rendered::media`] (see [`crate::media`]) and the rest text, shortened
+/// to the token cap.
+pub fn render(outcome: &Outcome, caps: Caps) -> Rendered {
+    let console = console_text(outcome, caps.max_tokens / 4, caps.console_kib);
     match &outcome.result {
-        Ok(value) => {
-            let (text, note) = render_value(value, max_tokens);
-            Rendered { is_error: false, text, note, console, plan: None }
+        Ok(JsValue::Json(v)) => {
+            let mut v = v.clone();
+            let media = crate::media::extract(&mut v, caps.binary_bytes);
+            let (text, note) = render_value(&JsValue::Json(v), caps.max_tokens);
+            Rendered { text, note, console, media, ..Rendered::default() }
         }
-        Err(e) => Rendered { is_error: true, text: render_error(e, max_tokens / 2), note: None, console, plan: None },
+        Ok(value) => {
+            let (text, note) = render_value(value, caps.max_tokens);
+            Rendered { text, note, console, ..Rendered::default() }
+        }
+        Err(e) => {
+            Rendered { is_error: true, text: render_error(e, caps.max_tokens / 2), console, ..Rendered::default() }
+        }
     }
 }
 

@@ -128,7 +128,7 @@ mod tests {
             let d = approver
                 .ask(codemode_pipeline::ApprovalRequest { message: "ok?".into(), call: "c".into(), rule: "r".into() })
                 .await;
-            Rendered { is_error: false, text: format!("{d:?}"), note: None, console: None, plan: None }
+            Rendered { is_error: false, text: format!("{d:?}"), note: None, console: None, plan: None, media: vec![] }
         })
     }
 

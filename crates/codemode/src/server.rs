@@ -184,8 +184,14 @@ impl CodemodeServer {
                 (done.outcome, done.plan, done.calls)
             }
         };
-        let mut rendered =
-            render::render(&outcome, self.service.max_output_tokens, self.service.limits.console_bytes / 1024);
+        let mut rendered = render::render(
+            &outcome,
+            render::Caps {
+                max_tokens: self.service.max_output_tokens,
+                console_kib: self.service.limits.console_bytes / 1024,
+                binary_bytes: self.service.binary_bytes,
+            },
+        );
         if self.service.dry_run || !plan.is_empty() {
             rendered.plan = Some(render::plan(&plan));
         }
@@ -341,7 +347,14 @@ async fn forward_progress(
 }
 
 fn scope_error(message: String) -> Rendered {
-    Rendered { is_error: true, text: format!("ScopeError: {message}"), note: None, console: None, plan: None }
+    Rendered {
+        is_error: true,
+        text: format!("ScopeError: {message}"),
+        note: None,
+        console: None,
+        plan: None,
+        media: vec![],
+    }
 }
 
 fn to_rmcp_tool(d: &ToolDef) -> Tool {
@@ -357,6 +370,13 @@ fn to_rmcp_tool(d: &ToolDef) -> Tool {
 /// A rendered call as an MCP tool result.
 pub(crate) fn to_result(r: Rendered) -> CallToolResult {
     let mut content = vec![ContentBlock::text(r.text)];
+    // Right after the text that names them ("[image 1: image/png, …]").
+    for m in r.media {
+        content.push(match m.kind {
+            crate::media::Kind::Image => ContentBlock::image(m.data, m.mime_type),
+            crate::media::Kind::Audio => ContentBlock::audio(m.data, m.mime_type),
+        });
+    }
     if let Some(note) = r.note {
         content.push(ContentBlock::text(note));
     }

@@ -370,6 +370,8 @@ pub struct Service {
     pub limits: Limits,
     /// Result size cap in tokens.
     pub max_output_tokens: usize,
+    /// Bytes of images and audio one result may carry (`[limits] binary_kib`).
+    pub binary_bytes: usize,
     catalog: Arc<Catalog>,
     scrubber: codemode_upstream::Scrubber,
     /// `[[redact]]` rules for what a call returns (result, console, error).
@@ -511,6 +513,7 @@ impl Service {
             env: Arc::new(env),
             limits,
             max_output_tokens: limits_config.max_output_tokens,
+            binary_bytes: limits_config.binary_kib * 1024,
             catalog,
             audit,
             scrubber,

@@ -233,7 +233,7 @@ mod tests {
     }
 
     fn rendered(text: &str) -> Rendered {
-        Rendered { is_error: false, text: text.into(), note: None, console: None, plan: None }
+        Rendered { is_error: false, text: text.into(), note: None, console: None, plan: None, media: vec![] }
     }
 
     async fn settle(tasks: &Tasks, owner: &str, id: &str) -> DetailedTask {

@@ -309,7 +309,7 @@ fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize
     }
     d.push_str(
         r#"interface Client {
-  request(req: { method?: string; path: string; query?: Record<string, string | number | boolean | Array<string | number>>; body?: unknown; headers?: Record<string, string>; contentType?: string; rawBody?: string }): Promise<Response>;
+  request(req: { method?: string; path: string; query?: Record<string, string | number | boolean | Array<string | number>>; body?: unknown; headers?: Record<string, string>; contentType?: string; rawBody?: string | Uint8Array; form?: Record<string, string | { data: Uint8Array; filename?: string }> }): Promise<Response>;
   // route form: path parameters are filled in; other params go to the query (GET/HEAD/DELETE) or the JSON body
   request(route: string, params?: Record<string, unknown>): Promise<Response>;
 }

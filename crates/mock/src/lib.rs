@@ -596,6 +596,8 @@ fn seed_of(req: &ApiRequest) -> u64 {
         Body::None => {}
         Body::Json(v, _) => h.write(v.to_string().as_bytes()),
         Body::Raw(s, _) => h.write(s.as_bytes()),
+        Body::Bytes(b, _) => h.write(b),
+        Body::Form(f) => h.write(&f.encode().0),
     }
     h.finish()
 }

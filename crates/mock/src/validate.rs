@@ -350,6 +350,20 @@ impl Checker {
                     }
                     sections.insert("body".into(), v.clone());
                 }
+                // Bytes and forms are checked for their media type only: a
+                // form's values are all text, so checking them against a
+                // schema of numbers and booleans would refuse good requests.
+                Body::Bytes(_, ct) => {
+                    if !media.is_empty() && !media.iter().any(|(m, _)| same_media(m, ct)) {
+                        return Verdict::Unsupported(ct.clone(), media.iter().map(|(m, _)| m.clone()).collect());
+                    }
+                }
+                Body::Form(_) => {
+                    let ct = req.body.content_type().unwrap_or_default();
+                    if !media.is_empty() && !media.iter().any(|(m, _)| same_media(m, &ct)) {
+                        return Verdict::Unsupported(ct, media.iter().map(|(m, _)| m.clone()).collect());
+                    }
+                }
                 Body::Raw(text, ct) => {
                     if !media.is_empty() && !media.iter().any(|(m, _)| same_media(m, ct)) {
                         return Verdict::Unsupported(ct.clone(), media.iter().map(|(m, _)| m.clone()).collect());

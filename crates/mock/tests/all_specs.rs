@@ -103,10 +103,11 @@ fn exercise(mock: &MockApi) -> Counts {
                 let ct = ct.clone().unwrap_or_else(|| "application/json".into());
                 headers.insert("content-type", HeaderValue::from_str(&ct).unwrap());
             }
-            Body::Raw(_, ct) => {
-                headers.insert("content-type", HeaderValue::from_str(ct).unwrap());
-            }
             Body::None => {}
+            other => {
+                let ct = other.content_type().unwrap();
+                headers.insert("content-type", HeaderValue::from_str(&ct).unwrap());
+            }
         }
         let r = mock.respond(&req, &headers);
         let expected = mock.success_status(method, template).unwrap();

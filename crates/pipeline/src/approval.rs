@@ -101,11 +101,15 @@ fn question(call: &Call, rule: &str) -> String {
                 let q: Vec<String> = h.request.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 details.push_str(&format!("?{}", q.join("&")));
             }
-            match &h.request.body {
-                codemode_upstream::Body::None => {}
-                codemode_upstream::Body::Json(v, _) => details.push_str(&format!("\n  body: {}", summary(v, 600))),
-                codemode_upstream::Body::Raw(s, ct) => {
-                    details.push_str(&format!("\n  body ({ct}): {}", summary(&Value::String(s.clone()), 600)))
+            // Bytes and files by size and type, never their content.
+            if let Some(v) = h.request.body.describe() {
+                match &h.request.body {
+                    codemode_upstream::Body::Json(..) => details.push_str(&format!("\n  body: {}", summary(&v, 600))),
+                    other => details.push_str(&format!(
+                        "\n  body ({}): {}",
+                        other.content_type().unwrap_or_default(),
+                        summary(&v, 600)
+                    )),
                 }
             }
         }

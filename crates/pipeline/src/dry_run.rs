@@ -46,12 +46,11 @@ impl Layer for DryRunLayer {
                 if !h.request.query.is_empty() {
                     e["query"] = Value::Array(h.request.query.iter().map(|(k, v)| json!([k, v])).collect());
                 }
-                match &h.request.body {
-                    codemode_upstream::Body::None => {}
-                    codemode_upstream::Body::Json(v, _) => e["body"] = v.clone(),
-                    codemode_upstream::Body::Raw(s, ct) => {
-                        e["body"] = json!(s);
-                        e["contentType"] = json!(ct);
+                // Bytes and files by size and type, never their content.
+                if let Some(body) = h.request.body.describe() {
+                    e["body"] = body;
+                    if !matches!(h.request.body, codemode_upstream::Body::Json(..)) {
+                        e["contentType"] = json!(h.request.body.content_type());
                     }
                 }
                 (e, json!({"status": 202, "headers": {"x-codemode-dry-run": "true"}, "data": null, "dryRun": true}))

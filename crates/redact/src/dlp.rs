@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use codemode_pipeline::{BoxReply, Call, HostError, Layer, Next, Operation};
-use codemode_upstream::Body;
+use codemode_upstream::{Body, FieldValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -291,6 +291,23 @@ fn inspect_http(set: &DetectorSet, req: &codemode_upstream::ApiRequest) -> Optio
             let form = ctype.to_ascii_lowercase().contains("x-www-form-urlencoded");
             text_match(set, text, form).map(|d| (d, "the body".into(), None))
         }
+        // Bytes that are text are scanned as text; other bytes (an image,
+        // an archive) are not: detectors are for text.
+        Body::Bytes(bytes, _) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| text_match(set, text, false))
+            .map(|d| (d, "the body".into(), None)),
+        Body::Form(form) => form.fields.iter().find_map(|f| {
+            if let Some(d) = text_match(set, &f.name, false) {
+                return Some((d, "the name of a form field".into(), None));
+            }
+            let found = match &f.value {
+                FieldValue::Text(t) => text_match(set, t, false),
+                FieldValue::File(file) => text_match(set, &file.filename, false)
+                    .or_else(|| std::str::from_utf8(&file.data).ok().and_then(|t| text_match(set, t, false))),
+            };
+            found.map(|d| (d, format!("the form field `{}`", shown(&f.name)), None))
+        }),
     }
 }
 

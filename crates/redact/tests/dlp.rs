@@ -117,6 +117,17 @@ async fn numbers_paths_queries_and_headers_are_checked() {
             json!([{"method": "POST", "path": "/f", "rawBody": "card=4111+1111+1111+1111", "contentType": "application/x-www-form-urlencoded"}]),
             "the body",
         ),
+        // Forms: text fields and text files are scanned; bytes that are text too.
+        (
+            json!([{"method": "POST", "path": "/f", "form": {"a": "x", "card": "4111 1111 1111 1111"}}]),
+            "the form field `card`",
+        ),
+        (
+            json!([{"method": "POST", "path": "/f", "form": {"f": {"filename": "c.txt", "data": "pay 4111111111111111"}}}]),
+            "the form field `f`",
+        ),
+        // base64 of "card 4111111111111111"
+        (json!([{"method": "POST", "path": "/f", "rawBody": {"$bytes": "Y2FyZCA0MTExMTExMTExMTExMTEx"}}]), "the body"),
     ];
     for (args, location) in cases {
         let e = p.run(http("crm", args.clone())).await.unwrap_err();

@@ -2,9 +2,21 @@
 // starts an asynchronous host call and returns its id; the host later calls
 // `complete(id, ok, json)`. Everything crosses as JSON text, parsed and
 // checked on the host side. Evaluated as a prelude; returns the bridge.
-(function (send) {
+//
+// Bytes cross as JSON too: every ArrayBuffer, typed array and DataView turns
+// into {"$bytes": "<base64>"} in JSON.stringify (request arguments and the
+// code's result alike), and a binary response arrives as "$bytes" beside
+// `data`, which becomes a Uint8Array here. `bytes` is the native codec:
+// toBase64(Uint8Array), fromBase64(string) → Uint8Array, utf8(Uint8Array).
+(function (send, bytes) {
   'use strict';
   const pending = new Map();
+  const BYTES = '$bytes';
+  const view = (v) => (v instanceof ArrayBuffer ? new Uint8Array(v) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  const toJSON = { value: function () { return { [BYTES]: bytes.toBase64(view(this)) }; }, writable: true, configurable: true };
+  for (const proto of [ArrayBuffer.prototype, Object.getPrototypeOf(Uint8Array.prototype), DataView.prototype]) {
+    Object.defineProperty(proto, 'toJSON', toJSON);
+  }
   const toError = (e) => {
     const err = new Error(e !== null && typeof e === 'object' && typeof e.message === 'string' ? e.message : String(e));
     if (e !== null && typeof e === 'object') {
@@ -31,11 +43,21 @@
   // there (instead of an `undefined` that fails a line later).
   const ENVELOPE = ['result', 'success', 'errors', 'messages', 'result_info'];
   const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  // A binary body: `data` is a Uint8Array; `base64` (non-enumerable) is the
+  // same bytes as base64, to pass on (an image block, an upload).
+  const binary = (r) => {
+    const b64 = r[BYTES];
+    delete r[BYTES];
+    r.data = bytes.fromBase64(b64);
+    Object.defineProperty(r, 'base64', { value: b64, enumerable: false });
+  };
   const decorate = (r) => {
     if (!isObject(r) || !('data' in r)) return r;
+    const isBytes = Object.prototype.hasOwnProperty.call(r, BYTES) && typeof r[BYTES] === 'string';
+    if (isBytes) binary(r);
     const d = r.data;
     const envelope = isObject(d) && 'result' in d && ('success' in d || 'errors' in d);
-    const shape = Array.isArray(d) ? 'an array' : isObject(d) ? `an object with ${Object.keys(d).slice(0, 12).map((k) => '`' + k + '`').join(', ') || 'no keys'}` : typeof d;
+    const shape = isBytes ? `a Uint8Array of ${d.length} bytes; \`.base64\` has them as base64` : Array.isArray(d) ? 'an array' : isObject(d) ? `an object with ${Object.keys(d).slice(0, 12).map((k) => '`' + k + '`').join(', ') || 'no keys'}` : typeof d;
     const teach = (name) => () => {
       throw new TypeError(`a response has no \`.${name}\`: it is {status, headers, data}, and the body is in \`.data\` (here ${shape})`);
     };
@@ -45,7 +67,11 @@
     extra('body', { get: teach('body') });
     extra('ok', { value: r.status >= 200 && r.status < 300 });
     extra('json', { value: async () => d });
-    extra('text', { value: async () => (typeof d === 'string' ? d : JSON.stringify(d)) });
+    extra('text', { value: async () => (isBytes ? bytes.utf8(d) : typeof d === 'string' ? d : JSON.stringify(d)) });
+    if (isBytes) {
+      extra('arrayBuffer', { value: async () => d.buffer });
+      extra('bytes', { value: async () => d });
+    }
     return r;
   };
   return {

@@ -267,7 +267,7 @@ fn install_clients<'js>(
         },
     )?;
     let make: Function = engine::eval_prelude(ctx, include_str!("../js/host.js"))?;
-    let bridge_obj: Object = make.call((send,))?;
+    let bridge_obj: Object = make.call((send, byte_codec(ctx)?))?;
     let client_fn: Function = bridge_obj.get("client")?;
     let globals = ctx.globals();
     for c in &env.clients {
@@ -285,4 +285,44 @@ fn install_clients<'js>(
     }
     let complete: Function = bridge_obj.get("complete")?;
     Ok(Persistent::save(ctx, complete))
+}
+
+/// The native codec of the client bridge (`js/host.js`), kept inside the
+/// bridge's closure: base64 of a `Uint8Array`, a `Uint8Array` of base64,
+/// and UTF-8 text of a `Uint8Array` (lossy). Pure functions of their
+/// arguments; new arrays are allocated by QuickJS, so they count against
+/// the call's memory limit.
+fn byte_codec<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    use base64::Engine as _;
+    use rquickjs::{Exception, TypedArray};
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+    let codec = Object::new(ctx.clone())?;
+    fn with_bytes<'a, T>(ctx: &Ctx<'a>, a: &TypedArray<'a, u8>, f: impl FnOnce(&[u8]) -> T) -> rquickjs::Result<T> {
+        // SAFETY: the slice is used and dropped before any JavaScript runs
+        // again, so its buffer can be neither detached nor resized meanwhile.
+        match unsafe { a.as_bytes() } {
+            Some(b) => Ok(f(b)),
+            None => Err(Exception::throw_type(ctx, "the array's buffer is detached")),
+        }
+    }
+    codec.set(
+        "toBase64",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, a: TypedArray<'js, u8>| with_bytes(&ctx, &a, |b| B64.encode(b)))?,
+    )?;
+    codec.set(
+        "utf8",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, a: TypedArray<'js, u8>| {
+            with_bytes(&ctx, &a, |b| String::from_utf8_lossy(b).into_owned())
+        })?,
+    )?;
+    codec.set(
+        "fromBase64",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, text: String| -> rquickjs::Result<TypedArray<'js, u8>> {
+            let bytes = B64
+                .decode(text.as_bytes())
+                .map_err(|e| Exception::throw_type(&ctx, &format!("the host sent bytes that are not base64: {e}")))?;
+            TypedArray::new_copy(ctx.clone(), &bytes)
+        })?,
+    )?;
+    Ok(codec)
 }

@@ -23,6 +23,10 @@ impl Host for Echo {
             match args.get(0).and_then(|a| a.get("fail")) {
                 Some(status) => Err(json!({"message": "upstream said no", "status": status, "name": "UpstreamError"})),
                 None => {
+                    // A binary response, as codemode-upstream sends one.
+                    if let Some(b64) = args.get(0).and_then(|a| a.get("echo_bytes")) {
+                        return Ok(json!({"status": 200, "headers": {}, "data": null, "$bytes": b64}));
+                    }
                     if let Some(ms) = args.get(0).and_then(|a| a.get("sleep_ms")).and_then(Value::as_u64) {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
@@ -176,6 +180,28 @@ async fn host_calls_run_in_parallel_and_errors_are_catchable() {
     let o = exec("async () => demo.request({fail: 500})").await;
     let e = err(&o);
     assert_eq!(e.details.as_ref().unwrap()["status"], 500);
+}
+
+#[tokio::test]
+async fn bytes_cross_the_wall_as_base64_both_ways() {
+    // A binary response: `data` is a Uint8Array, `.base64` the same bytes,
+    // and the shape stays {status, headers, data}.
+    let o = exec("async () => { const r = await demo.request({echo_bytes: 'AAEC/w=='}); return [r.data instanceof Uint8Array, Array.from(r.data), Object.keys(r), r.base64, (await r.bytes()).length, (await r.arrayBuffer()).byteLength]; }").await;
+    assert_eq!(ok(&o), &JsValue::Json(json!([true, [0, 1, 2, 255], ["status", "headers", "data"], "AAEC/w==", 4, 4])));
+    let o = exec("async () => { const r = await demo.request({echo_bytes: 'aGk='}); return r.text(); }").await;
+    assert_eq!(ok(&o), &JsValue::String("hi".into()));
+    // Arguments: every kind of buffer view becomes {"$bytes": base64}.
+    let o = exec("async () => (await demo.request({rawBody: new Uint8Array([1, 2, 255]), ab: new Uint16Array([1]).buffer, dv: new DataView(new Uint8Array([1, 2, 3]).buffer, 1)})).args[0]").await;
+    assert_eq!(
+        ok(&o),
+        &JsValue::Json(json!({"rawBody": {"$bytes": "AQL/"}, "ab": {"$bytes": "AQA="}, "dv": {"$bytes": "AgM="}}))
+    );
+    // A result: bytes, not an object of numbers.
+    let o = exec("async () => [new Uint8Array([137, 80, 78, 71]), new Uint8Array(0)]").await;
+    assert_eq!(ok(&o), &JsValue::Json(json!([{"$bytes": "iVBORw=="}, {"$bytes": ""}])));
+    // A response whose `$bytes` is not base64 (the host never sends one) is an error, not a crash.
+    let o = exec("async () => demo.request({echo_bytes: '!!'})").await;
+    assert!(err(&o).message.contains("not base64"), "{:?}", err(&o));
 }
 
 #[tokio::test]

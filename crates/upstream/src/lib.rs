@@ -26,6 +26,7 @@
 // is the cold path, and boxing it would change the API every caller uses.
 #![allow(clippy::result_large_err)]
 
+pub mod body;
 pub mod request;
 pub mod scrub;
 
@@ -38,7 +39,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
 use url::Url;
 
-pub use request::{ApiRequest, Body};
+pub use body::{Body, Field, FieldValue, File, Form, FormEncoding};
+pub use request::ApiRequest;
 pub use scrub::Scrubber;
 
 /// Most redirects followed for one request (each hop within the API).
@@ -386,13 +388,9 @@ impl Upstream {
         // gets the same check.
         request::check_method_override(&req).map_err(with_req)?;
         let url = self.url_for(&req).map_err(with_req)?;
-        let (body, content_type) = match &req.body {
-            Body::None => (None, None),
-            Body::Json(v, ct) => (
-                Some(serde_json::to_vec(v).expect("JSON value serialises")),
-                Some(ct.clone().unwrap_or_else(|| "application/json".into())),
-            ),
-            Body::Raw(s, ct) => (Some(s.clone().into_bytes()), Some(ct.clone())),
+        let (body, content_type) = match req.body.encode() {
+            Some((bytes, ct)) => (Some(bytes), Some(ct)),
+            None => (None, None),
         };
         self.check_size(&url, &req, body.as_deref()).map_err(with_req)?;
         let mut headers = self.headers(&req, content_type.as_deref()).map_err(with_req)?;
@@ -431,10 +429,10 @@ impl Upstream {
                 }
                 map.insert(k.to_ascii_lowercase(), Value::String(v.clone()));
             }
-            let data = self.decode(&r.body, &content_type);
             if (200..400).contains(&r.status) {
-                return Ok(json!({"status": r.status, "headers": map, "data": data}));
+                return Ok(self.answer(r.status, map, &r.body, &content_type));
             }
+            let data = self.decode(&r.body, &content_type).into_value(&content_type);
             let status = reqwest::StatusCode::from_u16(r.status).unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
             return Err(with_req(self.status_error(status, data, &req)));
         }
@@ -684,31 +682,46 @@ impl Upstream {
                 Err(e) => return Err(self.transport_error(e)),
             }
         }
-        let data = self.decode(&bytes, &content_type);
         if status.is_success() || status.is_redirection() {
-            return Ok(json!({"status": status.as_u16(), "headers": headers, "data": data}));
+            return Ok(self.answer(status.as_u16(), headers, &bytes, &content_type));
         }
+        let data = self.decode(&bytes, &content_type).into_value(&content_type);
         Err(self.status_error(status, data, req))
     }
 
-    fn decode(&self, bytes: &[u8], content_type: &str) -> Value {
+    /// A 2xx/3xx answer as the code gets it: `{status, headers, data}`, or
+    /// for a binary body `{status, headers, data: null, "$bytes": base64}`
+    /// — a top-level key only the host sets (a JSON body cannot), which the
+    /// client bridge turns into `data` as a `Uint8Array`. The bytes are
+    /// scrubbed before they are encoded (literal forms of every secret; a
+    /// match becomes `[REDACTED]` in the bytes).
+    fn answer(&self, status: u16, headers: Map<String, Value>, bytes: &[u8], content_type: &str) -> Value {
+        match self.decode(bytes, content_type) {
+            Decoded::Value(data) => json!({"status": status, "headers": headers, "data": data}),
+            Decoded::Bytes => {
+                let clean = self.scrubber.scrub_bytes(bytes);
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&clean);
+                json!({"status": status, "headers": headers, "data": null, (body::BYTES_KEY): b64})
+            }
+        }
+    }
+
+    fn decode(&self, bytes: &[u8], content_type: &str) -> Decoded {
         if bytes.is_empty() {
-            return Value::Null;
+            return Decoded::Value(Value::Null);
         }
         // Not scrubbed here: `send` scrubs the decoded value (every string and
         // key after JSON decoding, so escapes do not hide a secret).
         let text = match std::str::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                return json!({"binary": true, "bytes": bytes.len(), "contentType": content_type});
-            }
+            Ok(t) if !is_binary_type(content_type) => t,
+            _ => return Decoded::Bytes,
         };
         if content_type.contains("json") || text.trim_start().starts_with(['{', '[']) {
             if let Ok(v) = serde_json::from_str(text) {
-                return v;
+                return Decoded::Value(v);
             }
         }
-        Value::String(text.to_string())
+        Decoded::Value(Value::String(text.to_string()))
     }
 
     fn status_error(&self, status: reqwest::StatusCode, data: Value, req: &ApiRequest) -> UpstreamError {
@@ -748,6 +761,55 @@ impl Upstream {
             data: Some(data),
             retryable,
         }
+    }
+}
+
+/// A response body, decoded.
+enum Decoded {
+    /// JSON or text.
+    Value(Value),
+    /// Not text: handed to the code as bytes.
+    Bytes,
+}
+
+impl Decoded {
+    /// As the `data` of an error, where a binary body is only described
+    /// (error bodies are for reading, and rarely binary).
+    fn into_value(self, content_type: &str) -> Value {
+        match self {
+            Decoded::Value(v) => v,
+            Decoded::Bytes => json!({"binary": true, "contentType": content_type}),
+        }
+    }
+}
+
+/// Content types whose bodies are bytes even when they happen to be valid
+/// UTF-8 (a small PNG or random bytes can be): images (but SVG, which is
+/// XML text), audio, video, fonts, and the common binary application types.
+/// Any other body that is not UTF-8 is bytes too.
+fn is_binary_type(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    let (kind, sub) = mime.split_once('/').unwrap_or((mime, ""));
+    match kind {
+        "image" => !sub.starts_with("svg"),
+        "audio" | "video" | "font" => true,
+        "application" => matches!(
+            sub,
+            "octet-stream"
+                | "pdf"
+                | "zip"
+                | "gzip"
+                | "x-gzip"
+                | "x-tar"
+                | "x-7z-compressed"
+                | "wasm"
+                | "protobuf"
+                | "x-protobuf"
+                | "vnd.apache.parquet"
+                | "x-bzip2"
+                | "zstd"
+        ),
+        _ => false,
     }
 }
 
@@ -812,9 +874,35 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let u = Upstream::new(c).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode("u:hunter22");
-        let v = u.decode(format!("{{\"auth\": \"Basic {b64}\", \"p\": \"hunter22\"}}").as_bytes(), "application/json");
+        let body = format!("{{\"auth\": \"Basic {b64}\", \"p\": \"hunter22\"}}");
+        let v = u.answer(200, Map::new(), body.as_bytes(), "application/json");
         let v = u.scrubber().scrubbed(v);
-        assert_eq!(v, json!({"auth": "Basic [REDACTED]", "p": "[REDACTED]"}));
+        assert_eq!(v["data"], json!({"auth": "Basic [REDACTED]", "p": "[REDACTED]"}));
+        // Bytes are scrubbed before they are encoded for the code.
+        let v = u.answer(200, Map::new(), b"\x89PNG\0 hunter22 \xff", "image/png");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(v["$bytes"].as_str().unwrap()).unwrap();
+        assert_eq!(bytes, b"\x89PNG\0 [REDACTED] \xff");
+        assert_eq!(v["data"], Value::Null);
+    }
+
+    #[test]
+    fn binary_bodies_are_bytes_and_text_stays_text() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let u = Upstream::new(UpstreamConfig::new("t", Url::parse("http://127.0.0.1:1/").unwrap())).unwrap();
+        for (ct, body) in
+            [("image/png", &b"abc"[..]), ("application/octet-stream", b"abc"), ("text/plain", b"\xff\xfe")]
+        {
+            let v = u.answer(200, Map::new(), body, ct);
+            assert_eq!(
+                v["$bytes"].as_str().map(|b| base64::engine::general_purpose::STANDARD.decode(b).unwrap()),
+                Some(body.to_vec()),
+                "{ct}"
+            );
+        }
+        for (ct, body) in [("image/svg+xml", &b"<svg/>"[..]), ("text/csv", b"a,b"), ("", b"plain")] {
+            let v = u.answer(200, Map::new(), body, ct);
+            assert!(v.get("$bytes").is_none() && v["data"].is_string(), "{ct}: {v}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Parsing and checking what the code passed to `request(...)`.
 //!
 //! Two forms are accepted:
-//! - the object form `{method, path, query?, body?, headers?, contentType?, rawBody?}`;
+//! - the object form `{method, path, query?, body?, headers?, contentType?, rawBody?, form?}`
+//!   (`rawBody` text or bytes, `form` fields and files: see [`crate::body`]);
 //! - the octokit-style route form `("GET /zones/{zone_id}/dns_records", {zone_id, per_page: 50})`,
 //!   where path parameters are substituted percent-encoded and the remaining
 //!   fields go to the query (GET/HEAD/DELETE) or the JSON body (others);
@@ -12,6 +13,8 @@
 
 use serde_json::{Map, Value};
 
+pub use crate::body::Body;
+use crate::body::{bytes_of, Field, FieldValue, File, Form, FormEncoding};
 use crate::UpstreamError;
 
 /// A request the code asked for, checked and normalised.
@@ -27,17 +30,6 @@ pub struct ApiRequest {
     pub headers: Vec<(String, String)>,
     /// The body to send.
     pub body: Body,
-}
-
-/// A request body.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Body {
-    /// No body.
-    None,
-    /// JSON (sent as `application/json` unless a content type is given).
-    Json(Value, Option<String>),
-    /// Raw text with its content type.
-    Raw(String, String),
 }
 
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -120,7 +112,22 @@ pub fn check_method_override(req: &ApiRequest) -> Result<(), UpstreamError> {
                 return refuse(format!("the `{k}` field of the body"), v.as_str().unwrap_or_default());
             }
         }
-        Body::Raw(text, _) => {
+        Body::Form(form) => {
+            if let Some(f) = form.fields.iter().find(|f| f.name.eq_ignore_ascii_case(METHOD_OVERRIDE_PARAM)) {
+                let wanted = match &f.value {
+                    FieldValue::Text(t) => t.as_str(),
+                    FieldValue::File(_) => "",
+                };
+                return refuse(format!("the `{}` field of the form", f.name), wanted);
+            }
+        }
+        Body::Raw(..) | Body::Bytes(..) => {
+            // Bytes that are text are read as text: a server cannot tell.
+            let text = match &req.body {
+                Body::Raw(text, _) => text.as_str(),
+                Body::Bytes(b, _) => std::str::from_utf8(b).unwrap_or_default(),
+                _ => "",
+            };
             let lower = text.to_ascii_lowercase();
             // form-urlencoded (`_method=DELETE`, also percent-encoded) and
             // multipart (`name="_method"`), whatever the declared type.
@@ -160,9 +167,10 @@ fn parse_form(args: &Value) -> Result<ApiRequest, UpstreamError> {
 
 fn parse_object(obj: &Map<String, Value>) -> Result<ApiRequest, UpstreamError> {
     for k in obj.keys() {
-        if !matches!(k.as_str(), "method" | "path" | "query" | "body" | "headers" | "contentType" | "rawBody") {
+        if !matches!(k.as_str(), "method" | "path" | "query" | "body" | "headers" | "contentType" | "rawBody" | "form")
+        {
             return Err(usage(&format!(
-                "unknown field `{k}`; the fields are method, path, query, body, headers, contentType, rawBody"
+                "unknown field `{k}`; the fields are method, path, query, body, headers, contentType, rawBody, form"
             )));
         }
     }
@@ -189,13 +197,156 @@ fn parse_object(obj: &Map<String, Value>) -> Result<ApiRequest, UpstreamError> {
         Some(Value::String(c)) => Some(check_header_value("contentType", c)?.to_string()),
         Some(_) => return Err(usage("`contentType` must be a string")),
     };
-    let body = match (obj.get("rawBody"), obj.get("body")) {
-        (Some(Value::String(raw)), _) => Body::Raw(raw.clone(), content_type.unwrap_or_else(|| "text/plain".into())),
-        (Some(Value::Null) | None, None | Some(Value::Null)) => Body::None,
-        (Some(Value::Null) | None, Some(b)) => Body::Json(b.clone(), content_type),
-        (Some(_), _) => return Err(usage("`rawBody` must be a string")),
-    };
+    let given = |k: &str| obj.get(k).filter(|v| !v.is_null());
+    let body =
+        match (given("rawBody"), given("body"), given("form")) {
+            (None, None, None) => Body::None,
+            (Some(raw), None, None) => raw_body(raw, content_type)?,
+            (None, Some(b), None) => match bytes_of(b) {
+                // Bytes passed as `body` are meant as they are, not as JSON.
+                Some(bytes) => Body::Bytes(bytes.map_err(|e| usage(&format!("`body`: {e}")))?, octets(content_type)),
+                None => Body::Json(b.clone(), content_type),
+            },
+            (None, None, Some(form)) => Body::Form(parse_form_body(form, content_type.as_deref())?),
+            _ => return Err(usage(
+                "pass one of `body` (JSON), `rawBody` (text or bytes) and `form` (form fields and files), not several",
+            )),
+        };
     Ok(ApiRequest { method, path, query, headers, body })
+}
+
+/// `rawBody`: text as `text/plain`, or bytes (a `Uint8Array` or
+/// `ArrayBuffer`) as `application/octet-stream`, unless `contentType` says.
+fn raw_body(raw: &Value, content_type: Option<String>) -> Result<Body, UpstreamError> {
+    if let Value::String(text) = raw {
+        return Ok(Body::Raw(text.clone(), content_type.unwrap_or_else(|| "text/plain".into())));
+    }
+    match bytes_of(raw) {
+        Some(bytes) => Ok(Body::Bytes(bytes.map_err(|e| usage(&format!("`rawBody`: {e}")))?, octets(content_type))),
+        None => Err(usage(&format!(
+            "`rawBody` must be a string or bytes (a Uint8Array or ArrayBuffer), not {}; for JSON use `body`",
+            type_name(raw)
+        ))),
+    }
+}
+
+fn octets(content_type: Option<String>) -> String {
+    content_type.unwrap_or_else(|| "application/octet-stream".into())
+}
+
+/// `form: {name: value, …}`: a value is text (a string, number or
+/// boolean), a file `{data | base64, filename?, contentType?}`, an array of
+/// those (the name repeated), or null (left out). Multipart when
+/// `contentType` says `multipart/form-data` or a file is present;
+/// otherwise urlencoded.
+fn parse_form_body(form: &Value, content_type: Option<&str>) -> Result<Form, UpstreamError> {
+    let Value::Object(map) = form else {
+        return Err(usage(&format!(
+            "`form` must be an object of field names to values, e.g. {{name: \"x\", file: {{filename: \"a.png\", contentType: \"image/png\", data: bytes}}}}, not {}",
+            type_name(form)
+        )));
+    };
+    let mut fields = Vec::new();
+    for (name, value) in map {
+        check_form_text("a form field name", name)?;
+        let items = match value {
+            Value::Array(items) => items.as_slice(),
+            one => std::slice::from_ref(one),
+        };
+        for item in items {
+            let value = match item {
+                Value::Null => continue,
+                Value::Object(_) => FieldValue::File(parse_file(name, item)?),
+                other => FieldValue::Text(scalar_text(name, other)?),
+            };
+            fields.push(Field { name: name.clone(), value });
+        }
+    }
+    let has_file = fields.iter().any(|f| matches!(f.value, FieldValue::File(_)));
+    let declared = content_type.map(|c| c.trim().to_ascii_lowercase());
+    let encoding = match declared.as_deref() {
+        None => {
+            if has_file {
+                FormEncoding::Multipart
+            } else {
+                FormEncoding::UrlEncoded
+            }
+        }
+        Some(c) if c.starts_with("multipart/form-data") => FormEncoding::Multipart,
+        Some(c) if c.starts_with("application/x-www-form-urlencoded") => FormEncoding::UrlEncoded,
+        Some(c) => {
+            return Err(usage(&format!(
+                "a `form` is sent as multipart/form-data or application/x-www-form-urlencoded, not `{c}`; leave `contentType` out (files make it multipart) or use `rawBody`"
+            )))
+        }
+    };
+    if encoding == FormEncoding::UrlEncoded && has_file {
+        return Err(usage(
+            "files cannot be sent as application/x-www-form-urlencoded; leave `contentType` out or set \"multipart/form-data\"",
+        ));
+    }
+    Ok(Form { encoding, fields })
+}
+
+/// One file of a form.
+fn parse_file(field: &str, v: &Value) -> Result<File, UpstreamError> {
+    let Value::Object(m) = v else { unreachable!("called for objects") };
+    if bytes_of(v).is_some() {
+        // A bare Uint8Array as the value: a file with default name and type.
+        let data = bytes_of(v).expect("checked").map_err(|e| usage(&format!("form field `{field}`: {e}")))?;
+        return Ok(File { filename: "blob".into(), content_type: "application/octet-stream".into(), data });
+    }
+    for k in m.keys() {
+        if !matches!(k.as_str(), "data" | "base64" | "filename" | "contentType") {
+            return Err(usage(&format!(
+                "form field `{field}`: unknown file field `{k}`; a file is {{data (bytes or text) or base64, filename?, contentType?}}"
+            )));
+        }
+    }
+    let data = match (m.get("data"), m.get("base64")) {
+        (Some(Value::String(text)), None) => text.clone().into_bytes(),
+        (Some(d), None) => match bytes_of(d) {
+            Some(bytes) => bytes.map_err(|e| usage(&format!("form field `{field}`: {e}")))?,
+            None => {
+                return Err(usage(&format!(
+                    "form field `{field}`: `data` must be bytes (a Uint8Array or ArrayBuffer) or text, not {}",
+                    type_name(d)
+                )))
+            }
+        },
+        (None, Some(Value::String(b64))) => base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+            .map_err(|e| usage(&format!("form field `{field}`: `base64` is not valid base64 ({e})")))?,
+        (None, Some(_)) => return Err(usage(&format!("form field `{field}`: `base64` must be a string"))),
+        (None, None) | (Some(_), Some(_)) => {
+            return Err(usage(&format!(
+                "form field `{field}`: a file needs exactly one of `data` (bytes or text) and `base64`"
+            )))
+        }
+    };
+    let filename = match m.get("filename") {
+        None | Some(Value::Null) => "blob".to_string(),
+        Some(Value::String(f)) => check_form_text("a file name", f)?.to_string(),
+        Some(_) => return Err(usage(&format!("form field `{field}`: `filename` must be a string"))),
+    };
+    let content_type = match m.get("contentType") {
+        None | Some(Value::Null) => "application/octet-stream".to_string(),
+        Some(Value::String(c)) => check_header_value("contentType", c)?.to_string(),
+        Some(_) => return Err(usage(&format!("form field `{field}`: `contentType` must be a string"))),
+    };
+    Ok(File { filename, content_type, data })
+}
+
+/// Field and file names go into a part's headers: control characters (CR
+/// and LF above all, which would start a header or a part of their own)
+/// are refused. Quotes are escaped when the form is encoded.
+fn check_form_text<'a>(what: &str, text: &'a str) -> Result<&'a str, UpstreamError> {
+    if text.chars().any(char::is_control) {
+        return Err(UpstreamError::policy(&format!(
+            "{what} `{}` refused: control characters (CR, LF, NUL…) are not allowed in form names",
+            text.escape_debug().take(100).collect::<String>()
+        )));
+    }
+    Ok(text)
 }
 
 fn parse_route(route: &str, params: Option<&Value>) -> Result<ApiRequest, UpstreamError> {
@@ -500,6 +651,95 @@ mod tests {
             assert!(e.message.contains("body"), "{}", e.message);
         }
         assert!(parse(&json!([{"method": "POST", "path": "/i", "rawBody": "my_method=1"}])).is_ok());
+    }
+
+    #[test]
+    fn bytes_and_forms() {
+        let post = |extra: Value| {
+            let mut o = json!({"method": "POST", "path": "/up"});
+            o.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            parse(&json!([o]))
+        };
+        assert_eq!(
+            post(json!({"rawBody": {"$bytes": "AAH/"}})).unwrap().body,
+            Body::Bytes(vec![0, 1, 255], "application/octet-stream".into())
+        );
+        assert_eq!(
+            post(json!({"rawBody": {"$bytes": ""}, "contentType": "image/png"})).unwrap().body,
+            Body::Bytes(vec![], "image/png".into())
+        );
+        assert_eq!(
+            post(json!({"body": {"$bytes": "AA=="}})).unwrap().body,
+            Body::Bytes(vec![0], "application/octet-stream".into())
+        );
+        assert_eq!(post(json!({"rawBody": "t"})).unwrap().body, Body::Raw("t".into(), "text/plain".into()));
+        let e = post(json!({"rawBody": {"$bytes": "%%"}})).unwrap_err();
+        assert!(e.message.contains("`rawBody`: the bytes are not valid base64"), "{}", e.message);
+        assert!(post(json!({"rawBody": [1, 2]})).unwrap_err().message.contains("string or bytes"));
+        assert!(post(json!({"rawBody": "a", "form": {"a": 1}})).unwrap_err().message.contains("pass one of"));
+
+        // Text only: urlencoded; a file: multipart; arrays repeat; null is left out.
+        let Body::Form(f) = post(json!({"form": {"a": 1, "b": [true, "x"], "c": null}})).unwrap().body else {
+            panic!()
+        };
+        assert_eq!(f.encoding, FormEncoding::UrlEncoded);
+        assert_eq!(f.encode().0, b"a=1&b=true&b=x");
+        let Body::Form(f) = post(json!({"form": {"f": {"data": {"$bytes": "AAE="}, "filename": "x.bin"}, "t": {"base64": "aGk=", "contentType": "text/plain"}, "s": {"data": "hi"}}})).unwrap().body else { panic!() };
+        assert_eq!(f.encoding, FormEncoding::Multipart);
+        let files: Vec<(&str, &str, &str, &[u8])> = f
+            .fields
+            .iter()
+            .map(|x| match &x.value {
+                FieldValue::File(file) => {
+                    (x.name.as_str(), file.filename.as_str(), file.content_type.as_str(), file.data.as_slice())
+                }
+                FieldValue::Text(_) => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            files,
+            vec![
+                ("f", "x.bin", "application/octet-stream", &[0u8, 1][..]),
+                ("t", "blob", "text/plain", b"hi"),
+                ("s", "blob", "application/octet-stream", b"hi")
+            ]
+        );
+        let Body::Form(f) = post(json!({"form": {"a": "1"}, "contentType": "multipart/form-data"})).unwrap().body
+        else {
+            panic!()
+        };
+        assert_eq!(f.encoding, FormEncoding::Multipart);
+
+        for (extra, says) in [
+            (
+                json!({"form": {"f": {"data": "x"}}, "contentType": "application/x-www-form-urlencoded"}),
+                "files cannot be sent",
+            ),
+            (json!({"form": {"a": 1}, "contentType": "application/json"}), "not `application/json`"),
+            (json!({"form": {"f": {"data": "x", "base64": "eA=="}}}), "exactly one of `data`"),
+            (json!({"form": {"f": {"date": "x"}}}), "unknown file field `date`"),
+            (json!({"form": {"f": {"base64": "***"}}}), "not valid base64"),
+            (json!({"form": "a=1"}), "`form` must be an object"),
+            (json!({"form": {"f": {"data": "x", "contentType": "a\r\nb: c"}}}), "CR, LF and NUL"),
+        ] {
+            let e = post(extra.clone()).unwrap_err();
+            assert!(e.message.contains(says), "{extra}: {}", e.message);
+        }
+        // Names go into part headers: no control characters there.
+        for form in
+            [json!({"a\r\nX-Injected: 1": "v"}), json!({"f": {"data": "x", "filename": "a\nb"}}), json!({"a\u{0}": 1})]
+        {
+            let e = post(json!({"form": form})).unwrap_err();
+            assert_eq!(e.name, "PolicyError", "{form}");
+            assert!(e.message.contains("control characters"), "{}", e.message);
+        }
+        // `_method` in a form, or in bytes that are text, is a method override.
+        assert!(post(json!({"form": {"_METHOD": "DELETE"}}))
+            .unwrap_err()
+            .message
+            .contains("`_METHOD` field of the form"));
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "a=1&_method=PUT");
+        assert_eq!(post(json!({"rawBody": {"$bytes": b64}})).unwrap_err().name, "PolicyError");
     }
 
     #[test]

@@ -129,6 +129,23 @@ impl Scrubber {
         out
     }
 
+    /// `bytes` with every literal form of every secret replaced by
+    /// [`REDACTED`] (a binary body: its bytes change length where a secret
+    /// was, which is the point). Decoded views are for text and are not
+    /// tried here; borrowed when nothing was found.
+    pub fn scrub_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        let Some(ac) = &self.matcher else { return Cow::Borrowed(bytes) };
+        if !ac.is_match(bytes) {
+            return Cow::Borrowed(bytes);
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        ac.replace_all_with_bytes(bytes, &mut out, |_, _, dst| {
+            dst.extend_from_slice(REDACTED.as_bytes());
+            true
+        });
+        Cow::Owned(out)
+    }
+
     /// Scrubs a JSON value in place: every string, every object key, and
     /// numbers whose text is a secret (they become the string [`REDACTED`]).
     pub fn scrub_value(&self, value: &mut Value) {
