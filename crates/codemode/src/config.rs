@@ -306,6 +306,11 @@ pub struct ApiConfig {
     /// Plan this API's writes instead of sending them.
     #[serde(default)]
     pub dry_run: bool,
+    /// Start even when a document that one of the spec's `$ref`s points at
+    /// cannot be read or parsed (what refers into it then reads as
+    /// `$unresolved`). Off: such a spec stops start-up, naming the file.
+    #[serde(default)]
+    pub allow_unreadable_refs: bool,
 }
 
 /// One upstream MCP server (portal mode): a stdio `command` or an HTTP `url`.

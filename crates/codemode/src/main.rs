@@ -227,6 +227,7 @@ impl SourceArgs {
                     deny: vec![],
                     approve: vec![],
                     dry_run: false,
+                    allow_unreadable_refs: false,
                 }],
                 base_dir: std::env::current_dir().unwrap_or_default(),
                 ..Config::default()
@@ -319,6 +320,18 @@ fn main() -> ExitCode {
 }
 
 async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, ExitCode> {
+    // The tokenizer that caps results takes a good part of a second to
+    // build: build it while the specs load, so that `ready` means ready. A
+    // thread of its own, not the blocking pool, so that a start-up that fails
+    // exits without waiting for it.
+    let (built, tokenizer) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("tokenizer".into())
+        .spawn(move || {
+            render::warm_up();
+            let _ = built.send(());
+        })
+        .expect("spawn the tokenizer thread");
     let (config, file) = source.config().map_err(|ps| {
         for p in ps {
             eprintln!("error: {p}");
@@ -341,6 +354,7 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
             eprintln!("error: {e}");
             ExitCode::from(2)
         })?;
+    tokenizer.await.expect("the tokenizer thread ends by sending");
     tracing::info!(ready_ms = started.elapsed().as_millis() as u64, apis = service.apis.len(), "ready");
     Ok(CodemodeServer::new(Arc::new(service)))
 }
@@ -355,7 +369,6 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            render::warm_up();
             let service = server.service_handle();
             let running = match server.serve(stdio::transport()).await {
                 Ok(r) => r,
@@ -678,7 +691,6 @@ async fn serve_http(
         },
         _ = &mut serving => return Some(ExitCode::SUCCESS),
     };
-    render::warm_up();
     let service = server.service_handle();
     if let Some(m) = metrics {
         let telemetry = service.telemetry.clone();

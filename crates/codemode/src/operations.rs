@@ -454,10 +454,17 @@ fn operation(api: &LoadedApi, g: &Graph, path: &str, method: &str, item: NodeId,
     (tool, op)
 }
 
-/// A schema with references inlined: cycles cut, at most 20,000 nodes.
+/// A schema with references inlined: cycles cut, at most 20,000 nodes (a
+/// reference past that is any value, described: a client would take the
+/// cut's `$ref` for one into the tool's own schema).
 fn bounded(g: &Graph, id: NodeId) -> Value {
     let mut budget = 20_000;
-    g.to_value_bounded(id, &mut budget)
+    let mut v = g.to_value_bounded(id, &mut budget);
+    codemode_spec::graph::replace_truncated(
+        &mut v,
+        &|r| serde_json::json!({"description": format!("{r} (not expanded: the schema is over 20,000 nodes)")}),
+    );
+    v
 }
 
 #[cfg(test)]

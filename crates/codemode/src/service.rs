@@ -125,7 +125,17 @@ async fn load_one(
             return Err(problems);
         }
     };
-    problems.extend(spec.problems.iter().map(|p| LoadProblem(p.to_string())));
+    let fatal = unreadable_refs(&spec, api, i, file);
+    problems.extend(
+        spec.problems
+            .iter()
+            .filter(|p| fatal.is_none() || p.kind != codemode_spec::ProblemKind::UnreadableDocument)
+            .map(|p| LoadProblem(p.to_string())),
+    );
+    if let Some(fatal) = fatal {
+        problems.extend(fatal);
+        return Err(problems);
+    }
     let base = match &api.base_url {
         Some(b) => b.clone(),
         None => match spec.summary.servers.first() {
@@ -201,6 +211,32 @@ async fn load_one(
     });
     let allow_writes = api.allow_writes || allows_a_write;
     Ok((LoadedApi { name: api.name.clone(), spec, upstream, allow_writes }, problems))
+}
+
+/// The spec's unreadable referenced documents, as start-up errors that say
+/// how to fix them — unless the API allows them (`allow_unreadable_refs`),
+/// when they stay warnings.
+fn unreadable_refs(spec: &Spec, api: &ApiConfig, i: usize, file: &str) -> Option<Vec<LoadProblem>> {
+    let unreadable: Vec<&codemode_spec::Problem> =
+        spec.problems.iter().filter(|p| p.kind == codemode_spec::ProblemKind::UnreadableDocument).collect();
+    if unreadable.is_empty() || api.allow_unreadable_refs {
+        return None;
+    }
+    let how = if file == "command line" {
+        "or load the spec from a config file whose [[api]] table sets `allow_unreadable_refs = true`".to_string()
+    } else {
+        format!("or set `allow_unreadable_refs = true` in api[{i}] (`{}`) to start without it", api.name)
+    };
+    Some(
+        unreadable
+            .iter()
+            .map(|p| {
+                LoadProblem(format!(
+                    "{file}: api[{i}].spec: part of the spec cannot be loaded, so codemode does not start: {p}, {how}"
+                ))
+            })
+            .collect(),
+    )
 }
 
 /// Turns `[[mcp]]` tables into portal server configs, reading the

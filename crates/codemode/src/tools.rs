@@ -418,7 +418,13 @@ pub fn operation_types(apis: &[(String, std::sync::Arc<codemode_spec::Spec>)], n
         let base = type_base(op);
         let bounded = |id| {
             let mut budget = 5_000;
-            g.to_value_bounded(id, &mut budget)
+            let mut v = g.to_value_bounded(id, &mut budget);
+            // A cut reference would read as a local `$ref` to the TypeScript writer.
+            codemode_spec::graph::replace_truncated(
+                &mut v,
+                &|r| json!({"description": format!("{r}: not expanded here (this type is over 5,000 nodes); read it with search")}),
+            );
+            v
         };
         let mut properties = Map::new();
         let mut required = Vec::new();

@@ -135,3 +135,49 @@ fn search_and_exec_from_the_shell() {
     assert!(!o.status.success());
     assert!(stdout(&o).contains("allow_writes"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_spec_with_an_unreadable_ref_stops_start_up_unless_the_api_allows_it() {
+    let dir = std::env::temp_dir().join(format!("codemode-cli-refs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let api = dir.join("api.yaml");
+    std::fs::write(
+        &api,
+        "openapi: 3.0.0\ninfo: {title: t, version: '1'}\nservers: [{url: 'http://127.0.0.1:9'}]\npaths:\n  /a:\n    get:\n      parameters: [{$ref: 'params.yaml#/P'}]\n      responses: {'200': {description: ok}}\ncomponents:\n  schemas:\n    Big: {$ref: 'big.yaml'}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("params.yaml"), "P: {name: a, in: query\n").unwrap();
+    std::fs::write(dir.join("big.yaml"), "type: integer\nmaximum: 18446744073709552000\n").unwrap();
+    let config = |extra: &str| {
+        let p = dir.join(format!("codemode{}.toml", extra.len()));
+        std::fs::write(&p, format!("[[api]]\nname = \"a\"\nspec = \"{}\"\n{extra}", api.display())).unwrap();
+        p
+    };
+    let code =
+        "async () => [String(spec.components.schemas.Big.maximum), spec.paths['/a'].get.parameters[0].$unresolved]";
+
+    // Start-up stops, and says what (file, pointer, parser message) and how to fix it.
+    let strict = config("");
+    let o = bin().args(["search", "--config"]).arg(&strict).arg(code).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("api[0].spec") && err.contains("api.yaml#/paths/~1a/get/parameters/0/$ref"), "{err}");
+    assert!(err.contains("params.yaml") && err.contains("invalid YAML") && err.contains("line"), "{err}");
+    assert!(err.contains("Fix that document or the reference, or set `allow_unreadable_refs = true`"), "{err}");
+    // `codemode check` reports it too.
+    let o = bin().args(["check", "--config"]).arg(&strict).output().unwrap();
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("allow_unreadable_refs") && stdout(&o).contains("1 problem(s)"), "{}", stdout(&o));
+
+    // Allowed: it starts, the missing part reads as unresolved, the rest is there
+    // (a 20-digit integer in YAML reads back as its literal).
+    let lenient = config("allow_unreadable_refs = true\n");
+    let o = bin().args(["search", "--config"]).arg(&lenient).arg(code).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v, serde_json::json!(["18446744073709552000", "params.yaml#/P"]));
+    // An unknown key is still refused (the config's rule), with the known ones named.
+    let typo = config("allow_unreadable_ref = true\n");
+    let o = bin().args(["check", "--config"]).arg(&typo).output().unwrap();
+    assert!(!o.status.success() && stdout(&o).contains("allow_unreadable_ref"), "{}", stdout(&o));
+}

@@ -5,14 +5,19 @@ use serde_json::Value;
 
 use crate::resolve::{lookup_pointer, split_reference};
 use crate::source::{display_url, escape_pointer_token, Documents};
-use crate::Problem;
+use crate::{Problem, ProblemKind};
 
 /// Checks the shape of the root document and every `$ref` in every document.
 pub fn check(docs: &Documents, problems: &mut Vec<Problem>) {
     let root_file = display_url(&docs.root);
     let root = docs.root_value();
     let mut push = |pointer: &str, message: String| {
-        problems.push(Problem { file: root_file.clone(), pointer: pointer.to_string(), message })
+        problems.push(Problem {
+            kind: ProblemKind::Invalid,
+            file: root_file.clone(),
+            pointer: pointer.to_string(),
+            message,
+        })
     };
     match root {
         Value::Object(map) => {
@@ -43,9 +48,6 @@ pub fn check(docs: &Documents, problems: &mut Vec<Problem>) {
         _ => push("", "the document is not a JSON/YAML object".into()),
     }
     for (url, doc) in docs.iter() {
-        if doc.is_null() {
-            continue; // failed to load; already reported
-        }
         let file = display_url(url);
         let mut pointer = String::new();
         check_refs(docs, url, doc, &mut pointer, &file, problems);
@@ -68,6 +70,8 @@ fn check_refs(
             if let Some(Value::String(reference)) = map.get("$ref") {
                 let bad = match split_reference(reference, base) {
                     Err(msg) => Some(msg),
+                    // Reported once where the document was read, with its error.
+                    Ok((url, _)) if docs.is_unreadable(&url) => None,
                     Ok((url, ptr)) => match docs.get(&url) {
                         None | Some(Value::Null) => {
                             Some(format!("the document {} could not be loaded", display_url(&url)))
@@ -80,6 +84,7 @@ fn check_refs(
                 };
                 if let Some(msg) = bad {
                     problems.push(Problem {
+                        kind: ProblemKind::Invalid,
                         file: file.to_string(),
                         pointer: format!("{pointer}/$ref"),
                         message: format!("unresolvable reference `{reference}`: {msg}"),

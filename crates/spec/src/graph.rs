@@ -195,14 +195,18 @@ impl Graph {
     /// a reference would re-enter a target already on the current path.
     ///
     /// Meant for tests and small subtrees: the tree of a large, cyclic spec is
-    /// exactly the blow-up the graph avoids. `budget` caps the number of nodes
-    /// written; past it, references are written as `{"$ref": ref}`.
+    /// exactly the blow-up the graph avoids. [`Graph::to_value_bounded`]
+    /// caps the number of nodes written.
     pub fn to_value(&self, id: NodeId) -> Value {
         let mut budget = usize::MAX;
         self.to_value_bounded(id, &mut budget)
     }
 
-    /// [`Graph::to_value`] with a node budget (see there).
+    /// [`Graph::to_value`] with a node budget: once `budget` nodes are
+    /// written, each reference not yet expanded is written as
+    /// `{"$ref": ref, "$truncated": true}` ([`TRUNCATED`]) instead, so a
+    /// reader can tell a cut from a reference the spec left unresolved
+    /// (see [`replace_truncated`]).
     pub fn to_value_bounded(&self, id: NodeId, budget: &mut usize) -> Value {
         let mut stack = Vec::new();
         self.expand(id, &mut stack, budget)
@@ -229,7 +233,7 @@ impl Graph {
                     return serde_json::json!({ "$circular": &*target.reference });
                 }
                 if *budget == 0 {
-                    return serde_json::json!({ "$ref": &*target.reference });
+                    return serde_json::json!({ "$ref": &*target.reference, TRUNCATED: true });
                 }
                 stack.push(*r);
                 let v = self.expand(target.node, stack, budget);
@@ -237,6 +241,29 @@ impl Graph {
                 v
             }
         }
+    }
+}
+
+/// The key that marks a reference left unexpanded because the budget of
+/// [`Graph::to_value_bounded`] ran out.
+pub const TRUNCATED: &str = "$truncated";
+
+/// Replaces every truncation marker in `v` (see [`Graph::to_value_bounded`])
+/// with `with(reference)`: for callers whose readers would take the marker's
+/// `$ref` for a reference of their own (a JSON Schema, a TypeScript type).
+pub fn replace_truncated(v: &mut Value, with: &dyn Fn(&str) -> Value) {
+    let cut = match (v.get(TRUNCATED), v.get("$ref")) {
+        (Some(Value::Bool(true)), Some(Value::String(reference))) => Some(with(reference)),
+        _ => None,
+    };
+    if let Some(replacement) = cut {
+        *v = replacement;
+        return;
+    }
+    match v {
+        Value::Object(map) => map.values_mut().for_each(|c| replace_truncated(c, with)),
+        Value::Array(items) => items.iter_mut().for_each(|c| replace_truncated(c, with)),
+        _ => {}
     }
 }
 
@@ -276,6 +303,27 @@ mod tests {
         let rc = g.push(Node::Ref(c));
         g.set_ref_target(c, "#/c", leaf);
         assert_eq!(g.deref(rc), leaf);
+    }
+
+    #[test]
+    fn an_exhausted_budget_is_marked_as_a_cut() {
+        let mut g = Graph::default();
+        let r = g.declare_ref();
+        let leaf = g.push_value(&json!({"type": "string"}));
+        let rr = g.push(Node::Ref(r));
+        g.set_ref_target(r, "#/components/schemas/S", leaf);
+        let root = g.push(Node::Array(vec![rr, rr].into()));
+        g.set_root(root);
+        let mut budget = 3;
+        let mut v = g.to_value_bounded(root, &mut budget);
+        assert_eq!(
+            v,
+            json!([{"type": "string"}, {"$ref": "#/components/schemas/S", "$truncated": true}]),
+            "the second use is past the budget"
+        );
+        replace_truncated(&mut v, &|r| json!({"description": format!("{r}: cut")}));
+        assert_eq!(v[1], json!({"description": "#/components/schemas/S: cut"}));
+        assert_eq!(v[0], json!({"type": "string"}));
     }
 
     #[test]

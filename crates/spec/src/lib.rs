@@ -23,6 +23,7 @@ pub mod routes;
 pub mod source;
 pub mod summary;
 pub mod swagger2;
+pub mod yaml;
 
 use std::fmt;
 
@@ -31,15 +32,35 @@ pub use packed::{pack, PackError, PackedEntries, PackedGraph, PackedItems, Packe
 pub use summary::{Operation, Summary};
 
 /// Something wrong in a spec that does not stop it from loading (an
-/// unresolvable reference, a malformed path item). `codemode check` lists them.
+/// unresolvable reference, a malformed path item, a document a `$ref` points
+/// at that cannot be read). `codemode check` lists them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// What kind of problem: callers decide by it which ones stop them.
+    pub kind: ProblemKind,
     /// The file (or URL) that holds the problem.
     pub file: String,
     /// JSON pointer to the offending value inside `file` (empty: the root).
     pub pointer: String,
     /// What is wrong and, where it helps, how to fix it.
     pub message: String,
+}
+
+/// The kinds of [`Problem`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// A document that a `$ref` points at could not be read or parsed: every
+    /// reference into it reads as `{"$unresolved": ..}`, so part of the API
+    /// is missing. codemode refuses to start on it unless the API's config
+    /// allows it.
+    UnreadableDocument,
+    /// The spec breaks a rule (a reference to nothing, a path that does not
+    /// start with `/`); it loads around the mistake.
+    Invalid,
+    /// A value reads in another form than written, because JSON or OpenAPI 3
+    /// has no exact equivalent (a YAML number no `f64` holds, kept as its
+    /// text; a Swagger 2.0 `collectionFormat: tsv`).
+    Converted,
 }
 
 impl fmt::Display for Problem {
@@ -54,7 +75,7 @@ impl fmt::Display for Problem {
 
 /// A spec that could not be loaded at all.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}", Problem { file: self.file.clone(), pointer: self.pointer.clone(), message: self.message.clone() })]
+#[error("{}{}: {}", self.file, if self.pointer.is_empty() { String::new() } else { format!("#{}", self.pointer) }, self.message)]
 pub struct LoadError {
     /// The file or URL that failed.
     pub file: String,
@@ -80,7 +101,9 @@ pub struct Spec {
     pub graph: std::sync::Arc<Graph>,
     /// Title, servers and operations.
     pub summary: Summary,
-    /// Non-fatal problems (see [`Problem`]).
+    /// Problems found on the way (see [`Problem`]): none stops the loading;
+    /// callers decide by [`Problem::kind`] (codemode refuses to start on a
+    /// [`ProblemKind::UnreadableDocument`] unless the config allows it).
     pub problems: Vec<Problem>,
     /// True when the source was Swagger 2.0 and was converted.
     pub converted_from_swagger2: bool,
@@ -131,11 +154,20 @@ pub fn load_from_value(location: &str, root: serde_json::Value) -> Spec {
 fn build(location: String, docs: &mut source::Documents, mut problems: Vec<Problem>) -> Spec {
     let converted = swagger2::is_swagger2(docs.root_value());
     if converted {
-        swagger2::convert(docs.root_value_mut());
+        let root_file = source::display_url(&docs.root);
+        for note in swagger2::convert(docs.root_value_mut()) {
+            problems.push(Problem {
+                kind: ProblemKind::Converted,
+                file: root_file.clone(),
+                pointer: note.pointer,
+                message: note.message,
+            });
+        }
     }
     check::check(docs, &mut problems);
-    let summary = Summary::from_document(docs.root_value());
     let graph = std::sync::Arc::new(resolve::resolve(docs));
+    // From the resolved graph, so that a path item that is a `$ref` counts.
+    let summary = Summary::from_graph(&graph);
     Spec { location, graph, summary, problems, converted_from_swagger2: converted, documents: docs.len() }
 }
 

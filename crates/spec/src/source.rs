@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 
+use indexmap::IndexMap;
 use serde_json::Value;
 use url::Url;
 
-use crate::{LoadError, Problem};
+use crate::yaml::{self, KeptAsText};
+use crate::{LoadError, Problem, ProblemKind};
 
 /// Largest document we agree to read, local or remote.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024 * 1024;
@@ -19,12 +21,21 @@ pub struct Documents {
     /// URL of the root document.
     pub root: Url,
     docs: HashMap<Url, Value>,
+    /// Referenced documents that could not be read or parsed (each already
+    /// a [`ProblemKind::UnreadableDocument`]).
+    unreadable: Vec<Url>,
 }
 
 impl Documents {
     /// The document at `url` (fragment ignored), if it was loaded.
     pub fn get(&self, url: &Url) -> Option<&Value> {
         self.docs.get(&strip_fragment(url))
+    }
+
+    /// True when `url` (fragment ignored) was referenced but could not be
+    /// read or parsed.
+    pub fn is_unreadable(&self, url: &Url) -> bool {
+        self.unreadable.contains(&strip_fragment(url))
     }
 
     /// The root document.
@@ -39,7 +50,7 @@ impl Documents {
 
     /// A single in-memory document at `url` (see [`crate::load_from_value`]).
     pub(crate) fn single(url: Url, root: Value) -> Self {
-        Documents { root: url.clone(), docs: HashMap::from([(url, root)]) }
+        Documents { root: url.clone(), docs: HashMap::from([(url, root)]), unreadable: Vec::new() }
     }
 
     /// A single in-memory document, for unit tests.
@@ -83,41 +94,79 @@ pub fn location_to_url(location: &str) -> Result<Url, LoadError> {
 }
 
 /// Loads the root document and, transitively, every document referenced by a
-/// `$ref` with a non-fragment part. A missing external document is recorded
-/// as a [`Problem`] (its references resolve to an error marker later); a
-/// missing or unparsable root document is a [`LoadError`].
+/// `$ref` with a non-fragment part. A referenced document that cannot be read
+/// or parsed is a [`ProblemKind::UnreadableDocument`] naming the first
+/// reference to it (its references resolve to an `$unresolved` marker
+/// later); a missing or unparsable root document is a [`LoadError`].
 pub async fn load_documents(
     location: &str,
     http: &reqwest::Client,
     problems: &mut Vec<Problem>,
 ) -> Result<Documents, LoadError> {
     let root = location_to_url(location)?;
-    let root_value = fetch_and_parse(&root, http).await?;
+    let parsed = fetch_and_parse(&root, http).await?;
+    note_kept_as_text(&root, &parsed.kept_as_text, problems);
     let mut docs = HashMap::new();
     let mut queue = Vec::new();
-    collect_external_refs(&root, &root_value, "", &mut queue);
-    docs.insert(root.clone(), root_value);
+    collect_external_refs(&root, &parsed.value, "", &mut queue);
+    docs.insert(root.clone(), parsed.value);
+    // Each unreadable document once: the first reference to it, the error,
+    // and how many references in all point into it.
+    let mut unreadable: IndexMap<Url, (Url, String, LoadError, usize)> = IndexMap::new();
     while let Some((target, from_doc, from_pointer)) = queue.pop() {
+        if let Some((.., count)) = unreadable.get_mut(&target) {
+            *count += 1;
+            continue;
+        }
         if docs.contains_key(&target) {
             continue;
         }
         match fetch_and_parse(&target, http).await {
-            Ok(value) => {
-                collect_external_refs(&target, &value, "", &mut queue);
-                docs.insert(target, value);
+            Ok(parsed) => {
+                note_kept_as_text(&target, &parsed.kept_as_text, problems);
+                collect_external_refs(&target, &parsed.value, "", &mut queue);
+                docs.insert(target, parsed.value);
             }
             Err(e) => {
-                problems.push(Problem {
-                    file: display_url(&from_doc),
-                    pointer: from_pointer,
-                    message: format!("cannot load the referenced document {}: {}", display_url(&target), e.message),
-                });
-                // Remember the failure so we don't try again for every reference.
-                docs.insert(target, Value::Null);
+                unreadable.insert(target, (from_doc, from_pointer, e, 1));
             }
         }
     }
-    Ok(Documents { root, docs })
+    for (target, (from_doc, from_pointer, e, count)) in &unreadable {
+        let others = match count - 1 {
+            0 => String::new(),
+            1 => " (and 1 other reference)".into(),
+            n => format!(" (and {n} other references)"),
+        };
+        let pointer = if e.pointer.is_empty() { String::new() } else { format!("#{}", e.pointer) };
+        problems.push(Problem {
+            kind: ProblemKind::UnreadableDocument,
+            file: display_url(from_doc),
+            pointer: from_pointer.clone(),
+            message: format!(
+                "cannot load the document this `$ref`{others} points at, so what it refers to is missing: {}{pointer}: {}. Fix that document or the reference",
+                display_url(target),
+                e.message
+            ),
+        });
+    }
+    let unreadable = unreadable.into_keys().collect();
+    Ok(Documents { root, docs, unreadable })
+}
+
+/// Numbers read as text (see [`crate::yaml`]): a problem each, so the change is not silent.
+fn note_kept_as_text(url: &Url, kept: &[KeptAsText], problems: &mut Vec<Problem>) {
+    for k in kept {
+        problems.push(Problem {
+            kind: ProblemKind::Converted,
+            file: display_url(url),
+            pointer: k.pointer.clone(),
+            message: format!(
+                "the number {} has no exact JSON/JavaScript number; it reads as the string \"{}\"",
+                k.literal, k.literal
+            ),
+        });
+    }
 }
 
 /// Finds `$ref`s pointing outside `base` and queues (target document, referring
@@ -149,7 +198,7 @@ fn collect_external_refs(base: &Url, value: &Value, pointer: &str, out: &mut Vec
     }
 }
 
-async fn fetch_and_parse(url: &Url, http: &reqwest::Client) -> Result<Value, LoadError> {
+async fn fetch_and_parse(url: &Url, http: &reqwest::Client) -> Result<yaml::Parsed, LoadError> {
     let shown = display_url(url);
     let bytes = match url.scheme() {
         "file" => {
@@ -183,55 +232,29 @@ async fn fetch_and_parse(url: &Url, http: &reqwest::Client) -> Result<Value, Loa
         }
         other => return Err(LoadError::new(&shown, "", format!("unsupported URL scheme `{other}`"))),
     };
-    parse_document(&bytes).map_err(|msg| LoadError::new(&shown, "", msg))
+    parse(&bytes).map_err(|msg| LoadError::new(&shown, "", msg))
 }
 
-/// Parses JSON or YAML (JSON when the first significant character is `{` or `[`).
+/// Parses JSON or YAML (JSON when the first significant character is `{` or
+/// `[`). A YAML number that no JSON number holds is kept as its literal text
+/// (see [`parse`] for where).
 pub fn parse_document(bytes: &[u8]) -> Result<Value, String> {
+    parse(bytes).map(|p| p.value)
+}
+
+/// [`parse_document`], with the numbers of a YAML document that were kept as
+/// text. JSON numbers beyond `u64` read as the nearest `f64`, as serde_json
+/// reads them (holding every literal would take serde_json's
+/// `arbitrary_precision`, which changes every number of every crate).
+pub fn parse(bytes: &[u8]) -> Result<yaml::Parsed, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if matches!(first, Some(b'{') | Some(b'[')) {
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))
+        let value = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        Ok(yaml::Parsed { value, kept_as_text: Vec::new() })
     } else {
-        // Through serde_norway's own Value so that non-string keys (YAML reads
-        // `200:` as an integer) become strings instead of failing.
-        let yaml: serde_norway::Value = serde_norway::from_slice(bytes).map_err(|e| format!("invalid YAML: {e}"))?;
-        yaml_to_json(yaml)
+        yaml::parse(bytes)
     }
-}
-
-fn yaml_to_json(v: serde_norway::Value) -> Result<Value, String> {
-    use serde_norway::Value as Y;
-    Ok(match v {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                n.as_f64().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
-            }
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect::<Result<_, _>>()?),
-        Y::Mapping(map) => {
-            let mut out = serde_json::Map::with_capacity(map.len());
-            for (k, v) in map {
-                let key = match k {
-                    Y::String(s) => s,
-                    Y::Number(n) => n.to_string(),
-                    Y::Bool(b) => b.to_string(),
-                    Y::Null => "null".to_string(),
-                    other => return Err(format!("unsupported YAML mapping key {other:?}")),
-                };
-                out.insert(key, yaml_to_json(v)?);
-            }
-            Value::Object(out)
-        }
-        Y::Tagged(t) => yaml_to_json(t.value)?,
-    })
 }
 
 fn strip_fragment(url: &Url) -> Url {

@@ -2,7 +2,7 @@
 //! into. Used to write tool descriptions and the one-tool-per-operation
 //! comparison.
 
-use serde_json::Value;
+use crate::graph::{Graph, Node, NodeId};
 
 /// HTTP methods that can appear in a path item, in the order we list them.
 pub const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -36,39 +36,36 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Reads the summary from an OpenAPI 3 shaped document.
-    pub fn from_document(doc: &Value) -> Summary {
-        let info = doc.get("info");
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
-        let servers = doc
-            .get("servers")
-            .and_then(Value::as_array)
-            .map(|s| s.iter().filter_map(|s| s.get("url").and_then(Value::as_str)).map(String::from).collect())
-            .unwrap_or_default();
+    /// Reads the summary from a resolved, OpenAPI 3 shaped graph. Every
+    /// reference is followed, so a path item that is itself a `$ref` (to
+    /// `components/pathItems` or another file) lists its operations.
+    pub fn from_graph(g: &Graph) -> Summary {
+        let root = g.root();
+        let text = |id: Option<NodeId>| id.and_then(|id| g.as_str(id)).unwrap_or("").to_string();
+        let info = g.get(root, "info");
+        let servers = items(g, g.get(root, "servers"))
+            .filter_map(|s| g.get(s, "url").and_then(|u| g.as_str(u)))
+            .map(String::from)
+            .collect();
         let mut operations = Vec::new();
-        if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
-            for (path, item) in paths {
-                for method in METHODS {
-                    let Some(op) = item.get(method).filter(|o| o.is_object()) else {
-                        continue;
-                    };
-                    operations.push(Operation {
-                        method: method.to_ascii_uppercase(),
-                        path: path.clone(),
-                        operation_id: op.get("operationId").and_then(Value::as_str).map(String::from),
-                        summary: op.get("summary").and_then(Value::as_str).map(String::from),
-                        tags: op
-                            .get("tags")
-                            .and_then(Value::as_array)
-                            .map(|t| t.iter().filter_map(Value::as_str).map(String::from).collect())
-                            .unwrap_or_default(),
-                    });
-                }
+        for (path, item) in entries(g, g.get(root, "paths")) {
+            for method in METHODS {
+                let Some(op) = g.get(item, method).filter(|o| matches!(g.node(*o), Node::Object(_))) else {
+                    continue;
+                };
+                let string = |key: &str| g.get(op, key).and_then(|v| g.as_str(v)).map(String::from);
+                operations.push(Operation {
+                    method: method.to_ascii_uppercase(),
+                    path: path.to_string(),
+                    operation_id: string("operationId"),
+                    summary: string("summary"),
+                    tags: items(g, g.get(op, "tags")).filter_map(|t| g.as_str(t)).map(String::from).collect(),
+                });
             }
         }
         Summary {
-            title: text(info.and_then(|i| i.get("title"))),
-            version: text(info.and_then(|i| i.get("version"))),
+            title: text(info.and_then(|i| g.get(i, "title"))),
+            version: text(info.and_then(|i| g.get(i, "version"))),
             servers,
             operations,
         }
@@ -101,6 +98,24 @@ impl Summary {
     }
 }
 
+/// The items of an array node (references followed); none for anything else.
+fn items(g: &Graph, id: Option<NodeId>) -> impl Iterator<Item = NodeId> + '_ {
+    let items: &[NodeId] = match id.map(|id| g.node(id)) {
+        Some(Node::Array(items)) => items,
+        _ => &[],
+    };
+    items.iter().map(|i| g.deref(*i))
+}
+
+/// The entries of an object node (references followed); none for anything else.
+fn entries(g: &Graph, id: Option<NodeId>) -> impl Iterator<Item = (&str, NodeId)> + '_ {
+    let entries: &[(Box<str>, NodeId)] = match id.map(|id| g.node(id)) {
+        Some(Node::Object(entries)) => entries,
+        _ => &[],
+    };
+    entries.iter().map(|(k, v)| (&**k, g.deref(*v)))
+}
+
 /// The "product" a path belongs to: the first segment that is neither a
 /// parameter nor a collection immediately followed by a parameter.
 pub fn product_of(path: &str) -> Option<String> {
@@ -127,6 +142,26 @@ pub fn product_of(path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_item_that_is_a_reference_lists_its_operations() {
+        let root = crate::source::parse_document(
+            b"openapi: 3.1.0\ninfo: {title: T, version: '2'}\nservers: [{url: 'https://x.example'}]\npaths:\n  /a: {$ref: '#/components/pathItems/A'}\n  /b:\n    get: {operationId: getB, tags: [b], responses: {}}\ncomponents:\n  pathItems:\n    A:\n      get: {operationId: getA, summary: Read A, responses: {}}\n      delete: {operationId: deleteA, responses: {}}\n",
+        )
+        .unwrap();
+        let spec = crate::load_from_value("mem.yaml", root);
+        let s = &spec.summary;
+        assert_eq!((s.title.as_str(), s.version.as_str()), ("T", "2"));
+        assert_eq!(s.servers, vec!["https://x.example".to_string()]);
+        let ops: Vec<(&str, &str, Option<&str>)> =
+            s.operations.iter().map(|o| (o.method.as_str(), o.path.as_str(), o.operation_id.as_deref())).collect();
+        assert_eq!(
+            ops,
+            vec![("GET", "/a", Some("getA")), ("DELETE", "/a", Some("deleteA")), ("GET", "/b", Some("getB"))]
+        );
+        assert_eq!(s.operations[0].summary.as_deref(), Some("Read A"));
+        assert_eq!(s.operations[2].tags, vec!["b".to_string()]);
+    }
 
     #[test]
     fn products_skip_collection_id_pairs() {
