@@ -1,0 +1,6 @@
+// about: the bearer token the host added is accepted, and never shown to the code
+// tool: execute
+// config: httpbin
+// result: {"authenticated": true, "token": "[REDACTED]"}
+
+async () => (await httpbin.request("GET /bearer")).data
