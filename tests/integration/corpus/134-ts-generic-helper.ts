@@ -8,7 +8,5 @@ function pluck<T, K extends keyof T>(items: T[], key: K): T[K][] {
   return items.map((item) => item[key]);
 }
 
-async () => {
-  const { data } = await github.request("GET /repos/{owner}/{repo}/labels", { owner: "octocat", repo: "Hello-World" });
-  return pluck(data as { name: string; color: string }[], "name");
-}
+const { data } = await github.request("GET /repos/{owner}/{repo}/labels", { owner: "octocat", repo: "Hello-World" });
+return pluck(data as { name: string; color: string }[], "name");

@@ -9,7 +9,5 @@ enum State {
   Closed = "closed",
 }
 
-async () => {
-  const { data } = await github.request("GET /repos/{owner}/{repo}/pulls", { owner: "octocat", repo: "Hello-World", state: State.Closed });
-  return { state: State.Closed, count: data.length };
-}
+const { data } = await github.request("GET /repos/{owner}/{repo}/pulls", { owner: "octocat", repo: "Hello-World", state: State.Closed });
+return { state: State.Closed, count: data.length };

@@ -21,7 +21,5 @@ class Repo {
   }
 }
 
-async () => {
-  const r = new Repo("octocat", "Hello-World");
-  return { issues: await r.count("issues"), pulls: await r.count("pulls") };
-}
+const r = new Repo("octocat", "Hello-World");
+return { issues: await r.count("issues"), pulls: await r.count("pulls") };

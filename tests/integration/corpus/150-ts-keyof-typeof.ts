@@ -7,8 +7,6 @@
 const labels = { fantasy: "Fantasy", science_fiction: "Science fiction" };
 type Genre = keyof typeof labels;
 
-async () => {
-  const { data } = await bookshelf.request("GET /books");
-  const wanted: Genre = "fantasy";
-  return data.books.filter((b: { genre: Genre }) => b.genre === wanted).map((b: any) => `${wanted}: ${b.title}`);
-}
+const { data } = await bookshelf.request("GET /books");
+const wanted: Genre = "fantasy";
+return data.books.filter((b: { genre: Genre }) => b.genre === wanted).map((b: any) => `${wanted}: ${b.title}`);

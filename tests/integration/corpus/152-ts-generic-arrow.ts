@@ -6,7 +6,5 @@
 
 const first = <T,>(xs: readonly T[]): T | undefined => xs[0];
 
-async () => {
-  const { data } = await bookshelf.request("GET /books");
-  return first<{ title: string }>(data.books)?.title;
-}
+const { data } = await bookshelf.request("GET /books");
+return first<{ title: string }>(data.books)?.title;

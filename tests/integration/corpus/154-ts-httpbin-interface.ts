@@ -2,7 +2,7 @@
 // tool: execute
 // config: httpbin
 // requires: typescript
-// result: {"lang": "ts", "path": "/get"}
+// result: {"lang": "ts", "path": "/get?lang=ts"}
 
 interface HttpbinGet {
   args: Record<string, string>;

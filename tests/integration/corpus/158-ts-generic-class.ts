@@ -19,11 +19,9 @@ class Cache<K, V> {
   get size(): number { return this.store.size; }
 }
 
-async () => {
-  const authors = new Cache<string, { name: string }>();
-  const load = async (author_id: string) => (await bookshelf.request("GET /authors/{author_id}", { author_id })).data;
-  const id = "9b2e4f60-1c1d-4e2f-a3b4-c5d6e7f80912";
-  const a = await authors.get(id, load);
-  await authors.get(id, load);
-  return { hits: authors.hits, size: authors.size, name: a.name };
-}
+const authors = new Cache<string, { name: string }>();
+const load = async (author_id: string) => (await bookshelf.request("GET /authors/{author_id}", { author_id })).data;
+const id = "9b2e4f60-1c1d-4e2f-a3b4-c5d6e7f80912";
+const a = await authors.get(id, load);
+await authors.get(id, load);
+return { hits: authors.hits, size: authors.size, name: a.name };

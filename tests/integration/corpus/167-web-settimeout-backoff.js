@@ -1,4 +1,4 @@
-// about: a retry loop with a small setTimeout backoff between attempts (the first rehearsed as a 503)
+// about: a retry loop with a small setTimeout backoff between attempts (the first attempt rehearsed as a 404)
 // tool: execute
 // config: bookshelf
 // requires: globals
