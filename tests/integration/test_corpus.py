@@ -53,8 +53,10 @@ CF_TOKEN = "corpus-rehearsal-token-0123456789"
 GH_TOKEN = "corpus-github-token-0123456789"
 HTTPBIN_TOKEN = "corpus-httpbin-token-0123456789"
 CALL_TIMEOUT = 30.0
+TOOLS = ("search", "execute")
 FEATURES = ("typescript", "globals", "find")
 KEYS = {"about", "tool", "config", "requires", "bug", "result", "check", "error", "console"}
+REPEATABLE = {"error", "console"}
 HEADER_LINE = re.compile(r"^// ([a-z]+): ?(.*)$")
 
 
@@ -112,10 +114,13 @@ SNIPPETS = [parse(p) for p in sorted(CORPUS.glob("[0-9]*.[jt]s"))]
 def problems_of(s: Snippet) -> list[str]:
     """What is wrong with a snippet's header (an empty list when it is well formed)."""
     out = [f"unknown key `{k}`" for k in s.fields if k not in KEYS]
+    out += [f"`{k}` given {len(v)} times" for k, v in s.fields.items() if len(v) > 1 and k not in REPEATABLE]
+    if "error" in s.fields and ("result" in s.fields or "check" in s.fields):
+        out.append("`error` with `result` or `check`: a call either fails or answers")
     for key in ("about", "tool", "config"):
         if not s.one(key):
             out.append(f"missing `{key}`")
-    if s.tool not in ("search", "execute"):
+    if s.tool not in TOOLS:
         out.append(f"tool must be search or execute, not {s.tool!r}")
     if s.config not in CONFIGS:
         out.append(f"unknown config {s.config!r}; one of {sorted(CONFIGS)}")
@@ -150,6 +155,24 @@ class Ctx:
     peer: Callable[[str], Any]
 
 
+@dataclasses.dataclass
+class Config:
+    """A config as the snippets see it: APIs and servers (TOML), the
+    environment they read credentials from, and `[limits]` over BASE_LIMITS."""
+
+    toml: str
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    limits: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def text(self) -> str:
+        limits = {**BASE_LIMITS, **self.limits}
+        return "[limits]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in limits.items()) + self.toml
+
+
+# Few workers per server: snippets run one at a time, and eight servers share the machine.
+BASE_LIMITS = {"max_concurrent_executions": 2, "search_workers": 1}
+
+
 def api(name: str, spec: Path | str, extra: str = "") -> str:
     return f'\n[[api]]\nname = "{name}"\nspec = "{spec}"\n{extra}\n'
 
@@ -159,46 +182,46 @@ CLOUDFLARE = SPECS / "cloudflare-2024-08-06.openapi.json"
 GITHUB = SPECS / "github-octokit-23.0.2.api.github.com.json"
 
 
-def cfg_bookshelf(ctx: Ctx):
-    return api("bookshelf", BOOKSHELF, "mock = true\nallow_writes = true"), {}
+def cfg_bookshelf(ctx: Ctx) -> Config:
+    return Config(api("bookshelf", BOOKSHELF, "mock = true\nallow_writes = true"))
 
 
-def cfg_cloudflare(ctx: Ctx):
+def cfg_cloudflare(ctx: Ctx) -> Config:
     auth = 'mock = true\nauth = { type = "bearer", token_env = "CF_TOKEN" }'
-    return api("cloudflare", CLOUDFLARE, auth), {"CF_TOKEN": CF_TOKEN}
+    return Config(api("cloudflare", CLOUDFLARE, auth), {"CF_TOKEN": CF_TOKEN})
 
 
-def cfg_github(ctx: Ctx):
+def cfg_github(ctx: Ctx) -> Config:
     auth = 'mock = true\nallow_writes = true\nauth = { type = "bearer", token_env = "GITHUB_TOKEN" }'
-    return api("github", GITHUB, auth), {"GITHUB_TOKEN": GH_TOKEN}
+    return Config(api("github", GITHUB, auth), {"GITHUB_TOKEN": GH_TOKEN})
 
 
-def cfg_two_apis(ctx: Ctx):
+def cfg_two_apis(ctx: Ctx) -> Config:
     """Two APIs in rehearsal: `specs.bookshelf`, `specs.github`, no `spec`."""
     gh = 'mock = true\nauth = { type = "bearer", token_env = "GITHUB_TOKEN" }'
-    return api("bookshelf", BOOKSHELF, "mock = true") + api("github", GITHUB, gh), {"GITHUB_TOKEN": GH_TOKEN}
+    return Config(api("bookshelf", BOOKSHELF, "mock = true") + api("github", GITHUB, gh), {"GITHUB_TOKEN": GH_TOKEN})
 
 
-def cfg_limits(ctx: Ctx):
+def cfg_limits(ctx: Ctx) -> Config:
     """Small limits, so the limit errors come quickly."""
     limits = {"timeout_secs": 1.0, "console_kib": 4, "max_requests": 3}
-    return api("bookshelf", BOOKSHELF, "mock = true"), {}, limits
+    return Config(api("bookshelf", BOOKSHELF, "mock = true"), limits=limits)
 
 
-def cfg_httpbin(ctx: Ctx):
+def cfg_httpbin(ctx: Ctx) -> Config:
     url = ctx.peer("httpbin_peer")
     extra = f'base_url = "{url}"\nallow_writes = true\nauth = {{ type = "bearer", token_env = "HTTPBIN_TOKEN" }}'
     spec = SPECS / "httpbin-0.10.4.spec.json"
-    return api("httpbin", spec, extra), {"HTTPBIN_TOKEN": HTTPBIN_TOKEN}, {"timeout_secs": 5.0}
+    return Config(api("httpbin", spec, extra), {"HTTPBIN_TOKEN": HTTPBIN_TOKEN}, {"timeout_secs": 5.0})
 
 
-def cfg_kinto(ctx: Ctx):
+def cfg_kinto(ctx: Ctx) -> Config:
     k = ctx.peer("kinto_peer")
     extra = f'base_url = "{k.url}"\nallow_writes = true\nauth = {{ type = "basic", user = "{k.user}", password_env = "KINTO_PASSWORD" }}'
-    return api("kinto", SPECS / "kinto-26.5.0.swagger.json", extra), {"KINTO_PASSWORD": k.password}
+    return Config(api("kinto", SPECS / "kinto-26.5.0.swagger.json", extra), {"KINTO_PASSWORD": k.password})
 
 
-def cfg_portal(ctx: Ctx):
+def cfg_portal(ctx: Ctx) -> Config:
     """Three upstream MCP servers (server-everything, server-memory, a Python
     helpdesk) beside the bookshelf API in rehearsal."""
     assert NODE_MCP.exists(), "run crates/portal/tests/peers-setup.sh (scripts/test does)"
@@ -219,22 +242,10 @@ name = "helpdesk"
 command = "{PYTHON}"
 args = ["{CORPUS / 'helpdesk_mcp.py'}"]
 """ + api("bookshelf", BOOKSHELF, "mock = true")
-    return text, {"CORPUS_MEMORY_FILE": str(ctx.tmp / "memory.json")}
+    return Config(text, {"CORPUS_MEMORY_FILE": str(ctx.tmp / "memory.json")})
 
 
-# Few workers per server: snippets run one at a time, and eight servers share the machine.
-BASE_LIMITS = {"max_concurrent_executions": 2, "search_workers": 1}
-
-
-def config_text(name: str, ctx: Ctx) -> tuple[str, dict[str, str]]:
-    """The TOML of a config (its `[limits]` over BASE_LIMITS) and its environment."""
-    text, env, *limits = CONFIGS[name](ctx)
-    merged = {**BASE_LIMITS, **(limits[0] if limits else {})}
-    return "[limits]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in merged.items()) + text, env
-
-
-# name -> (the config's APIs and servers as TOML, its environment[, its limits])
-CONFIGS: dict[str, Callable[[Ctx], tuple]] = {
+CONFIGS: dict[str, Callable[[Ctx], Config]] = {
     "bookshelf": cfg_bookshelf,
     "cloudflare": cfg_cloudflare,
     "github": cfg_github,
@@ -337,8 +348,9 @@ def corpus_run(request, tmp_path_factory):
     ctx = Ctx(tmp, request.getfixturevalue)
     envs = {}
     for name in by_config:  # peers start here, before any server
-        text, envs[name] = config_text(name, ctx)
-        (tmp / f"{name}.toml").write_text(text)
+        config = CONFIGS[name](ctx)
+        (tmp / f"{name}.toml").write_text(config.text())
+        envs[name] = config.env
 
     async def go():
         runs = (run_config(n, sn, ctx, envs[n], n == "bookshelf") for n, sn in by_config.items())
@@ -412,7 +424,7 @@ def test_the_corpus_is_what_issue_12_asks_for():
     plain = [s for s in SNIPPETS if not s.requires and not s.one("bug")]
     assert len(plain) >= 60, len(plain)
     assert {s.config for s in SNIPPETS} == set(CONFIGS)
-    assert {s.tool for s in SNIPPETS} == {"search", "execute"}
+    assert {s.tool for s in SNIPPETS} == set(TOOLS)
     assert {s.path.suffix for s in SNIPPETS} == {".js", ".ts"}
     for feature in FEATURES:
         assert any(feature in s.requires for s in SNIPPETS), feature
