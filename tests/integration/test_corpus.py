@@ -14,6 +14,7 @@ send (the header is not sent):
     // config: one of CONFIGS below
     // requires: typescript | globals | find     (optional; comma-separated)
     // bug: what is wrong in codemode            (optional: xfail, strict)
+    // now: <text>           with `bug`: what the answer says meanwhile (repeatable)
     // result: <JSON>        the result, exactly (a JSON string: the text as is)
     // check: <Python expr>  over `value` (the result, parsed), `text`, `console`, `full`
     // error: <text>         the call is an error whose text contains this (repeatable)
@@ -21,7 +22,9 @@ send (the header is not sent):
 
 A sidecar `NNN-name.py` defining `check(r)` (`r.value`, `r.text`,
 `r.is_error`, `r.console`; assert inside) may stand in for `result`/`check`.
-Without `error:` the call must succeed.
+Without `error:` the call must succeed. A `bug` snippet states the behaviour
+wanted; `now` pins what happens instead, so that it fails for that reason
+only (a different failure is an error, not an expected failure).
 
 Each config's binary is started once for the whole run, and its snippets run
 one after another (configs side by side). A snippet that `requires` a feature
@@ -55,8 +58,8 @@ HTTPBIN_TOKEN = "corpus-httpbin-token-0123456789"
 CALL_TIMEOUT = 30.0
 TOOLS = ("search", "execute")
 FEATURES = ("typescript", "globals", "find")
-KEYS = {"about", "tool", "config", "requires", "bug", "result", "check", "error", "console"}
-REPEATABLE = {"error", "console"}
+KEYS = {"about", "tool", "config", "requires", "bug", "now", "result", "check", "error", "console"}
+REPEATABLE = {"error", "console", "now"}
 HEADER_LINE = re.compile(r"^// ([a-z]+): ?(.*)$")
 
 
@@ -115,6 +118,8 @@ def problems_of(s: Snippet) -> list[str]:
     """What is wrong with a snippet's header (an empty list when it is well formed)."""
     out = [f"unknown key `{k}`" for k in s.fields if k not in KEYS]
     out += [f"`{k}` given {len(v)} times" for k, v in s.fields.items() if len(v) > 1 and k not in REPEATABLE]
+    if "now" in s.fields and not s.one("bug"):
+        out.append("`now` belongs to a `bug`")
     if "error" in s.fields and ("result" in s.fields or "check" in s.fields):
         out.append("`error` with `result` or `check`: a call either fails or answers")
     for key in ("about", "tool", "config"):
@@ -396,11 +401,15 @@ def judge(s: Snippet, o: Outcome) -> None:
             raise AssertionError(f"{s.sidecar.name}: {e}\n" + describe(s, o)) from None
 
 
+class BugChanged(Exception):
+    """A `bug` snippet fails, but no longer the way its `now` says."""
+
+
 def params():
     for s in SNIPPETS:
         marks = []
         if s.one("bug"):
-            marks.append(pytest.mark.xfail(strict=True, reason=f"bug: {s.one('bug')}"))
+            marks.append(pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"bug: {s.one('bug')}"))
         yield pytest.param(s, id=s.id, marks=marks)
 
 
@@ -412,7 +421,15 @@ def test_snippet(snippet: Snippet, corpus_run, request):
     for feature in snippet.requires:
         if not features.get(feature):
             request.applymarker(pytest.mark.xfail(strict=True, reason=f"needs {feature}"))
-    judge(snippet, outcomes[snippet.id])
+    outcome = outcomes[snippet.id]
+    try:
+        judge(snippet, outcome)
+    except AssertionError:
+        changed = [n for n in snippet.fields.get("now", []) if n not in outcome.full]
+        if changed:
+            raise BugChanged(f"the answer no longer contains {changed}: update `bug`/`now`\n"
+                             + describe(snippet, outcome)) from None
+        raise
 
 
 def test_the_corpus_is_what_issue_12_asks_for():

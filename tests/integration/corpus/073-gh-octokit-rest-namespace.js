@@ -2,6 +2,7 @@
 // tool: execute
 // config: github
 // bug: `github.rest.issues.listForRepo(...)` fails with a bare TypeError ("cannot read property 'issues' of undefined") instead of naming `github.request("GET /repos/{owner}/{repo}/issues", …)`
+// now: cannot read property 'issues' of undefined
 // error: github.request(
 
 async () => {

@@ -2,6 +2,7 @@
 // tool: execute
 // config: cloudflare
 // bug: `cloudflare.get(...)` is a bare "not a function" TypeError; it should say the client has `request` and show `cloudflare.request('GET /zones')`
+// now: not a function
 // error: cloudflare.request(
 
 async () => {

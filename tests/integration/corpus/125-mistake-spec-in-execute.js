@@ -2,6 +2,7 @@
 // tool: execute
 // config: bookshelf
 // bug: `spec` in execute is a bare "spec is not defined"; it should say the spec is a global of `search`, and execute has the clients
+// now: spec is not defined
 // error: search
 
 async () => Object.keys(spec.paths)

@@ -2,7 +2,7 @@
 // tool: execute
 // config: limits
 // requires: globals
-// error: time limit of 1 s
+// error: time limit
 
 async () => {
   await new Promise((resolve) => setTimeout(resolve, 5000));

@@ -2,6 +2,7 @@
 // tool: execute
 // config: bookshelf
 // bug: a Map (or Set) result comes back as `{}` — the data is lost without a word; it should be converted (a Map to an object or entries, a Set to an array) or be an error that says to convert it
+// now: {}
 // check: value == {"science_fiction": 2, "fantasy": 1} or value == [["science_fiction", 2], ["fantasy", 1]]
 
 async () => {

@@ -2,6 +2,7 @@
 // tool: execute
 // config: bookshelf
 // bug: `Intl` is a bare "Intl is not defined" ReferenceError; like `fetch` and `require` it should get a hint (no Intl here: format with `toFixed`, `padStart`, or a small helper for thousands separators)
+// now: Intl is not defined
 // error: Intl is not defined —
 
 async () => {
