@@ -19,6 +19,7 @@ send (the header is not sent):
     // check: <Python expr>  over `value` (the result, parsed), `text`, `console`, `full`
     // error: <text>         the call is an error whose text contains this (repeatable)
     // console: <text>       the console output contains this (repeatable)
+    // absent: <text>        no text of the answer contains this (repeatable)
 
 A sidecar `NNN-name.py` defining `check(r)` (`r.value`, `r.text`,
 `r.is_error`, `r.console`; assert inside) may stand in for `result`/`check`.
@@ -58,8 +59,8 @@ HTTPBIN_TOKEN = "corpus-httpbin-token-0123456789"
 CALL_TIMEOUT = 30.0
 TOOLS = ("search", "execute")
 FEATURES = ("typescript", "globals", "find")
-KEYS = {"about", "tool", "config", "requires", "bug", "now", "result", "check", "error", "console"}
-REPEATABLE = {"error", "console", "now"}
+KEYS = {"about", "tool", "config", "requires", "bug", "now", "result", "check", "error", "console", "absent"}
+REPEATABLE = {"error", "console", "absent", "now"}
 HEADER_LINE = re.compile(r"^// ([a-z]+): ?(.*)$")
 
 
@@ -385,6 +386,8 @@ def judge(s: Snippet, o: Outcome) -> None:
         assert not o.is_error, "expected success\n" + describe(s, o)
     missing = [c for c in s.fields.get("console", []) if c not in o.console]
     assert not missing, f"the console does not contain {missing}\n" + describe(s, o)
+    present = [a for a in s.fields.get("absent", []) if a in o.full]
+    assert not present, f"the answer contains {present}\n" + describe(s, o)
     if "result" in s.fields:
         want = json.loads(s.one("result"))
         got = o.text if isinstance(want, str) else o.value

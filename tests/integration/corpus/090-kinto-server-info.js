@@ -1,6 +1,7 @@
 // about: the root endpoint: project name and the capabilities the server has
 // tool: execute
 // config: kinto
+// absent: s3cret-admin-pw
 // check: value["project"] == "kinto" and "accounts" in value["capabilities"] and value["user"] == "account:admin"
 
 async () => {
