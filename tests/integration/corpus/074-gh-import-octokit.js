@@ -3,7 +3,6 @@
 // config: github
 // bug: a static `import` is a bare SyntaxError; the modules hint (`require` gets one) is not given
 // now: SyntaxError
-// now: Unexpected token '{'
 // error: no modules
 // error: `github`
 

@@ -1,8 +1,7 @@
-// about: an ES module's export default: the error says what shape the code must have
+// about: an ES module's export default: an error naming `export`
 // tool: execute
 // config: bookshelf
 // error: export
-// error: async arrow function such as `async () => { ... }`
 
 export default async () => {
   return (await bookshelf.request("GET /books")).data.total;
