@@ -715,7 +715,11 @@ mod tests {
     #[test]
     fn a_called_script_function_stays_within_the_deadline() {
         let started = Instant::now();
-        for code in ["async () => { for (;;) {} };", "const spin = () => { for (;;) {} };\nspin", "async () => { while (true) await null; };"] {
+        for code in [
+            "async () => { for (;;) {} };",
+            "const spin = () => { for (;;) {} };\nspin",
+            "async () => { while (true) await null; };",
+        ] {
             let e = run_code(code, Duration::from_millis(200)).unwrap_err();
             assert_eq!(e.kind, ErrorKind::Timeout, "{code}: {e:?}");
         }
@@ -730,9 +734,15 @@ mod tests {
         assert_eq!(json("new Map([[{id: 1}, 'x'], [true, 'y']])"), r#"[[{"id":1},"x"],[true,"y"]]"#);
         assert_eq!(json("new Set([3, 1, 3])"), "[3,1]");
         // Nested, and inside arrays and objects.
-        assert_eq!(json("({by: new Map([['k', new Set(['v'])]]), list: [new Map()]})"), r#"{"by":{"k":["v"]},"list":[{}]}"#);
+        assert_eq!(
+            json("({by: new Map([['k', new Set(['v'])]]), list: [new Map()]})"),
+            r#"{"by":{"k":["v"]},"list":[{}]}"#
+        );
         // Other values are untouched; toJSON still applies.
-        assert_eq!(json("({d: new Date(0), n: null, a: [1, 'x']})"), r#"{"d":"1970-01-01T00:00:00.000Z","n":null,"a":[1,"x"]}"#);
+        assert_eq!(
+            json("({d: new Date(0), n: null, a: [1, 'x']})"),
+            r#"{"d":"1970-01-01T00:00:00.000Z","n":null,"a":[1,"x"]}"#
+        );
         // Code that replaces `Map` only changes its own result.
         assert_eq!(json("globalThis.Map = 1; delete globalThis.Set; ({a: 1})"), r#"{"a":1}"#);
     }

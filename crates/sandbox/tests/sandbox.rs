@@ -206,7 +206,10 @@ async fn other_clients_methods_say_to_call_request() {
     assert!(m.contains("`await demo.request({ method: \"POST\", path: \"/items\", body })`"), "{m}");
     let e = err(&exec("async () => demo.rest.issues.listForRepo({owner: 'o', repo: 'r'})").await).clone();
     assert_eq!(e.name, "TypeError");
-    assert!(e.message.starts_with("`demo.rest` does not exist") && e.message.contains("demo.request(\"GET /repos/"), "{e:?}");
+    assert!(
+        e.message.starts_with("`demo.rest` does not exist") && e.message.contains("demo.request(\"GET /repos/"),
+        "{e:?}"
+    );
     // The client still shows `request` alone, and stays frozen.
     let o = exec("async () => [Object.keys(demo), JSON.stringify(demo), Object.isFrozen(demo), Object.isExtensible(demo), typeof demo.request, 'get' in demo]").await;
     assert_eq!(ok(&o), &JsValue::Json(json!([["request"], "{}", true, false, "function", true])));

@@ -352,9 +352,8 @@ pub fn relative_to_base<'p>(path: &'p str, api: &Api<'_>) -> Result<Cow<'p, str>
     // other spelling of an address (`0x7f.1`, a trailing dot) is taken in.
     let port = base.port().map(|p| format!(":{p}")).unwrap_or_default();
     let default_port = base.port_or_known_default().map(|p| format!(":{p}")).unwrap_or_default();
-    let same_text = [format!("{host}{port}"), format!("{host}{default_port}")]
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(authority));
+    let same_text =
+        [format!("{host}{port}"), format!("{host}{default_port}")].iter().any(|a| a.eq_ignore_ascii_case(authority));
     if origin != base.origin() || !same_text {
         return refuse("absolute URLs are not allowed");
     }
@@ -567,7 +566,7 @@ mod tests {
         }
     }
 
-    fn api<'a>(base: &'a Url) -> Api<'a> {
+    fn api(base: &Url) -> Api<'_> {
         Api { base_url: Some(base), example_path: Some("/books") }
     }
 
@@ -586,7 +585,8 @@ mod tests {
         assert_eq!(r.path, "/buckets/a%20b");
         // No base path (GitHub), and a default port written out.
         let gh: Url = "https://api.github.com".parse().unwrap();
-        let r = parse_for(&json!([{"path": "https://api.github.com/repositories/1/issues?page=2"}]), &api_of(&gh)).unwrap();
+        let r =
+            parse_for(&json!([{"path": "https://api.github.com/repositories/1/issues?page=2"}]), &api_of(&gh)).unwrap();
         assert_eq!((r.path.as_str(), r.query.len()), ("/repositories/1/issues", 1));
         assert_eq!(parse_for(&json!([{"path": "https://API.github.com:443/x"}]), &api_of(&gh)).unwrap().path, "/x");
     }
@@ -601,19 +601,19 @@ mod tests {
         let api = api(&base);
         for p in [
             "https://evil.example/v1/x",
-            "http://api.example.com/v1/x",          // scheme
-            "https://api.example.com:8443/v1/x",    // port
+            "http://api.example.com/v1/x",       // scheme
+            "https://api.example.com:8443/v1/x", // port
             "https://api.example.com.evil.example/v1/x",
-            "https://user@api.example.com/v1/x",    // user info
+            "https://user@api.example.com/v1/x", // user info
             "https://evil.example@api.example.com/v1/x",
             "https://api.example.com@evil.example/v1/x",
-            "https://api%2Eexample.com/v1/x",       // encoded host
-            "https://api.example.com./v1/x",        // another spelling
-            "https://api.example.com/v10/x",        // not a whole segment
+            "https://api%2Eexample.com/v1/x", // encoded host
+            "https://api.example.com./v1/x",  // another spelling
+            "https://api.example.com/v10/x",  // not a whole segment
             "https://api.example.com/v2/x",
             "https://api.example.com/",
-            "https://api.example.com/%76%31/x",     // encoded base path
-            "https://api.example.com/v1/../admin",  // climbs out
+            "https://api.example.com/%76%31/x",    // encoded base path
+            "https://api.example.com/v1/../admin", // climbs out
             "https://api.example.com/v1/%2e%2e/admin",
             "https://api.example.com/v1//evil.example/x",
             "https://api.example.com/v1\\..\\admin",
@@ -630,19 +630,26 @@ mod tests {
         }
         let e = parse_for(&json!([{"path": "https://evil.example/x"}]), &api).unwrap_err();
         assert!(
-            e.message.contains("absolute URLs are not allowed: pass the path relative to https://api.example.com/v1, e.g. \"/books\""),
+            e.message.contains(
+                "absolute URLs are not allowed: pass the path relative to https://api.example.com/v1, e.g. \"/books\""
+            ),
             "{}",
             e.message
         );
         // Knowing no base URL, every absolute URL is refused.
         let e = parse(&json!([{"path": "https://api.example.com/v1/x"}])).unwrap_err();
-        assert!(e.message.contains("absolute URLs are not allowed: pass the path relative to the API's base URL"), "{}", e.message);
+        assert!(
+            e.message.contains("absolute URLs are not allowed: pass the path relative to the API's base URL"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn path_errors_give_the_apis_own_example() {
         let base: Url = "https://api.example.com/v1".parse().unwrap();
-        for args in [json!([{"path": "books"}]), json!([{"method": "GET"}]), json!(["GET books"]), json!(["GETbooks"])] {
+        for args in [json!([{"path": "books"}]), json!([{"method": "GET"}]), json!(["GET books"]), json!(["GETbooks"])]
+        {
             let e = parse_for(&args, &api(&base)).unwrap_err();
             assert!(e.message.contains("/books\"") && !e.message.contains("zones"), "{args}: {}", e.message);
         }
