@@ -1,7 +1,6 @@
-// about: a full https URL as the path: refused, saying to pass a relative path
+// about: a full https URL inside the API's base URL as the route: read as the path it names
 // tool: execute
 // config: github
-// error: refused
-// error: Pass a path relative to the API's base URL
+// check: value["status"] == 200 and value["data"]["login"] == "octocat"
 
 async () => github.request("GET https://api.github.com/users/octocat")

@@ -1,9 +1,8 @@
-// about: octokit's generated methods (github.rest.issues.listForRepo): should say to use github.request with the route
+// about: octokit's generated methods (github.rest.issues.listForRepo): the error says to use github.request with the route
 // tool: execute
 // config: github
-// bug: `github.rest.issues.listForRepo(...)` fails with a bare TypeError ("cannot read property 'issues' of undefined") instead of naming `github.request("GET /repos/{owner}/{repo}/issues", …)`
-// now: cannot read property 'issues' of undefined
 // error: github.request(
+// error: `github.rest` does not exist
 
 async () => {
   const { data } = await github.rest.issues.listForRepo({ owner: "octocat", repo: "Hello-World" });

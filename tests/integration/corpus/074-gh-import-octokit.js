@@ -1,8 +1,6 @@
-// about: an ES import of Octokit: should say there are no modules and the client is the global `github`
+// about: an ES import of Octokit: the error says there are no modules and the client is the global `github`
 // tool: execute
 // config: github
-// bug: a static `import` is a bare SyntaxError; the modules hint (`require` gets one) is not given
-// now: SyntaxError
 // error: no modules
 // error: `github`
 

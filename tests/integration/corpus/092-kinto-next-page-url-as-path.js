@@ -1,8 +1,6 @@
 // about: following Next-Page by passing its full URL (inside the base URL) as the path
 // tool: execute
 // config: kinto
-// bug: a URL inside the configured base URL (Kinto's Next-Page, GitHub's Link) is refused with "it must start with `/`"; it should be accepted as the path it names (or the error should show the relative path to pass, without the base URL)
-// now: it must start with `/`
 // result: 3
 
 async () => {

@@ -1,9 +1,8 @@
-// about: axios-style client.get(path): should name the method it has, request()
+// about: axios-style client.get(path): the error names the method it has, request()
 // tool: execute
 // config: cloudflare
-// bug: `cloudflare.get(...)` is a bare "not a function" TypeError; it should say the client has `request` and show `cloudflare.request('GET /zones')`
-// now: not a function
 // error: cloudflare.request(
+// error: cloudflare.request("GET /zones")
 
 async () => {
   const { data } = await cloudflare.get("/zones");

@@ -1,9 +1,7 @@
-// about: returning a Map of counts instead of a plain object
+// about: returning a Map of counts: it comes back as an object (string keys)
 // tool: execute
 // config: bookshelf
-// bug: a Map (or Set) result comes back as `{}` — the data is lost without a word; it should be converted (a Map to an object or entries, a Set to an array) or be an error that says to convert it
-// now: {}
-// check: value == {"science_fiction": 2, "fantasy": 1} or value == [["science_fiction", 2], ["fantasy", 1]]
+// check: value == {"science_fiction": 2, "fantasy": 1}
 
 async () => {
   const { data } = await bookshelf.request("GET /books");

@@ -1,9 +1,8 @@
-// about: Intl.NumberFormat to format a total: QuickJS has no Intl
+// about: Intl.NumberFormat to format a total: QuickJS has no Intl, the error says how to format by hand
 // tool: execute
 // config: bookshelf
-// bug: `Intl` is a bare "Intl is not defined" ReferenceError; like `fetch` and `require` it should get a hint (no Intl here: format with `toFixed`, `padStart`, or a small helper for thousands separators)
-// now: Intl is not defined
 // error: Intl is not defined —
+// error: format by hand
 
 async () => {
   const { data } = await bookshelf.request("GET /books");
