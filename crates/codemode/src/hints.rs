@@ -162,6 +162,8 @@ mod tests {
                 "paths": {"/books/{id}": {"get": {}}, "/books": {"get": {}, "post": {}}},
             }),
         );
+        // The binary installs the TLS provider in `main`; a test builds the client itself.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = codemode_upstream::UpstreamConfig::new("bookshelf", "http://127.0.0.1:1/".parse().unwrap());
         let upstream = codemode_upstream::Upstream::new(config).unwrap();
         vec![LoadedApi { name: "bookshelf".into(), spec: std::sync::Arc::new(spec), upstream, allow_writes: false }]
