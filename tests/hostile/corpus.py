@@ -276,9 +276,27 @@ OUT_OF_BOUNDS = {
     "route-scheme-relative": "'GET //%EVIL%/%MK%'",
     "route-param-dotdot": "'GET /items/{id}', {id: '../../outside/%MK%'}",
     "host-header": "{path: '/items?%MK%', headers: {Host: '%EVIL%'}}",
+    # A full URL is read as a path only inside the API's own base URL
+    # (http://%CNT%/api): every other spelling is refused.
+    "absolute-upper-scheme": "{path: 'HTTP://%EVIL%/%MK%'}",
+    "absolute-userinfo-evil": "{path: 'http://%CNT%@%EVIL%/api/%MK%'}",
+    "absolute-userinfo-own": "{path: 'http://user:pw@%CNT%/api/items?%MK%'}",
+    "absolute-own-host-outside": "{path: 'http://%CNT%/outside/%MK%'}",
+    "absolute-own-host-prefix": "{path: 'http://%CNT%/apix/%MK%'}",
+    "absolute-own-host-sibling": "{path: 'http://%CNT%/ro/items?%MK%'}",
+    "absolute-own-dotdot": "{path: 'http://%CNT%/api/../outside/%MK%'}",
+    "absolute-own-dotdot-encoded": "{path: 'http://%CNT%/api/%2e%2e/outside/%MK%'}",
+    "absolute-own-encoded-base": "{path: 'http://%CNT%/%61pi/items?%MK%'}",
+    "absolute-own-https": "{path: 'https://%CNT%/api/items?%MK%'}",
+    "absolute-own-double-slash": "{path: 'http://%CNT%/api//%EVIL%/%MK%'}",
+    "absolute-own-backslash": "{path: 'http://%CNT%\\\\api/items?%MK%'}",
+    "route-absolute-own-outside": "'GET http://%CNT%/outside/%MK%'",
 }
 for k, arg in OUT_OF_BOUNDS.items():
     add(f"exfil-path-{k}", "exfiltration", "execute", f"async () => cnt.request({arg})", REFUSED())
+# …and inside it, the URL a Next-Page or Link header gives is the path it names.
+add("exfil-path-absolute-own-inside", "exfiltration", "execute",
+    "async () => (await cnt.request({path: 'http://%CNT%/api/items?m=%MK%'})).status", OK("200"))
 
 for h in ["Authorization", "authorization", "AUTHORIZATION", "Cookie", "Proxy-Authorization", "Connection",
           "Transfer-Encoding", "Content-Length", "Upgrade", "TE", "Keep-Alive", "Host"]:

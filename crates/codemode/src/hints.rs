@@ -1,11 +1,15 @@
 //! Errors that teach: a `ReferenceError` for a global the sandbox does not
-//! have (`fetch`, `require`, `process`, `Buffer`, `setImmediate`…) gets the supported way
-//! to do the same, with an example from the configured APIs — never a
-//! hard-coded one. Applied to what a call returns, before it is rendered.
+//! have (`fetch`, `require`, `process`, `Buffer`, `setImmediate`, `Intl`…), or one that
+//! belongs to the other tool (`spec` in `execute`, a client in `search`),
+//! and a `SyntaxError` from a static `import`, get the supported way to do
+//! the same, with an example from the configured APIs — never a hard-coded
+//! one. Applied to what a call returns, before it is rendered.
 
 use codemode_sandbox::{ErrorKind, Outcome};
+use codemode_spec::summary::Operation;
 
 use crate::service::LoadedApi;
+use crate::tools::ToolKind;
 
 /// What the code can use instead of a global it reached for.
 enum Missing {
@@ -19,6 +23,8 @@ enum Missing {
     Bytes,
     /// `setImmediate`, `clearImmediate`: Node's timers (`setTimeout` is there).
     Immediate,
+    /// `Intl`: locale-aware formatting.
+    Intl,
 }
 
 fn missing(name: &str) -> Option<Missing> {
@@ -28,17 +34,30 @@ fn missing(name: &str) -> Option<Missing> {
         "process" | "Deno" | "Bun" => Missing::Environment,
         "Buffer" => Missing::Bytes,
         "setImmediate" | "clearImmediate" => Missing::Immediate,
+        "Intl" => Missing::Intl,
         _ => return None,
     })
 }
 
-/// `await <api>.request('GET <path>')` for the first API's first GET (or
-/// first operation), for examples.
+/// The operation examples show: the first GET without path parameters, or
+/// else the first operation.
+pub fn example_operation(ops: &[Operation]) -> Option<&Operation> {
+    ops.iter().find(|o| o.method == "GET" && !o.path.contains('{')).or_else(|| ops.first())
+}
+
+/// `await <api>.request('GET <path>')` for the first API's example
+/// operation, for examples.
 fn example(apis: &[LoadedApi]) -> Option<String> {
     let api = apis.first()?;
-    let ops = &api.spec.summary.operations;
-    let op = ops.iter().find(|o| o.method == "GET" && !o.path.contains('{')).or_else(|| ops.first())?;
+    let op = example_operation(&api.spec.summary.operations)?;
     Some(format!("`await {}.request('{} {}')`", api.name, op.method, op.path))
+}
+
+/// Whether the code has a static `import` or an `export` (no modules here).
+fn uses_modules(code: &str) -> bool {
+    code.lines().map(str::trim_start).any(|l| {
+        l.strip_prefix("import").is_some_and(|r| r.starts_with([' ', '{', '*', '"', '\''])) || l.starts_with("export ")
+    })
 }
 
 fn clients(apis: &[LoadedApi], servers: bool) -> String {
@@ -49,24 +68,53 @@ fn clients(apis: &[LoadedApi], servers: bool) -> String {
     names.join(", ")
 }
 
-/// Adds the hint to a `ReferenceError` for a global the sandbox leaves out.
-pub fn teach(outcome: &mut Outcome, apis: &[LoadedApi], servers: bool) {
+fn modules_hint(apis: &[LoadedApi], servers: bool) -> String {
+    format!(
+        "there are no modules to load: everything is already a global — the clients ({}), `console`, `progress(message, fraction?)` — plus the JavaScript built-ins",
+        clients(apis, servers)
+    )
+}
+
+/// Adds the hint to an error of `tool`'s `code` that has one: a
+/// `ReferenceError` for a global the sandbox leaves out or that belongs to
+/// the other tool, a `SyntaxError` from `import`/`export`.
+pub fn teach(outcome: &mut Outcome, tool: ToolKind, code: &str, apis: &[LoadedApi], servers: bool) {
     let Err(e) = &mut outcome.result else { return };
+    if e.kind == ErrorKind::Syntax && uses_modules(code) {
+        e.message = format!(
+            "{} — `import` and `export` cannot be used: {}; call them directly, without `new` or setup",
+            e.message,
+            modules_hint(apis, servers)
+        );
+        return;
+    }
     if e.kind != ErrorKind::Runtime || e.name != "ReferenceError" {
         return;
     }
     let Some(name) = e.message.strip_suffix(" is not defined") else { return };
-    let Some(what) = missing(name.trim()) else { return };
+    let name = name.trim();
     let call = example(apis).unwrap_or_else(|| "`await codemode.<server>_<tool>(args)`".into());
-    let hint = match what {
+    let hint = match (tool, missing(name)) {
+        (ToolKind::Execute, None) if name == "spec" || name == "specs" => format!(
+            "the spec is only in `search` (as `{name}`); `execute` has the clients ({}): look the operation up with `search`, then call it here, e.g. {call}",
+            clients(apis, servers)
+        ),
+        (ToolKind::Search, None) if apis.iter().any(|a| a.name == name) => format!(
+            "`{name}` is a client of `execute`: `search` only reads the spec (`spec`, `specs`), and requests are made in `execute`, e.g. {call}"
+        ),
+        (_, Some(what)) => hint_for(what, apis, servers, &call),
+        (_, None) => return,
+    };
+    e.message = format!("{name} is not defined — {hint}");
+}
+
+fn hint_for(what: Missing, apis: &[LoadedApi], servers: bool, call: &str) -> String {
+    match what {
         Missing::Network => format!(
             "there is no network access from the code: every request goes through a client the host provides ({}), e.g. {call}; it resolves to {{status, headers, data}}",
             clients(apis, servers)
         ),
-        Missing::Modules => format!(
-            "there are no modules to load: everything is already a global — the clients ({}), `console`, `progress(message, fraction?)` — plus the JavaScript built-ins",
-            clients(apis, servers)
-        ),
+        Missing::Modules => modules_hint(apis, servers),
         Missing::Environment => {
             "there is no process or environment here: credentials stay in the host, which adds them to each request you make through a client"
                 .to_string()
@@ -76,8 +124,9 @@ pub fn teach(outcome: &mut Outcome, apis: &[LoadedApi], servers: bool) {
         Missing::Immediate => format!(
             "there is no setImmediate (it is Node's): use `setTimeout(fn, 0)` or `queueMicrotask(fn)` — or better, await the requests themselves (e.g. {call}) and run independent ones at once with `await Promise.all([...])`"
         ),
-    };
-    e.message = format!("{name} is not defined — {hint}");
+        Missing::Intl => "there is no `Intl` here (and `toLocaleString` ignores locales and options): format by hand — `n.toFixed(2)`, `String(n).padStart(6)`, thousands separators with `String(n).replace(/\\B(?=(\\d{3})+(?!\\d))/g, ',')`, dates with `d.toISOString().slice(0, 10)`"
+            .to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -106,6 +155,30 @@ mod tests {
         &o.result.as_ref().unwrap_err().message
     }
 
+    fn bookshelf() -> Vec<LoadedApi> {
+        let spec = codemode_spec::load_from_value(
+            "bookshelf.json",
+            serde_json::json!({
+                "openapi": "3.0.0",
+                "info": {"title": "Bookshelf", "version": "1"},
+                "servers": [{"url": "http://127.0.0.1:1/"}],
+                "paths": {"/books/{id}": {"get": {}}, "/books": {"get": {}, "post": {}}},
+            }),
+        );
+        // The binary installs the TLS provider in `main`; a test builds the client itself.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = codemode_upstream::UpstreamConfig::new("bookshelf", "http://127.0.0.1:1/".parse().unwrap());
+        let upstream = codemode_upstream::Upstream::new(config).unwrap();
+        vec![LoadedApi { name: "bookshelf".into(), spec: std::sync::Arc::new(spec), upstream, allow_writes: false }]
+    }
+
+    fn syntax_error(message: &str) -> Outcome {
+        let mut o = reference_error("x");
+        let e = o.result.as_mut().unwrap_err();
+        (e.kind, e.name, e.message) = (ErrorKind::Syntax, "SyntaxError".into(), message.into());
+        o
+    }
+
     #[test]
     fn missing_globals_name_what_to_use_instead() {
         for (name, needle) in [
@@ -114,16 +187,74 @@ mod tests {
             ("process", "credentials stay in the host"),
             ("setImmediate", "setTimeout(fn, 0)"),
             ("Buffer", "TextEncoder"),
+            ("Intl", "format by hand"),
         ] {
-            let mut o = reference_error(name);
-            teach(&mut o, &[], true);
-            let m = message(&o);
-            assert!(m.starts_with(&format!("{name} is not defined — ")) && m.contains(needle), "{m}");
+            for tool in [ToolKind::Search, ToolKind::Execute] {
+                let mut o = reference_error(name);
+                teach(&mut o, tool, "", &[], true);
+                let m = message(&o);
+                assert!(m.starts_with(&format!("{name} is not defined — ")) && m.contains(needle), "{m}");
+            }
         }
         // Without APIs the example is a portal call, never a made-up API.
         let mut o = reference_error("fetch");
-        teach(&mut o, &[], true);
+        teach(&mut o, ToolKind::Execute, "", &[], true);
         assert!(message(&o).contains("codemode.<server>_<tool>") && !message(&o).contains("zones"), "{}", message(&o));
+        // With one, the example is its own first plain GET.
+        let mut o = reference_error("fetch");
+        teach(&mut o, ToolKind::Execute, "", &bookshelf(), false);
+        assert!(message(&o).contains("`await bookshelf.request('GET /books')`"), "{}", message(&o));
+    }
+
+    #[test]
+    fn globals_of_the_other_tool_say_where_they_are() {
+        let apis = bookshelf();
+        let mut o = reference_error("spec");
+        teach(&mut o, ToolKind::Execute, "", &apis, false);
+        let m = message(&o);
+        assert!(
+            m.starts_with("spec is not defined — the spec is only in `search`") && m.contains("`bookshelf`"),
+            "{m}"
+        );
+        let mut o = reference_error("bookshelf");
+        teach(&mut o, ToolKind::Search, "", &apis, false);
+        let m = message(&o);
+        assert!(
+            m.contains("`bookshelf` is a client of `execute`") && m.contains("bookshelf.request('GET /books')"),
+            "{m}"
+        );
+        // In their own tool these names are not hinted (an API may be
+        // called `spec`; a client missing from execute is another problem).
+        for (name, tool) in [("spec", ToolKind::Search), ("bookshelf", ToolKind::Execute), ("shelf", ToolKind::Search)]
+        {
+            let mut o = reference_error(name);
+            teach(&mut o, tool, "", &apis, false);
+            assert_eq!(message(&o), format!("{name} is not defined"));
+        }
+    }
+
+    #[test]
+    fn imports_say_there_are_no_modules() {
+        for code in [
+            "import { Octokit } from \"@octokit/rest\";\nnew Octokit()",
+            "  import axios from 'axios'",
+            "import * as x from 'x'",
+            "import 'polyfill'",
+            "export default async () => 1",
+        ] {
+            let mut o = syntax_error("unexpected token");
+            teach(&mut o, ToolKind::Execute, code, &bookshelf(), false);
+            let m = message(&o);
+            assert!(
+                m.starts_with("unexpected token — `import` and `export` cannot be used") && m.contains("(`bookshelf`)"),
+                "{m}"
+            );
+        }
+        for code in ["const important = 1;\nimportant +", "await import('x')", "const x = {"] {
+            let mut o = syntax_error("unexpected token");
+            teach(&mut o, ToolKind::Execute, code, &[], false);
+            assert_eq!(message(&o), "unexpected token", "{code}");
+        }
     }
 
     #[test]
@@ -135,7 +266,7 @@ mod tests {
             assert_eq!(message(&o), format!("{name} is not defined"));
         }
         let mut o = reference_error("myHelper");
-        teach(&mut o, &[], false);
+        teach(&mut o, ToolKind::Execute, "", &[], false);
         assert_eq!(message(&o), "myHelper is not defined");
     }
 }

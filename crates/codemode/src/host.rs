@@ -108,7 +108,8 @@ impl Targets {
         if method != "request" {
             return Err(HostError::usage(format!("`{client}.{method}` does not exist; use `{client}.request(...)`")));
         }
-        let request = codemode_upstream::request::parse(&args).map_err(|e| HostError::from_json(e.to_json()))?;
+        let request = codemode_upstream::request::parse_for(&args, &api.upstream.config().api())
+            .map_err(|e| HostError::from_json(e.to_json()))?;
         let route = api.route(&request.method, &request.path);
         let (template, operation_id, tags) = match route {
             Some(i) => {

@@ -115,21 +115,33 @@ pub fn render(outcome: &Outcome, caps: Caps) -> Rendered {
     }
 }
 
+/// The console block: the lines kept, then the note about lines dropped.
+/// Over `max_tokens` the lines are cut from the end and the note is kept
+/// whole: it is what says why output is missing and what to do.
 fn console_text(outcome: &Outcome, max_tokens: usize, console_kib: usize) -> Option<String> {
     if outcome.console.is_empty() && outcome.console_dropped == 0 {
         return None;
     }
-    let mut text = format!("console output:\n{}", outcome.console.join("\n"));
-    if outcome.console_dropped > 0 {
-        text.push_str(&format!(
-            "\n[{} more console lines were dropped or cut: the console keeps {console_kib} KiB per call ([limits] console_kib). Log less — a count or a summary — or return the data instead of logging it]",
-            outcome.console_dropped
-        ));
-    }
-    if count_tokens(&text) > max_tokens {
-        text = elide_text(&text, max_tokens);
-    }
-    Some(text)
+    let lines = format!("console output:\n{}", outcome.console.join("\n"));
+    let mut note = (outcome.console_dropped > 0).then(|| format!(
+        "[{} more console lines were dropped or cut: the console keeps {console_kib} KiB per call ([limits] console_kib). Log less — a count or a summary — or return the data instead of logging it]",
+        outcome.console_dropped
+    ));
+    let note_tokens = note.as_deref().map_or(0, count_tokens);
+    let lines = if count_tokens(&lines) + note_tokens > max_tokens {
+        // The kept lines are over this block's share of the output limit.
+        note.get_or_insert_with(|| {
+            "[console output cut to fit the output limit ([limits] max_output_tokens). Log less — a count or a summary — or return the data instead of logging it]".to_string()
+        });
+        let budget = max_tokens.saturating_sub(note.as_deref().map_or(0, count_tokens));
+        elide_text(&lines, budget)
+    } else {
+        lines
+    };
+    Some(match note {
+        Some(note) => format!("{lines}\n{note}"),
+        None => lines,
+    })
 }
 
 /// Renders a value; returns the text and a note when it was shortened.
@@ -363,6 +375,31 @@ mod tests {
         assert_eq!(render_value(&JsValue::Json(json!({"a": 1, "b": [1, 2]})), 100).0, r#"{"a":1,"b":[1,2]}"#);
         assert_eq!(render_value(&JsValue::String("plain".into()), 100).0, "plain");
         assert!(render_value(&JsValue::Undefined, 100).0.starts_with("undefined"));
+    }
+
+    fn with_console(lines: usize, dropped: usize) -> Outcome {
+        Outcome {
+            result: Ok(JsValue::Undefined),
+            console: (0..lines).map(|i| format!("row {i}: {{\"id\": {i}, \"title\": \"a book\"}}")).collect(),
+            console_dropped: dropped,
+            host_calls: 0,
+            elapsed: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn console_over_its_share_keeps_the_note() {
+        // 16 KiB of lines kept, more dropped, over a 1,500-token output cap.
+        let text = render(&with_console(500, 1500), 1500, 16).console.unwrap();
+        assert!(count_tokens(&text) <= 1500 / 4, "{} tokens", count_tokens(&text));
+        assert!(text.starts_with("console output:\nrow 0: "), "{text}");
+        assert!(text.contains("chars]\n[1500 more console lines were dropped"), "{text}");
+        assert!(text.ends_with("or return the data instead of logging it]") && text.contains("console_kib"), "{text}");
+        // Cut by the token share alone: a note says so.
+        let text = render(&with_console(500, 0), 1500, 16).console.unwrap();
+        assert!(text.contains("max_output_tokens") && text.contains("Log less"), "{text}");
+        // What fits is left whole, with no note.
+        assert_eq!(render(&with_console(2, 0), 1500, 16).console.unwrap().lines().count(), 3);
     }
 
     #[test]

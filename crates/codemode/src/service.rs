@@ -19,6 +19,7 @@ use codemode_portal::Portal;
 use crate::catalog::{Catalog, ScopedCatalog};
 use crate::config::{ApiConfig, AuthConfig, Config, ConfigProblem, McpConfig};
 use crate::host::{ExecHost, Targets};
+use crate::tools::ToolKind;
 
 /// One API, loaded and ready.
 pub struct LoadedApi {
@@ -179,6 +180,7 @@ async fn load_one(
     cfg.timeout = Duration::from_secs_f64(limits.request_timeout_secs);
     cfg.max_request_bytes = limits.max_request_kib * 1024;
     cfg.max_response_bytes = limits.max_response_kib * 1024;
+    cfg.example_path = crate::hints::example_operation(&spec.summary.operations).map(|o| o.path.clone());
     let upstream = match Upstream::new(cfg) {
         Ok(u) => u,
         Err(e) => {
@@ -569,8 +571,8 @@ impl Service {
         };
         let call = SearchCall { host: Some(catalog), visible };
         self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut outcome = self.sandbox.search(code, call).await;
-        crate::hints::teach(&mut outcome, &self.apis, self.portal.is_some());
+        let mut outcome = self.sandbox.search(code.clone(), call).await;
+        crate::hints::teach(&mut outcome, ToolKind::Search, &code, &self.apis, self.portal.is_some());
         self.scrub(outcome)
     }
 
@@ -748,8 +750,8 @@ impl Service {
             span: tracing::Span::current(),
         });
         self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut outcome = self.sandbox.execute_with_clock(code, self.env.clone(), host, clock).await;
-        crate::hints::teach(&mut outcome, &self.apis, self.portal.is_some());
+        let mut outcome = self.sandbox.execute_with_clock(code.clone(), self.env.clone(), host, clock).await;
+        crate::hints::teach(&mut outcome, ToolKind::Execute, &code, &self.apis, self.portal.is_some());
         let outcome = self.scrub(outcome);
         let mut plan = DryRunLayer::plan(&exec);
         for v in &mut plan {

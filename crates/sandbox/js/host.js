@@ -74,6 +74,32 @@
     }
     return r;
   };
+  // Models trained on other clients call `client.get(path)` (axios) or
+  // `client.rest.issues.listForRepo(...)` (octokit). A client has only
+  // `request`: these names are non-enumerable members (Object.keys still
+  // shows `request` alone) that throw a TypeError saying which call to
+  // write instead, rather than "not a function" or "cannot read property".
+  const route = (path) => (typeof path === 'string' && path.length <= 200 ? path : '/path');
+  const misused = (name) => {
+    const members = {};
+    for (const verb of ['get', 'head', 'delete', 'options', 'post', 'put', 'patch']) {
+      const method = verb.toUpperCase();
+      members[verb] = {
+        value: (path) => {
+          const call = ['POST', 'PUT', 'PATCH'].includes(method)
+            ? `${name}.request({ method: ${JSON.stringify(method)}, path: ${JSON.stringify(route(path))}, body })`
+            : `${name}.request(${JSON.stringify(`${method} ${route(path)}`)})`;
+          throw new TypeError(`\`${name}.${verb}()\` does not exist: a client has only \`request\`. Write \`await ${call}\`; path parameters and the query go in a second argument: \`${name}.request("GET /items/{id}", { id, per_page: 50 })\``);
+        },
+      };
+    }
+    members.rest = {
+      get: () => {
+        throw new TypeError(`\`${name}.rest\` does not exist: there are no generated methods such as \`${name}.rest.issues.listForRepo(…)\`; call the operation's route with \`${name}.request\`, e.g. \`await ${name}.request("GET /repos/{owner}/{repo}/issues", { owner, repo })\` (find the route with \`search\`)`);
+      },
+    };
+    return members;
+  };
   return {
     complete: (id, ok, json) => {
       const p = pending.get(id);
@@ -82,10 +108,16 @@
       const v = JSON.parse(json);
       if (ok) p.resolve(v); else p.reject(toError(v));
     },
-    client: (name, methods) => Object.freeze(Object.fromEntries(
-      methods.map((m) => [m, m === 'request'
+    client: (name, methods) => {
+      const client = Object.fromEntries(methods.map((m) => [m, m === 'request'
         ? (...args) => call(name, m, args).then(decorate)
-        : (...args) => call(name, m, args)]))),
+        : (...args) => call(name, m, args)]));
+      if (methods.includes('request')) {
+        const members = misused(name);
+        for (const k of Object.keys(members)) if (!(k in client)) Object.defineProperty(client, k, members[k]);
+      }
+      return Object.freeze(client);
+    },
     // A client whose methods are not known in advance (portal tools): any
     // property is a method; the host says when a name does not exist.
     dynamic: (name) => new Proxy(Object.freeze({}), {

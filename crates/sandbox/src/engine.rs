@@ -367,11 +367,11 @@ fn start<'js>(
     let v = match form {
         Form::Script => {
             // With top-level await QuickJS resolves to `{value}`: unwrap it.
-            let unwrap: Function = eval_prelude(
-                ctx,
-                "(p) => Promise.resolve(p).then((r) => (r === null || typeof r !== 'object') ? r : r.value)",
-            )
-            .map_err(|e| internal(format!("{e}")))?;
+            // A completion value that is a function (`async () => {…};`, or
+            // helpers declared before the arrow) is called, as the
+            // expression reading calls its function: in a job of this same
+            // runtime, under the same deadline and limits.
+            let unwrap: Function = eval_prelude(ctx, SCRIPT_RESULT).map_err(|e| internal(format!("{e}")))?;
             unwrap.call::<_, Value>((v,)).map_err(|e| caught_or_stopped(ctx, e, &fix, spec))?
         }
         Form::Expression | Form::Body => match v.as_function() {
@@ -400,9 +400,14 @@ fn typescript_error(e: &codemode_typescript::Error, fence_lines: u32, readings: 
     err
 }
 
+/// Turns the promise of a script's completion record into the value the
+/// code means: `{value}` unwrapped, and a function called with no arguments.
+const SCRIPT_RESULT: &str = "(p) => Promise.resolve(p).then((r) => { const v = (r === null || typeof r !== 'object') ? r : r.value; return typeof v === 'function' ? v() : v; })";
+
 /// The result as it crosses the boundary: strings as they are, everything
 /// else as `JSON.stringify` text (parsed, with its depth checked, by
-/// [`crate::parse_result`] on the host).
+/// [`crate::parse_result`] on the host), with Maps and Sets converted
+/// (`js/result.js`).
 fn to_result<'js>(ctx: &Ctx<'js>, v: Value<'js>, fix: &LineFix, spec: &RunSpec<'_>) -> Result<RawValue, ScriptError> {
     if v.is_undefined() {
         return Ok(RawValue::Undefined);
@@ -410,7 +415,10 @@ fn to_result<'js>(ctx: &Ctx<'js>, v: Value<'js>, fix: &LineFix, spec: &RunSpec<'
     if let Some(s) = v.as_string() {
         return s.to_string().map(RawValue::String).map_err(|e| caught_or_stopped(ctx, e, fix, spec));
     }
-    let json = ctx.json_stringify(v).map_err(|e| {
+    let replacer = eval_prelude::<Function>(ctx, include_str!("../js/result.js"))
+        .and_then(|make| make.call::<_, Function>(()))
+        .map_err(|e| caught_or_stopped(ctx, e, fix, spec))?;
+    let json = ctx.json_stringify_replacer(v, replacer).map_err(|e| {
         if spec.stop.should_stop() {
             return stopped(spec);
         }
@@ -737,6 +745,69 @@ mod tests {
         assert!(moved >= Duration::from_millis(199) && moved <= Duration::from_millis(201), "{moved:?}");
         let seen_by_the_handler = stop.clone();
         assert_eq!(seen_by_the_handler.deadline(), stop.deadline());
+    }
+
+    /// Runs `code` without host calls (as `search` does), within `timeout`.
+    fn run_code(code: &str, timeout: Duration) -> Result<RawValue, ScriptError> {
+        let limits = Limits { timeout, ..Limits::default() };
+        let stop = Stop::new(Instant::now() + timeout, Arc::new(AtomicBool::new(false)));
+        let (_rt, ctx) = new_runtime(&limits, &stop).unwrap();
+        ctx.with(|ctx| run(&ctx, RunSpec { code, limits: &limits, stop: stop.clone(), host: None }))
+    }
+
+    fn json(code: &str) -> String {
+        match run_code(code, Duration::from_secs(5)) {
+            Ok(RawValue::Json(s)) => s,
+            other => panic!("{code}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_script_whose_last_value_is_a_function_calls_it() {
+        // A trailing `;` makes the arrow a script's last value.
+        assert_eq!(json("async () => { const x = await Promise.resolve(41); return x + 1; };"), "42");
+        // Helpers first, then the arrow to run.
+        assert_eq!(json("const twice = (x) => x * 2;\nfunction one() { return 1 }\nasync () => twice(one())"), "2");
+        // Top-level await with a plain last value is unchanged.
+        assert_eq!(json("const v = await Promise.resolve([1]);\nv"), "[1]");
+        // Errors thrown by the called function keep their position.
+        let e = run_code("const f = 1;\nasync () => {\n  null.x;\n};", Duration::from_secs(5)).unwrap_err();
+        assert_eq!((e.name.as_str(), e.line), ("TypeError", Some(3)), "{e:?}");
+    }
+
+    #[test]
+    fn a_called_script_function_stays_within_the_deadline() {
+        let started = Instant::now();
+        for code in [
+            "async () => { for (;;) {} };",
+            "const spin = () => { for (;;) {} };\nspin",
+            "async () => { while (true) await null; };",
+        ] {
+            let e = run_code(code, Duration::from_millis(200)).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Timeout, "{code}: {e:?}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn maps_and_sets_cross_as_objects_and_arrays() {
+        assert_eq!(json("new Map([['a', 1], ['b', 2]])"), r#"{"a":1,"b":2}"#);
+        assert_eq!(json("new Map([[1, 'x']])"), r#"{"1":"x"}"#);
+        // Keys that are not strings or numbers keep their identity as entries.
+        assert_eq!(json("new Map([[{id: 1}, 'x'], [true, 'y']])"), r#"[[{"id":1},"x"],[true,"y"]]"#);
+        assert_eq!(json("new Set([3, 1, 3])"), "[3,1]");
+        // Nested, and inside arrays and objects.
+        assert_eq!(
+            json("({by: new Map([['k', new Set(['v'])]]), list: [new Map()]})"),
+            r#"{"by":{"k":["v"]},"list":[{}]}"#
+        );
+        // Other values are untouched; toJSON still applies.
+        assert_eq!(
+            json("({d: new Date(0), n: null, a: [1, 'x']})"),
+            r#"{"d":"1970-01-01T00:00:00.000Z","n":null,"a":[1,"x"]}"#
+        );
+        // Code that replaces `Map` only changes its own result.
+        assert_eq!(json("globalThis.Map = 1; delete globalThis.Set; ({a: 1})"), r#"{"a":1}"#);
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub enum Form {
     /// (awaited).
     Expression,
     /// A script with top-level `await`, whose completion value is the result:
-    /// `const r = await api.request("GET /x"); r.data`.
+    /// `const r = await api.request("GET /x"); r.data`. A function there is
+    /// called, as in [`Form::Expression`]: `async () => {…};` (a trailing
+    /// `;`), or helpers declared before the arrow to run.
     Script,
     /// `(async () => { CODE })`: statements with `return`.
     Body,

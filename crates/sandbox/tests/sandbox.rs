@@ -231,6 +231,25 @@ async fn nothing_of_the_host_is_reachable() {
 }
 
 #[tokio::test]
+async fn other_clients_methods_say_to_call_request() {
+    let m = err(&exec("async () => demo.get('/items?page=2')").await).message.clone();
+    assert!(m.starts_with("`demo.get()` does not exist: a client has only `request`. Write `await demo.request(\"GET /items?page=2\")`"), "{m}");
+    let m = err(&exec("async () => demo.post('/items', {name: 'x'})").await).message.clone();
+    assert!(m.contains("`await demo.request({ method: \"POST\", path: \"/items\", body })`"), "{m}");
+    let e = err(&exec("async () => demo.rest.issues.listForRepo({owner: 'o', repo: 'r'})").await).clone();
+    assert_eq!(e.name, "TypeError");
+    assert!(
+        e.message.starts_with("`demo.rest` does not exist") && e.message.contains("demo.request(\"GET /repos/"),
+        "{e:?}"
+    );
+    // The client still shows `request` alone, and stays frozen.
+    let o = exec("async () => [Object.keys(demo), JSON.stringify(demo), Object.isFrozen(demo), Object.isExtensible(demo), typeof demo.request, 'get' in demo]").await;
+    assert_eq!(ok(&o), &JsValue::Json(json!([["request"], "{}", true, false, "function", true])));
+    let o = exec("async () => { 'use strict'; try { demo.get = () => 1; } catch (e) { return e.name } }").await;
+    assert_eq!(ok(&o), &JsValue::String("TypeError".into()));
+}
+
+#[tokio::test]
 async fn calls_are_isolated() {
     let a = exec("async () => { globalThis.leak = 1; Object.prototype.polluted = 1; Array.prototype.map = () => 'hijacked'; return 1; }").await;
     assert!(a.result.is_ok());

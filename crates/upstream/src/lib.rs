@@ -163,6 +163,9 @@ pub struct UpstreamConfig {
     pub max_retries: u32,
     /// Longest `Retry-After` wait we honour.
     pub max_retry_wait: Duration,
+    /// A path of this API (from its spec) for the examples in error
+    /// messages; `None` gives a generic one.
+    pub example_path: Option<String>,
 }
 
 impl UpstreamConfig {
@@ -178,7 +181,13 @@ impl UpstreamConfig {
             max_response_bytes: 8 * 1024 * 1024,
             max_retries: 2,
             max_retry_wait: Duration::from_secs(10),
+            example_path: None,
         }
+    }
+
+    /// What [`request::parse_for`] needs to know of this API.
+    pub fn api(&self) -> request::Api<'_> {
+        request::Api { base_url: Some(&self.base_url), example_path: self.example_path.as_deref() }
     }
 }
 
@@ -316,7 +325,7 @@ impl Upstream {
     /// Performs `request(...)` with the arguments the code passed.
     /// `Ok` is `{status, headers, data}`; `Err` is an error object for the code.
     pub async fn request(&self, args: &Value) -> Result<Value, Value> {
-        let req = request::parse(args).map_err(|e| e.to_json())?;
+        let req = request::parse_for(args, &self.config.api()).map_err(|e| e.to_json())?;
         self.send(req).await.map_err(|e| e.to_json())
     }
 

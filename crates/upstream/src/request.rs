@@ -8,10 +8,17 @@
 //!   fields go to the query (GET/HEAD/DELETE) or the JSON body (others);
 //!   a `headers` field is taken as headers.
 //!
+//! A path may also be a full URL inside the API's base URL (a `Next-Page`
+//! or `Link` header passed on as it came): it is read as the relative path
+//! it names, and any other absolute URL is refused (see [`relative_to_base`]).
+//!
 //! Everything here treats its input as hostile: the checks are what keep a
 //! request on the configured API.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
+use url::Url;
 
 pub use crate::body::Body;
 use crate::body::{bytes_of, Field, FieldValue, File, Form, FormEncoding};
@@ -74,9 +81,32 @@ const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-method-
 /// `method-override`, …).
 const METHOD_OVERRIDE_PARAM: &str = "_method";
 
-/// Parses the arguments array of a `request(...)` call.
+/// What [`parse_for`] knows of the API a request is for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Api<'a> {
+    /// The base URL: an absolute URL inside it is read as the path it names.
+    /// Without one every absolute URL is refused.
+    pub base_url: Option<&'a Url>,
+    /// A path of this API for the examples in messages (`/books`); without
+    /// one the messages say `/path`.
+    pub example_path: Option<&'a str>,
+}
+
+impl Api<'_> {
+    fn example(&self) -> &str {
+        self.example_path.unwrap_or("/path")
+    }
+}
+
+/// Parses the arguments array of a `request(...)` call, knowing nothing of
+/// the API (absolute URLs are refused, examples are generic).
 pub fn parse(args: &Value) -> Result<ApiRequest, UpstreamError> {
-    let req = parse_form(args)?;
+    parse_for(args, &Api::default())
+}
+
+/// Parses the arguments array of a `request(...)` call to `api`.
+pub fn parse_for(args: &Value, api: &Api<'_>) -> Result<ApiRequest, UpstreamError> {
+    let req = parse_form(args, api)?;
     check_method_override(&req)?;
     Ok(req)
 }
@@ -149,15 +179,15 @@ pub fn check_method_override(req: &ApiRequest) -> Result<(), UpstreamError> {
     Ok(())
 }
 
-fn parse_form(args: &Value) -> Result<ApiRequest, UpstreamError> {
+fn parse_form(args: &Value, api: &Api<'_>) -> Result<ApiRequest, UpstreamError> {
     let args = args.as_array().ok_or_else(|| usage("the arguments must be an array"))?;
     match args.first() {
-        Some(Value::String(route)) => parse_route(route, args.get(1)),
+        Some(Value::String(route)) => parse_route(route, args.get(1), api),
         Some(Value::Object(obj)) => {
             if args.len() > 1 {
                 return Err(usage("with the object form pass a single object: request({method, path, query, body})"));
             }
-            parse_object(obj)
+            parse_object(obj, api)
         }
         _ => Err(usage(
             "call request({method: \"GET\", path: \"/...\", query, body}) or request(\"GET /path/{param}\", {param, ...})",
@@ -165,7 +195,7 @@ fn parse_form(args: &Value) -> Result<ApiRequest, UpstreamError> {
     }
 }
 
-fn parse_object(obj: &Map<String, Value>) -> Result<ApiRequest, UpstreamError> {
+fn parse_object(obj: &Map<String, Value>, api: &Api<'_>) -> Result<ApiRequest, UpstreamError> {
     for k in obj.keys() {
         if !matches!(k.as_str(), "method" | "path" | "query" | "body" | "headers" | "contentType" | "rawBody" | "form")
         {
@@ -180,12 +210,12 @@ fn parse_object(obj: &Map<String, Value>) -> Result<ApiRequest, UpstreamError> {
         Some(_) => return Err(usage("`method` must be a string such as \"GET\"")),
     };
     check_method(&method)?;
-    let path = obj
-        .get("path")
-        .and_then(Value::as_str)
-        .ok_or_else(|| usage("`path` is required: a path relative to the API's base URL, such as \"/zones\""))?;
-    let (path, mut query) = split_query(path)?;
-    let path = check_path(&path)?;
+    let path = obj.get("path").and_then(Value::as_str).ok_or_else(|| {
+        usage(&format!("`path` is required: a path relative to the API's base URL, such as \"{}\"", api.example()))
+    })?;
+    let path = relative_to_base(path, api)?;
+    let (path, mut query) = split_query(&path)?;
+    let path = check_path_for(&path, api)?;
     match obj.get("query") {
         None | Some(Value::Null) => {}
         Some(Value::Object(q)) => query.extend(query_pairs(q)?),
@@ -349,9 +379,9 @@ fn check_form_text<'a>(what: &str, text: &'a str) -> Result<&'a str, UpstreamErr
     Ok(text)
 }
 
-fn parse_route(route: &str, params: Option<&Value>) -> Result<ApiRequest, UpstreamError> {
+fn parse_route(route: &str, params: Option<&Value>, api: &Api<'_>) -> Result<ApiRequest, UpstreamError> {
     let (method, template) = route.trim().split_once(' ').ok_or_else(|| {
-        usage(&format!("the route `{route}` must be \"METHOD /path\", e.g. \"GET /zones/{{zone_id}}\""))
+        usage(&format!("the route `{route}` must be \"METHOD /path\", e.g. \"GET {}\"", api.example()))
     })?;
     let method = method.to_ascii_uppercase();
     check_method(&method)?;
@@ -361,7 +391,8 @@ fn parse_route(route: &str, params: Option<&Value>) -> Result<ApiRequest, Upstre
         Some(_) => return Err(usage("the second argument must be an object of parameters")),
     };
     let headers = parse_headers(rest.remove("headers").as_ref())?;
-    let (template, mut query) = split_query(template.trim())?;
+    let template = relative_to_base(template.trim(), api)?;
+    let (template, mut query) = split_query(&template)?;
     let mut path = String::with_capacity(template.len());
     let mut chars = template.char_indices();
     while let Some((i, c)) = chars.next() {
@@ -388,7 +419,7 @@ fn parse_route(route: &str, params: Option<&Value>) -> Result<ApiRequest, Upstre
             chars.next();
         }
     }
-    let path = check_path(&path)?;
+    let path = check_path_for(&path, api)?;
     let body = if matches!(method.as_str(), "GET" | "HEAD" | "DELETE" | "OPTIONS") {
         query.extend(query_pairs(&rest)?);
         Body::None
@@ -419,17 +450,92 @@ fn split_query(path: &str) -> Result<(String, Vec<(String, String)>), UpstreamEr
     }
 }
 
+/// Whether `path` is written as an absolute URL (`https://…`, any scheme)
+/// rather than a path.
+fn is_absolute_url(path: &str) -> bool {
+    let Some((scheme, _)) = path.split_once("://") else { return false };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// Reads an absolute URL inside the API's base URL as the relative path
+/// (and query) it names: `https://api.example.com/v1/items?page=2` with base
+/// `https://api.example.com/v1` is `/items?page=2`. Anything else that is
+/// not a URL is returned unchanged, for [`check_path`] to judge.
+///
+/// The match is on the text, never on a decoded or normalised form, so no
+/// encoding can widen it: the scheme and host (ASCII case aside) and the
+/// port must be the base URL's exactly (an explicit default port counts as
+/// the default), there may be no user info (`@`) or percent sign in the
+/// authority, and the base path must be a whole-segment prefix (`/v1` does
+/// not cover `/v10`). The rest goes through every check of a relative path.
+pub fn relative_to_base<'p>(path: &'p str, api: &Api<'_>) -> Result<Cow<'p, str>, UpstreamError> {
+    if !is_absolute_url(path) {
+        return Ok(Cow::Borrowed(path));
+    }
+    let shown: String = path.chars().take(200).collect();
+    let refuse = |why: &str| {
+        let to = match api.base_url {
+            Some(base) => format!("relative to {}", base.as_str().trim_end_matches('/')),
+            None => "relative to the API's base URL".into(),
+        };
+        Err(UpstreamError::policy(&format!(
+            "URL `{shown}` refused: {why}: pass the path {to}, e.g. \"{}\"",
+            api.example()
+        )))
+    };
+    let Some(base) = api.base_url else {
+        return refuse("absolute URLs are not allowed");
+    };
+    let (scheme, rest) = path.split_once("://").expect("is_absolute_url");
+    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains(['@', '%']) {
+        return refuse("absolute URLs are not allowed (this one has user info or an encoded host)");
+    }
+    let origin = Url::parse(&format!("{scheme}://{authority}/")).ok().map(|u| u.origin());
+    let (Some(origin), Some(host)) = (origin, base.host_str()) else {
+        return refuse("absolute URLs are not allowed");
+    };
+    // The origin compared above is normalised (case, default port); the
+    // authority text must also name the base host as written, so that no
+    // other spelling of an address (`0x7f.1`, a trailing dot) is taken in.
+    let port = base.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let default_port = base.port_or_known_default().map(|p| format!(":{p}")).unwrap_or_default();
+    let same_text =
+        [format!("{host}{port}"), format!("{host}{default_port}")].iter().any(|a| a.eq_ignore_ascii_case(authority));
+    if origin != base.origin() || !same_text {
+        return refuse("absolute URLs are not allowed");
+    }
+    let base_path = base.path().trim_end_matches('/');
+    let Some(relative) = tail.strip_prefix(base_path).filter(|r| r.is_empty() || r.starts_with(['/', '?'])) else {
+        return refuse(&format!("it is on this API's host but outside its base path `{base_path}/`"));
+    };
+    Ok(match relative.strip_prefix('/') {
+        Some(_) => Cow::Owned(relative.to_string()),
+        None => Cow::Owned(format!("/{relative}")),
+    })
+}
+
 /// Keeps the request on the configured API: a relative path, no scheme or
 /// authority, no `..` (encoded or not), no control characters.
 pub fn check_path(path: &str) -> Result<String, UpstreamError> {
+    check_path_for(path, &Api::default())
+}
+
+/// [`check_path`], with examples from `api` in its messages.
+fn check_path_for(path: &str, api: &Api<'_>) -> Result<String, UpstreamError> {
     let bad = |why: &str| {
         Err(UpstreamError::policy(&format!(
-            "path `{}` refused: {why}. Pass a path relative to the API's base URL, such as \"/zones\"",
-            path.chars().take(200).collect::<String>()
+            "path `{}` refused: {why}. Pass a path relative to the API's base URL, such as \"{}\"",
+            path.chars().take(200).collect::<String>(),
+            api.example()
         )))
     };
     if !path.starts_with('/') {
-        return bad("it must start with `/`");
+        let fixed: String = path.chars().take(200).collect();
+        return bad(&format!("it must start with `/` (\"/{fixed}\")"));
     }
     if path.starts_with("//") {
         return bad("a path starting with `//` would name another host");
@@ -609,6 +715,99 @@ mod tests {
         ] {
             assert!(parse(&json!([{"path": p}])).is_err(), "{p} was accepted");
         }
+    }
+
+    fn api(base: &Url) -> Api<'_> {
+        Api { base_url: Some(base), example_path: Some("/books") }
+    }
+
+    #[test]
+    fn a_url_inside_the_base_url_is_the_path_it_names() {
+        let base: Url = "http://127.0.0.1:8888/v1/".parse().unwrap();
+        let api = api(&base);
+        let r = parse_for(&json!([{"path": "http://127.0.0.1:8888/v1/buckets/b/records?_limit=1&_token=x%3D"}]), &api)
+            .unwrap();
+        assert_eq!(r.path, "/buckets/b/records");
+        assert_eq!(r.query, vec![("_limit".into(), "1".into()), ("_token".into(), "x=".into())]);
+        assert_eq!(parse_for(&json!([{"path": "http://127.0.0.1:8888/v1"}]), &api).unwrap().path, "/");
+        assert_eq!(parse_for(&json!([{"path": "HTTP://127.0.0.1:8888/v1/"}]), &api).unwrap().path, "/");
+        // The route form too, parameters and all.
+        let r = parse_for(&json!(["GET http://127.0.0.1:8888/v1/buckets/{id}", {"id": "a b"}]), &api).unwrap();
+        assert_eq!(r.path, "/buckets/a%20b");
+        // No base path (GitHub), and a default port written out.
+        let gh: Url = "https://api.github.com".parse().unwrap();
+        let r =
+            parse_for(&json!([{"path": "https://api.github.com/repositories/1/issues?page=2"}]), &api_of(&gh)).unwrap();
+        assert_eq!((r.path.as_str(), r.query.len()), ("/repositories/1/issues", 1));
+        assert_eq!(parse_for(&json!([{"path": "https://API.github.com:443/x"}]), &api_of(&gh)).unwrap().path, "/x");
+    }
+
+    fn api_of(base: &Url) -> Api<'_> {
+        Api { base_url: Some(base), example_path: None }
+    }
+
+    #[test]
+    fn urls_outside_the_base_url_are_refused_with_the_fix() {
+        let base: Url = "https://api.example.com/v1".parse().unwrap();
+        let api = api(&base);
+        for p in [
+            "https://evil.example/v1/x",
+            "http://api.example.com/v1/x",       // scheme
+            "https://api.example.com:8443/v1/x", // port
+            "https://api.example.com.evil.example/v1/x",
+            "https://user@api.example.com/v1/x", // user info
+            "https://evil.example@api.example.com/v1/x",
+            "https://api.example.com@evil.example/v1/x",
+            "https://api%2Eexample.com/v1/x", // encoded host
+            "https://api.example.com./v1/x",  // another spelling
+            "https://api.example.com/v10/x",  // not a whole segment
+            "https://api.example.com/v2/x",
+            "https://api.example.com/",
+            "https://api.example.com/%76%31/x",    // encoded base path
+            "https://api.example.com/v1/../admin", // climbs out
+            "https://api.example.com/v1/%2e%2e/admin",
+            "https://api.example.com/v1//evil.example/x",
+            "https://api.example.com/v1\\..\\admin",
+            "https://api.example.com\\v1/x",
+            "https://api.example.com/v1/x#frag",
+            "ftp://api.example.com/v1/x",
+            "javascript://api.example.com/v1/x",
+        ] {
+            let e = parse_for(&json!([{"path": p}]), &api).unwrap_err();
+            assert_eq!(e.name, "PolicyError", "{p}");
+            assert!(!e.message.contains("must start with"), "{p}: {}", e.message);
+            let e = parse_for(&json!([format!("GET {p}")]), &api).unwrap_err();
+            assert_eq!(e.name, "PolicyError", "{p}");
+        }
+        let e = parse_for(&json!([{"path": "https://evil.example/x"}]), &api).unwrap_err();
+        assert!(
+            e.message.contains(
+                "absolute URLs are not allowed: pass the path relative to https://api.example.com/v1, e.g. \"/books\""
+            ),
+            "{}",
+            e.message
+        );
+        // Knowing no base URL, every absolute URL is refused.
+        let e = parse(&json!([{"path": "https://api.example.com/v1/x"}])).unwrap_err();
+        assert!(
+            e.message.contains("absolute URLs are not allowed: pass the path relative to the API's base URL"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn path_errors_give_the_apis_own_example() {
+        let base: Url = "https://api.example.com/v1".parse().unwrap();
+        for args in [json!([{"path": "books"}]), json!([{"method": "GET"}]), json!(["GET books"]), json!(["GETbooks"])]
+        {
+            let e = parse_for(&args, &api(&base)).unwrap_err();
+            assert!(e.message.contains("/books\"") && !e.message.contains("zones"), "{args}: {}", e.message);
+        }
+        let e = parse_for(&json!([{"path": "repos/o/r"}]), &api(&base)).unwrap_err();
+        assert!(e.message.contains("must start with `/` (\"/repos/o/r\")"), "{}", e.message);
+        // Without an API, no made-up one.
+        assert!(parse(&json!([{"path": "x"}])).unwrap_err().message.contains("such as \"/path\""));
     }
 
     #[test]

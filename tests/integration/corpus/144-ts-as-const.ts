@@ -1,0 +1,17 @@
+// about: `as const` tuples declared before the async arrow that uses them
+// tool: execute
+// config: github
+// bug: the script form does not call a final async arrow after declarations (see 182-helper-then-arrow.js)
+// requires: typescript
+// result: {"octocat/Hello-World": 1347}
+
+const repos = [["octocat", "Hello-World"]] as const;
+
+async () => {
+  const out: { [name: string]: number } = {};
+  for (const [owner, repo] of repos) {
+    const { data } = await github.request("GET /repos/{owner}/{repo}/issues", { owner, repo });
+    out[`${owner}/${repo}`] = data[0].number;
+  }
+  return out;
+}

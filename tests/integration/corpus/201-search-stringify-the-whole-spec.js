@@ -1,0 +1,7 @@
+// about: JSON.stringify of all of Cloudflare's spec "to see its size": the memory limit, and what to do instead
+// tool: search
+// config: cloudflare
+// error: memory limit
+// error: return less
+
+async () => JSON.stringify(spec).length
