@@ -182,7 +182,7 @@ fn api_line(a: &LoadedApi) -> String {
 fn search_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize) -> String {
     if apis.is_empty() {
         return format!(
-            "Discover the tools of the connected MCP servers ({}) by writing JavaScript or TypeScript (types are stripped, not checked): an async arrow function whose return value is the result.\n\n```ts\n{}\n```\nExamples:\n// the tools for a task, best first\nasync () => codemode.find(\"read a file\", {{ limit: 5 }})\n// tools whose name or description mentions a word\nasync () => codemode.tools().filter(t => (t.name + t.description).includes(\"file\")).map(t => ({{ name: t.name, description: t.description }}))\n// the TypeScript signature of one tool\nasync () => codemode.types(\"{}\")\n\nReturn only what you need: results over {max_tokens} tokens are shortened. Then call them with `execute`.",
+            "Discover the tools of the connected MCP servers ({}) by writing JavaScript or TypeScript (types stripped, not checked): an async arrow function whose return value is the result.\n\n```ts\n{}\n```\nExamples:\n// the tools for a task, best first\nasync () => codemode.find(\"read a file\", {{ limit: 5 }})\n// tools whose name or description mentions a word\nasync () => codemode.tools().filter(t => (t.name + t.description).includes(\"file\")).map(t => ({{ name: t.name, description: t.description }}))\n// the TypeScript signature of one tool\nasync () => codemode.types(\"{}\")\n\nReturn only what you need: results over {max_tokens} tokens are shortened. Then call them with `execute`.",
             servers.join(", "),
             PORTAL_SEARCH_TS,
             servers.first().map(|s| format!("{s}_<tool>")).unwrap_or_default()
@@ -193,15 +193,15 @@ fn search_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize)
     if single {
         let a = &apis[0];
         let s = &a.spec.summary;
-        let groups: Vec<String> = s.top_groups(20).into_iter().map(|(g, _)| g).collect();
+        let groups: Vec<String> = s.top_groups(14).into_iter().map(|(g, _)| g).collect();
         d.push_str(&format!(
-            "Search the {} OpenAPI spec ({} operations) by writing JavaScript or TypeScript (types are stripped, not checked). Every $ref is resolved inline; a schema that recurses into itself shows {{\"$circular\": \"<ref>\"}}.\n\nTop areas: {}\n",
+            "Search the {} OpenAPI spec ({} operations) by writing JavaScript or TypeScript (types stripped, not checked). Every $ref is resolved inline; a schema that recurses into itself shows {{\"$circular\": \"<ref>\"}}.\n\nTop areas: {}\n",
             if s.title.is_empty() { &a.name } else { &s.title },
             s.operations.len(),
             groups.join(", ")
         ));
     } else {
-        d.push_str("Search the OpenAPI specs of these APIs by writing JavaScript or TypeScript (types are stripped, not checked). Every $ref is resolved inline; a schema that recurses into itself shows {\"$circular\": \"<ref>\"}.\n\n");
+        d.push_str("Search the OpenAPI specs of these APIs by writing JavaScript or TypeScript (types stripped, not checked). Every $ref is resolved inline; a schema that recurses into itself shows {\"$circular\": \"<ref>\"}.\n\n");
         for a in apis {
             d.push_str(&format!("- {}\n", api_line(a)));
         }
@@ -238,8 +238,6 @@ interface Operation {{ summary?: string; description?: string; operationId?: str
 Examples:
 // operations for a task, best first
 async () => codemode.find("{sample_query}", {{ limit: 5 }})
-// paths that mention a word
-async () => Object.keys({s}.paths).filter(p => p.includes("user"))
 // one operation's parameters, request body and responses
 async () => {s}.paths["{sample_path}"].{sample_method}
 
@@ -280,9 +278,9 @@ const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  find(query: string,
 fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize, max_requests: u32) -> String {
     let single = apis.len() == 1;
     let mut d = String::from(if apis.is_empty() {
-        "Call the tools of the connected MCP servers by writing JavaScript or TypeScript (types are stripped, not checked): an async arrow function; its return value is the result. Use `search` first to find tools and their parameters.\n\n```ts\n"
+        "Call the tools of the connected MCP servers by writing JavaScript or TypeScript (types stripped, not checked): an async arrow function; its return value is the result. Use `search` first to find tools and their parameters.\n\n```ts\n"
     } else {
-        "Call the API by writing JavaScript or TypeScript (types are stripped, not checked): an async arrow function; its return value is the result. Use `search` first to find operations and their parameters.\n\n```ts\n"
+        "Call the API by writing JavaScript or TypeScript (types stripped, not checked): an async arrow function; its return value is the result. Use `search` first to find operations and their parameters.\n\n```ts\n"
     });
     if !servers.is_empty() {
         d.push_str(&format!(

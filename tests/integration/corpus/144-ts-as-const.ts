@@ -1,7 +1,6 @@
 // about: `as const` tuples declared before the async arrow that uses them
 // tool: execute
 // config: github
-// bug: the script form does not call a final async arrow after declarations (see 182-helper-then-arrow.js)
 // requires: typescript
 // result: {"octocat/Hello-World": 1347}
 
