@@ -96,7 +96,7 @@ async def test_dns_clean_up_plays_end_to_end(tmp_path):
         assert out["warnings"] == 3 and "mock_strict" in out["warning"]
         # Create, read, update: the state answers, envelope and all.
         r = await s.call_tool("execute", {"code": f"""async () => {{
-            const c = await cloudflare.request("POST /zones/{{zone_id}}/dns_records", {{zone_id: "{ZONE}", type: "A", name: "new.example.com", content: "192.0.2.1", ttl: 60}});
+            const c = await cloudflare.request("POST /zones/{{zone_id}}/dns_records", {{zone_id: "{ZONE}", id: "0123456789abcdef0123456789abcdef", type: "A", name: "new.example.com", content: "192.0.2.1", ttl: 60}});
             const id = c.data.result.id;
             await cloudflare.request("PATCH /zones/{{zone_id}}/dns_records/{{dns_record_id}}", {{zone_id: "{ZONE}", dns_record_id: id, content: "192.0.2.2"}});
             const g = await cloudflare.request("GET /zones/{{zone_id}}/dns_records/{{dns_record_id}}", {{zone_id: "{ZONE}", dns_record_id: id}});
@@ -191,7 +191,7 @@ scopes = ["*"]
 """
     alice, mallory = "alice-token-0123456789abcdef", "mallory-token-0123456789abcdef"
     env = {"CF_TOKEN": "rehearsal", "ALICE_TOKEN": alice, "MALLORY_TOKEN": mallory}
-    create = f"""async () => (await cloudflare.request("POST /zones/{{zone_id}}/dns_records", {{zone_id: "{ZONE}", type: "A", name: "secret.example.com", content: "192.0.2.9"}})).data.result.id"""
+    create = f"""async () => (await cloudflare.request("POST /zones/{{zone_id}}/dns_records", {{zone_id: "{ZONE}", id: "fedcba9876543210fedcba9876543210", type: "A", name: "secret.example.com", content: "192.0.2.9"}})).data.result.id"""
     count = f"""async () => (await cloudflare.request("GET /zones/{{zone_id}}/dns_records", {{zone_id: "{ZONE}"}})).data.result.map(r => r.name)"""
     with codemode_http(tmp_path, auth=tokens, apis=apis, env=env) as srv:
         async with http_session(srv.url, alice) as a:

@@ -261,28 +261,31 @@ impl MockApi {
                 problems.push(format!("{pointer}: must be an array of resources (the items GET {template} lists)"));
                 continue;
             };
+            // Checked as a request body would be: the fields the server owns
+            // (`readOnly`: ids, timestamps) are not the seed's to write.
             let validator =
-                schema::compile(&schema::Converter::standalone(g, slot.item, Direction::Response, true), || {
-                    schema::Converter::standalone(g, slot.item, Direction::Response, false)
+                schema::compile(&schema::Converter::standalone(g, slot.item, Direction::Request, true), || {
+                    schema::Converter::standalone(g, slot.item, Direction::Request, false)
                 });
             for (j, resource) in resources.iter().enumerate() {
                 if !resource.is_object() {
                     problems.push(format!("{pointer}/{j}: must be an object (a resource GET {template} lists)"));
                     continue;
                 }
+                // The id first: the mock hands one out when the seed has none.
+                let mut resource = resource.clone();
+                if resource.get("id").is_none() {
+                    let like = ids.collections.get(&rel).and_then(|l| l.first()).and_then(|r| r.get("id")).cloned();
+                    resource["id"] = ids.new_id(&rel, like.as_ref());
+                }
                 if let Ok(v) = &validator {
-                    for e in v.iter_errors(resource).take(3) {
+                    for e in v.iter_errors(&resource).take(3) {
                         problems.push(format!(
                             "{pointer}/{j}{}: {}; make the resource match the items GET {template} lists",
                             e.instance_path(),
                             cut(&e.to_string(), 200)
                         ));
                     }
-                }
-                let mut resource = resource.clone();
-                if resource.get("id").is_none() {
-                    let like = ids.collections.get(&rel).and_then(|l| l.first()).and_then(|r| r.get("id")).cloned();
-                    resource["id"] = ids.new_id(&rel, like.as_ref());
                 }
                 ids.collections.entry(rel.clone()).or_default().push(resource);
                 total += 1;
