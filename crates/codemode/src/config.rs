@@ -292,6 +292,18 @@ pub struct ApiConfig {
     /// Rehearsal mode: answer requests from the spec instead of the network.
     #[serde(default)]
     pub mock: bool,
+    /// Rehearsal state: `"off"` (every answer from the spec alone), or
+    /// resources created, listed, read, updated and deleted in memory, one
+    /// store per `"principal"` or per MCP `"session"`.
+    #[serde(default)]
+    pub mock_state: MockState,
+    /// Resources a rehearsal store starts with (JSON or YAML, relative to
+    /// this file): `{"/collection/path": [{..}, ..]}`. Needs `mock_state`.
+    pub mock_seed: Option<String>,
+    /// Rehearse exactly what the spec documents: a required body on a
+    /// method that usually lacks one (DELETE, GET) is a 400, not a warning.
+    #[serde(default)]
+    pub mock_strict: bool,
     /// Operations to allow (when non-empty, only these):
     /// `"METHOD /path/glob"`, `"/path/glob"`, `"operationId:<glob>"`,
     /// `"tag:<glob>"`.
@@ -311,6 +323,19 @@ pub struct ApiConfig {
     /// `$unresolved`). Off: such a spec stops start-up, naming the file.
     #[serde(default)]
     pub allow_unreadable_refs: bool,
+}
+
+/// Whether a rehearsal keeps state, and per whom (`mock_state`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MockState {
+    /// No state: every answer comes from the spec alone.
+    #[default]
+    Off,
+    /// One store per authenticated principal (stdio: one for the process).
+    Principal,
+    /// One store per MCP session (stdio: one for the process).
+    Session,
 }
 
 /// One upstream MCP server (portal mode): a stdio `command` or an HTTP `url`.

@@ -185,7 +185,7 @@ impl Route for Dispatch {
                     let trace = codemode_telemetry::context::outgoing(&call.exec);
                     let result = api
                         .upstream
-                        .send_traced(h.request, &follow, &trace)
+                        .send_as(h.request, &follow, &trace, &call.exec.caller)
                         .await
                         .map_err(|e| HostError::from_json(e.to_json()));
                     let status = match &result {

@@ -180,7 +180,8 @@ impl CodemodeServer {
                 }
             },
             ToolKind::Execute => {
-                let done = self.service.execute(code, principal.cloned(), approver, progress).await;
+                let caller = codemode_upstream::Caller { principal: who.clone(), session: client.session_id.clone() };
+                let done = self.service.execute(code, principal.cloned(), caller, approver, progress).await;
                 (done.outcome, done.plan, done.calls)
             }
         };

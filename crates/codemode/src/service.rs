@@ -67,7 +67,8 @@ pub async fn load_apis(
         let api = api.clone();
         let file = config_file.to_string();
         let mock = api.mock || force_mock;
-        async move { load_one(i, mock, &api, &location, &http, &limits, &file).await }
+        let base_dir = config.base_dir.clone();
+        async move { load_one(i, mock, &api, &location, &http, &limits, &file, &base_dir).await }
     });
     let results = futures_join_all(tasks).await;
     let mut apis = Vec::new();
@@ -101,6 +102,52 @@ where
     out
 }
 
+/// The rehearsal of `api`: stateful and seeded as configured (`mock_state`,
+/// `mock_seed`, `mock_strict`).
+fn rehearsal(
+    i: usize,
+    api: &ApiConfig,
+    spec: Arc<codemode_spec::Spec>,
+    file: &str,
+    base_dir: &std::path::Path,
+) -> Result<codemode_mock::MockApi, Vec<LoadProblem>> {
+    use crate::config::MockState;
+    let mut mock = codemode_mock::MockApi::new(spec).strict(api.mock_strict);
+    let scope = match api.mock_state {
+        MockState::Off => None,
+        MockState::Principal => Some(codemode_mock::Scope::Principal),
+        MockState::Session => Some(codemode_mock::Scope::Session),
+    };
+    if let Some(scope) = scope {
+        mock = mock.with_state(codemode_mock::StateConfig::new(scope));
+    }
+    let Some(seed) = &api.mock_seed else { return Ok(mock) };
+    if scope.is_none() {
+        return Err(vec![LoadProblem(format!(
+            "{file}: api[{i}].mock_seed: a seed needs stateful rehearsal; add mock_state = \"session\" (or \"principal\")"
+        ))]);
+    }
+    let path = base_dir.join(seed);
+    let shown = path.display();
+    let doc = std::fs::read(&path)
+        .map_err(|e| format!("cannot read it: {e}"))
+        .and_then(|bytes| codemode_spec::source::parse_document(&bytes));
+    let doc = doc.map_err(|e| vec![LoadProblem(format!("{file}: api[{i}].mock_seed: {shown}: {e}"))])?;
+    match mock.seed(&doc) {
+        Ok(n) => {
+            tracing::info!(api = %api.name, resources = n, seed = %shown, "rehearsal: seeded");
+            Ok(mock)
+        }
+        Err(problems) => Err(problems
+            .into_iter()
+            .map(|p| LoadProblem(format!("{file}: api[{i}].mock_seed: {shown}: {p}")))
+            .collect()),
+    }
+}
+
+// One API's settings, read where they are needed; a struct for them would
+// only be unpacked again here.
+#[allow(clippy::too_many_arguments)]
 async fn load_one(
     i: usize,
     mock: bool,
@@ -109,6 +156,7 @@ async fn load_one(
     http: &reqwest::Client,
     limits: &crate::config::LimitsConfig,
     file: &str,
+    base_dir: &std::path::Path,
 ) -> Result<(LoadedApi, Vec<LoadProblem>), Vec<LoadProblem>> {
     let started = Instant::now();
     let mut problems = Vec::new();
@@ -192,7 +240,13 @@ async fn load_one(
     // Rehearsal mode: the same client, checks and limits, answered from the spec.
     let upstream = if mock {
         let started = Instant::now();
-        let responder = codemode_mock::MockApi::new(spec.clone());
+        let responder = match rehearsal(i, api, spec.clone(), file, base_dir) {
+            Ok(r) => r,
+            Err(p) => {
+                problems.extend(p);
+                return Err(problems);
+            }
+        };
         tracing::info!(api = %api.name, elapsed_ms = started.elapsed().as_millis() as u64, "rehearsal mode: requests are answered from the spec");
         upstream.with_responder(Arc::new(responder))
     } else {
@@ -717,6 +771,7 @@ impl Service {
         &self,
         code: String,
         principal: Option<Principal>,
+        caller: codemode_upstream::Caller,
         approver: Option<Arc<dyn Approver>>,
         progress: Option<crate::host::ProgressFn>,
     ) -> Executed {
@@ -726,6 +781,7 @@ impl Service {
         let hold = clock.clone();
         let exec = Arc::new(
             Execution::new(principal)
+                .with_caller(caller)
                 .with_approver(approver)
                 .with_dry_run(self.dry_run)
                 .with_pause(Arc::new(move || Box::new(hold.pause()))),

@@ -30,6 +30,20 @@
 //!    synthesised from the response schema by [`synth`], seeded from the
 //!    request (same request, same answer). Documented response headers are
 //!    filled in too, and every answer carries `x-codemode-mock: true`.
+//!    The body is then made to agree with the request ([`consistent`]):
+//!    path parameters reflected into the matching fields, a list cut to the
+//!    page asked for and its pagination metadata recounted.
+//!
+//! **State** ([`MockApi::with_state`], [`state`]): a collection path (a
+//! template with an item template below it) keeps resources per caller —
+//! `POST` creates, `GET` lists (query parameters naming an item field
+//! filter) and reads, `PUT`/`PATCH` update, `DELETE` removes — inside the
+//! envelope the response schema documents; [`MockApi::seed`] sets what each
+//! store starts with. Everything else is answered from the spec.
+//!
+//! **Required-body quirks**: a body documented as required on a GET, HEAD or
+//! DELETE is not required (specs say so where the API does not); the answer
+//! carries a [`WARNING_HEADER`] instead, unless [`MockApi::strict`].
 //!
 //! [`schema`] turns OpenAPI schemas into JSON Schema 2020-12: it reads the
 //! OpenAPI 3.0 dialect (`nullable`, boolean `exclusiveMinimum`,
@@ -54,22 +68,29 @@
 #![warn(missing_docs)]
 
 mod cache;
+mod consistent;
 mod doc;
 pub mod schema;
 mod security;
+pub mod state;
 pub mod synth;
 mod validate;
 
+use std::collections::HashSet;
 use std::hash::Hasher;
 use std::sync::{Arc, OnceLock};
 
 use codemode_spec::{Graph, NodeId, Spec};
-use codemode_upstream::{ApiRequest, Body, Responder, Response};
+use codemode_upstream::{ApiRequest, Body, Caller, Responder, Response};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
 pub use schema::Direction;
+pub use state::{Scope, StateConfig};
 pub use synth::Synthesizer;
+
+use crate::consistent::{at_mut, fix_paging, item_slot, list_slot, properties, reflect, Page};
+use crate::state::Stores;
 
 use crate::cache::Caches;
 use crate::doc::{entries, get_bool, get_str, items};
@@ -81,6 +102,10 @@ pub(crate) use codemode_spec::routes::METHOD_ORDER;
 
 /// The response header that marks every answer of the mock.
 pub const MOCK_HEADER: &str = "x-codemode-mock";
+
+/// The response header with what rehearsal let through that the spec would
+/// not (a required body missing on a DELETE), one note per header.
+pub const WARNING_HEADER: &str = "x-codemode-mock-warning";
 
 /// One documented operation.
 struct Op {
@@ -112,6 +137,13 @@ pub struct MockApi {
     router: Router,
     ops: Vec<Op>,
     caches: Arc<Caches>,
+    /// Templates with an item template below them (`/zones/{zone_id}/dns_records`
+    /// has `/zones/{zone_id}/dns_records/{dns_record_id}`).
+    collections: HashSet<String>,
+    /// Stateful rehearsal, when configured.
+    state: Option<Stores>,
+    /// A documented-required body is required on every method.
+    strict: bool,
 }
 
 impl std::fmt::Debug for MockApi {
@@ -152,7 +184,125 @@ impl MockApi {
             }
         }
         let base_path = base_path(g, root);
-        MockApi { router: Router::new(pairs), ops, base_path, spec, caches: Arc::new(Caches::default()) }
+        let collections = pairs.iter().filter_map(|(_, t)| own_param(t).map(|_| parent(t).to_string())).collect();
+        MockApi {
+            router: Router::new(pairs),
+            ops,
+            base_path,
+            spec,
+            caches: Arc::new(Caches::default()),
+            collections,
+            state: None,
+            strict: false,
+        }
+    }
+
+    /// Keeps state (see [`state`]): `POST` to a collection creates, `GET`
+    /// lists and reads, `PUT`/`PATCH` update and `DELETE` removes, in one
+    /// in-memory store per caller.
+    pub fn with_state(mut self, config: StateConfig) -> MockApi {
+        self.state = Some(Stores::new(config));
+        self
+    }
+
+    /// With `strict`, a body the spec marks required is required on every
+    /// method; without (the default), its absence on a GET, HEAD or DELETE
+    /// is answered with a [`WARNING_HEADER`] instead of a 400.
+    pub fn strict(mut self, strict: bool) -> MockApi {
+        self.strict = strict;
+        self
+    }
+
+    /// Sets the resources every store starts with: `doc` maps collection
+    /// paths (`/zones/023e…/dns_records`, with or without the server's base
+    /// path) to arrays of resources, each checked against the item schema of
+    /// the collection's documented list response. Resources without an `id`
+    /// get one. Returns how many resources there are, or every problem as
+    /// `JSON pointer: what is wrong; how to fix it`. Needs
+    /// [`MockApi::with_state`] first.
+    pub fn seed(&mut self, doc: &Value) -> Result<usize, Vec<String>> {
+        if self.state.is_none() {
+            return Err(vec!["a seed needs stateful rehearsal; set mock_state".into()]);
+        }
+        let Value::Object(map) = doc else {
+            return Err(vec!["(root): the seed must be an object of collection paths to arrays of resources, e.g. \
+                 {\"/zones/023e105f4ecef8ad9ca31a8372d0c353/dns_records\": [{..}]}"
+                .into()]);
+        };
+        let g = &self.spec.graph;
+        let mut problems = Vec::new();
+        let mut ids = state::Store::scratch();
+        let mut total = 0;
+        for (path, list) in map {
+            let pointer = format!("/{}", path.replace('~', "~0").replace('/', "~1"));
+            let rel = self.strip_base(path).trim_end_matches('/').to_string();
+            let index = match self.route("GET", &rel) {
+                Found::Route(i, _) if self.collections.contains(&self.router.routes()[i].template) => i,
+                _ => {
+                    let near = self.router.closest("GET", &rel, 3);
+                    problems.push(format!(
+                        "{pointer}: `{path}` is not a collection this spec documents (a GET path with an item path \
+                         below it); write a concrete path such as {}",
+                        if near.is_empty() { "the one a list operation documents".into() } else { near.join(", ") }
+                    ));
+                    continue;
+                }
+            };
+            let template = &self.router.routes()[index].template;
+            let slot = success(g, self.ops[index].node)
+                .and_then(|c| pick_media(g, c.response))
+                .and_then(|(_, m)| g.get(m, "schema"))
+                .and_then(|s| list_slot(g, s));
+            let Some(slot) = slot else {
+                problems.push(format!("{pointer}: GET {template} documents no list of items to seed"));
+                continue;
+            };
+            let Value::Array(resources) = list else {
+                problems.push(format!("{pointer}: must be an array of resources (the items GET {template} lists)"));
+                continue;
+            };
+            // Checked as a request body would be: the fields the server owns
+            // (`readOnly`: ids, timestamps) are not the seed's to write.
+            let validator =
+                schema::compile(&schema::Converter::standalone(g, slot.item, Direction::Request, true), || {
+                    schema::Converter::standalone(g, slot.item, Direction::Request, false)
+                });
+            for (j, resource) in resources.iter().enumerate() {
+                if !resource.is_object() {
+                    problems.push(format!("{pointer}/{j}: must be an object (a resource GET {template} lists)"));
+                    continue;
+                }
+                // The id first: the mock hands one out when the seed has none.
+                let mut resource = resource.clone();
+                if resource.get("id").is_none() {
+                    let like = ids.collections.get(&rel).and_then(|l| l.first()).and_then(|r| r.get("id")).cloned();
+                    resource["id"] = ids.new_id(&rel, like.as_ref());
+                }
+                if let Ok(v) = &validator {
+                    for e in v.iter_errors(&resource).take(3) {
+                        problems.push(format!(
+                            "{pointer}/{j}{}: {}; make the resource match the items GET {template} lists",
+                            e.instance_path(),
+                            cut(&e.to_string(), 200)
+                        ));
+                    }
+                }
+                ids.collections.entry(rel.clone()).or_default().push(resource);
+                total += 1;
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let stores = self.state.as_mut().expect("checked above");
+        if total > stores.config.max_resources {
+            return Err(vec![format!(
+                "(root): {total} resources are more than a store holds ({}); seed fewer",
+                stores.config.max_resources
+            )]);
+        }
+        stores.seed = ids.collections;
+        Ok(total)
     }
 
     /// The spec this mock answers from.
@@ -278,7 +428,7 @@ impl MockApi {
         }
     }
 
-    fn answer(&self, req: &ApiRequest, headers: &HeaderMap) -> Response {
+    fn answer(&self, caller: &Caller, req: &ApiRequest, headers: &HeaderMap) -> Response {
         let g = &self.spec.graph;
         let root = g.root();
         let mut found = self.route(&req.method, &req.path);
@@ -332,8 +482,9 @@ impl MockApi {
         }
 
         let checker = op.checker.get_or_init(|| Checker::new(g, op.item, op.node));
-        match checker.check(req, &path_params, headers) {
-            Verdict::Ok => {}
+        let lenient_body = !self.strict && matches!(req.method.as_str(), "GET" | "HEAD" | "DELETE");
+        let notes = match checker.check(req, &path_params, headers, lenient_body) {
+            Verdict::Ok(notes) => notes,
             Verdict::Invalid(problems) => {
                 let n = problems.len();
                 let first = format!("{}: {}", problems[0].location, problems[0].message);
@@ -355,8 +506,28 @@ impl MockApi {
                     vec![],
                 );
             }
+        };
+        for note in &notes {
+            tracing::warn!(operation = %label, "rehearsal: {note}");
         }
+        let mut response = self.documented(caller, req, headers, index, &label, &path_params);
+        response.headers.extend(notes.into_iter().map(|n| (WARNING_HEADER.to_string(), format!("{label}: {n}"))));
+        response
+    }
 
+    /// The answer to a request that passed every check: from the caller's
+    /// state when the operation is a stateful one, else from the spec.
+    fn documented(
+        &self,
+        caller: &Caller,
+        req: &ApiRequest,
+        headers: &HeaderMap,
+        index: usize,
+        label: &str,
+        path_params: &[(String, String)],
+    ) -> Response {
+        let g = &self.spec.graph;
+        let op = &self.ops[index];
         let prefer = Prefer::parse(headers);
         let chosen = match prefer.code {
             Some(code) => match find_response(g, op.node, code) {
@@ -373,7 +544,14 @@ impl MockApi {
                 }
             },
             None => match success(g, op.node) {
-                Some(c) => c,
+                Some(c) => {
+                    if let Some(stores) = &self.state {
+                        if let Some(r) = self.stateful(stores, caller, req, index, path_params, &c) {
+                            return r;
+                        }
+                    }
+                    c
+                }
                 None => {
                     // No responses at all: an empty 200.
                     return with_mock_header(Response { status: 200, headers: vec![], body: vec![] });
@@ -407,7 +585,11 @@ impl MockApi {
                     )
                 }
             };
-            if let Some(body) = body {
+            if let Some(mut body) = body {
+                let schema = g.get(*media, "schema");
+                if let Some(schema) = schema {
+                    self.make_consistent(index, &mut body, schema, path_params, req);
+                }
                 if req.method != "HEAD" {
                     response.body = match (&body, validate::is_json(media_type)) {
                         (Value::String(s), false) => s.clone().into_bytes(),
@@ -426,6 +608,217 @@ impl MockApi {
         }
         self.documented_headers(chosen.response, req, &mut response.headers);
         with_mock_header(response)
+    }
+
+    /// The documented default page size of a list operation (`per_page`,
+    /// `limit` or `page_size` with a `default`).
+    fn default_per_page(&self, index: usize) -> Option<u64> {
+        let g = &self.spec.graph;
+        let op = &self.ops[index];
+        validate::parameters(g, op.item, op.node)
+            .iter()
+            .filter(|p| p.location == In::Query)
+            .filter(|p| matches!(p.name.as_str(), "per_page" | "perPage" | "limit" | "page_size" | "pageSize"))
+            .find_map(|p| p.schema.and_then(|s| doc::get_count(g, s, "default")))
+    }
+
+    /// Makes a body answered from the spec agree with the request (see
+    /// [`consistent`]): a list holds at most a page and its pagination
+    /// metadata counts what it holds; path parameters (and, in list items,
+    /// query filters) are reflected into the fields that match them.
+    fn make_consistent(
+        &self,
+        index: usize,
+        body: &mut Value,
+        schema: NodeId,
+        path_params: &[(String, String)],
+        req: &ApiRequest,
+    ) {
+        let g = &self.spec.graph;
+        let route = &self.router.routes()[index];
+        if route.method == "GET" {
+            if let Some(slot) = list_slot(g, schema) {
+                let page = Page::of(&req.query, self.default_per_page(index));
+                let filters = filters(g, slot.item, &req.query);
+                let pointer: String = slot.path.iter().map(|k| format!("/{k}")).collect();
+                let mut count = 0;
+                if let Some(Value::Array(list)) = body.pointer_mut(&pointer) {
+                    list.truncate(page.per_page as usize);
+                    for item in list.iter_mut() {
+                        reflect(g, item, slot.item, path_params, None);
+                        reflect(g, item, slot.item, &filters, None);
+                    }
+                    count = list.len() as u64;
+                }
+                fix_paging(body, page, count, page.offset + count);
+                return;
+            }
+        }
+        let slot = item_slot(g, schema);
+        let pointer: String = slot.path.iter().map(|k| format!("/{k}")).collect();
+        if let Some(item) = body.pointer_mut(&pointer) {
+            reflect(g, item, slot.item, path_params, own_param(&route.template));
+        }
+    }
+
+    /// The answer from `caller`'s state (see [`state`]), or `None` when the
+    /// operation is not one the state answers (not a collection or item
+    /// path, no list or item in its response, a body that is not an object):
+    /// then the spec answers.
+    fn stateful(
+        &self,
+        stores: &Stores,
+        caller: &Caller,
+        req: &ApiRequest,
+        index: usize,
+        path_params: &[(String, String)],
+        chosen: &Chosen,
+    ) -> Option<Response> {
+        if req.method == "HEAD" {
+            return None;
+        }
+        let g = &self.spec.graph;
+        let route = &self.router.routes()[index];
+        let template = route.template.as_str();
+        let path = self.strip_base(&req.path).trim_end_matches('/');
+        let media = pick_media(g, chosen.response);
+        let schema = media.as_ref().and_then(|(_, m)| g.get(*m, "schema"));
+        let mut synth = Synthesizer::with_caches(g, Direction::Response, seed_of(req), self.caches.clone());
+        let mut body = schema.map(|s| synth.value(s)).unwrap_or(Value::Null);
+        let fields = match &req.body {
+            Body::Json(Value::Object(f), _) => Some(f),
+            _ => None,
+        };
+        let max = stores.config.max_resources;
+        if self.collections.contains(template) {
+            match route.method.as_str() {
+                "GET" => {
+                    let slot = list_slot(g, schema?)?;
+                    let page = Page::of(&req.query, self.default_per_page(index));
+                    let filters = filters(g, slot.item, &req.query);
+                    let (items, total) = stores.with(caller, |s| {
+                        let all = s.collections.get(path).map(Vec::as_slice).unwrap_or_default();
+                        let matching: Vec<&Value> = all
+                            .iter()
+                            .filter(|r| filters.iter().all(|(k, v)| r.get(k).is_some_and(|f| text_of(f) == *v)))
+                            .collect();
+                        let total = matching.len() as u64;
+                        let items: Vec<Value> = matching
+                            .into_iter()
+                            .skip(page.offset as usize)
+                            .take(page.per_page as usize)
+                            .cloned()
+                            .collect();
+                        (items, total)
+                    });
+                    let count = items.len() as u64;
+                    *at_mut(&mut body, &slot.path) = Value::Array(items);
+                    fix_paging(&mut body, page, count, total);
+                }
+                "POST" => {
+                    let fields = fields?;
+                    let slot = item_slot(g, schema?);
+                    let mut item = match at_mut(&mut body, &slot.path).take() {
+                        Value::Object(o) => Value::Object(o),
+                        _ => json!({}),
+                    };
+                    reflect(g, &mut item, slot.item, path_params, None);
+                    for (k, v) in fields {
+                        item[k] = v.clone();
+                    }
+                    let created = stores.with(caller, |s| {
+                        if s.count >= max {
+                            return None;
+                        }
+                        if fields.get("id").is_none() {
+                            item["id"] = s.new_id(path, item.get("id"));
+                        }
+                        s.collections.entry(path.to_string()).or_default().push(item.clone());
+                        s.count += 1;
+                        Some(item)
+                    });
+                    let Some(item) = created else {
+                        return Some(error(
+                            507,
+                            format!(
+                                "this rehearsal holds {max} resources, the most it keeps; delete some before creating more"
+                            ),
+                            vec![],
+                        ));
+                    };
+                    *at_mut(&mut body, &slot.path) = item;
+                }
+                _ => return None,
+            }
+        } else if let Some(own) = own_param(template).filter(|_| self.collections.contains(parent(template))) {
+            let collection = path.rsplit_once('/').map(|(c, _)| c).unwrap_or("");
+            let id = path_params.iter().find(|(n, _)| n == own).map(|(_, v)| v.as_str())?;
+            let method = route.method.as_str();
+            let slot = schema.map(|s| item_slot(g, s));
+            if matches!(method, "PUT" | "PATCH") && fields.is_none() {
+                return None;
+            }
+            if !matches!(method, "GET" | "PUT" | "PATCH" | "DELETE") || (method != "DELETE" && slot.is_none()) {
+                return None;
+            }
+            let found = stores.with(caller, |s| {
+                let list = s.collections.get_mut(collection)?;
+                let at = list.iter().position(|r| r.get("id").is_some_and(|v| text_of(v) == id))?;
+                Some(match method {
+                    "GET" => list[at].clone(),
+                    "DELETE" => {
+                        s.count -= 1;
+                        list.remove(at)
+                    }
+                    _ => {
+                        let kept_id = list[at].get("id").cloned().unwrap_or(Value::Null);
+                        let mut next = if method == "PUT" { json!({}) } else { list[at].clone() };
+                        for (k, v) in fields.expect("checked above") {
+                            next[k] = v.clone();
+                        }
+                        next["id"] = kept_id;
+                        list[at] = next.clone();
+                        next
+                    }
+                })
+            });
+            let Some(item) = found else {
+                return Some(error(
+                    404,
+                    format!(
+                        "{collection} has no resource `{id}` in this rehearsal (it was never created or seeded, or \
+                         it was deleted); GET {collection} lists what exists"
+                    ),
+                    vec![],
+                ));
+            };
+            if let Some(slot) = slot {
+                let place = at_mut(&mut body, &slot.path);
+                *place = match (method, place.take()) {
+                    // A delete answers with the fields its schema shows (often just the id).
+                    ("DELETE", Value::Object(shown)) => {
+                        let mut out = serde_json::Map::new();
+                        for k in shown.keys().map(String::as_str).chain(["id"]) {
+                            if let Some(v) = item.get(k) {
+                                out.insert(k.to_string(), v.clone());
+                            }
+                        }
+                        Value::Object(out)
+                    }
+                    _ => item,
+                };
+            }
+        } else {
+            return None;
+        }
+        let mut response = Response { status: chosen.status, headers: vec![], body: vec![] };
+        if let Some((media_type, _)) = media.filter(|_| !body.is_null() && chosen.status != 204) {
+            response.body = serde_json::to_vec(&body).expect("JSON serialises");
+            let ct = if media_type.contains('*') { "application/json".to_string() } else { media_type };
+            response.headers.push(("content-type".into(), ct));
+        }
+        self.documented_headers(chosen.response, req, &mut response.headers);
+        Some(with_mock_header(response))
     }
 
     fn strip_base<'a>(&self, path: &'a str) -> &'a str {
@@ -484,7 +877,11 @@ impl MockApi {
 
 impl Responder for MockApi {
     fn respond(&self, req: &ApiRequest, headers: &HeaderMap) -> Response {
-        self.answer(req, headers)
+        self.answer(&Caller::default(), req, headers)
+    }
+
+    fn respond_for(&self, caller: &Caller, req: &ApiRequest, headers: &HeaderMap) -> Response {
+        self.answer(caller, req, headers)
     }
 }
 
@@ -600,6 +997,38 @@ fn seed_of(req: &ApiRequest) -> u64 {
         Body::Form(f) => h.write(&f.encode().0),
     }
     h.finish()
+}
+
+/// The name of the last path parameter when it is the whole last segment
+/// (`dns_record_id` of `/zones/{zone_id}/dns_records/{dns_record_id}`): the
+/// item's own id.
+fn own_param(template: &str) -> Option<&str> {
+    let last = template.trim_end_matches('/').rsplit('/').next()?;
+    last.strip_prefix('{')?.strip_suffix('}').filter(|n| !n.contains(['{', '}']))
+}
+
+/// The template one segment up.
+fn parent(template: &str) -> &str {
+    template.trim_end_matches('/').rsplit_once('/').map(|(p, _)| p).unwrap_or("")
+}
+
+/// The query parameters that filter a list: those naming a property of its
+/// items (`content=203.0.113.42`), paging ones excepted.
+fn filters(g: &Graph, item: NodeId, query: &[(String, String)]) -> Vec<(String, String)> {
+    let declared: Vec<&str> = properties(g, item).into_iter().map(|(k, _)| k).collect();
+    query
+        .iter()
+        .filter(|(k, _)| !consistent::PAGING.contains(&k.as_str()) && declared.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// At most `max` characters of `text`.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_string(),
+    }
 }
 
 /// A value as parameter or header text.

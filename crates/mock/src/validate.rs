@@ -79,7 +79,9 @@ pub(crate) struct Problem {
 
 /// What checking found.
 pub(crate) enum Verdict {
-    Ok,
+    /// Accepted, with notes on what rehearsal let through (see
+    /// [`Checker::check`]'s `lenient_body`).
+    Ok(Vec<String>),
     /// 400 with these problems.
     Invalid(Vec<Problem>),
     /// 415: the body's media type is not one the operation takes.
@@ -286,8 +288,18 @@ impl Checker {
         Checker { params, body, validator }
     }
 
-    /// Checks a request whose path matched with `path_params`.
-    pub fn check(&self, req: &ApiRequest, path_params: &[(String, String)], headers: &HeaderMap) -> Verdict {
+    /// Checks a request whose path matched with `path_params`. With
+    /// `lenient_body`, a missing required body is a note, not a problem:
+    /// specs mark bodies required on methods that usually lack one (DELETE,
+    /// GET) that the real API accepts without.
+    pub fn check(
+        &self,
+        req: &ApiRequest,
+        path_params: &[(String, String)],
+        headers: &HeaderMap,
+        lenient_body: bool,
+    ) -> Verdict {
+        let mut notes = Vec::new();
         let mut problems = Vec::new();
         let mut sections: Map<String, Value> = Map::new();
         for p in &self.params {
@@ -335,7 +347,13 @@ impl Checker {
         if let Some((required, media)) = &self.body {
             match &req.body {
                 Body::None => {
-                    if *required {
+                    if *required && lenient_body {
+                        notes.push(format!(
+                            "the spec marks a request body as required, which a {} rarely carries; rehearsal accepted \
+                             the request without one (set mock_strict = true to refuse it)",
+                            req.method
+                        ));
+                    } else if *required {
                         let types: Vec<&str> = media.iter().map(|(m, _)| m.as_str()).collect();
                         problems.push(Problem {
                             location: "body".into(),
@@ -394,7 +412,7 @@ impl Checker {
             }
         }
         if problems.is_empty() {
-            Verdict::Ok
+            Verdict::Ok(notes)
         } else {
             Verdict::Invalid(problems)
         }

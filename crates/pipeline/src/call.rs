@@ -161,6 +161,9 @@ pub struct Execution {
     pub dry_run: bool,
     /// Pauses the execution's time limit while a human is being asked.
     pub pause: Option<Arc<dyn Fn() -> Box<dyn Send> + Send + Sync>>,
+    /// Who the code runs for, unfiltered (principal name and MCP session):
+    /// the key of rehearsal mode's state.
+    pub caller: codemode_upstream::Caller,
     state: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
@@ -177,7 +180,20 @@ impl std::fmt::Debug for Execution {
 impl Execution {
     /// An execution for `principal`.
     pub fn new(principal: Option<Principal>) -> Self {
-        Execution { principal, approver: None, dry_run: false, pause: None, state: Mutex::new(HashMap::new()) }
+        Execution {
+            principal,
+            approver: None,
+            dry_run: false,
+            pause: None,
+            caller: codemode_upstream::Caller::default(),
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// With the caller rehearsal state is kept for.
+    pub fn with_caller(mut self, caller: codemode_upstream::Caller) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// With an approver.

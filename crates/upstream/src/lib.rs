@@ -258,6 +258,24 @@ pub trait Responder: Send + Sync + 'static {
     /// Answers one request. `headers` are the outgoing headers, credential
     /// included.
     fn respond(&self, req: &ApiRequest, headers: &HeaderMap) -> Response;
+
+    /// Answers one request made for `caller`. A stateful responder keeps its
+    /// state per caller (rehearsal mode's per-principal or per-session
+    /// stores); the default ignores the caller.
+    fn respond_for(&self, caller: &Caller, req: &ApiRequest, headers: &HeaderMap) -> Response {
+        let _ = caller;
+        self.respond(req, headers)
+    }
+}
+
+/// Who a request is made for, as the host knows it (never as the code says):
+/// the key of a stateful [`Responder`]'s state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Caller {
+    /// The authenticated principal's name; `None` over stdio.
+    pub principal: Option<String>,
+    /// The MCP session; `None` over stdio and in stateless HTTP.
+    pub session: Option<String>,
 }
 
 /// An answer from a [`Responder`].
@@ -360,7 +378,19 @@ impl Upstream {
         follow: &Follow,
         trace: &[(&'static str, String)],
     ) -> Result<Value, UpstreamError> {
-        match self.send_unscrubbed(req, follow, trace).await {
+        self.send_as(req, follow, trace, &Caller::default()).await
+    }
+
+    /// [`Upstream::send_traced`] for `caller`, which a [`Responder`] may
+    /// keep state for (the network never sees it).
+    pub async fn send_as(
+        &self,
+        req: ApiRequest,
+        follow: &Follow,
+        trace: &[(&'static str, String)],
+        caller: &Caller,
+    ) -> Result<Value, UpstreamError> {
+        match self.send_unscrubbed(req, follow, trace, caller).await {
             Ok(mut v) => {
                 self.scrubber.scrub_value(&mut v);
                 Ok(v)
@@ -387,6 +417,7 @@ impl Upstream {
         req: ApiRequest,
         follow: &Follow,
         trace: &[(&'static str, String)],
+        caller: &Caller,
     ) -> Result<Value, UpstreamError> {
         let with_req = |mut e: UpstreamError| {
             e.method = Some(req.method.clone());
@@ -415,7 +446,7 @@ impl Upstream {
         if let Some(responder) = &self.responder {
             let mut answered = req.clone();
             answered.query = url.query_pairs().into_owned().collect();
-            let r = responder.respond(&answered, &headers);
+            let r = responder.respond_for(caller, &answered, &headers);
             if r.body.len() > self.config.max_response_bytes {
                 return Err(with_req(UpstreamError {
                     name: "UpstreamError",
