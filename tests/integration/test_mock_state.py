@@ -197,7 +197,7 @@ scopes = ["*"]
         async with http_session(srv.url, alice) as a:
             r = await a.call_tool("execute", {"code": create})
             assert not r.is_error, text_of(r)
-            secret_id = json.loads(r.content[0].text)
+            secret_id = r.content[0].text  # a string result comes back as it is
             assert "secret.example.com" in json.loads((await a.call_tool("execute", {"code": count})).content[0].text)
         async with http_session(srv.url, mallory) as m:
             names = json.loads((await m.call_tool("execute", {"code": count})).content[0].text)
