@@ -932,12 +932,12 @@ TOKEN_CASES = [
         "async () => Object.entries(spec.paths).flatMap(([path, ops]) => Object.entries(ops)"
         ".filter(([m]) => m !== 'parameters').map(([m, op]) => ({method: m.toUpperCase(), path, summary: op.summary})))"
         ".slice(0, 20)")),
-    ("cloudflare", "one operation in full (`POST /zones/{zone_id}/dns_records`)",
-        "async () => spec.paths['/zones/{zone_id}/dns_records'].post"),
+    ("cloudflare", "one operation's parameters (`GET /zones`)",
+        "async () => spec.paths['/zones'].get.parameters"),
     ("cloudflare", "`codemode.find(\"waf rules for a zone\")`", "async () => codemode.find('waf rules for a zone')"),
     ("github", "`codemode.find(\"create an issue comment\")`", "async () => codemode.find('create an issue comment')"),
-    ("github", "`codemode.types(\"POST /repos/{owner}/{repo}/issues\")` (a string: unchanged)",
-        "async () => codemode.types('POST /repos/{owner}/{repo}/issues')"),
+    ("github", "an issue's field names (`GET /repos/{owner}/{repo}/issues` response item schema)",
+        "async () => Object.keys(spec.paths['/repos/{owner}/{repo}/issues'].get.responses['200'].content['application/json'].schema.items.properties)"),
 ]
 
 
