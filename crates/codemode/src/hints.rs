@@ -262,7 +262,7 @@ mod tests {
         // setTimeout and friends exist now: no hint that says otherwise.
         for name in ["myHelper", "setTimeout", "setInterval", "queueMicrotask"] {
             let mut o = reference_error(name);
-            teach(&mut o, &[], false);
+            teach(&mut o, ToolKind::Execute, "", &[], false);
             assert_eq!(message(&o), format!("{name} is not defined"));
         }
         let mut o = reference_error("myHelper");

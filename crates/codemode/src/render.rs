@@ -377,6 +377,10 @@ mod tests {
         assert!(render_value(&JsValue::Undefined, 100).0.starts_with("undefined"));
     }
 
+    fn caps(max_tokens: usize) -> Caps {
+        Caps { max_tokens, console_kib: 16, binary_bytes: 4096 * 1024 }
+    }
+
     fn with_console(lines: usize, dropped: usize) -> Outcome {
         Outcome {
             result: Ok(JsValue::Undefined),
@@ -390,16 +394,16 @@ mod tests {
     #[test]
     fn console_over_its_share_keeps_the_note() {
         // 16 KiB of lines kept, more dropped, over a 1,500-token output cap.
-        let text = render(&with_console(500, 1500), 1500, 16).console.unwrap();
+        let text = render(&with_console(500, 1500), caps(1500)).console.unwrap();
         assert!(count_tokens(&text) <= 1500 / 4, "{} tokens", count_tokens(&text));
         assert!(text.starts_with("console output:\nrow 0: "), "{text}");
         assert!(text.contains("chars]\n[1500 more console lines were dropped"), "{text}");
         assert!(text.ends_with("or return the data instead of logging it]") && text.contains("console_kib"), "{text}");
         // Cut by the token share alone: a note says so.
-        let text = render(&with_console(500, 0), 1500, 16).console.unwrap();
+        let text = render(&with_console(500, 0), caps(1500)).console.unwrap();
         assert!(text.contains("max_output_tokens") && text.contains("Log less"), "{text}");
         // What fits is left whole, with no note.
-        assert_eq!(render(&with_console(2, 0), 1500, 16).console.unwrap().lines().count(), 3);
+        assert_eq!(render(&with_console(2, 0), caps(1500)).console.unwrap().lines().count(), 3);
     }
 
     #[test]

@@ -441,7 +441,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
             d
         };
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 // ---------------------------------------------------------------- IBANs

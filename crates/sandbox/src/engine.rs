@@ -747,12 +747,37 @@ mod tests {
         assert_eq!(seen_by_the_handler.deadline(), stop.deadline());
     }
 
+    /// A bridge with no host behind it: `search` without a catalog.
+    struct NoHost;
+
+    impl Bridge for NoHost {
+        fn start(&self, _: u64, _: &str, _: &str, _: String) -> Result<(), String> {
+            Err("no host in this test".into())
+        }
+        fn next(&self, until: Instant) -> Result<Option<Completion>, String> {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            Ok(None)
+        }
+        fn sync_call(&self, _: &str, _: String) -> Result<String, String> {
+            Err("{\"message\": \"no host in this test\"}".into())
+        }
+        fn progress(&self, _: crate::ProgressReport) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
     /// Runs `code` without host calls (as `search` does), within `timeout`.
     fn run_code(code: &str, timeout: Duration) -> Result<RawValue, ScriptError> {
         let limits = Limits { timeout, ..Limits::default() };
         let stop = Stop::new(Instant::now() + timeout, Arc::new(AtomicBool::new(false)));
         let (_rt, ctx) = new_runtime(&limits, &stop).unwrap();
-        ctx.with(|ctx| run(&ctx, RunSpec { code, limits: &limits, stop: stop.clone(), host: None }))
+        ctx.with(|ctx| {
+            let timers = crate::runner::install_standard(&ctx).unwrap();
+            run(
+                &ctx,
+                RunSpec { code, limits: &limits, stop: stop.clone(), bridge: Rc::new(NoHost), host: None, timers },
+            )
+        })
     }
 
     fn json(code: &str) -> String {

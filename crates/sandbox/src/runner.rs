@@ -141,7 +141,7 @@ fn setup_failed(e: rquickjs::Error) -> ScriptError {
 /// captured by the preludes' closures and never become reachable from the
 /// code; none of them reaches the host. Returns the call's timers, for the
 /// event loop.
-fn install_standard<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<TimerLink> {
+pub(crate) fn install_standard<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<TimerLink> {
     let load = Function::new(
         ctx.clone(),
         |ctx: Ctx<'js>,
