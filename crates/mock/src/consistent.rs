@@ -119,8 +119,9 @@ pub(crate) fn reflect(g: &Graph, item: &mut Value, schema: NodeId, params: &[(St
         else {
             continue;
         };
-        let field_schema = declared.iter().rev().find(|(k, _)| *k == field).map(|(_, s)| *s);
-        if field_schema.is_some_and(|s| !fits(g, s, text)) {
+        // Every declaration of the field must allow the value (allOf parts
+        // each add their own rules: a pattern may sit in any of them).
+        if declared.iter().filter(|(k, _)| *k == field).any(|(_, s)| !fits(g, *s, text, 0)) {
             continue;
         }
         if let Some(v) = typed_like(map.get(field), text) {
@@ -132,8 +133,15 @@ pub(crate) fn reflect(g: &Graph, item: &mut Value, schema: NodeId, params: &[(St
 /// Whether `text` can stand in a field of `schema`: its `enum`, `format:
 /// uuid`, `pattern` and length bounds allow it (a reflected value must not
 /// make a valid answer invalid).
-fn fits(g: &Graph, schema: NodeId, text: &str) -> bool {
+fn fits(g: &Graph, schema: NodeId, text: &str, depth: u8) -> bool {
     let s = g.deref(schema);
+    if depth < 4 {
+        if let Some(parts) = g.get(s, "allOf") {
+            if items(g, parts).iter().any(|part| !fits(g, *part, text, depth + 1)) {
+                return false;
+            }
+        }
+    }
     if let Some(values) = g.get(s, "enum") {
         if !items(g, values).iter().any(|v| g.as_str(*v) == Some(text)) {
             return false;
