@@ -3,6 +3,9 @@
 //! summary and `$ref` resolution (`load_from_value`), then `pack` and a full
 //! read of the packed form, node by node against the graph.
 //!
+//! Also: JSON parsed straight into the hash-consed graph (`Interner`) reads
+//! as serde_json reads it, and is refused exactly when serde_json refuses it.
+//!
 //! Invariants checked: children precede parents; every `Ref` has a target
 //! in range; `deref` ends; the packed graph opens and reads back exactly
 //! the graph it was packed from (kinds, numbers, strings, children, keys,
@@ -13,6 +16,7 @@ use codemode_spec::{Graph, Node, NodeId, PackedGraph, PackedNode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    interned_json_reads_as_serde_json(data);
     let Ok(root) = codemode_spec::source::parse_document(data) else { return };
     // `load` resolves on a thread with a 256 MiB stack: do the same, so that
     // only what would overflow there counts.
@@ -24,6 +28,32 @@ fuzz_target!(|data: &[u8]| {
         .join()
         .expect("the loader panicked (the panic is above)");
 });
+
+/// The loader parses JSON straight into a hash-consed graph: it must accept
+/// exactly what serde_json accepts and read back exactly the same value
+/// (same text when serialised: key order, number forms, repeated keys).
+fn interned_json_reads_as_serde_json(data: &[u8]) {
+    let mut interner = codemode_spec::intern::Interner::new();
+    let interned = interner.parse_json(data);
+    match serde_json::from_slice::<serde_json::Value>(data) {
+        Ok(v) => {
+            let root = interned.expect("the interner refuses JSON that serde_json reads");
+            let g = interner.graph();
+            for (i, node) in g.nodes().iter().enumerate() {
+                for c in match node {
+                    Node::Array(a) => a.to_vec(),
+                    Node::Object(o) => o.iter().map(|(_, c)| *c).collect(),
+                    _ => vec![],
+                } {
+                    assert!((c.0 as usize) < i, "children precede parents");
+                }
+            }
+            let back = g.to_value(root);
+            assert_eq!(serde_json::to_string(&back).unwrap(), serde_json::to_string(&v).unwrap());
+        }
+        Err(_) => assert!(interned.is_err(), "the interner reads JSON that serde_json refuses"),
+    }
+}
 
 fn run(root: serde_json::Value, _data: &[u8]) {
     let spec = codemode_spec::load_from_value("fuzz.yaml", root);

@@ -191,6 +191,71 @@ impl Graph {
         }
     }
 
+    /// Keeps only what the root reaches (through children and reference
+    /// targets), renumbered in the same order, so children still precede
+    /// their parents. Building leaves garbage behind (the `{"$ref": ..}`
+    /// objects a resolution replaced); readers and the packed form should
+    /// not pay for it.
+    pub fn retain_reachable(self) -> Graph {
+        let Some(root) = self.root else { return self };
+        let n = self.nodes.len();
+        let mut keep = vec![false; n];
+        let mut keep_ref = vec![false; self.refs.len()];
+        let mut stack = vec![root];
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut keep[id.0 as usize], true) {
+                continue;
+            }
+            match &self.nodes[id.0 as usize] {
+                Node::Array(items) => stack.extend(items.iter().copied()),
+                Node::Object(entries) => stack.extend(entries.iter().map(|(_, c)| *c)),
+                Node::Ref(r) => {
+                    keep_ref[*r as usize] = true;
+                    if let Some(t) = &self.refs[*r as usize] {
+                        stack.push(t.node);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let renumber = |kept: &[bool]| {
+            let mut next = 0u32;
+            kept.iter()
+                .map(|k| {
+                    let id = next;
+                    next += u32::from(*k);
+                    id
+                })
+                .collect::<Vec<u32>>()
+        };
+        let new_id = renumber(&keep);
+        let new_ref = renumber(&keep_ref);
+        let map = |id: NodeId| NodeId(new_id[id.0 as usize]);
+        let nodes = self
+            .nodes
+            .into_iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(node, _)| match node {
+                Node::Array(items) => Node::Array(items.iter().map(|c| map(*c)).collect()),
+                Node::Object(mut entries) => {
+                    entries.iter_mut().for_each(|(_, c)| *c = map(*c));
+                    Node::Object(entries)
+                }
+                Node::Ref(r) => Node::Ref(new_ref[r as usize]),
+                other => other,
+            })
+            .collect();
+        let refs = self
+            .refs
+            .into_iter()
+            .zip(&keep_ref)
+            .filter(|(_, k)| **k)
+            .map(|(t, _)| t.map(|t| RefTarget { reference: t.reference, node: map(t.node) }))
+            .collect();
+        Graph { nodes, refs, root: Some(map(root)) }
+    }
+
     /// Expands a node into a plain JSON tree, with `{"$circular": ref}` where
     /// a reference would re-enter a target already on the current path.
     ///
@@ -324,6 +389,31 @@ mod tests {
         replace_truncated(&mut v, &|r| json!({"description": format!("{r}: cut")}));
         assert_eq!(v[1], json!({"description": "#/components/schemas/S: cut"}));
         assert_eq!(v[0], json!({"type": "string"}));
+    }
+
+    #[test]
+    fn retain_reachable_drops_garbage_and_keeps_reading_the_same() {
+        let mut g = Graph::default();
+        let garbage = g.push_value(&json!({"$ref": "#/x"}));
+        let r = g.declare_ref();
+        let _unused = g.declare_ref();
+        let rr = g.push(Node::Ref(r));
+        let s = g.push_value(&json!({"type": "object"}));
+        let more_garbage = g.push_value(&json!([1, 2, 3]));
+        let node = g.push(Node::Object(vec![("self".into(), rr), ("s".into(), s)].into()));
+        g.set_ref_target(r, "#/components/schemas/N", node);
+        let root = g.push(Node::Array(vec![rr, s].into()));
+        g.set_root(root);
+        let before = g.to_value(g.root());
+        let compact = g.retain_reachable();
+        assert_eq!(compact.to_value(compact.root()), before);
+        assert!(compact.len() < 9, "{} nodes", compact.len());
+        assert_eq!(compact.ref_count(), 1);
+        assert!(!compact.nodes().iter().any(|n| matches!(n, Node::Array(a) if a.len() == 3)));
+        let _ = (garbage, more_garbage);
+        for (i, n) in compact.nodes().iter().enumerate() {
+            assert!(compact.children(n).all(|c| (c.0 as usize) < i), "children first");
+        }
     }
 
     #[test]

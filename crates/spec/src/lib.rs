@@ -17,6 +17,7 @@
 
 mod check;
 pub mod graph;
+pub mod intern;
 pub mod packed;
 mod resolve;
 pub mod routes;
@@ -117,7 +118,7 @@ pub struct Spec {
 /// else is reported in [`Spec::problems`].
 pub async fn load(location: &str, http: &reqwest::Client) -> Result<Spec, LoadError> {
     let mut problems = Vec::new();
-    let mut docs = source::load_documents(location, http, &mut problems).await?;
+    let docs = source::load_documents(location, http, &mut problems).await?;
     let location = location.to_string();
     // Conversion and resolution are CPU work on deep recursive structures: run
     // them off the async runtime, on a thread with a generous stack.
@@ -125,7 +126,7 @@ pub async fn load(location: &str, http: &reqwest::Client) -> Result<Spec, LoadEr
         std::thread::Builder::new()
             .name("spec-resolve".into())
             .stack_size(256 * 1024 * 1024)
-            .spawn(move || build(location, &mut docs, problems))
+            .spawn(move || build(location, docs, problems))
             .expect("spawn spec resolver thread")
             .join()
             .expect("spec resolver panicked")
@@ -145,17 +146,22 @@ pub async fn load(location: &str, http: &reqwest::Client) -> Result<Spec, LoadEr
 /// parsers stop at 128 levels of nesting; [`load`] uses a 256 MiB stack).
 pub fn load_from_value(location: &str, root: serde_json::Value) -> Spec {
     let url = url::Url::parse("file:///spec.json").expect("static URL");
-    let mut docs = source::Documents::single(url, root);
-    build(location.to_string(), &mut docs, Vec::new())
+    let docs = source::Documents::single(url, &root);
+    build(location.to_string(), docs, Vec::new())
 }
 
 /// Conversion, checks, summary and resolution: what [`load`] and
 /// [`load_from_value`] share once the documents are read.
-fn build(location: String, docs: &mut source::Documents, mut problems: Vec<Problem>) -> Spec {
-    let converted = swagger2::is_swagger2(docs.root_value());
+fn build(location: String, mut docs: source::Documents, mut problems: Vec<Problem>) -> Spec {
+    let g = docs.graph();
+    let root = docs.root_node();
+    let converted = g.get(root, "swagger").and_then(|v| g.as_str(v)).is_some_and(swagger2::is_swagger2_version);
     if converted {
         let root_file = source::display_url(&docs.root);
-        for note in swagger2::convert(docs.root_value_mut()) {
+        // The converter rewrites a tree; Swagger 2.0 documents are written
+        // with references, so the tree is the size of the file.
+        let mut value = g.to_value(root);
+        for note in swagger2::convert(&mut value) {
             problems.push(Problem {
                 kind: ProblemKind::Converted,
                 file: root_file.clone(),
@@ -163,12 +169,14 @@ fn build(location: String, docs: &mut source::Documents, mut problems: Vec<Probl
                 message: note.message,
             });
         }
+        docs.replace_root(&value);
     }
-    check::check(docs, &mut problems);
+    check::check(&docs, &mut problems);
+    let documents = docs.len();
     let graph = std::sync::Arc::new(resolve::resolve(docs));
     // From the resolved graph, so that a path item that is a `$ref` counts.
     let summary = Summary::from_graph(&graph);
-    Spec { location, graph, summary, problems, converted_from_swagger2: converted, documents: docs.len() }
+    Spec { location, graph, summary, problems, converted_from_swagger2: converted, documents }
 }
 
 #[cfg(test)]

@@ -11,13 +11,13 @@
 //! walk, goes wrong). Expanding cycles eagerly instead is exponential: on
 //! Stripe's spec it ran for minutes and built tens of millions of nodes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
 use url::Url;
 
 use crate::graph::{Graph, Node, NodeId};
-use crate::source::{escape_pointer_token, Documents};
+use crate::intern::Interner;
+use crate::source::{escape_pointer_token, ref_string, Documents};
 
 /// A reference target: the document and the JSON pointer inside it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -26,93 +26,143 @@ struct TargetKey {
     pointer: String,
 }
 
-/// Resolves the root document of `docs` into a graph.
-pub fn resolve(docs: &Documents) -> Graph {
-    let cyclic = cyclic_targets(docs);
-    let mut r = Resolver { docs, graph: Graph::default(), cyclic, expanded: HashMap::new(), ref_index: HashMap::new() };
-    let root = match docs.root_value() {
-        Value::Object(map) => {
-            let entries: Vec<(Box<str>, NodeId)> = map
-                .iter()
-                .map(|(k, v)| {
-                    let id = if k == "components" { r.components(v) } else { r.value(v, &docs.root) };
-                    (k.as_str().into(), id)
-                })
-                .collect();
-            r.graph.push(Node::Object(entries.into()))
+/// Per node of the documents' arena: whether a `$ref` (a string one) sits
+/// at or below it. Resolution rebuilds only such nodes; every other subtree
+/// is already what it resolves to and is reused as it is, which is what
+/// makes a fully dereferenced spec cost no more than reading it.
+#[derive(Default)]
+pub(crate) struct RefBits(Vec<bool>);
+
+impl RefBits {
+    /// Extends the bits to every node of `g` (children precede parents, so
+    /// one pass over the new nodes does it).
+    pub(crate) fn update(&mut self, g: &Graph) {
+        for i in self.0.len()..g.len() {
+            let below = match g.node(NodeId(i as u32)) {
+                Node::Object(entries) => {
+                    ref_string(g, entries).is_some() || entries.iter().any(|(_, c)| self.0[c.0 as usize])
+                }
+                Node::Array(items) => items.iter().any(|c| self.0[c.0 as usize]),
+                _ => false,
+            };
+            self.0.push(below);
         }
-        other => r.value(other, &docs.root),
-    };
-    r.graph.set_root(root);
-    r.graph
+    }
+
+    /// True when a reference sits at or below `id` (or `id` is newer than the bits).
+    pub(crate) fn below(&self, id: NodeId) -> bool {
+        self.0.get(id.0 as usize).copied().unwrap_or(true)
+    }
 }
 
-struct Resolver<'d> {
-    docs: &'d Documents,
-    graph: Graph,
+/// Resolves the root document of `docs` into a graph.
+pub fn resolve(docs: Documents) -> Graph {
+    let Documents { root: root_url, arena, docs, .. } = docs;
+    let mut bits = RefBits::default();
+    bits.update(arena.graph());
+    let cyclic = cyclic_targets(arena.graph(), &bits, &docs, &root_url);
+    let mut r = Resolver { arena, bits, docs, root_url, cyclic, expanded: HashMap::new(), ref_index: HashMap::new() };
+    let root_raw = r.docs[&r.root_url];
+    let root_url = r.root_url.clone();
+    let root = match r.arena.graph().node(root_raw) {
+        Node::Object(entries) => {
+            let entries = entries.clone();
+            let resolved: Vec<(Box<str>, NodeId)> = entries
+                .into_vec()
+                .into_iter()
+                .map(|(k, v)| {
+                    let id = if &*k == "components" { r.components(v) } else { r.value(v, &root_url) };
+                    (k, id)
+                })
+                .collect();
+            r.arena.push(Node::Object(resolved.into()))
+        }
+        _ => r.value(root_raw, &root_url),
+    };
+    let mut graph = r.arena.into_graph();
+    graph.set_root(root);
+    graph.retain_reachable()
+}
+
+struct Resolver {
+    /// The documents as written; resolution adds its nodes here.
+    arena: Interner,
+    /// `$ref` bits of the documents' nodes.
+    bits: RefBits,
+    docs: HashMap<Url, NodeId>,
+    root_url: Url,
     /// Targets on a reference cycle.
-    cyclic: std::collections::HashSet<TargetKey>,
+    cyclic: HashSet<TargetKey>,
     /// Expanded acyclic targets.
     expanded: HashMap<TargetKey, NodeId>,
     /// Declared [`Node::Ref`] index of each cyclic target.
     ref_index: HashMap<TargetKey, u32>,
 }
 
-impl<'d> Resolver<'d> {
+impl Resolver {
     /// `components` entries are resolved as if referenced, so that a schema
     /// that refers to itself shows the cycle right in its own definition, and
     /// every use of a component shares the node of its definition.
-    fn components(&mut self, v: &'d Value) -> NodeId {
-        let root = self.docs.root.clone();
-        let Value::Object(sections) = v else {
+    fn components(&mut self, v: NodeId) -> NodeId {
+        let root = self.root_url.clone();
+        let Node::Object(sections) = self.arena.graph().node(v) else {
             return self.value(v, &root);
         };
+        let sections = sections.clone();
         let mut out = Vec::with_capacity(sections.len());
-        for (section, entries) in sections {
-            let id = match entries {
-                Value::Object(entries) => {
-                    let items: Vec<(Box<str>, NodeId)> = entries
-                        .keys()
+        for (section, entries) in sections.into_vec() {
+            let id = match self.arena.graph().node(entries) {
+                Node::Object(items) => {
+                    let names: Vec<Box<str>> = items.iter().map(|(k, _)| k.clone()).collect();
+                    let items: Vec<(Box<str>, NodeId)> = names
+                        .into_iter()
                         .map(|name| {
                             let reference = format!(
                                 "#/components/{}/{}",
-                                escape_pointer_token(section),
-                                escape_pointer_token(name)
+                                escape_pointer_token(&section),
+                                escape_pointer_token(&name)
                             );
-                            (name.as_str().into(), self.reference(&reference, &root))
+                            let id = self.reference(&reference, &root);
+                            (name, id)
                         })
                         .collect();
-                    self.graph.push(Node::Object(items.into()))
+                    self.arena.push(Node::Object(items.into()))
                 }
-                other => self.value(other, &root),
+                _ => self.value(entries, &root),
             };
-            out.push((section.as_str().into(), id));
+            out.push((section, id));
         }
-        self.graph.push(Node::Object(out.into()))
+        self.arena.push(Node::Object(out.into()))
     }
 
-    fn value(&mut self, v: &'d Value, base: &Url) -> NodeId {
-        match v {
-            Value::Object(map) => {
-                if let Some(Value::String(reference)) = map.get("$ref") {
-                    let target = self.reference(reference, base);
+    fn value(&mut self, v: NodeId, base: &Url) -> NodeId {
+        if !self.bits.below(v) {
+            return v;
+        }
+        match self.arena.graph().node(v) {
+            Node::Object(map) => {
+                let map = map.clone();
+                if let Some(reference) = ref_string(self.arena.graph(), &map).map(str::to_owned) {
+                    let target = self.reference(&reference, base);
                     if map.len() == 1 {
                         return target;
                     }
                     // OpenAPI 3.1 allows siblings next to `$ref` (summary,
                     // description, …): they override the target's fields.
                     let siblings: Vec<(Box<str>, NodeId)> = map
-                        .iter()
-                        .filter(|(k, _)| *k != "$ref")
-                        .map(|(k, v)| (k.as_str().into(), self.value(v, base)))
+                        .into_vec()
+                        .into_iter()
+                        .filter(|(k, _)| &**k != "$ref")
+                        .map(|(k, v)| (k, self.value(v, base)))
                         .collect();
                     // A cyclic target is a `Ref` leaf: merge with the
                     // expansion behind it when that is already built.
-                    let merge_with = match self.graph.node(target) {
-                        Node::Ref(r) => self.graph.try_ref_target(*r).map(|t| t.node).unwrap_or(target),
+                    let g = self.arena.graph();
+                    let merge_with = match g.node(target) {
+                        Node::Ref(r) => g.try_ref_target(*r).map(|t| t.node).unwrap_or(target),
                         _ => target,
                     };
-                    return match self.graph.node(merge_with) {
+                    return match g.node(merge_with) {
                         Node::Object(entries) => {
                             let mut merged: Vec<(Box<str>, NodeId)> = entries
                                 .iter()
@@ -120,20 +170,21 @@ impl<'d> Resolver<'d> {
                                 .cloned()
                                 .collect();
                             merged.extend(siblings);
-                            self.graph.push(Node::Object(merged.into()))
+                            self.arena.push(Node::Object(merged.into()))
                         }
                         _ => target,
                     };
                 }
                 let entries: Vec<(Box<str>, NodeId)> =
-                    map.iter().map(|(k, v)| (k.as_str().into(), self.value(v, base))).collect();
-                self.graph.push(Node::Object(entries.into()))
+                    map.into_vec().into_iter().map(|(k, c)| (k, self.value(c, base))).collect();
+                self.arena.push(Node::Object(entries.into()))
             }
-            Value::Array(items) => {
-                let ids: Vec<NodeId> = items.iter().map(|v| self.value(v, base)).collect();
-                self.graph.push(Node::Array(ids.into()))
+            Node::Array(items) => {
+                let items = items.clone();
+                let ids: Vec<NodeId> = items.iter().map(|c| self.value(*c, base)).collect();
+                self.arena.push(Node::Array(ids.into()))
             }
-            scalar => self.graph.push_value(scalar),
+            _ => v,
         }
     }
 
@@ -147,21 +198,21 @@ impl<'d> Resolver<'d> {
             return *id;
         }
         if let Some(index) = self.ref_index.get(&key) {
-            return self.graph.push(Node::Ref(*index));
+            return self.arena.push(Node::Ref(*index));
         }
-        let Some(doc) = self.docs.get(&key.doc) else {
+        let Some(doc) = self.docs.get(&key.doc).copied() else {
             return self.unresolved(reference, "the referenced document was not loaded");
         };
-        let Some(target) = lookup_pointer(doc, &key.pointer) else {
+        let Some(target) = lookup_pointer(self.arena.graph(), doc, &key.pointer) else {
             return self.unresolved(reference, "nothing exists at this JSON pointer");
         };
         if self.cyclic.contains(&key) {
-            let index = self.graph.declare_ref();
+            let index = self.arena.graph_mut().declare_ref();
             self.ref_index.insert(key.clone(), index);
             let node = self.value(target, &key.doc);
             let name = self.canonical_name(&key);
-            self.graph.set_ref_target(index, &name, node);
-            return self.graph.push(Node::Ref(index));
+            self.arena.graph_mut().set_ref_target(index, &name, node);
+            return self.arena.push(Node::Ref(index));
         }
         let node = self.value(target, &key.doc);
         self.expanded.insert(key, node);
@@ -172,21 +223,21 @@ impl<'d> Resolver<'d> {
     /// the root itself, `schemas/pet.yaml#/Pet` for other files — the same
     /// whichever file the reference was written in.
     fn canonical_name(&self, key: &TargetKey) -> String {
-        if key.doc == self.docs.root {
+        if key.doc == self.root_url {
             format!("#{}", key.pointer)
         } else {
-            let doc = self.docs.root.make_relative(&key.doc).unwrap_or_else(|| key.doc.to_string());
+            let doc = self.root_url.make_relative(&key.doc).unwrap_or_else(|| key.doc.to_string());
             format!("{doc}#{}", key.pointer)
         }
     }
 
     fn unresolved(&mut self, reference: &str, why: &str) -> NodeId {
-        self.graph.push_value(&serde_json::json!({ "$unresolved": reference, "error": why }))
+        self.arena.push_value(&serde_json::json!({ "$unresolved": reference, "error": why }))
     }
 }
 
 /// Finds every reference target that lies on a reference cycle.
-fn cyclic_targets(docs: &Documents) -> std::collections::HashSet<TargetKey> {
+fn cyclic_targets(g: &Graph, bits: &RefBits, docs: &HashMap<Url, NodeId>, root: &Url) -> HashSet<TargetKey> {
     // Discover targets and their direct references (not following them).
     let mut index: HashMap<TargetKey, usize> = HashMap::new();
     let mut keys: Vec<TargetKey> = Vec::new();
@@ -202,14 +253,16 @@ fn cyclic_targets(docs: &Documents) -> std::collections::HashSet<TargetKey> {
             })
         };
     let mut found = Vec::new();
-    collect_refs(docs.root_value(), &docs.root, &mut found);
+    if let Some(doc) = docs.get(root) {
+        collect_refs(g, bits, *doc, root, &mut found);
+    }
     for k in found.drain(..) {
         intern(k, &mut keys, &mut edges, &mut queue);
     }
     while let Some(i) = queue.pop() {
         let key = keys[i].clone();
-        if let Some(target) = docs.get(&key.doc).and_then(|d| lookup_pointer(d, &key.pointer)) {
-            collect_refs(target, &key.doc, &mut found);
+        if let Some(target) = docs.get(&key.doc).and_then(|d| lookup_pointer(g, *d, &key.pointer)) {
+            collect_refs(g, bits, target, &key.doc, &mut found);
         }
         for k in found.drain(..) {
             let j = intern(k, &mut keys, &mut edges, &mut queue);
@@ -220,22 +273,26 @@ fn cyclic_targets(docs: &Documents) -> std::collections::HashSet<TargetKey> {
     keys.into_iter().zip(on_cycle).filter(|(_, c)| *c).map(|(k, _)| k).collect()
 }
 
-fn collect_refs(v: &Value, base: &Url, out: &mut Vec<TargetKey>) {
-    match v {
-        Value::Object(map) => {
-            if let Some(Value::String(r)) = map.get("$ref") {
-                if let Ok((doc, pointer)) = split_reference(r, base) {
-                    out.push(TargetKey { doc, pointer });
-                }
-            }
-            for child in map.values() {
-                if matches!(child, Value::Object(_) | Value::Array(_)) {
-                    collect_refs(child, base, out);
-                }
-            }
+/// The references at or below `v` (each distinct subtree walked once).
+fn collect_refs(g: &Graph, bits: &RefBits, v: NodeId, base: &Url, out: &mut Vec<TargetKey>) {
+    let mut seen = HashSet::new();
+    let mut stack = vec![v];
+    while let Some(id) = stack.pop() {
+        if !bits.below(id) || !seen.insert(id) {
+            continue;
         }
-        Value::Array(items) => items.iter().for_each(|c| collect_refs(c, base, out)),
-        _ => {}
+        match g.node(id) {
+            Node::Object(entries) => {
+                if let Some(r) = ref_string(g, entries) {
+                    if let Ok((doc, pointer)) = split_reference(r, base) {
+                        out.push(TargetKey { doc, pointer });
+                    }
+                }
+                stack.extend(entries.iter().map(|(_, c)| *c));
+            }
+            Node::Array(items) => stack.extend(items.iter().copied()),
+            _ => {}
+        }
     }
 }
 
@@ -320,22 +377,38 @@ pub fn split_reference(reference: &str, base: &Url) -> Result<(Url, String), Str
     Ok((url, pointer))
 }
 
-/// Follows an RFC 6901 JSON pointer.
-pub fn lookup_pointer<'v>(doc: &'v Value, pointer: &str) -> Option<&'v Value> {
+/// Follows an RFC 6901 JSON pointer (still `~`-escaped) from `doc`, a node
+/// of documents as written (no `Ref` nodes), as `serde_json::Value::pointer` would.
+pub fn lookup_pointer(g: &Graph, doc: NodeId, pointer: &str) -> Option<NodeId> {
     if pointer.is_empty() {
         return Some(doc);
     }
-    doc.pointer(pointer)
+    let rest = pointer.strip_prefix('/')?;
+    let mut id = doc;
+    for token in rest.split('/') {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        id = match g.node(id) {
+            Node::Object(entries) => entries.iter().rev().find(|(k, _)| **k == *token)?.1,
+            Node::Array(items) => {
+                if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
+                    return None;
+                }
+                *items.get(token.parse::<usize>().ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    Some(id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn resolve_json(v: Value) -> (Graph, Value) {
         let docs = Documents::for_tests(v);
-        let g = resolve(&docs);
+        let g = resolve(docs);
         let out = g.to_value(g.root());
         (g, out)
     }
@@ -402,7 +475,7 @@ mod tests {
                 "T": {"type": "string"}
             }}
         }));
-        let g = resolve(&docs);
+        let g = resolve(docs);
         assert_eq!(g.ref_count(), 2);
         assert!(g.nodes().iter().filter(|n| matches!(n, Node::String(s) if &**s == "string")).count() == 1);
     }

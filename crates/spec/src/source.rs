@@ -2,12 +2,16 @@
 //! other document their `$ref`s point at (relative to the document that holds
 //! the reference).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 use indexmap::IndexMap;
 use serde_json::Value;
 use url::Url;
 
+use crate::graph::{Graph, Node, NodeId};
+use crate::intern::Interner;
+use crate::resolve::RefBits;
 use crate::yaml::{self, KeptAsText};
 use crate::{LoadError, Problem, ProblemKind};
 
@@ -15,21 +19,34 @@ use crate::{LoadError, Problem, ProblemKind};
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024 * 1024;
 
 /// The root document and every external document reachable through `$ref`s,
-/// keyed by URL without fragment.
-#[derive(Debug)]
+/// keyed by URL without fragment. All of them live in one hash-consed arena
+/// ([`Interner`]): a subtree written twice, in one document or in two, is one
+/// node, and resolution adds its nodes to the same arena, reusing every
+/// subtree that holds no reference as it is.
 pub struct Documents {
     /// URL of the root document.
     pub root: Url,
-    docs: HashMap<Url, Value>,
+    pub(crate) arena: Interner,
+    pub(crate) docs: HashMap<Url, NodeId>,
     /// Referenced documents that could not be read or parsed (each already
     /// a [`ProblemKind::UnreadableDocument`]).
     unreadable: Vec<Url>,
 }
 
+impl fmt::Debug for Documents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Documents")
+            .field("root", &self.root.as_str())
+            .field("documents", &self.docs.len())
+            .field("nodes", &self.arena.graph().len())
+            .finish()
+    }
+}
+
 impl Documents {
-    /// The document at `url` (fragment ignored), if it was loaded.
-    pub fn get(&self, url: &Url) -> Option<&Value> {
-        self.docs.get(&strip_fragment(url))
+    /// The root node of the document at `url` (fragment ignored), if it was loaded.
+    pub fn get(&self, url: &Url) -> Option<NodeId> {
+        self.docs.get(&strip_fragment(url)).copied()
     }
 
     /// True when `url` (fragment ignored) was referenced but could not be
@@ -38,30 +55,38 @@ impl Documents {
         self.unreadable.contains(&strip_fragment(url))
     }
 
-    /// The root document.
-    pub fn root_value(&self) -> &Value {
-        &self.docs[&self.root]
+    /// The arena holding every document (as written: no reference resolved).
+    pub fn graph(&self) -> &Graph {
+        self.arena.graph()
     }
 
-    /// Mutable access to the root document (used for Swagger 2.0 conversion).
-    pub fn root_value_mut(&mut self) -> &mut Value {
-        self.docs.get_mut(&self.root).expect("root document is loaded")
+    /// The root document's node.
+    pub fn root_node(&self) -> NodeId {
+        self.docs[&self.root]
+    }
+
+    /// Replaces the root document by `value` (Swagger 2.0 conversion).
+    pub(crate) fn replace_root(&mut self, value: &Value) {
+        let id = self.arena.push_value(value);
+        self.docs.insert(self.root.clone(), id);
     }
 
     /// A single in-memory document at `url` (see [`crate::load_from_value`]).
-    pub(crate) fn single(url: Url, root: Value) -> Self {
-        Documents { root: url.clone(), docs: HashMap::from([(url, root)]), unreadable: Vec::new() }
+    pub(crate) fn single(url: Url, root: &Value) -> Self {
+        let mut arena = Interner::new();
+        let id = arena.push_value(root);
+        Documents { root: url.clone(), arena, docs: HashMap::from([(url, id)]), unreadable: Vec::new() }
     }
 
     /// A single in-memory document, for unit tests.
     #[cfg(test)]
     pub(crate) fn for_tests(root: Value) -> Self {
-        Self::single(Url::parse("file:///test/spec.json").unwrap(), root)
+        Self::single(Url::parse("file:///test/spec.json").unwrap(), &root)
     }
 
-    /// Every loaded document with its URL.
-    pub fn iter(&self) -> impl Iterator<Item = (&Url, &Value)> {
-        self.docs.iter()
+    /// Every loaded document with its URL and root node.
+    pub fn iter(&self) -> impl Iterator<Item = (&Url, NodeId)> {
+        self.docs.iter().map(|(u, id)| (u, *id))
     }
 
     /// Number of documents loaded.
@@ -104,12 +129,15 @@ pub async fn load_documents(
     problems: &mut Vec<Problem>,
 ) -> Result<Documents, LoadError> {
     let root = location_to_url(location)?;
-    let parsed = fetch_and_parse(&root, http).await?;
+    let mut arena = Interner::new();
+    let mut bits = RefBits::default();
+    let parsed = fetch_and_parse(&root, http, &mut arena).await?;
     note_kept_as_text(&root, &parsed.kept_as_text, problems);
     let mut docs = HashMap::new();
     let mut queue = Vec::new();
-    collect_external_refs(&root, &parsed.value, "", &mut queue);
-    docs.insert(root.clone(), parsed.value);
+    bits.update(arena.graph());
+    collect_external_refs(arena.graph(), &bits, &root, parsed.node, &mut queue);
+    docs.insert(root.clone(), parsed.node);
     // Each unreadable document once: the first reference to it, the error,
     // and how many references in all point into it.
     let mut unreadable: IndexMap<Url, (Url, String, LoadError, usize)> = IndexMap::new();
@@ -121,11 +149,12 @@ pub async fn load_documents(
         if docs.contains_key(&target) {
             continue;
         }
-        match fetch_and_parse(&target, http).await {
+        match fetch_and_parse(&target, http, &mut arena).await {
             Ok(parsed) => {
                 note_kept_as_text(&target, &parsed.kept_as_text, problems);
-                collect_external_refs(&target, &parsed.value, "", &mut queue);
-                docs.insert(target, parsed.value);
+                bits.update(arena.graph());
+                collect_external_refs(arena.graph(), &bits, &target, parsed.node, &mut queue);
+                docs.insert(target, parsed.node);
             }
             Err(e) => {
                 unreadable.insert(target, (from_doc, from_pointer, e, 1));
@@ -151,7 +180,7 @@ pub async fn load_documents(
         });
     }
     let unreadable = unreadable.into_keys().collect();
-    Ok(Documents { root, docs, unreadable })
+    Ok(Documents { root, arena, docs, unreadable })
 }
 
 /// Numbers read as text (see [`crate::yaml`]): a problem each, so the change is not silent.
@@ -170,35 +199,52 @@ fn note_kept_as_text(url: &Url, kept: &[KeptAsText], problems: &mut Vec<Problem>
 }
 
 /// Finds `$ref`s pointing outside `base` and queues (target document, referring
-/// document, JSON pointer of the reference).
-fn collect_external_refs(base: &Url, value: &Value, pointer: &str, out: &mut Vec<(Url, Url, String)>) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::String(r)) = map.get("$ref") {
-                if !r.starts_with('#') {
-                    if let Ok(target) = base.join(r) {
-                        out.push((strip_fragment(&target), base.clone(), format!("{pointer}/$ref")));
+/// document, JSON pointer of the reference). Walks only subtrees that hold a
+/// reference, each distinct one once (its first place names it).
+fn collect_external_refs(g: &Graph, bits: &RefBits, base: &Url, doc: NodeId, out: &mut Vec<(Url, Url, String)>) {
+    let mut seen = HashSet::new();
+    let mut stack = vec![(doc, String::new())];
+    while let Some((id, pointer)) = stack.pop() {
+        if !bits.below(id) || !seen.insert(id) {
+            continue;
+        }
+        match g.node(id) {
+            Node::Object(entries) => {
+                if let Some(r) = ref_string(g, entries) {
+                    if !r.starts_with('#') {
+                        if let Ok(target) = base.join(r) {
+                            out.push((strip_fragment(&target), base.clone(), format!("{pointer}/$ref")));
+                        }
                     }
                 }
-            }
-            for (k, v) in map {
-                if matches!(v, Value::Object(_) | Value::Array(_)) {
-                    collect_external_refs(base, v, &format!("{pointer}/{}", escape_pointer_token(k)), out);
+                for (k, c) in entries.iter().rev() {
+                    stack.push((*c, format!("{pointer}/{}", escape_pointer_token(k))));
                 }
             }
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                if matches!(v, Value::Object(_) | Value::Array(_)) {
-                    collect_external_refs(base, v, &format!("{pointer}/{i}"), out);
+            Node::Array(items) => {
+                for (i, c) in items.iter().enumerate().rev() {
+                    stack.push((*c, format!("{pointer}/{i}")));
                 }
             }
+            _ => {}
         }
-        _ => {}
     }
 }
 
-async fn fetch_and_parse(url: &Url, http: &reqwest::Client) -> Result<yaml::Parsed, LoadError> {
+/// The `$ref` of an object, when it is a string (a schema property that
+/// happens to be named `$ref` is not a reference).
+pub(crate) fn ref_string<'g>(g: &'g Graph, entries: &[(Box<str>, NodeId)]) -> Option<&'g str> {
+    // The last of repeated keys wins, as when the document was read.
+    entries.iter().rev().find(|(k, _)| &**k == "$ref").and_then(|(_, v)| g.as_str(*v))
+}
+
+/// A document read into the arena: its root, and the YAML numbers kept as text.
+struct ParsedNode {
+    node: NodeId,
+    kept_as_text: Vec<KeptAsText>,
+}
+
+async fn fetch_and_parse(url: &Url, http: &reqwest::Client, arena: &mut Interner) -> Result<ParsedNode, LoadError> {
     let shown = display_url(url);
     let bytes = match url.scheme() {
         "file" => {
@@ -232,7 +278,24 @@ async fn fetch_and_parse(url: &Url, http: &reqwest::Client) -> Result<yaml::Pars
         }
         other => return Err(LoadError::new(&shown, "", format!("unsupported URL scheme `{other}`"))),
     };
-    parse(&bytes).map_err(|msg| LoadError::new(&shown, "", msg))
+    parse_into(&bytes, arena).map_err(|msg| LoadError::new(&shown, "", msg))
+}
+
+/// [`parse`] into the arena: JSON straight from the text (no tree in
+/// between), YAML through its value.
+fn parse_into(bytes: &[u8], arena: &mut Interner) -> Result<ParsedNode, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if is_json(bytes) {
+        let node = arena.parse_json(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        return Ok(ParsedNode { node, kept_as_text: Vec::new() });
+    }
+    let parsed = yaml::parse(bytes)?;
+    Ok(ParsedNode { node: arena.push_value(&parsed.value), kept_as_text: parsed.kept_as_text })
+}
+
+/// JSON when the first significant character is `{` or `[`.
+fn is_json(bytes: &[u8]) -> bool {
+    matches!(bytes.iter().find(|b| !b.is_ascii_whitespace()), Some(b'{') | Some(b'['))
 }
 
 /// Parses JSON or YAML (JSON when the first significant character is `{` or
@@ -248,8 +311,7 @@ pub fn parse_document(bytes: &[u8]) -> Result<Value, String> {
 /// `arbitrary_precision`, which changes every number of every crate).
 pub fn parse(bytes: &[u8]) -> Result<yaml::Parsed, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if matches!(first, Some(b'{') | Some(b'[')) {
+    if is_json(bytes) {
         let value = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
         Ok(yaml::Parsed { value, kept_as_text: Vec::new() })
     } else {

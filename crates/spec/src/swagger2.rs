@@ -39,7 +39,12 @@ const SCHEMA_FIELDS: [&str; 17] = [
 
 /// True when the document declares `swagger: "2.0"`.
 pub fn is_swagger2(doc: &Value) -> bool {
-    doc.get("swagger").and_then(Value::as_str).is_some_and(|v| v.starts_with('2'))
+    doc.get("swagger").and_then(Value::as_str).is_some_and(is_swagger2_version)
+}
+
+/// True for the value of a `swagger` field that names version 2.
+pub fn is_swagger2_version(version: &str) -> bool {
+    version.starts_with('2')
 }
 
 /// Something the conversion could not map exactly, at a JSON pointer of the
