@@ -324,15 +324,18 @@ fn main() -> ExitCode {
 
 async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, ExitCode> {
     // The tokenizer that caps results takes a good part of a second to
-    // build: build it while the specs load, so that `ready` means ready. A
-    // thread of its own, not the blocking pool, so that a start-up that fails
-    // exits without waiting for it.
-    let (built, tokenizer) = tokio::sync::oneshot::channel();
+    // build (o200k's 200,000 ranks and its regex) and is first needed by the
+    // first tool result, not by the handshake or `tools/list`: build it on a
+    // thread of its own, started before the specs load, and do not wait for
+    // it. A result rendered before it is done waits for the rest (the
+    // `LazyLock` in render.rs). Its own thread, not the blocking pool, so
+    // that a start-up that fails exits without waiting for it.
     std::thread::Builder::new()
         .name("tokenizer".into())
-        .spawn(move || {
+        .spawn(|| {
+            let t = Instant::now();
             render::warm_up();
-            let _ = built.send(());
+            tracing::debug!(build_ms = t.elapsed().as_millis() as u64, "tokenizer built");
         })
         .expect("spawn the tokenizer thread");
     let (config, file) = source.config().map_err(|ps| {
@@ -357,7 +360,6 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
             eprintln!("error: {e}");
             ExitCode::from(2)
         })?;
-    tokenizer.await.expect("the tokenizer thread ends by sending");
     tracing::info!(ready_ms = started.elapsed().as_millis() as u64, apis = service.apis.len(), "ready");
     Ok(CodemodeServer::new(Arc::new(service)))
 }
