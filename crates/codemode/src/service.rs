@@ -522,6 +522,9 @@ pub struct Service {
     pub dry_run: bool,
     /// Whether some rule asks for approval (so the handler offers an approver).
     pub approvals: bool,
+    /// Whether some API's credential is chosen per principal (pass-through
+    /// or `auth_for`): every execution then carries its principal.
+    pub per_principal: bool,
     /// Longest wait for an approval answer (`[policy] approval_timeout_secs`).
     pub approval_timeout: std::time::Duration,
     /// What the two tools are called (`[tools]`).
@@ -655,6 +658,7 @@ impl Service {
             apis.iter().map(|a| (a.name.clone(), a.spec.clone())).collect(),
             policy.clone(),
         ));
+        let per_principal = apis.iter().any(|a| a.upstream.config().auth.is_dynamic());
         Ok(Service {
             apis,
             sandbox,
@@ -662,6 +666,7 @@ impl Service {
             pipeline,
             policy,
             dry_run: config.policy.dry_run,
+            per_principal,
             approvals,
             approval_timeout: std::time::Duration::from_secs_f64(config.policy.approval_timeout_secs),
             tool_names: crate::tools::ToolNames {

@@ -66,19 +66,30 @@ impl Presented {
         use base64::Engine as _;
         let mut out = Vec::new();
         for (_, v) in &self.0 {
-            let v = v.expose();
-            out.push(v.to_string());
-            if let Some((scheme, rest)) = v.trim().split_once(' ') {
-                let rest = rest.trim();
-                out.push(rest.to_string());
-                if scheme.eq_ignore_ascii_case("basic") {
-                    if let Ok(pair) = base64::engine::general_purpose::STANDARD.decode(rest) {
-                        if let Ok(pair) = String::from_utf8(pair) {
-                            if let Some((_, password)) = pair.split_once(':') {
-                                out.push(password.to_string());
-                            }
-                            out.push(pair);
+            let v = v.expose().trim();
+            // `Scheme credential`: the credential part is the secret (the
+            // scheme word stays visible, `Bearer [REDACTED]`, as for a
+            // configured credential); base64 of the whole value is found
+            // through it.
+            let Some((scheme, rest)) = v.split_once(' ').filter(|(s, r)| {
+                !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !r.trim().is_empty()
+            }) else {
+                out.push(v.to_string());
+                continue;
+            };
+            let rest = rest.trim();
+            out.push(rest.to_string());
+            if rest.len() < crate::scrub::MIN_PATTERN_LEN {
+                // Too short to scrub alone: scrub the whole value instead.
+                out.push(v.to_string());
+            }
+            if scheme.eq_ignore_ascii_case("basic") {
+                if let Ok(pair) = base64::engine::general_purpose::STANDARD.decode(rest) {
+                    if let Ok(pair) = String::from_utf8(pair) {
+                        if let Some((_, password)) = pair.split_once(':') {
+                            out.push(password.to_string());
                         }
+                        out.push(pair);
                     }
                 }
             }
