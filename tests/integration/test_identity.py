@@ -310,7 +310,7 @@ auth = {{ type = "bearer", token_file = "ops.token" }}
             results = {}
             for n in ("alice", "bob", "dave", "carol"):
                 async with session_with(srv.url, {"Authorization": f"Bearer {env[f'CM_{n.upper()}']}"}) as s:
-                    r = await s.call_tool("execute", {"code": "async () => (await rec.request('GET /who', {query: {n: '%s'}})).data" % n})
+                    r = await s.call_tool("execute", {"code": "async () => (await rec.request({method: 'GET', path: '/who', query: {n: '%s'}})).data" % n})
                     results[n] = (r.is_error, text_of(r))
             log = srv.log()
         by_path = {p.split("n=")[1]: a for p, a in rec.seen}
@@ -319,7 +319,7 @@ auth = {{ type = "bearer", token_file = "ops.token" }}
             "alice": "Bearer alice-cmd-token-4f2b8c1d",
             "bob": f"Bearer {BOB_TOKEN}",
             "dave": "Bearer ops-file-token-9e0a7d3c",
-        }, rec.seen
+        }, (rec.seen, results)
         assert results["alice"] == (False, '{"ok":true}'), results
         err, text = results["carol"]
         assert err and "PolicyError" in text and "`carol`" in text and "auth_for" in text, text
