@@ -37,8 +37,11 @@
 //! cloudflare = { allow = ["GET /**"] }
 //! ```
 //!
-//! Secrets are only ever read from environment variables the config names; a
-//! literal secret in the file is refused.
+//! Secrets are only ever read from the environment variables, files or
+//! commands the config names (`*_env`, `*_file`, `*_command`, see
+//! [`crate::secrets`]); a literal secret in the file is refused. An API's
+//! credential may also be the client's own (`auth = { type = "passthrough" }`)
+//! or chosen per principal (`[[api.auth_for]]`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -281,8 +284,13 @@ pub struct ApiConfig {
     pub spec: String,
     /// Base URL of the API; default: the spec's first server.
     pub base_url: Option<String>,
-    /// Credential.
+    /// Credential (with `auth_for`: the default for principals no entry
+    /// names).
     pub auth: Option<AuthConfig>,
+    /// Credentials for particular principals or groups (the principal's
+    /// name first, then the first entry of its groups in this order).
+    #[serde(default)]
+    pub auth_for: Vec<AuthFor>,
     /// Static headers for every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -369,6 +377,14 @@ pub struct McpConfig {
     /// Headers whose values come from environment variables: `{ Authorization = "TOKEN_VAR" }`.
     #[serde(default)]
     pub headers_env: BTreeMap<String, String>,
+    /// Headers whose values are read from files (relative to this config;
+    /// Docker/Kubernetes secrets): `{ Authorization = "/run/secrets/mcp" }`.
+    #[serde(default)]
+    pub headers_file: BTreeMap<String, String>,
+    /// Headers whose values a command prints, run once at start-up:
+    /// `{ Authorization = "pass show mcp/token" }`.
+    #[serde(default)]
+    pub headers_command: BTreeMap<String, String>,
     /// Tool-name globs to expose (empty: all).
     #[serde(default)]
     pub allow: Vec<String>,
@@ -421,21 +437,32 @@ impl McpConfig {
     }
 }
 
-/// A credential, always read from the environment.
+/// A credential. Its secret is read once at start-up from an environment
+/// variable (`*_env`), a file (`*_file`, relative to this config) or a
+/// command's output (`*_command`) — exactly one of the three; a literal
+/// secret is refused. `passthrough` forwards what the MCP client presents.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AuthConfig {
-    /// `Authorization: Bearer $token_env`.
+    /// `Authorization: Bearer <token>`.
     Bearer {
         /// Environment variable holding the token.
-        token_env: String,
+        token_env: Option<String>,
+        /// File holding the token (trailing newline dropped).
+        token_file: Option<String>,
+        /// Command printing the token.
+        token_command: Option<String>,
     },
-    /// `<name>: $value_env`.
+    /// `<name>: <value>`.
     Header {
         /// Header name.
         name: String,
         /// Environment variable holding the value.
-        value_env: String,
+        value_env: Option<String>,
+        /// File holding the value.
+        value_file: Option<String>,
+        /// Command printing the value.
+        value_command: Option<String>,
     },
     /// HTTP Basic.
     Basic {
@@ -444,8 +471,46 @@ pub enum AuthConfig {
         /// …environment variable holding it.
         user_env: Option<String>,
         /// Environment variable holding the password.
-        password_env: String,
+        password_env: Option<String>,
+        /// File holding the password.
+        password_file: Option<String>,
+        /// Command printing the password.
+        password_command: Option<String>,
     },
+    /// The credential the MCP client presents on its HTTP request, forwarded
+    /// as it is: header `header` (default `Authorization`) of the inbound
+    /// request is sent upstream as `send_as` (default the same name).
+    /// codemode does not validate it; the upstream does.
+    Passthrough {
+        /// The inbound header (default `Authorization`).
+        header: Option<String>,
+        /// The upstream header it is sent in (default: `header`).
+        send_as: Option<String>,
+    },
+}
+
+/// `[[api.auth_for]]`: a credential for one principal or one group instead
+/// of the API's `auth` (which, when set, is the default for everyone else;
+/// without it, everyone else is refused).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFor {
+    /// The principal's name (a static token's `name`, the JWT's `sub`).
+    pub principal: Option<String>,
+    /// …or a group (a static token's `groups`, the JWT's groups claim).
+    pub group: Option<String>,
+    /// The credential.
+    pub auth: AuthConfig,
+}
+
+impl AuthConfig {
+    /// The pass-through's inbound header, when this is one.
+    pub fn passthrough_header(&self) -> Option<String> {
+        match self {
+            AuthConfig::Passthrough { header, .. } => Some(header.clone().unwrap_or_else(|| "Authorization".into())),
+            _ => None,
+        }
+    }
 }
 
 /// A problem in the configuration, with where it is.
@@ -473,6 +538,65 @@ impl std::fmt::Display for ConfigProblem {
 const LITERAL_SECRET_KEYS: [&str; 5] = ["token", "password", "value", "secret", "api_key"];
 
 impl Config {
+    /// Every inbound header some API forwards (`passthrough`), for the HTTP
+    /// layer to capture into each request's principal.
+    pub fn passthrough_headers(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .apis
+            .iter()
+            .flat_map(|a| a.auth.iter().chain(a.auth_for.iter().map(|e| &e.auth)))
+            .filter_map(AuthConfig::passthrough_header)
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Problems of serving this config over stdio: a pass-through has no
+    /// HTTP request to take the credential from, and a per-principal table
+    /// without a default has no principal to choose for.
+    pub fn stdio_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, api) in self.apis.iter().enumerate() {
+            if api.auth.as_ref().is_some_and(|a| a.passthrough_header().is_some()) {
+                out.push(format!(
+                    "api[{i}].auth: `{}` forwards the credential of the client's HTTP request (`passthrough`), and over stdio there is none: serve over HTTP ([server] transport = \"http\" or --listen) or give a bearer, header or basic credential",
+                    api.name
+                ));
+            } else if !api.auth_for.is_empty() && api.auth.is_none() {
+                out.push(format!(
+                    "api[{i}].auth_for: `{}` has credentials only for named principals and groups, and over stdio there is no principal, so every request would be refused: add a default `auth`, or serve over HTTP",
+                    api.name
+                ));
+            }
+        }
+        out
+    }
+
+    /// What `serve` and `check` say loudly about forwarded credentials:
+    /// codemode does not validate them, the upstream does.
+    pub fn passthrough_notices(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for api in &self.apis {
+            for header in api.auth.iter().chain(api.auth_for.iter().map(|e| &e.auth)).filter_map(AuthConfig::passthrough_header) {
+                let inbound = self.auth.header.clone().unwrap_or_else(|| "Authorization".into());
+                out.push(if self.auth.is_configured() {
+                    format!(
+                        "PASS-THROUGH: `{}` forwards the `{header}` header each MCP client sends to the upstream API; codemode checks its own token in `{inbound}` ([auth]) but does NOT validate the forwarded credential — the upstream API does",
+                        api.name
+                    )
+                } else {
+                    format!(
+                        "PASS-THROUGH: `{}` forwards the `{header}` header each MCP client sends to the upstream API, and codemode does NOT validate it (no [auth]): anyone who can reach this listener can run code here, and the upstream API alone judges each forwarded credential. To decide who may connect, add [auth] tokens or OAuth on another header ([auth] header = \"X-Codemode-Token\")",
+                        api.name
+                    )
+                });
+            }
+        }
+        out
+    }
+
     /// Reads and checks a config file. All problems are returned at once.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
         let file = path.display().to_string();
@@ -484,19 +608,30 @@ impl Config {
         let mut problems = Vec::new();
         if let Some(toml::Value::Array(apis)) = raw.get("api") {
             for (i, api) in apis.iter().enumerate() {
+                let mut tables: Vec<(String, &toml::Table)> = Vec::new();
                 if let Some(toml::Value::Table(auth)) = api.get("auth") {
+                    tables.push((format!("api[{i}].auth"), auth));
+                }
+                if let Some(toml::Value::Array(entries)) = api.get("auth_for") {
+                    for (j, e) in entries.iter().enumerate() {
+                        if let Some(toml::Value::Table(auth)) = e.get("auth") {
+                            tables.push((format!("api[{i}].auth_for[{j}].auth"), auth));
+                        }
+                    }
+                }
+                for (at, auth) in tables {
                     for k in LITERAL_SECRET_KEYS {
                         if auth.contains_key(k) {
+                            let field = match k {
+                                "password" => "password",
+                                "token" => "token",
+                                _ => "value",
+                            };
                             problems.push(ConfigProblem {
                                 file: file.clone(),
-                                key: format!("api[{i}].auth.{k}"),
+                                key: format!("{at}.{k}"),
                                 message: format!(
-                                    "a literal secret in the config is refused: put it in an environment variable and name that variable with `{}` instead",
-                                    match k {
-                                        "password" => "password_env",
-                                        "token" => "token_env",
-                                        _ => "value_env",
-                                    }
+                                    "a literal secret in the config is refused: put it in an environment variable, a file or a command's output and name it with `{field}_env`, `{field}_file` or `{field}_command` instead"
                                 ),
                             });
                         }
@@ -509,6 +644,7 @@ impl Config {
         }
         let mut config: Config = toml::from_str(&text).map_err(|e| problem("", format!("{e}")))?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.auth.passthrough = config.passthrough_headers();
         let problems = config.check(&file);
         if problems.is_empty() {
             Ok(config)
@@ -567,6 +703,27 @@ impl Config {
             }
             if !seen.insert(api.name.clone()) {
                 push(format!("api[{i}].name"), format!("`{}` is used by two APIs; names must be unique", api.name));
+            }
+            for (j, entry) in api.auth_for.iter().enumerate() {
+                let key = format!("api[{i}].auth_for[{j}]");
+                match (&entry.principal, &entry.group) {
+                    (Some(_), Some(_)) => push(key, "give `principal` or `group`, not both (two entries say both)".into()),
+                    (None, None) => push(key, "name the `principal` or the `group` this credential is for".into()),
+                    _ => {}
+                }
+            }
+            let passthroughs =
+                api.auth.iter().chain(api.auth_for.iter().map(|e| &e.auth)).filter_map(AuthConfig::passthrough_header);
+            for h in passthroughs {
+                let lower = h.to_ascii_lowercase();
+                if reqwest::header::HeaderName::from_bytes(lower.as_bytes()).is_err()
+                    || matches!(lower.as_str(), "host" | "cookie" | "content-length" | "content-type" | "mcp-session-id")
+                {
+                    push(
+                        format!("api[{i}].auth.header"),
+                        format!("`{h}` cannot be forwarded: name the header the client's credential comes in, e.g. `Authorization` or `X-Api-Key`"),
+                    );
+                }
             }
             if let Some(b) = &api.base_url {
                 match url::Url::parse(b) {
@@ -783,6 +940,27 @@ mod tests {
         let e = Config::load(&p).unwrap_err();
         assert_eq!(e[0].key, "api[0].auth.token");
         assert!(e[0].message.contains("token_env"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn per_principal_and_passthrough_credentials() {
+        let c = Config::load(&write("[[api]]\nname = \"gh\"\nspec = \"x\"\nauth = { type = \"passthrough\", header = \"X-GitHub-Token\", send_as = \"Authorization\" }\n[[api]]\nname = \"k\"\nspec = \"x\"\n[[api.auth_for]]\nprincipal = \"alice\"\nauth = { type = \"bearer\", token_file = \"alice.token\" }\n[[api.auth_for]]\ngroup = \"ops\"\nauth = { type = \"passthrough\" }\n")).unwrap();
+        assert_eq!(c.passthrough_headers(), vec!["authorization", "x-github-token"]);
+        assert_eq!(c.auth.passthrough, c.passthrough_headers(), "handed to the HTTP layer");
+        assert_eq!(c.apis[1].auth_for[0].principal.as_deref(), Some("alice"));
+        let stdio = c.stdio_problems();
+        assert_eq!(stdio.len(), 2, "{stdio:?}");
+        assert!(stdio[0].starts_with("api[0].auth: `gh` forwards") && stdio[1].starts_with("api[1].auth_for"), "{stdio:?}");
+        let notices = c.passthrough_notices();
+        assert!(notices.iter().all(|n| n.contains("does NOT validate")), "{notices:?}");
+        // An entry names one principal or one group; literals are refused in entries too.
+        let e = Config::load(&write("[[api]]\nname = \"k\"\nspec = \"x\"\n[[api.auth_for]]\nprincipal = \"a\"\ngroup = \"g\"\nauth = { type = \"bearer\", token_env = \"T\" }\n[[api.auth_for]]\nauth = { type = \"bearer\", token = \"literal\" }\n")).unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["api[0].auth_for[1].auth.token"], "{e:?}");
+        assert!(e[0].message.contains("token_file") && e[0].message.contains("token_command"), "{}", e[0].message);
+        let e = Config::load(&write("[[api]]\nname = \"k\"\nspec = \"x\"\n[[api.auth_for]]\nprincipal = \"a\"\ngroup = \"g\"\nauth = { type = \"bearer\", token_env = \"T\" }\n[[api.auth_for]]\nauth = { type = \"passthrough\", header = \"Cookie\" }\n")).unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["api[0].auth_for[0]", "api[0].auth_for[1]", "api[0].auth.header"], "{e:?}");
     }
 
     #[test]

@@ -183,9 +183,15 @@ impl Route for Dispatch {
                     // The call's span (or the caller's context passed on):
                     // the host's traceparent, never the code's.
                     let trace = codemode_telemetry::context::outgoing(&call.exec);
+                    // The credential is chosen here, on the host, for the
+                    // execution's principal (pass-through, per principal).
+                    let who = match &call.exec.principal {
+                        Some(p) => p.who(),
+                        None => codemode_upstream::Who::nobody(),
+                    };
                     let result = api
                         .upstream
-                        .send_as(h.request, &follow, &trace, &call.exec.caller)
+                        .send_for(h.request, &follow, &trace, &call.exec.caller, &who)
                         .await
                         .map_err(|e| HostError::from_json(e.to_json()));
                     let status = match &result {

@@ -11,6 +11,7 @@ mod media;
 mod operations;
 mod render;
 mod rounds;
+mod secrets;
 mod server;
 mod service;
 mod stdio;
@@ -219,7 +220,12 @@ impl SourceArgs {
                     name,
                     spec: spec.clone(),
                     base_url: self.base_url.clone(),
-                    auth: self.bearer_env.clone().map(|token_env| AuthConfig::Bearer { token_env }),
+                    auth: self.bearer_env.clone().map(|token_env| AuthConfig::Bearer {
+                        token_env: Some(token_env),
+                        token_file: None,
+                        token_command: None,
+                    }),
+                    auth_for: vec![],
                     headers: Default::default(),
                     allow_writes: self.allow_writes,
                     mock: false,
@@ -344,6 +350,9 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
         }
         ExitCode::from(2)
     })?;
+    for notice in config.passthrough_notices() {
+        tracing::warn!("{notice}");
+    }
     let Loaded { apis, servers, problems, fatal } = load_everything(source, &config, &file).await;
     for p in &problems {
         if fatal {
@@ -369,6 +378,16 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
         Command::Serve { source, transport, listen } => {
             if let Some(code) = serve_http(&source, transport, listen, started).await {
                 return code;
+            }
+            // Over stdio: no HTTP request to forward a credential from.
+            if let Ok((config, file)) = source.config() {
+                let problems = config.stdio_problems();
+                for p in &problems {
+                    eprintln!("error: {file}: {p}");
+                }
+                if !problems.is_empty() {
+                    return ExitCode::from(2);
+                }
             }
             let server = match start(&source, started).await {
                 Ok(s) => s,
@@ -596,6 +615,14 @@ async fn check(source: &SourceArgs) -> ExitCode {
         for p in codemode_http::check(&config.server, &config.auth, &names) {
             problems.push(service::LoadProblem(format!("{file}: {p}")));
         }
+    }
+    if config.server.transport == codemode_http::Transport::Stdio {
+        for p in config.stdio_problems() {
+            problems.push(service::LoadProblem(format!("{file}: {p}")));
+        }
+    }
+    for notice in config.passthrough_notices() {
+        println!("{notice}");
     }
     for p in &problems {
         println!("{p}");

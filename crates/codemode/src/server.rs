@@ -166,7 +166,11 @@ impl CodemodeServer {
         let who = principal.map(|p| p.name.clone());
         // Scopes narrow what the config allows (HTTP transport with auth).
         // Groups select group rules even without scopes.
-        let principal = principal.filter(|p| p.scopes.is_some() || !p.groups.is_empty());
+        // And an API whose credential is chosen per principal (pass-through,
+        // `auth_for`) needs to know who it is, scopes or not.
+        let principal = principal.filter(|p| {
+            p.scopes.is_some() || !p.groups.is_empty() || !p.presented.is_empty() || self.service.per_principal
+        });
         let (outcome, plan, calls) = match tool {
             ToolKind::Search => match self.service.visible_specs(principal) {
                 Ok(visible) => (self.service.search(code, visible, principal).await, vec![], vec![]),

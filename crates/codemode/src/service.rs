@@ -160,10 +160,22 @@ async fn load_one(
 ) -> Result<(LoadedApi, Vec<LoadProblem>), Vec<LoadProblem>> {
     let started = Instant::now();
     let mut problems = Vec::new();
-    let auth = match resolve_auth(api.auth.as_ref(), i, file) {
+    // Secrets may come from commands: run them off the async threads.
+    let resolved = {
+        let (api, owned, base_dir) = (api.clone(), file.to_string(), base_dir.to_path_buf());
+        tokio::task::spawn_blocking(move || resolve_api_auth(&api, i, &owned, &base_dir))
+            .await
+            .unwrap_or_else(|e| Err(LoadProblem(format!("{file}: api[{i}].auth: {e}"))))
+    };
+    // A credential that cannot be read stops start-up (after the spec is
+    // read too, so `codemode check` lists every problem): serving the API
+    // without it would send requests with no credential, or worse.
+    let mut auth_failed = false;
+    let auth = match resolved {
         Ok(a) => a,
         Err(p) => {
             problems.push(p);
+            auth_failed = true;
             Auth::None
         }
     };
@@ -183,6 +195,9 @@ async fn load_one(
     );
     if let Some(fatal) = fatal {
         problems.extend(fatal);
+        return Err(problems);
+    }
+    if auth_failed {
         return Err(problems);
     }
     let base = match &api.base_url {
@@ -342,6 +357,26 @@ fn mcp_server(
             for (header, name) in &m.headers_env {
                 headers.push((header.clone(), var(name, "headers_env")?));
             }
+            let sources = m
+                .headers_file
+                .iter()
+                .map(|(h, p)| (h, "headers_file", crate::secrets::SecretSource::File(p.clone())))
+                .chain(
+                    m.headers_command
+                        .iter()
+                        .map(|(h, c)| (h, "headers_command", crate::secrets::SecretSource::Command(c.clone()))),
+                );
+            for (header, field, source) in sources {
+                if headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(header)) {
+                    return Err(LoadProblem(format!(
+                        "{file}: mcp[{i}].{field}.{header}: `{header}` is given twice; keep one of headers_env, headers_file, headers_command for it"
+                    )));
+                }
+                let value = source
+                    .load(&format!("mcp[{i}].{field}.{header}"), &config.base_dir)
+                    .map_err(|m| LoadProblem(format!("{file}: {m}")))?;
+                headers.push((header.clone(), value));
+            }
             match m.transport {
                 crate::config::McpTransport::Http => codemode_portal::Transport::Http { url: url.clone(), headers },
                 crate::config::McpTransport::Sse => codemode_portal::Transport::Sse { url: url.clone(), headers },
@@ -359,38 +394,76 @@ fn mcp_server(
     })
 }
 
-fn resolve_auth(auth: Option<&AuthConfig>, i: usize, file: &str) -> Result<Auth, LoadProblem> {
-    let env = |var: &str, key: &str| -> Result<String, LoadProblem> {
-        match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(v),
-            _ => Err(LoadProblem(format!(
-                "{file}: api[{i}].auth.{key}: the environment variable `{var}` is not set (or empty); export it before starting codemode"
-            ))),
+/// The API's credential, resolved once: `auth` alone, or with `auth_for`
+/// a per-principal table whose default is `auth` (none: refused). Every
+/// secret is read here — environment, file or command — so a missing one
+/// stops start-up with the key that names it.
+fn resolve_api_auth(api: &ApiConfig, i: usize, file: &str, base_dir: &std::path::Path) -> Result<Auth, LoadProblem> {
+    let default = match &api.auth {
+        Some(a) => Some(resolve_auth(a, &format!("api[{i}].auth"), file, base_dir)?),
+        None => None,
+    };
+    if api.auth_for.is_empty() {
+        return Ok(default.unwrap_or(Auth::None));
+    }
+    let mut table = codemode_upstream::PerPrincipal { default, ..Default::default() };
+    for (j, entry) in api.auth_for.iter().enumerate() {
+        let auth = resolve_auth(&entry.auth, &format!("api[{i}].auth_for[{j}].auth"), file, base_dir)?;
+        match (&entry.principal, &entry.group) {
+            (Some(p), _) => {
+                table.principals.entry(p.clone()).or_insert(auth);
+            }
+            (None, Some(g)) => table.groups.push((g.clone(), auth)),
+            (None, None) => {}
         }
+    }
+    Ok(codemode_upstream::per_principal(table))
+}
+
+fn resolve_auth(auth: &AuthConfig, at: &str, file: &str, base_dir: &std::path::Path) -> Result<Auth, LoadProblem> {
+    use crate::secrets::SecretSource;
+    let secret = |field: &str, env: &Option<String>, f: &Option<String>, c: &Option<String>| {
+        let key = format!("{at}.{field}");
+        let source = SecretSource::one_of(&key, env, f, c).map_err(|m| LoadProblem(format!("{file}: {m}")))?;
+        let Some(source) = source else {
+            return Err(LoadProblem(format!(
+                "{file}: {at}: needs `{field}_env`, `{field}_file` or `{field}_command` (where the {field} is read from)"
+            )));
+        };
+        let suffix = match &source {
+            SecretSource::Env(_) => "env",
+            SecretSource::File(_) => "file",
+            SecretSource::Command(_) => "command",
+        };
+        let value = source
+            .load(&format!("{at}.{field}_{suffix}"), base_dir)
+            .map_err(|m| LoadProblem(format!("{file}: {m}")))?;
+        Ok((Secret::new(value), source.describe()))
     };
     Ok(match auth {
-        None => Auth::None,
-        Some(AuthConfig::Bearer { token_env }) => {
-            Auth::Bearer { token: Secret::new(env(token_env, "token_env")?), source: format!("${token_env}") }
+        AuthConfig::Bearer { token_env, token_file, token_command } => {
+            let (token, source) = secret("token", token_env, token_file, token_command)?;
+            Auth::Bearer { token, source }
         }
-        Some(AuthConfig::Header { name, value_env }) => Auth::Header {
-            name: name.clone(),
-            value: Secret::new(env(value_env, "value_env")?),
-            source: format!("${value_env}"),
-        },
-        Some(AuthConfig::Basic { user, user_env, password_env }) => {
+        AuthConfig::Header { name, value_env, value_file, value_command } => {
+            let (value, source) = secret("value", value_env, value_file, value_command)?;
+            Auth::Header { name: name.clone(), value, source }
+        }
+        AuthConfig::Basic { user, user_env, password_env, password_file, password_command } => {
             let user = match (user, user_env) {
                 (Some(u), _) => u.clone(),
-                (None, Some(var)) => env(var, "user_env")?,
-                (None, None) => {
-                    return Err(LoadProblem(format!("{file}: api[{i}].auth: basic auth needs `user` or `user_env`")))
-                }
+                (None, Some(var)) => SecretSource::Env(var.clone())
+                    .load(&format!("{at}.user_env"), base_dir)
+                    .map_err(|m| LoadProblem(format!("{file}: {m}")))?,
+                (None, None) => return Err(LoadProblem(format!("{file}: {at}: basic auth needs `user` or `user_env`"))),
             };
-            Auth::Basic {
-                user,
-                password: Secret::new(env(password_env, "password_env")?),
-                source: format!("${password_env}"),
-            }
+            let (password, source) = secret("password", password_env, password_file, password_command)?;
+            Auth::Basic { user, password, source }
+        }
+        AuthConfig::Passthrough { header, send_as } => {
+            let header = header.clone().unwrap_or_else(|| "Authorization".into());
+            let send_as = send_as.clone().unwrap_or_else(|| header.clone());
+            Auth::Passthrough(codemode_upstream::Passthrough { header, send_as })
         }
     })
 }
@@ -449,6 +522,9 @@ pub struct Service {
     pub dry_run: bool,
     /// Whether some rule asks for approval (so the handler offers an approver).
     pub approvals: bool,
+    /// Whether some API's credential is chosen per principal (pass-through
+    /// or `auth_for`): every execution then carries its principal.
+    pub per_principal: bool,
     /// Longest wait for an approval answer (`[policy] approval_timeout_secs`).
     pub approval_timeout: std::time::Duration,
     /// What the two tools are called (`[tools]`).
@@ -582,6 +658,7 @@ impl Service {
             apis.iter().map(|a| (a.name.clone(), a.spec.clone())).collect(),
             policy.clone(),
         ));
+        let per_principal = apis.iter().any(|a| a.upstream.config().auth.is_dynamic());
         Ok(Service {
             apis,
             sandbox,
@@ -589,6 +666,7 @@ impl Service {
             pipeline,
             policy,
             dry_run: config.policy.dry_run,
+            per_principal,
             approvals,
             approval_timeout: std::time::Duration::from_secs_f64(config.policy.approval_timeout_secs),
             tool_names: crate::tools::ToolNames {
@@ -635,7 +713,13 @@ impl Service {
     /// result, console, error — is scrubbed once more, of every credential
     /// of every API and MCP server, before it leaves the host.
     fn scrub(&self, outcome: Outcome) -> Outcome {
-        let mut outcome = self.scrub_credentials(outcome);
+        self.scrub_with(&self.scrubber, outcome)
+    }
+
+    /// [`Service::scrub`] with `scrubber` (the service's, plus what an
+    /// execution's client presented).
+    fn scrub_with(&self, scrubber: &codemode_upstream::Scrubber, outcome: Outcome) -> Outcome {
+        let mut outcome = Self::scrub_credentials(scrubber, outcome);
         // `[[redact]]` rules without `apis` apply to what the code returns
         // too (rules for one API were applied to that API's answers).
         if !self.redactor.is_empty() {
@@ -665,11 +749,10 @@ impl Service {
         outcome
     }
 
-    fn scrub_credentials(&self, mut outcome: Outcome) -> Outcome {
-        if self.scrubber.is_empty() {
+    fn scrub_credentials(s: &codemode_upstream::Scrubber, mut outcome: Outcome) -> Outcome {
+        if s.is_empty() {
             return outcome;
         }
-        let s = &self.scrubber;
         match &mut outcome.result {
             Ok(codemode_sandbox::JsValue::String(text)) => *text = s.scrub_str(text).into_owned(),
             Ok(codemode_sandbox::JsValue::Json(v)) => s.scrub_value(v),
@@ -779,6 +862,12 @@ impl Service {
         // the time limit (JavaScript that runs meanwhile still does).
         let clock = codemode_sandbox::Clock::new();
         let hold = clock.clone();
+        // What the client presented for pass-through is a secret of this
+        // execution: scrubbed from everything it returns, in every encoding.
+        let scrubber = match &principal {
+            Some(p) if !p.presented.is_empty() => self.scrubber.with(p.presented.secrets()),
+            _ => self.scrubber.clone(),
+        };
         let exec = Arc::new(
             Execution::new(principal)
                 .with_caller(caller)
@@ -791,7 +880,7 @@ impl Service {
         codemode_telemetry::ExecTrace::attach_current(&exec);
         // Progress leaves the host like a result: scrubbed, then redacted.
         let progress = progress.map(|sink| {
-            let (scrubber, redactor) = (self.scrubber.clone(), self.redactor.clone());
+            let (scrubber, redactor) = (scrubber.clone(), self.redactor.clone());
             Arc::new(move |mut p: crate::host::Progress| {
                 p.message = scrubber.scrub_str(&p.message).into_owned();
                 redactor.redact_string(&mut p.message, None);
@@ -808,10 +897,10 @@ impl Service {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut outcome = self.sandbox.execute_with_clock(code.clone(), self.env.clone(), host, clock).await;
         crate::hints::teach(&mut outcome, ToolKind::Execute, &code, &self.apis, self.portal.is_some());
-        let outcome = self.scrub(outcome);
+        let outcome = self.scrub_with(&scrubber, outcome);
         let mut plan = DryRunLayer::plan(&exec);
         for v in &mut plan {
-            self.scrubber.scrub_value(v);
+            scrubber.scrub_value(v);
             self.redactor.redact_value(v, None);
         }
         let calls = codemode_audit::AuditLog::calls(&exec);

@@ -37,6 +37,14 @@ pub(crate) struct Authenticator {
     /// Every scope this server knows, for challenges.
     all_scopes: Vec<String>,
     api_names: Vec<String>,
+    /// The header codemode's own tokens come in (lower case).
+    header: http::HeaderName,
+    /// Inbound headers some API forwards: captured into the principal.
+    passthrough: Vec<http::HeaderName>,
+    /// Key of the names given to principals known only by what they
+    /// forward (no inbound auth): random per process, so a name reveals
+    /// nothing of the credential it stands for.
+    name_key: ring::hmac::Key,
 }
 
 impl Authenticator {
@@ -54,7 +62,50 @@ impl Authenticator {
             anonymous,
             all_scopes,
             api_names: settings.api_names.clone(),
+            header: http::HeaderName::from_bytes(settings.auth_header.as_bytes())
+                .unwrap_or(header::AUTHORIZATION),
+            passthrough: settings
+                .passthrough
+                .iter()
+                .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+                .collect(),
+            name_key: ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+                .expect("the system's random source"),
         }
+    }
+
+    /// What the client presented in the headers some API forwards. Without
+    /// inbound auth, the principal is then named after it (an HMAC under a
+    /// per-process key), so two clients forwarding different credentials
+    /// are two principals — their tasks, sessions, limits and rehearsal
+    /// state apart — and one that forwards nothing stays `anonymous`.
+    pub fn capture(&self, principal: Principal, headers: &HeaderMap) -> Principal {
+        if self.passthrough.is_empty() {
+            return principal;
+        }
+        let pairs: Vec<(String, String)> = self
+            .passthrough
+            .iter()
+            .filter_map(|h| {
+                let v = headers.get(h)?.to_str().ok()?;
+                Some((h.as_str().to_string(), v.trim().to_string()))
+            })
+            .collect();
+        let presented = codemode_pipeline::Presented::new(pairs);
+        if presented.is_empty() {
+            return principal;
+        }
+        let mut principal = principal;
+        if self.anonymous.is_some() {
+            let mut ctx = ring::hmac::Context::with_key(&self.name_key);
+            for s in presented.secrets().iter().take(1) {
+                ctx.update(s.as_bytes());
+            }
+            let tag = ctx.sign();
+            let hex: String = tag.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+            principal.name = format!("passthrough-{hex}");
+        }
+        principal.presenting(presented)
     }
 
     pub fn jwt(&self) -> Option<&Arc<JwtValidator>> {
@@ -70,16 +121,22 @@ impl Authenticator {
         if let Some(p) = &self.anonymous {
             return Ok(p.clone());
         }
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let shown = if self.header == header::AUTHORIZATION { "Authorization" } else { self.header.as_str() };
+        let mut values = headers.get_all(&self.header).iter();
         let Some(value) = values.next() else { return Err(Failure::Missing) };
         if values.next().is_some() {
-            return Err(Failure::Invalid("send one Authorization header, not several".into()));
+            return Err(Failure::Invalid(format!("send one {shown} header, not several")));
         }
-        let value = value.to_str().map_err(|_| Failure::Invalid("the Authorization header is not text".into()))?;
+        let value = value.to_str().map_err(|_| Failure::Invalid(format!("the {shown} header is not text")))?;
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(Failure::Invalid("only Bearer tokens are accepted (Authorization: Bearer <token>)".into()));
-        }
+        let token = if scheme.eq_ignore_ascii_case("bearer") {
+            token
+        } else if self.header != header::AUTHORIZATION && token.is_empty() {
+            // Another header may carry the token alone.
+            scheme
+        } else {
+            return Err(Failure::Invalid(format!("only Bearer tokens are accepted ({shown}: Bearer <token>)")));
+        };
         let token = token.trim();
         if token.is_empty() {
             return Err(Failure::Invalid("the Bearer token is empty".into()));
@@ -89,7 +146,7 @@ impl Authenticator {
         }
         match &self.jwt {
             Some(jwt) => match jwt.verify(token).await {
-                Ok(v) => Ok(Principal { name: v.subject, scopes: Some(v.scopes), groups: v.groups }),
+                Ok(v) => Ok(Principal { scopes: Some(v.scopes), ..Principal::unrestricted(v.subject).in_groups(v.groups) }),
                 Err(JwtError::Opaque) => Err(Failure::Invalid(format!(
                     "opaque access tokens are not accepted: this server validates JWT access tokens signed by {} for the audience {}",
                     jwt.issuer(),
@@ -113,7 +170,10 @@ impl Authenticator {
         for t in &self.tokens {
             let diff = t.sha256.iter().zip(h.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 && found.is_none() {
-                found = Some(Principal { name: t.name.clone(), scopes: t.scopes.clone(), groups: t.groups.clone() });
+                found = Some(Principal {
+                    scopes: t.scopes.clone(),
+                    ..Principal::unrestricted(t.name.clone()).in_groups(t.groups.clone())
+                });
             }
         }
         found
@@ -211,6 +271,7 @@ pub(crate) async fn require(State(state): State<Arc<AppState>>, mut req: Request
         tracing::info!(principal = %principal.name, scopes = %principal.scope_list(), "no scope for any API: 403");
         return auth.forbid(&principal);
     }
+    let principal = auth.capture(principal, req.headers());
     req.extensions_mut().insert(principal);
     next.run(req).await
 }
@@ -221,7 +282,8 @@ mod tests {
     use crate::config::{resolve, AuthConfig, ServerConfig, StaticToken};
 
     fn settings(tokens: Vec<StaticToken>) -> Settings {
-        resolve(&ServerConfig::default(), &AuthConfig { tokens, oauth: None }, &["books".into()], &|_| None).unwrap()
+        resolve(&ServerConfig::default(), &AuthConfig { tokens, ..Default::default() }, &["books".into()], &|_| None)
+            .unwrap()
     }
 
     fn bearer(t: &str) -> HeaderMap {

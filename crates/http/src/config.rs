@@ -160,6 +160,16 @@ pub struct AuthConfig {
     pub tokens: Vec<StaticToken>,
     /// OAuth 2.1 resource server: JWT access tokens from one issuer.
     pub oauth: Option<OAuthConfig>,
+    /// The request header codemode's own tokens are read from. Default
+    /// `Authorization` (`Bearer <token>`); another header (e.g.
+    /// `X-Codemode-Token`, the token alone or `Bearer <token>`) leaves
+    /// `Authorization` free for an API that forwards it (`passthrough`).
+    pub header: Option<String>,
+    /// The inbound headers some API forwards (`auth = { type =
+    /// "passthrough" }`): captured into the principal of each request. Set
+    /// by codemode from the `[[api]]` tables, not written in `[auth]`.
+    #[serde(skip)]
+    pub passthrough: Vec<String>,
 }
 
 impl AuthConfig {
@@ -326,6 +336,10 @@ pub(crate) struct Settings {
     pub tokens: Vec<TokenEntry>,
     pub oauth: Option<OAuthSettings>,
     pub api_names: Vec<String>,
+    /// The header codemode's own tokens are read from (lower case).
+    pub auth_header: String,
+    /// Inbound headers captured for pass-through (lower case).
+    pub passthrough: Vec<String>,
     /// Where the fleet keeps its shared limits.
     pub redis: Option<RedisSettings>,
 }
@@ -669,7 +683,22 @@ pub(crate) fn resolve(
         })
     });
 
-    if !loopback && !auth.is_configured() {
+    let auth_header = auth.header.clone().unwrap_or_else(|| "authorization".into()).to_ascii_lowercase();
+    if http::HeaderName::from_bytes(auth_header.as_bytes()).is_err() {
+        push("auth.header", format!("`{auth_header}` is not a header name"));
+    }
+    let passthrough: Vec<String> = auth.passthrough.iter().map(|h| h.to_ascii_lowercase()).collect();
+    if auth.is_configured() && passthrough.contains(&auth_header) {
+        push(
+            "auth.header",
+            format!(
+                "`{auth_header}` carries codemode's own tokens ([auth]) and is also the header an API forwards upstream (auth = {{ type = \"passthrough\" }}): one header cannot be both. Set [auth] header = \"X-Codemode-Token\" (clients send codemode's token there), or forward another header"
+            ),
+        );
+    }
+    // A pass-through listener without inbound auth: the upstream judges
+    // the forwarded credential (codemode says so loudly at start-up).
+    if !loopback && !auth.is_configured() && passthrough.is_empty() {
         push(
             "auth",
             format!(
@@ -702,6 +731,8 @@ pub(crate) fn resolve(
             tokens,
             oauth,
             api_names: api_names.to_vec(),
+            auth_header,
+            passthrough,
             redis,
         })
     } else {

@@ -16,17 +16,28 @@ pub struct Principal {
     /// Groups (from a static token's `groups` or the JWT claim
     /// `groups_claim` names): they select the group rules of the policy.
     pub groups: Vec<String>,
+    /// The credentials the client presented on its HTTP request for APIs
+    /// that forward them (`auth = { type = "passthrough" }`), captured by
+    /// the HTTP layer; empty over stdio. Never printed, never reaches the
+    /// sandbox: the host adds it to the request and to the execution's
+    /// scrubber.
+    pub presented: codemode_upstream::Presented,
 }
 
 impl Principal {
     /// A principal limited only by the config.
     pub fn unrestricted(name: impl Into<String>) -> Self {
-        Principal { name: name.into(), scopes: None, groups: vec![] }
+        Principal { name: name.into(), scopes: None, groups: vec![], presented: Default::default() }
     }
 
     /// A principal with exactly `scopes`.
     pub fn with_scopes<I: IntoIterator<Item = S>, S: Into<String>>(name: impl Into<String>, scopes: I) -> Self {
-        Principal { name: name.into(), scopes: Some(scopes.into_iter().map(Into::into).collect()), groups: vec![] }
+        Principal {
+            name: name.into(),
+            scopes: Some(scopes.into_iter().map(Into::into).collect()),
+            groups: vec![],
+            presented: Default::default(),
+        }
     }
 
     /// May this principal send a request to `api` through `execute`?
@@ -55,6 +66,17 @@ impl Principal {
     pub fn in_groups<I: IntoIterator<Item = S>, S: Into<String>>(mut self, groups: I) -> Self {
         self.groups = groups.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// The same principal, with what its client presented.
+    pub fn presenting(mut self, presented: codemode_upstream::Presented) -> Self {
+        self.presented = presented;
+        self
+    }
+
+    /// Who an upstream request is sent for (the credential's choice).
+    pub fn who(&self) -> codemode_upstream::Who<'_> {
+        codemode_upstream::Who { principal: Some(&self.name), groups: &self.groups, presented: &self.presented }
     }
 
     /// May this principal call MCP tool `tool` of `server`? `write` for a

@@ -27,6 +27,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod body;
+pub mod credential;
 pub mod request;
 pub mod scrub;
 
@@ -40,6 +41,7 @@ use serde_json::{json, Map, Value};
 use url::Url;
 
 pub use body::{Body, Field, FieldValue, File, Form, FormEncoding};
+pub use credential::{per_principal, Passthrough, PerPrincipal, Presented, Who};
 pub use request::ApiRequest;
 pub use scrub::Scrubber;
 
@@ -105,6 +107,12 @@ pub enum Auth {
         /// Where it came from.
         source: String,
     },
+    /// The credential the MCP client presented (one inbound header),
+    /// forwarded per request; see [`credential`].
+    Passthrough(Passthrough),
+    /// Chosen per principal name or group, with an optional default; see
+    /// [`credential`].
+    PerPrincipal(std::sync::Arc<PerPrincipal>),
 }
 
 impl Auth {
@@ -117,6 +125,13 @@ impl Auth {
             Auth::Basic { user, source, .. } => {
                 format!("basic auth as `{user}` with the password from {source}")
             }
+            Auth::Passthrough(p) => format!("the credential the client presents in its `{}` header", p.header),
+            Auth::PerPrincipal(t) => format!(
+                "a credential per principal ({} principals, {} groups, {})",
+                t.principals.len(),
+                t.groups.len(),
+                t.default.as_ref().map(|d| format!("otherwise {}", d.describe())).unwrap_or_else(|| "no default".into())
+            ),
         }
     }
 
@@ -136,6 +151,11 @@ impl Auth {
                 let pair = format!("{user}:{}", password.0);
                 let b64 = base64::engine::general_purpose::STANDARD.encode(&pair);
                 vec![password.0.clone(), pair, b64]
+            }
+            // Known only per request: the execution adds it to its scrubber.
+            Auth::Passthrough(_) => vec![],
+            Auth::PerPrincipal(t) => {
+                t.principals.values().chain(t.groups.iter().map(|(_, a)| a)).chain(&t.default).flat_map(Auth::secrets).collect()
             }
         }
     }
@@ -384,6 +404,51 @@ impl Upstream {
     /// [`Upstream::send_traced`] for `caller`, which a [`Responder`] may
     /// keep state for (the network never sees it).
     pub async fn send_as(
+        &self,
+        req: ApiRequest,
+        follow: &Follow,
+        trace: &[(&'static str, String)],
+        caller: &Caller,
+    ) -> Result<Value, UpstreamError> {
+        self.send_for(req, follow, trace, caller, &Who::nobody()).await
+    }
+
+    /// [`Upstream::send_as`] with the credential chosen for `who`: a
+    /// pass-through or per-principal credential is resolved here, for this
+    /// request only (a refusal is a `PolicyError` and nothing is sent), and
+    /// whatever `who`'s client presented is scrubbed from the answer beside
+    /// the API's own secrets.
+    pub async fn send_for(
+        &self,
+        req: ApiRequest,
+        follow: &Follow,
+        trace: &[(&'static str, String)],
+        caller: &Caller,
+        who: &Who<'_>,
+    ) -> Result<Value, UpstreamError> {
+        if !self.config.auth.is_dynamic() {
+            return self.send_scrubbed(req, follow, trace, caller).await;
+        }
+        let auth = match self.config.auth.resolve(&self.config.name, who) {
+            Ok(a) => a.into_owned(),
+            Err(mut e) => {
+                e.method = Some(req.method.clone());
+                e.path = Some(self.scrubber.scrub_str(&req.path).into_owned());
+                return Err(e);
+            }
+        };
+        // A view of this client with the concrete credential: everything
+        // downstream (headers, redirect hops, error messages) reads
+        // `config.auth`, and the scrubber also knows what was presented.
+        let mut view = self.clone();
+        view.config.auth = auth;
+        if !who.presented.is_empty() {
+            view.scrubber = self.scrubber.with(who.presented.secrets());
+        }
+        view.send_scrubbed(req, follow, trace, caller).await
+    }
+
+    async fn send_scrubbed(
         &self,
         req: ApiRequest,
         follow: &Follow,
@@ -656,6 +721,12 @@ impl Upstream {
                 let mut v = HeaderValue::from_str(&format!("Basic {b64}")).expect("base64 is a valid header value");
                 v.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, v);
+            }
+            // `send_for` resolves these to one of the above first.
+            Auth::Passthrough(_) | Auth::PerPrincipal(_) => {
+                return Err(UpstreamError::policy(
+                    "this API's credential is chosen per principal and was not resolved for this request",
+                ))
             }
         }
         Ok(h)

@@ -54,6 +54,9 @@ pub const MIN_PATTERN_LEN: usize = 6;
 pub struct Scrubber {
     matcher: Option<Arc<AhoCorasick>>,
     patterns: usize,
+    /// The secrets it was built from, so that [`Scrubber::with`] can add
+    /// one for a single execution (a pass-through credential).
+    secrets: Arc<Vec<String>>,
 }
 
 impl fmt::Debug for Scrubber {
@@ -72,10 +75,12 @@ impl Scrubber {
         S: AsRef<str>,
     {
         let mut patterns: Vec<String> = vec![];
+        let mut kept: Vec<String> = vec![];
         for s in secrets {
             let s = s.as_ref();
             if s.len() >= MIN_PATTERN_LEN {
                 forms(s.as_bytes(), &mut patterns);
+                kept.push(s.to_string());
             }
         }
         patterns.retain(|p| p.len() >= MIN_PATTERN_LEN);
@@ -89,7 +94,27 @@ impl Scrubber {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
             .expect("a few thousand literal patterns always build");
-        Scrubber { patterns: patterns.len(), matcher: Some(Arc::new(matcher)) }
+        Scrubber { patterns: patterns.len(), matcher: Some(Arc::new(matcher)), secrets: Arc::new(kept) }
+    }
+
+    /// This scrubber plus `more` secrets (and their encoded forms): for a
+    /// credential known only during one execution, such as the token a
+    /// client presented for pass-through. Returns a clone when `more` adds
+    /// nothing.
+    pub fn with<I, S>(&self, more: I) -> Scrubber
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let more: Vec<String> = more
+            .into_iter()
+            .map(|s| s.as_ref().to_string())
+            .filter(|s| s.len() >= MIN_PATTERN_LEN && !self.secrets.contains(s))
+            .collect();
+        if more.is_empty() {
+            return self.clone();
+        }
+        Scrubber::new(self.secrets.iter().cloned().chain(more))
     }
 
     /// A scrubber that changes nothing.
@@ -392,6 +417,19 @@ mod tests {
 
     fn scrubber() -> Scrubber {
         Scrubber::new([CANARY])
+    }
+
+    #[test]
+    fn with_adds_a_secret_for_one_execution_and_keeps_the_old_ones() {
+        let base = Scrubber::new(["service-secret-123"]);
+        let exec = base.with(["presented-token-456", "short"]);
+        let both = format!("a service-secret-123 b {} c", STANDARD.encode("Bearer presented-token-456"));
+        let out = exec.scrub_str(&both);
+        assert!(!out.contains("service-secret") && !out.contains("cHJlc2VudGVk"), "{out}");
+        // The service's scrubber is unchanged, and adding nothing new is a clone.
+        assert!(!base.finds("presented-token-456"));
+        assert_eq!(base.with(["service-secret-123", "tiny"]).pattern_count(), base.pattern_count());
+        assert!(Scrubber::none().with(["presented-token-456"]).finds("x presented-token-456"));
     }
 
     /// Asserts that no form of the canary survives in `out`.
