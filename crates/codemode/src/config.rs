@@ -644,8 +644,14 @@ impl Config {
             }
         }
         for (i, m) in self.mcp.iter().enumerate() {
-            let Some(McpAuthConfig::Oauth { grant, client_id, client_id_env, client_secret_env, client_metadata_url, .. }) =
-                &m.auth
+            let Some(McpAuthConfig::Oauth {
+                grant,
+                client_id,
+                client_id_env,
+                client_secret_env,
+                client_metadata_url,
+                ..
+            }) = &m.auth
             else {
                 continue;
             };

@@ -688,7 +688,10 @@ async fn login(source: &SourceArgs, name: &str, open: bool, timeout_secs: u64) -
         );
         return ExitCode::from(2);
     };
-    let options = codemode_portal::oauth::LoginOptions { open_browser: open, timeout: std::time::Duration::from_secs(timeout_secs) };
+    let options = codemode_portal::oauth::LoginOptions {
+        open_browser: open,
+        timeout: std::time::Duration::from_secs(timeout_secs),
+    };
     let mut out = std::io::stdout();
     match codemode_portal::oauth::login(server, &options, &mut out).await {
         Ok(r) => {

@@ -400,7 +400,8 @@ fn mcp_oauth(
         },
         crate::config::OAuthGrantKind::ClientCredentials => Grant::ClientCredentials {
             client_id: client_id.ok_or_else(|| problem("", "client credentials need `client_id`".into()))?,
-            client_secret: client_secret.ok_or_else(|| problem("", "client credentials need `client_secret_env`".into()))?,
+            client_secret: client_secret
+                .ok_or_else(|| problem("", "client credentials need `client_secret_env`".into()))?,
         },
     };
     let store_dir = match store_dir {

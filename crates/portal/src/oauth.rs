@@ -210,7 +210,8 @@ struct TokenFile {
 impl TokenStore {
     /// The store of `server` (named `name`, at `url`).
     pub fn open(name: &str, url: &str, config: &OAuthConfig) -> Result<TokenStore, String> {
-        let file = if config.is_interactive() { Some(Arc::new(TokenFile::open(name, url, &config.store_dir)?)) } else { None };
+        let file =
+            if config.is_interactive() { Some(Arc::new(TokenFile::open(name, url, &config.store_dir)?)) } else { None };
         Ok(TokenStore { file, memory: Default::default(), seen: SeenTokens::default() })
     }
 
@@ -543,10 +544,13 @@ pub(crate) async fn connect_client(rt: &Arc<OAuthRuntime>, http: reqwest::Client
             }
             // rmcp restores the client as a public one; a confidential
             // pre-registered client refreshes with its secret.
-            if let Grant::AuthorizationCode { client_id: Some(id), client_secret: Some(secret), .. } = &rt.config.grant {
+            if let Grant::AuthorizationCode { client_id: Some(id), client_secret: Some(secret), .. } = &rt.config.grant
+            {
                 if rt.store.current().await.is_some_and(|c| &c.client_id == id) {
-                    m.configure_client(OAuthClientConfig::new(id.clone(), rt.url.clone()).with_client_secret(secret.clone()))
-                        .map_err(|e| format!("cannot configure the OAuth client of server `{}`: {e}", rt.name))?;
+                    m.configure_client(
+                        OAuthClientConfig::new(id.clone(), rt.url.clone()).with_client_secret(secret.clone()),
+                    )
+                    .map_err(|e| format!("cannot configure the OAuth client of server `{}`: {e}", rt.name))?;
                 }
             }
             match m.get_access_token().await {
@@ -825,7 +829,10 @@ pub async fn login(
     out: &mut (dyn std::io::Write + Send),
 ) -> Result<LoginReport, String> {
     let crate::Transport::Http { url, .. } = &server.transport else {
-        return Err(format!("server `{}` is not reached over Streamable HTTP; OAuth applies to `url` servers only", server.name));
+        return Err(format!(
+            "server `{}` is not reached over Streamable HTTP; OAuth applies to `url` servers only",
+            server.name
+        ));
     };
     let Some(config) = &server.oauth else {
         return Err(format!(
@@ -841,13 +848,15 @@ pub async fn login(
         let stored = rt.store.current().await;
         return Ok(report(stored.as_ref(), None));
     }
-    let Grant::AuthorizationCode { client_id, client_secret, client_metadata_url, redirect_port } = &config.grant else {
+    let Grant::AuthorizationCode { client_id, client_secret, client_metadata_url, redirect_port } = &config.grant
+    else {
         unreachable!("client credentials handled above")
     };
     // Discovery starts from the server's own 401 (its WWW-Authenticate names
     // the protected resource metadata), as the MCP spec has clients do.
     let challenge = challenge_of(url).await?;
-    let resolution = m.resolve_metadata_from_challenge(challenge.as_deref()).await.map_err(|e| discovery_error(&rt, e))?;
+    let resolution =
+        m.resolve_metadata_from_challenge(challenge.as_deref()).await.map_err(|e| discovery_error(&rt, e))?;
     if !resolution.source.is_discovered() {
         return Err(format!(
             "server `{}` publishes no OAuth metadata (RFC 9728 protected resource metadata, RFC 8414 authorization server metadata); it may not use OAuth at all",
@@ -855,9 +864,9 @@ pub async fn login(
         ));
     }
     m.set_metadata(resolution.metadata);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", redirect_port.unwrap_or(0)))
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{} for the sign-in redirect: {e}", redirect_port.unwrap_or(0)))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", redirect_port.unwrap_or(0))).await.map_err(|e| {
+        format!("cannot listen on 127.0.0.1:{} for the sign-in redirect: {e}", redirect_port.unwrap_or(0))
+    })?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
     let mut request = AuthorizationRequest::new(redirect_uri.clone()).with_client_name("codemode");
@@ -876,26 +885,23 @@ pub async fn login(
     if let Some(u) = client_metadata_url {
         request = request.with_client_metadata_url(u.clone());
     }
-    let session = AuthorizationSession::new(m, request).await.map_err(|(_, e)| format!("cannot start the sign-in: {e}"))?;
+    let session =
+        AuthorizationSession::new(m, request).await.map_err(|(_, e)| format!("cannot start the sign-in: {e}"))?;
     let auth_url = session.get_authorization_url().to_string();
     let _ = writeln!(out, "Sign in to `{}` by opening this URL in a browser:\n{auth_url}", server.name);
     let _ = out.flush();
     if options.open_browser {
         open_browser(&auth_url, out);
     }
-    let callback = tokio::time::timeout(options.timeout, wait_for_callback(&listener, port))
-        .await
-        .map_err(|_| {
+    let callback =
+        tokio::time::timeout(options.timeout, wait_for_callback(&listener, port)).await.map_err(|_| {
             format!(
                 "no sign-in came back to {redirect_uri} within {}s; run `codemode login {}` again",
                 options.timeout.as_secs(),
                 server.name
             )
         })??;
-    session
-        .handle_callback_url(&callback)
-        .await
-        .map_err(|e| format!("the sign-in did not complete: {e}"))?;
+    session.handle_callback_url(&callback).await.map_err(|e| format!("the sign-in did not complete: {e}"))?;
     let stored = rt.store.current().await;
     Ok(report(stored.as_ref(), rt.store.path().map(Path::to_path_buf)))
 }
@@ -985,9 +991,8 @@ async fn wait_for_callback(listener: &tokio::net::TcpListener, port: u16) -> Res
                 return Ok(format!("http://127.0.0.1:{port}{t}"));
             }
             _ => {
-                let _ = stream
-                    .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
+                let _ =
+                    stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
             }
         }
     }

@@ -199,7 +199,10 @@ impl Server {
                     self.wake.notify_one();
                     return Err((
                         "UpstreamUnavailable",
-                        format!("server `{}` is down ({e}); a new connection attempt has been started", self.config.name),
+                        format!(
+                            "server `{}` is down ({e}); a new connection attempt has been started",
+                            self.config.name
+                        ),
                     ));
                 }
                 (ServerState::NeedsSignIn(message), _, _) => {
@@ -227,7 +230,10 @@ impl Server {
                             }
                             _ => "is still connecting".into(),
                         };
-                        return Err(("UpstreamUnavailable", format!("server `{}` {what}; try again shortly", self.config.name)));
+                        return Err((
+                            "UpstreamUnavailable",
+                            format!("server `{}` {what}; try again shortly", self.config.name),
+                        ));
                     }
                 }
             }
@@ -246,6 +252,16 @@ impl Server {
                 ct.cancel();
             }
         }
+    }
+
+    /// The upstream refused every token codemode has during session `id`:
+    /// the server is `NeedsSignIn` from now on (so status and the next call
+    /// say so at once), the session is ended, and this is the call's error.
+    fn refused(&self, id: u64) -> Map<String, Value> {
+        let message = self.needs_sign_in().unwrap_or_default();
+        self.drop_session(id, "the upstream refused codemode's OAuth token");
+        self.set_state(ServerState::NeedsSignIn(message.clone()));
+        error("SignInRequired", message)
     }
 
     /// The token ending session `id`, if it is still the current one.
@@ -369,22 +385,33 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
             let started = match &server.oauth {
                 None => {
                     let transport = StreamableHttpClientTransport::from_config(config);
-                    tokio::time::timeout_at(deadline, rmcp::service::serve_client_with_ct(handler, transport, ct.clone()))
-                        .await
+                    tokio::time::timeout_at(
+                        deadline,
+                        rmcp::service::serve_client_with_ct(handler, transport, ct.clone()),
+                    )
+                    .await
                 }
                 Some(Err(e)) => return Err(e.clone()),
                 Some(Ok(rt)) => {
-                    let client = tokio::time::timeout_at(deadline, crate::oauth::connect_client(rt, reqwest::Client::new()))
-                        .await
-                        .map_err(|_| format!("no answer from the OAuth endpoints of {url} within {}s", timeout.as_secs_f32()))??;
+                    let client =
+                        tokio::time::timeout_at(deadline, crate::oauth::connect_client(rt, reqwest::Client::new()))
+                            .await
+                            .map_err(|_| {
+                                format!("no answer from the OAuth endpoints of {url} within {}s", timeout.as_secs_f32())
+                            })??;
                     let transport = StreamableHttpClientTransport::with_client(client, config);
-                    tokio::time::timeout_at(deadline, rmcp::service::serve_client_with_ct(handler, transport, ct.clone()))
-                        .await
+                    tokio::time::timeout_at(
+                        deadline,
+                        rmcp::service::serve_client_with_ct(handler, transport, ct.clone()),
+                    )
+                    .await
                 }
             };
             match started {
                 Ok(Ok(r)) => r,
-                Ok(Err(_)) if server.needs_sign_in().is_some() => return Err(server.needs_sign_in().unwrap_or_default()),
+                Ok(Err(_)) if server.needs_sign_in().is_some() => {
+                    return Err(server.needs_sign_in().unwrap_or_default())
+                }
                 Ok(Err(e)) => return Err(format!("cannot initialise a session at {url}: {e}")),
                 Err(_) => return Err(format!("no answer from {url} within {}s", timeout.as_secs_f32())),
             }
@@ -597,8 +624,7 @@ pub(crate) async fn call(
 ) -> Result<Value, Map<String, Value>> {
     let timeout = server.config.call_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
-    let (peer, session) =
-        server.ready_peer(options.ready_wait, deadline).await.map_err(|(name, m)| error(name, m))?;
+    let (peer, session) = server.ready_peer(options.ready_wait, deadline).await.map_err(|(name, m)| error(name, m))?;
     let mut params = json!({"name": tool, "arguments": args});
     if let Some(meta) = meta.filter(|m| !m.is_empty()) {
         params["_meta"] = Value::Object(meta);
@@ -615,8 +641,7 @@ pub(crate) async fn call(
             Err(err)
         }
         Ok(Err(ServiceError::TransportClosed | ServiceError::TransportSend(_))) if server.needs_sign_in().is_some() => {
-            server.drop_session(session, "the upstream refused codemode's OAuth token");
-            Err(error("SignInRequired", server.needs_sign_in().unwrap_or_default()))
+            Err(server.refused(session))
         }
         Ok(Err(ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
             server.drop_session(session, "the transport failed during a call");
@@ -631,10 +656,7 @@ pub(crate) async fn call(
                 ),
             ))
         }
-        Ok(Err(_)) if server.needs_sign_in().is_some() => {
-            server.drop_session(session, "the upstream refused codemode's OAuth token");
-            Err(error("SignInRequired", server.needs_sign_in().unwrap_or_default()))
-        }
+        Ok(Err(_)) if server.needs_sign_in().is_some() => Err(server.refused(session)),
         Ok(Err(e)) => Err(error("UpstreamError", format!("server `{}`: {e}", server.config.name))),
         Err(_) => {
             // A slow tool, or a session that silently died: a ping tells them apart.

@@ -26,6 +26,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 PORT, ISSUER, LOG = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -96,7 +97,7 @@ def echo_credentials() -> dict:
 @server.tool()
 def fail_with_credentials() -> dict:
     """Fails with the bearer token in the error message."""
-    raise ValueError(f"bad token {get_access_token().token}")
+    raise ToolError(f"bad token {get_access_token().token}")
 
 
 if __name__ == "__main__":
