@@ -885,6 +885,28 @@ mod tests {
     }
 
     #[test]
+    fn mcp_oauth_is_checked_where_it_is_written() {
+        let c = Config::load(&write(
+            "[[mcp]]\nname = \"t\"\nurl = \"https://a/mcp\"\nauth = { type = \"oauth\", scopes = [\"r\"] }\n",
+        ))
+        .unwrap();
+        assert!(
+            matches!(&c.mcp[0].auth, Some(McpAuthConfig::Oauth { grant: OAuthGrantKind::AuthorizationCode, scopes, .. }) if scopes == &["r"])
+        );
+        let e = Config::load(&write(
+            "[[mcp]]\nname = \"t\"\nurl = \"https://a/mcp\"\nauth = { type = \"oauth\", client_secret = \"s3cr3t\" }\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e[0].key, "mcp[0].auth.client_secret");
+        assert!(e[0].message.contains("client_secret_env") && !e[0].message.contains("s3cr3t"), "{}", e[0].message);
+        let e = Config::load(&write("[[mcp]]\nname = \"t\"\nurl = \"https://a/mcp\"\nauth = { type = \"oauth\", grant = \"client_credentials\", client_id = \"x\" }\n")).unwrap_err();
+        assert!(e[0].key == "mcp[0].auth" && e[0].message.contains("client_secret_env"), "{e:?}");
+        let e = Config::load(&write("[[mcp]]\nname = \"t\"\ncommand = \"srv\"\nauth = { type = \"oauth\", client_metadata_url = \"http://a/c.json\" }\n")).unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].message.contains("Streamable HTTP") && e[1].key.ends_with("client_metadata_url"), "{e:?}");
+    }
+
+    #[test]
     fn bad_names_and_duplicates_are_reported_together() {
         let p = write("[[api]]\nname = \"my-api\"\nspec = \"x\"\n[[api]]\nname = \"ok\"\nspec = \"x\"\n[[api]]\nname = \"ok\"\nspec = \"y\"\nbase_url = \"ftp://x\"\n");
         let e = Config::load(&p).unwrap_err();
