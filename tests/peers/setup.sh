@@ -85,6 +85,22 @@ else
   printf '%s' "$NODE_STAMP_WANT" > "$NODE_STAMP"
 fi
 
+# ---- oidc-provider (the OpenID provider of tests/integration/test_oauth_mcp.py) ----
+# Pinned by tests/integration/oauth_mcp/package.json; its own folder, so the
+# pin does not move the other Node peers.
+OIDC_DIR="$PEERS/oidc-mcp"
+OIDC_WANT="$(cat "$ROOT/tests/integration/oauth_mcp/package.json")"
+if [[ -f "$OIDC_DIR/.stamp" && "$(cat "$OIDC_DIR/.stamp")" == "$OIDC_WANT" \
+      && -f "$OIDC_DIR/node_modules/oidc-provider/package.json" ]]; then
+  log "oidc-provider up to date: $OIDC_DIR"
+else
+  mkdir -p "$OIDC_DIR"
+  cp "$ROOT/tests/integration/oauth_mcp/package.json" "$OIDC_DIR/package.json"
+  log "npm install --prefix $OIDC_DIR (oidc-provider)"
+  "$NPM" install --prefix "$OIDC_DIR" --no-audit --no-fund --loglevel=error >&2
+  printf '%s' "$OIDC_WANT" > "$OIDC_DIR/.stamp"
+fi
+
 # ---- haproxy (the load balancer of tests/integration/test_fleet.py) ----------
 # A system package, so only as root; without it the fleet test skips.
 if command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]]; then

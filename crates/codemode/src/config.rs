@@ -402,6 +402,54 @@ pub struct McpConfig {
     pub read_only: bool,
     /// Timeout of one tool call, seconds.
     pub call_timeout_secs: Option<f64>,
+    /// How codemode authenticates to this server beyond static headers:
+    /// `{ type = "oauth", … }` (Streamable HTTP `url` servers).
+    pub auth: Option<McpAuthConfig>,
+}
+
+/// `[[mcp]] auth`: OAuth 2.1 to an upstream MCP server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum McpAuthConfig {
+    /// The server's OAuth (discovered from its 401: RFC 9728, then RFC 8414).
+    Oauth {
+        /// `authorization_code` (a person signs in with `codemode login
+        /// <server>`; the default) or `client_credentials` (machine to machine).
+        #[serde(default)]
+        grant: OAuthGrantKind,
+        /// A client registered beforehand (literal: a client id is no secret).
+        client_id: Option<String>,
+        /// …or the environment variable holding it.
+        client_id_env: Option<String>,
+        /// Environment variable holding the client's secret (required for
+        /// client credentials; for a confidential authorization-code client).
+        client_secret_env: Option<String>,
+        /// An `https` Client ID Metadata Document URL used as the client id
+        /// where the authorization server supports them.
+        client_metadata_url: Option<String>,
+        /// Scopes to ask for (default: what the server's challenge or
+        /// metadata names).
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// Fixed port of the loopback redirect (`http://127.0.0.1:PORT/callback`),
+        /// for a pre-registered client; default: any free port.
+        redirect_port: Option<u16>,
+        /// Directory of the encrypted token files (relative to this file);
+        /// default: `$CODEMODE_DATA_DIR/oauth`, else the user's data dir
+        /// (`$XDG_DATA_HOME/codemode/oauth` or `~/.local/share/codemode/oauth`).
+        store_dir: Option<String>,
+    },
+}
+
+/// `[[mcp]] auth.grant`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthGrantKind {
+    /// Authorization code + PKCE for a person (`codemode login`).
+    #[default]
+    AuthorizationCode,
+    /// Client credentials, no person.
+    ClientCredentials,
 }
 
 /// `[[mcp]] transport`: how a `url` is spoken to.
@@ -639,6 +687,19 @@ impl Config {
                 }
             }
         }
+        if let Some(toml::Value::Array(servers)) = raw.get("mcp") {
+            for (i, m) in servers.iter().enumerate() {
+                if let Some(toml::Value::Table(auth)) = m.get("auth") {
+                    if auth.contains_key("client_secret") {
+                        problems.push(ConfigProblem {
+                            file: file.clone(),
+                            key: format!("mcp[{i}].auth.client_secret"),
+                            message: "a literal secret in the config is refused: put it in an environment variable and name that variable with `client_secret_env` instead".into(),
+                        });
+                    }
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -736,6 +797,44 @@ impl Config {
             if let Err(e) = codemode_pipeline::RuleSet::compile(&api.rules(), codemode_pipeline::TargetKind::Api) {
                 for (key, m) in e {
                     push(format!("api[{i}].{key}"), m);
+                }
+            }
+        }
+        for (i, m) in self.mcp.iter().enumerate() {
+            let Some(McpAuthConfig::Oauth {
+                grant,
+                client_id,
+                client_id_env,
+                client_secret_env,
+                client_metadata_url,
+                ..
+            }) = &m.auth
+            else {
+                continue;
+            };
+            if m.url.is_none() || m.transport != McpTransport::Http {
+                push(
+                    format!("mcp[{i}].auth"),
+                    "OAuth applies to Streamable HTTP servers: give `url` (and no `transport = \"sse\"`)".into(),
+                );
+            }
+            if client_id.is_some() && client_id_env.is_some() {
+                push(format!("mcp[{i}].auth"), "give `client_id` or `client_id_env`, not both".into());
+            }
+            if *grant == OAuthGrantKind::ClientCredentials
+                && (client_id.is_none() && client_id_env.is_none() || client_secret_env.is_none())
+            {
+                push(
+                    format!("mcp[{i}].auth"),
+                    "`grant = \"client_credentials\"` needs the client: `client_id` (or `client_id_env`) and `client_secret_env`".into(),
+                );
+            }
+            if let Some(u) = client_metadata_url {
+                if !u.starts_with("https://") {
+                    push(
+                        format!("mcp[{i}].auth.client_metadata_url"),
+                        format!("`{u}` must be an https URL (a Client ID Metadata Document is fetched by the authorization server)"),
+                    );
                 }
             }
         }
@@ -961,6 +1060,28 @@ mod tests {
         let e = Config::load(&write("[[api]]\nname = \"k\"\nspec = \"x\"\n[[api.auth_for]]\nprincipal = \"a\"\ngroup = \"g\"\nauth = { type = \"bearer\", token_env = \"T\" }\n[[api.auth_for]]\nauth = { type = \"passthrough\", header = \"Cookie\" }\n")).unwrap_err();
         let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, vec!["api[0].auth_for[0]", "api[0].auth_for[1]", "api[0].auth.header"], "{e:?}");
+    }
+
+    #[test]
+    fn mcp_oauth_is_checked_where_it_is_written() {
+        let c = Config::load(&write(
+            "[[mcp]]\nname = \"t\"\nurl = \"https://a/mcp\"\nauth = { type = \"oauth\", scopes = [\"r\"] }\n",
+        ))
+        .unwrap();
+        assert!(
+            matches!(&c.mcp[0].auth, Some(McpAuthConfig::Oauth { grant: OAuthGrantKind::AuthorizationCode, scopes, .. }) if scopes == &["r"])
+        );
+        let e = Config::load(&write(
+            "[[mcp]]\nname = \"t\"\nurl = \"https://a/mcp\"\nauth = { type = \"oauth\", client_secret = \"s3cr3t\" }\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e[0].key, "mcp[0].auth.client_secret");
+        assert!(e[0].message.contains("client_secret_env") && !e[0].message.contains("s3cr3t"), "{}", e[0].message);
+        let e = Config::load(&write("[[mcp]]\nname = \"t\"\nurl = \"https://a/mcp\"\nauth = { type = \"oauth\", grant = \"client_credentials\", client_id = \"x\" }\n")).unwrap_err();
+        assert!(e[0].key == "mcp[0].auth" && e[0].message.contains("client_secret_env"), "{e:?}");
+        let e = Config::load(&write("[[mcp]]\nname = \"t\"\ncommand = \"srv\"\nauth = { type = \"oauth\", client_metadata_url = \"http://a/c.json\" }\n")).unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].message.contains("Streamable HTTP") && e[1].key.ends_with("client_metadata_url"), "{e:?}");
     }
 
     #[test]

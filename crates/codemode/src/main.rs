@@ -54,7 +54,8 @@ impl Cli {
             | Command::Search { source, .. }
             | Command::Exec { source, .. }
             | Command::Tokens { source, .. }
-            | Command::Check(source) => source,
+            | Command::Check(source)
+            | Command::Login { source, .. } => source,
             Command::Audit(_) => return config::LogFormat::Text,
         };
         if source.spec.is_some() {
@@ -112,6 +113,22 @@ enum Command {
     },
     /// Load everything and report every problem; exit non-zero on any.
     Check(SourceArgs),
+    /// Sign in to an upstream MCP server that uses OAuth (`[[mcp]] auth =
+    /// { type = "oauth" }`): prints the authorization URL (or opens it with
+    /// --open), catches the redirect on a loopback port and stores the
+    /// tokens, encrypted, for `serve` to use and refresh.
+    Login {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// The `[[mcp]]` server's name.
+        server: String,
+        /// Also open the URL in the default browser.
+        #[arg(long)]
+        open: bool,
+        /// Longest wait for the browser to come back, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
     /// What ran: list and filter recorded searches and executes, show one
     /// with its calls, or export them (JSON, JSONL for a SIEM).
     Audit(AuditCli),
@@ -419,6 +436,7 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
         Command::Tokens { stdin: true, json, .. } => count_stdin(json),
         Command::Tokens { source, json, .. } => token_report(&source, json, started).await,
         Command::Check(source) => check(&source).await,
+        Command::Login { source, server, open, timeout_secs } => login(&source, &server, open, timeout_secs).await,
         Command::Audit(args) => audit(args),
     }
 }
@@ -641,6 +659,14 @@ async fn check(source: &SourceArgs) -> ExitCode {
                     }
                 }
                 println!("{}", s.policy_report());
+                // A server that needs a person to sign in is a problem `check`
+                // names with its fix, not a silent "connecting".
+                for st in s.portal.as_ref().map(|p| p.status()).unwrap_or_default() {
+                    if let codemode_portal::ServerState::NeedsSignIn(message) = &st.state {
+                        println!("{file}: mcp `{}`: {message}", st.name);
+                        count += 1;
+                    }
+                }
                 s.shutdown().await;
                 if count == 0 {
                     println!("ok: {}", summary.join(", "));
@@ -658,6 +684,69 @@ async fn check(source: &SourceArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `codemode login <server>`: the sign-in of one OAuth `[[mcp]]` server.
+async fn login(source: &SourceArgs, name: &str, open: bool, timeout_secs: u64) -> ExitCode {
+    let (config, file) = match source.config() {
+        Ok(c) => c,
+        Err(ps) => {
+            for p in &ps {
+                eprintln!("error: {p}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let servers = match mcp_servers(source, &config, &file) {
+        Ok((servers, problems)) => {
+            for p in problems.iter().filter(|p| p.0.contains(&format!("mcp[{}]", index_of(&config, name)))) {
+                eprintln!("error: {p}");
+            }
+            servers
+        }
+        Err(p) => {
+            eprintln!("error: {p}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(server) = servers.iter().find(|s| s.name == name) else {
+        let names: Vec<&str> = servers.iter().filter(|s| s.oauth.is_some()).map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "error: {file}: no [[mcp]] server named `{name}` (servers with OAuth: {})",
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        );
+        return ExitCode::from(2);
+    };
+    let options = codemode_portal::oauth::LoginOptions {
+        open_browser: open,
+        timeout: std::time::Duration::from_secs(timeout_secs),
+    };
+    let mut out = std::io::stdout();
+    match codemode_portal::oauth::login(server, &options, &mut out).await {
+        Ok(r) => {
+            let scopes = if r.scopes.is_empty() { "none named".to_string() } else { r.scopes.join(" ") };
+            let lasts = r.expires_in.map(|s| format!("; the access token lasts {s}s")).unwrap_or_default();
+            let refresh = if r.refreshable {
+                "; codemode refreshes it before it expires"
+            } else {
+                "; no refresh token was issued, so sign in again when it expires"
+            };
+            match &r.store {
+                Some(p) => println!("signed in to `{name}` (scopes: {scopes}){lasts}{refresh}; tokens stored encrypted in {}", p.display()),
+                None => println!("`{name}` accepted codemode's client credentials (scopes: {scopes}){lasts}; nothing is stored: `serve` gets its own token"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The index of `[[mcp]]` table `name` (for its problems), or usize::MAX.
+fn index_of(config: &Config, name: &str) -> usize {
+    config.mcp.iter().position(|m| m.name == name).unwrap_or(usize::MAX)
 }
 
 /// `[[mcp]]` servers from the config plus those of `--mcp-config`.

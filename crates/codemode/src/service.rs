@@ -384,6 +384,12 @@ fn mcp_server(
         }
         _ => return Err(LoadProblem(format!("{file}: mcp[{i}]: give `command` (stdio) or `url` (Streamable HTTP)"))),
     };
+    let oauth = match &m.auth {
+        None => None,
+        Some(auth) => Some(mcp_oauth(config, auth, &|name, key| var(name, key), &|key, msg| {
+            LoadProblem(format!("{file}: mcp[{i}].auth{key}: {msg}"))
+        })?),
+    };
     Ok(codemode_portal::ServerConfig {
         name: m.name.clone(),
         transport,
@@ -391,6 +397,7 @@ fn mcp_server(
         deny: m.deny.clone(),
         read_only: m.read_only,
         call_timeout: Duration::from_secs_f64(m.call_timeout_secs.unwrap_or(config.limits.timeout_secs)),
+        oauth,
     })
 }
 
@@ -418,6 +425,56 @@ fn resolve_api_auth(api: &ApiConfig, i: usize, file: &str, base_dir: &std::path:
         }
     }
     Ok(codemode_upstream::per_principal(table))
+}
+
+/// `[[mcp]] auth = { type = "oauth", … }` resolved once: the client from
+/// the environment, the token directory.
+fn mcp_oauth(
+    config: &Config,
+    auth: &crate::config::McpAuthConfig,
+    var: &dyn Fn(&str, &str) -> Result<String, LoadProblem>,
+    problem: &dyn Fn(&str, String) -> LoadProblem,
+) -> Result<codemode_portal::oauth::OAuthConfig, LoadProblem> {
+    use codemode_portal::oauth::{Grant, OAuthConfig};
+    let crate::config::McpAuthConfig::Oauth {
+        grant,
+        client_id,
+        client_id_env,
+        client_secret_env,
+        client_metadata_url,
+        scopes,
+        redirect_port,
+        store_dir,
+    } = auth;
+    let client_id = match (client_id, client_id_env) {
+        (Some(id), _) => Some(id.clone()),
+        (None, Some(name)) => Some(var(name, "auth.client_id_env")?),
+        (None, None) => None,
+    };
+    let client_secret = client_secret_env.as_deref().map(|name| var(name, "auth.client_secret_env")).transpose()?;
+    let grant = match grant {
+        crate::config::OAuthGrantKind::AuthorizationCode => Grant::AuthorizationCode {
+            client_id,
+            client_secret,
+            client_metadata_url: client_metadata_url.clone(),
+            redirect_port: *redirect_port,
+        },
+        crate::config::OAuthGrantKind::ClientCredentials => Grant::ClientCredentials {
+            client_id: client_id.ok_or_else(|| problem("", "client credentials need `client_id`".into()))?,
+            client_secret: client_secret
+                .ok_or_else(|| problem("", "client credentials need `client_secret_env`".into()))?,
+        },
+    };
+    let store_dir = match store_dir {
+        Some(d) => config.base_dir.join(d),
+        None => codemode_portal::oauth::default_store_dir().ok_or_else(|| {
+            problem(
+                ".store_dir",
+                "no data directory for the token files (neither CODEMODE_DATA_DIR, XDG_DATA_HOME nor HOME is set); set `store_dir`".into(),
+            )
+        })?,
+    };
+    Ok(OAuthConfig { grant, scopes: scopes.clone(), store_dir })
 }
 
 fn resolve_auth(auth: &AuthConfig, at: &str, file: &str, base_dir: &std::path::Path) -> Result<Auth, LoadProblem> {

@@ -273,7 +273,7 @@ fn find_example(op: &codemode_spec::Operation) -> String {
 }
 
 /// The `codemode` global of `search` in portal mode.
-const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  find(query: string, options?: { limit?: number; api?: string }): { name: string; api?: string; server?: string; summary?: string }[]; // operations and tools, best first\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string | { name: string; api?: string }): string; // TypeScript of a tool, a \"GET /path\" operation (or a find() entry), or all tools\n  status(): { server: string; state: \"ready\" | \"connecting\" | \"reconnecting\" | \"down\" | \"stopped\"; tools: number; error?: string }[]; // servers not listed by tools() are here\n};";
+const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  find(query: string, options?: { limit?: number; api?: string }): { name: string; api?: string; server?: string; summary?: string }[]; // operations and tools, best first\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string | { name: string; api?: string }): string; // TypeScript of a tool, a \"GET /path\" operation (or a find() entry), or all tools\n  status(): { server: string; state: \"ready\" | \"connecting\" | \"reconnecting\" | \"down\" | \"needs_sign_in\" | \"stopped\"; tools: number; error?: string }[]; // servers not listed by tools() are here\n};";
 
 fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize, max_requests: u32) -> String {
     let single = apis.len() == 1;
@@ -346,6 +346,8 @@ pub fn status_json(st: &codemode_portal::ServerStatus) -> Value {
         Ready => ("ready", None),
         Failed(e) => ("down", Some(sentence(e))),
         Reconnecting { last_error, .. } => ("reconnecting", Some(sentence(last_error))),
+        // The whole message: it names the command that fixes it.
+        NeedsSignIn(message) => ("needs_sign_in", Some(message.clone())),
         Stopped => ("stopped", None),
     };
     let mut v = json!({"server": st.name, "state": state, "tools": st.tools});

@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// Longest wait for one `tools/call`; past it the call fails and the
     /// upstream is sent `notifications/cancelled`.
     pub call_timeout: Duration,
+    /// OAuth 2.1 to this server (Streamable HTTP only): how codemode gets
+    /// and keeps its access token. `None`: static headers only.
+    pub oauth: Option<crate::oauth::OAuthConfig>,
 }
 
 impl ServerConfig {
@@ -69,6 +72,7 @@ impl ServerConfig {
             deny: vec![],
             read_only: false,
             call_timeout: DEFAULT_CALL_TIMEOUT,
+            oauth: None,
         }
     }
 }
@@ -105,6 +109,9 @@ impl ServerConfig {
                     }
                 }
             }
+        }
+        if let Some(oauth) = &self.oauth {
+            out.extend(oauth.secrets());
         }
         out.retain(|v| !v.is_empty());
         out

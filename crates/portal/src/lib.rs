@@ -42,6 +42,7 @@
 
 mod config;
 mod names;
+pub mod oauth;
 mod result;
 mod sse;
 pub mod typescript;
@@ -114,6 +115,12 @@ pub enum ServerState {
         /// Why the last attempt or connection ended.
         last_error: String,
     },
+    /// An OAuth server that needs a person to sign in (`codemode login
+    /// <server>`): no token yet, or the stored one was refused and could not
+    /// be refreshed (or its client credentials were refused). Not retried on
+    /// a timer; a call after a new sign-in connects again. Holds the
+    /// model-facing message, which names the command.
+    NeedsSignIn(String),
     /// [`Portal::shutdown`] has closed it.
     Stopped,
 }
@@ -133,6 +140,10 @@ impl serde::Serialize for ServerState {
                 m.serialize_entry("state", "reconnecting")?;
                 m.serialize_entry("attempt", attempt)?;
                 m.serialize_entry("lastError", last_error)?;
+            }
+            ServerState::NeedsSignIn(e) => {
+                m.serialize_entry("state", "needs_sign_in")?;
+                m.serialize_entry("error", e)?;
             }
             ServerState::Stopped => m.serialize_entry("state", "stopped")?,
         }
@@ -190,6 +201,11 @@ struct Core {
 impl Core {
     fn server(&self, name: &str) -> Option<&Arc<Server>> {
         self.servers.iter().find(|s| s.config.name == name)
+    }
+
+    /// The token scrubbers of the OAuth servers (those that have seen a token).
+    fn token_scrubbers(&self) -> Vec<Scrubber> {
+        self.servers.iter().filter_map(|s| s.token_scrubber()).filter(|t| !t.is_empty()).collect()
     }
 
     fn rebuild(&self) {
@@ -453,7 +469,14 @@ impl Portal {
     pub fn status(&self) -> Vec<ServerStatus> {
         let index = self.core().index();
         let sc = &self.core().scrubber;
-        let scrub = |s: &str| sc.scrub_str(s).into_owned();
+        let tokens = self.core().token_scrubbers();
+        let scrub = |s: &str| {
+            let mut out = sc.scrub_str(s).into_owned();
+            for t in &tokens {
+                out = t.scrub_str(&out).into_owned();
+            }
+            out
+        };
         self.core()
             .servers
             .iter()
@@ -625,18 +648,26 @@ impl Portal {
                 Value::Object(e)
             })
         };
+        // The configured secrets, then every OAuth token an upstream was
+        // given (an upstream that echoes its bearer token must not hand it to
+        // the code).
+        let tokens = self.core().token_scrubbers();
+        let scrub = |v: Value| tokens.iter().fold(sc.scrubbed(v), |v, t| t.scrubbed(v));
         match out {
             Ok(v) => match too_large(&v, "a result") {
-                Some(e) => Err(sc.scrubbed(e)),
-                None => Ok(sc.scrubbed(v)),
+                Some(e) => Err(scrub(e)),
+                None => Ok(scrub(v)),
             },
-            Err(e) => Err(sc.scrubbed(too_large(&e, "an error").unwrap_or(e))),
+            Err(e) => Err(scrub(too_large(&e, "an error").unwrap_or(e))),
         }
     }
 
     async fn call_unchecked(&self, name: &str, args: Value, meta: Option<Map<String, Value>>) -> Result<Value, Value> {
         let name = strip_prefix(name);
-        let index = self.core().index();
+        let mut index = self.core().index();
+        if !index.by_name.contains_key(name) && self.woke_after_sign_in(name).await {
+            index = self.core().index();
+        }
         let Some(&i) = index.by_name.get(name) else {
             let (kind, message) = self.not_found(name, &index);
             let mut e = upstream::error(kind, message);
@@ -707,6 +738,23 @@ impl Portal {
         })
     }
 
+    /// A tool of an OAuth server that was waiting for sign-in, called after
+    /// someone signed in (`codemode login` wrote a new token file): connects
+    /// with the new token and waits for its tool list (at most
+    /// [`PortalOptions::ready_wait`]), so this very call can go through.
+    async fn woke_after_sign_in(&self, name: &str) -> bool {
+        let Some(server) =
+            self.core().servers.iter().find(|s| name.starts_with(&format!("{}_", sanitize_identifier(&s.config.name))))
+        else {
+            return false;
+        };
+        if !matches!(server.state(), ServerState::NeedsSignIn(_)) {
+            return false;
+        }
+        let wait = self.core().options.ready_wait;
+        server.ready_peer(wait, tokio::time::Instant::now() + wait).await.is_ok()
+    }
+
     /// When the portal's own policy (`allow`, `deny`, `read_only`) hides
     /// `name`: its server, its upstream name and why.
     pub fn hidden_by_policy(&self, name: &str) -> Option<(String, String, String)> {
@@ -743,6 +791,15 @@ impl Portal {
             }
             Some(Hidden::Collision(who)) => return ("NameCollision", collision_message(name, who)),
             None => {}
+        }
+        // A server waiting for sign-in has listed no tools yet: what to do
+        // matters more than "no such tool".
+        if let Some(s) =
+            self.core().servers.iter().find(|s| name.starts_with(&format!("{}_", sanitize_identifier(&s.config.name))))
+        {
+            if let ServerState::NeedsSignIn(message) = s.state() {
+                return ("SignInRequired", format!("codemode.{name} cannot be called yet: {message}"));
+            }
         }
         let mut msg = format!("codemode.{name} is not a tool of this portal");
         let close = suggestions(name, index);
@@ -819,6 +876,7 @@ fn describe_state(s: &ServerState) -> String {
         ServerState::Ready => "ready".into(),
         ServerState::Failed(e) => format!("down: {e}"),
         ServerState::Reconnecting { attempt, last_error } => format!("reconnecting (attempt {attempt}; {last_error})"),
+        ServerState::NeedsSignIn(e) => e.clone(),
         ServerState::Stopped => "shut down".into(),
     }
 }

@@ -26,6 +26,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{PortalOptions, ServerConfig, Transport};
+use crate::oauth::OAuthRuntime;
 use crate::ServerState;
 use codemode_upstream::Scrubber;
 
@@ -36,6 +37,8 @@ const STDERR_LINE_CHARS: usize = 400;
 /// How long a ping after a timed-out call may take before the session is
 /// considered dead (at most; at least 1 s, else the call timeout).
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a server waiting for sign-in looks at its token file.
+const SIGN_IN_POLL: Duration = Duration::from_secs(1);
 /// Most `tools/list` pages read from one server.
 const MAX_PAGES: usize = 200;
 /// Environment variables a stdio child inherits (as the official SDKs do).
@@ -81,11 +84,22 @@ pub(crate) struct Server {
     /// Removes the portal's credentials from stderr lines before they are
     /// logged or quoted.
     scrubber: Scrubber,
+    /// OAuth state of a server with `auth = { type = "oauth" }` (an `Err`:
+    /// its token store cannot be opened, reported on every attempt).
+    pub oauth: Option<Result<Arc<OAuthRuntime>, String>>,
 }
 
 impl Server {
     pub fn new(config: ServerConfig, scrubber: Scrubber) -> Self {
+        let oauth = match (&config.oauth, &config.transport) {
+            (Some(o), Transport::Http { url, .. }) => {
+                Some(OAuthRuntime::new(&config.name, url, o.clone()).map(Arc::new))
+            }
+            (Some(_), _) => Some(Err("OAuth applies to Streamable HTTP servers (`url`) only".to_string())),
+            (None, _) => None,
+        };
         Server {
+            oauth,
             config,
             shared: Mutex::new(Shared {
                 state: ServerState::Connecting,
@@ -101,6 +115,23 @@ impl Server {
             stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
             scrubber,
         }
+    }
+
+    /// The OAuth runtime, when this server uses OAuth and its store opened.
+    pub fn oauth_runtime(&self) -> Option<&Arc<OAuthRuntime>> {
+        self.oauth.as_ref().and_then(|r| r.as_ref().ok())
+    }
+
+    /// Every token this server has been given, for scrubbing (empty
+    /// without OAuth).
+    pub fn token_scrubber(&self) -> Option<Scrubber> {
+        self.oauth_runtime().map(|rt| rt.store.seen.scrubber())
+    }
+
+    /// Whether the last attempt ended in "a person must sign in" (or fix
+    /// the client credentials): no point retrying on a timer.
+    fn needs_sign_in(&self) -> Option<String> {
+        self.oauth_runtime().filter(|rt| rt.needs_sign_in()).map(|rt| rt.sign_in_message())
     }
 
     pub fn state(&self) -> ServerState {
@@ -153,8 +184,9 @@ impl Server {
         &self,
         wait: Duration,
         deadline: tokio::time::Instant,
-    ) -> Result<(Peer<RoleClient>, u64), String> {
+    ) -> Result<(Peer<RoleClient>, u64), (&'static str, String)> {
         let until = deadline.min(tokio::time::Instant::now() + wait);
+        let mut woken = false;
         let mut rx = self.state_tx.subscribe();
         loop {
             let (state, peer, session) = {
@@ -165,13 +197,30 @@ impl Server {
                 (ServerState::Ready, Some(peer), Some(id)) if !peer.is_transport_closed() => return Ok((peer, id)),
                 (ServerState::Failed(e), _, _) => {
                     self.wake.notify_one();
-                    return Err(format!(
-                        "server `{}` is down ({e}); a new connection attempt has been started",
-                        self.config.name
+                    return Err((
+                        "UpstreamUnavailable",
+                        format!(
+                            "server `{}` is down ({e}); a new connection attempt has been started",
+                            self.config.name
+                        ),
                     ));
                 }
+                (ServerState::NeedsSignIn(message), _, _) => {
+                    // Someone ran `codemode login` since: connect with the new
+                    // token and wait for it like a first connection.
+                    let signed_in = self.oauth_runtime().is_some_and(|rt| rt.signed_in_since());
+                    if signed_in && !woken {
+                        woken = true;
+                        self.wake.notify_one();
+                        if tokio::time::timeout_at(until, rx.changed()).await.is_err() {
+                            return Err(("SignInRequired", message));
+                        }
+                        continue;
+                    }
+                    return Err(("SignInRequired", message));
+                }
                 (ServerState::Stopped, _, _) => {
-                    return Err(format!("server `{}` has been shut down", self.config.name))
+                    return Err(("UpstreamUnavailable", format!("server `{}` has been shut down", self.config.name)))
                 }
                 (state, _, _) => {
                     if tokio::time::timeout_at(until, rx.changed()).await.is_err() {
@@ -181,7 +230,10 @@ impl Server {
                             }
                             _ => "is still connecting".into(),
                         };
-                        return Err(format!("server `{}` {what}; try again shortly", self.config.name));
+                        return Err((
+                            "UpstreamUnavailable",
+                            format!("server `{}` {what}; try again shortly", self.config.name),
+                        ));
                     }
                 }
             }
@@ -200,6 +252,16 @@ impl Server {
                 ct.cancel();
             }
         }
+    }
+
+    /// The upstream refused every token codemode has during session `id`:
+    /// the server is `NeedsSignIn` from now on (so status and the next call
+    /// say so at once), the session is ended, and this is the call's error.
+    fn refused(&self, id: u64) -> Map<String, Value> {
+        let message = self.needs_sign_in().unwrap_or_default();
+        self.drop_session(id, "the upstream refused codemode's OAuth token");
+        self.set_state(ServerState::NeedsSignIn(message.clone()));
+        error("SignInRequired", message)
     }
 
     /// The token ending session `id`, if it is still the current one.
@@ -320,11 +382,36 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
                 .reinit_on_expired_session(true);
             // reqwest is built without a default TLS provider in this workspace.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let transport = StreamableHttpClientTransport::from_config(config);
-            match tokio::time::timeout_at(deadline, rmcp::service::serve_client_with_ct(handler, transport, ct.clone()))
-                .await
-            {
+            let started = match &server.oauth {
+                None => {
+                    let transport = StreamableHttpClientTransport::from_config(config);
+                    tokio::time::timeout_at(
+                        deadline,
+                        rmcp::service::serve_client_with_ct(handler, transport, ct.clone()),
+                    )
+                    .await
+                }
+                Some(Err(e)) => return Err(e.clone()),
+                Some(Ok(rt)) => {
+                    let client =
+                        tokio::time::timeout_at(deadline, crate::oauth::connect_client(rt, reqwest::Client::new()))
+                            .await
+                            .map_err(|_| {
+                                format!("no answer from the OAuth endpoints of {url} within {}s", timeout.as_secs_f32())
+                            })??;
+                    let transport = StreamableHttpClientTransport::with_client(client, config);
+                    tokio::time::timeout_at(
+                        deadline,
+                        rmcp::service::serve_client_with_ct(handler, transport, ct.clone()),
+                    )
+                    .await
+                }
+            };
+            match started {
                 Ok(Ok(r)) => r,
+                Ok(Err(_)) if server.needs_sign_in().is_some() => {
+                    return Err(server.needs_sign_in().unwrap_or_default())
+                }
                 Ok(Err(e)) => return Err(format!("cannot initialise a session at {url}: {e}")),
                 Err(_) => return Err(format!("no answer from {url} within {}s", timeout.as_secs_f32())),
             }
@@ -537,8 +624,7 @@ pub(crate) async fn call(
 ) -> Result<Value, Map<String, Value>> {
     let timeout = server.config.call_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
-    let (peer, session) =
-        server.ready_peer(options.ready_wait, deadline).await.map_err(|m| error("UpstreamUnavailable", m))?;
+    let (peer, session) = server.ready_peer(options.ready_wait, deadline).await.map_err(|(name, m)| error(name, m))?;
     let mut params = json!({"name": tool, "arguments": args});
     if let Some(meta) = meta.filter(|m| !m.is_empty()) {
         params["_meta"] = Value::Object(meta);
@@ -554,6 +640,9 @@ pub(crate) async fn call(
             }
             Err(err)
         }
+        Ok(Err(ServiceError::TransportClosed | ServiceError::TransportSend(_))) if server.needs_sign_in().is_some() => {
+            Err(server.refused(session))
+        }
         Ok(Err(ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
             server.drop_session(session, "the transport failed during a call");
             tokio::time::sleep(Duration::from_millis(50)).await; // let stderr drain
@@ -567,6 +656,7 @@ pub(crate) async fn call(
                 ),
             ))
         }
+        Ok(Err(_)) if server.needs_sign_in().is_some() => Err(server.refused(session)),
         Ok(Err(e)) => Err(error("UpstreamError", format!("server `{}`: {e}", server.config.name))),
         Err(_) => {
             // A slow tool, or a session that silently died: a ping tells them apart.
@@ -697,6 +787,33 @@ pub(crate) async fn supervise(
                 e
             }
         };
+        if let Some(message) = server.needs_sign_in() {
+            // A person has to act (`codemode login`, or fix the client
+            // credentials): retrying on a timer would only hammer the
+            // authorization server. A call after a new sign-in wakes us.
+            tracing::warn!(server = %name, "{message}");
+            server.set_state(ServerState::NeedsSignIn(message));
+            on_change();
+            // Parked; only the token file is looked at (a stat, no network),
+            // so a `codemode login` elsewhere is picked up within a second.
+            let stopping = loop {
+                tokio::select! {
+                    _ = server.wake.notified() => break false,
+                    _ = tokio::time::sleep(SIGN_IN_POLL) => {
+                        if server.oauth_runtime().is_some_and(|rt| rt.signed_in_since()) {
+                            tracing::info!(server = %name, "the token file changed: connecting with the new sign-in");
+                            break false;
+                        }
+                    }
+                    _ = shutdown.cancelled() => break true,
+                }
+            };
+            if stopping {
+                break;
+            }
+            failures = 0;
+            continue;
+        }
         if failures >= options.max_attempts {
             tracing::error!(server = %name, failures, "giving up until the next call: {last_error}");
             server.set_state(ServerState::Failed(last_error.clone()));
