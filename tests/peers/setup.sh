@@ -85,6 +85,9 @@ else
   printf '%s' "$NODE_STAMP_WANT" > "$NODE_STAMP"
 fi
 
+# ---- OpenID provider (npm oidc-provider; tests/peers/oidc) ---------------------
+NPM="$NPM" "$ROOT/tests/peers/oidc/install.sh"
+
 # ---- haproxy (the load balancer of tests/integration/test_fleet.py) ----------
 # A system package, so only as root; without it the fleet test skips.
 if command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]]; then

@@ -446,6 +446,9 @@ pub enum AuthConfig {
         /// Environment variable holding the password.
         password_env: String,
     },
+    /// Each signed-in user's own upstream access token (`[auth.signin]`,
+    /// codemode as the OAuth authorization server): `Authorization: Bearer`.
+    Signin,
 }
 
 /// A problem in the configuration, with where it is.

@@ -36,6 +36,8 @@ struct ApiTarget {
     /// The path of the spec's first server (`/client/v4`), for requests
     /// written with or without it.
     base_path: String,
+    /// `auth = { type = "signin" }`: each principal's own upstream token.
+    signin: bool,
 }
 
 /// Everything calls can go to; builds calls and sends them.
@@ -44,6 +46,9 @@ pub struct Targets {
     portal: Option<Arc<Portal>>,
     /// For the refusal of tools the portal hides by a server's rules.
     policy: Arc<Policy>,
+    /// Where a signed-in principal's upstream token comes from (`[auth.signin]`),
+    /// set once the HTTP listener has built its authorization server.
+    user_credentials: std::sync::OnceLock<Arc<dyn codemode_http::UserCredentials>>,
 }
 
 impl Targets {
@@ -63,10 +68,46 @@ impl Targets {
                     .and_then(|s| url::Url::parse(s).ok().or_else(|| url::Url::parse("http://x").ok()?.join(s).ok()))
                     .map(|u| u.path().trim_end_matches('/').to_string())
                     .unwrap_or_default();
-                ApiTarget { name: a.name.clone(), upstream: a.upstream.clone(), routes, meta, base_path }
+                ApiTarget {
+                    name: a.name.clone(),
+                    upstream: a.upstream.clone(),
+                    routes,
+                    meta,
+                    base_path,
+                    signin: a.signin,
+                }
             })
             .collect();
-        Targets { apis, portal, policy }
+        Targets { apis, portal, policy, user_credentials: std::sync::OnceLock::new() }
+    }
+
+    /// Sets where signed-in principals' upstream tokens come from (once).
+    pub fn set_user_credentials(&self, c: Arc<dyn codemode_http::UserCredentials>) {
+        let _ = self.user_credentials.set(c);
+    }
+
+    /// The client of a `signin` API for this call's principal: its own
+    /// upstream token, looked up (and refreshed) by the host; the code never
+    /// sees it and the client's scrubber removes it from what comes back.
+    async fn user_upstream(&self, api: &ApiTarget, exec: &Execution) -> Result<Upstream, HostError> {
+        let refuse = |m: String| HostError::new("AuthError", m).with("api", api.name.clone()).with("retryable", false);
+        let Some(creds) = self.user_credentials.get() else {
+            return Err(refuse(format!(
+                "the `{}` API uses each user's own sign-in, which needs codemode served over HTTP with [auth.signin]",
+                api.name
+            )));
+        };
+        let Some(principal) = &exec.principal else {
+            return Err(refuse(format!(
+                "the `{}` API uses each user's own sign-in; this call has no signed-in user",
+                api.name
+            )));
+        };
+        let token = creds.bearer_for(principal).await.map_err(refuse)?;
+        Ok(api.upstream.with_credential(codemode_upstream::Auth::Bearer {
+            token: codemode_upstream::Secret::new(token),
+            source: format!("the sign-in of `{}`", principal.name),
+        }))
     }
 
     /// Parses one host call into a [`Call`], or the error the code gets.
@@ -183,8 +224,14 @@ impl Route for Dispatch {
                     // The call's span (or the caller's context passed on):
                     // the host's traceparent, never the code's.
                     let trace = codemode_telemetry::context::outgoing(&call.exec);
-                    let result = api
-                        .upstream
+                    let per_user;
+                    let upstream = if api.signin {
+                        per_user = self.targets.user_upstream(api, &call.exec).await?;
+                        &per_user
+                    } else {
+                        &api.upstream
+                    };
+                    let result = upstream
                         .send_as(h.request, &follow, &trace, &call.exec.caller)
                         .await
                         .map_err(|e| HostError::from_json(e.to_json()));

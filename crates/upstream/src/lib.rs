@@ -335,6 +335,16 @@ impl Upstream {
         self.responder.is_some()
     }
 
+    /// The same client sending `auth` instead of the configured credential,
+    /// with a scrubber for that credential (a signed-in user's own token:
+    /// one call's client, never shared with another principal).
+    pub fn with_credential(&self, auth: Auth) -> Upstream {
+        let mut config = self.config.clone();
+        config.auth = auth;
+        let scrubber = Scrubber::new(config.auth.secrets());
+        Upstream { config, http: self.http.clone(), scrubber, responder: self.responder.clone() }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &UpstreamConfig {
         &self.config
