@@ -26,9 +26,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlparse
+from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
-import httpx
+import httpx2 as httpx  # the HTTP client the MCP SDK 2.x ships with
 import pytest
 
 from conftest import ROOT, SPECS
@@ -188,7 +188,8 @@ def finish_signin(ua: httpx.Client, consent: httpx.Response, pick: list[str], re
     assert consent.headers["x-frame-options"] == "DENY"
     consent_id = re.search(r'name=consent value="([^"]+)"', consent.text).group(1)
     form = [("consent", consent_id), ("decision", "allow")] + [("scope", s) for s in pick]
-    r = ua.post(str(consent.url.join("/oauth/consent")), data=form)
+    r = ua.post(str(consent.url.join("/oauth/consent")), content=urlencode(form),
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
     url = str(r.url)
     for _ in range(20):
         if r.is_redirect:
@@ -280,7 +281,7 @@ async def test_signin_with_downscoping_end_to_end(tmp_path, provider, ports, htt
         assert t["token_type"] == "Bearer" and t["scope"] == "echo:read idp:read" and t["expires_in"] == 600
         assert tokens.headers["cache-control"] == "no-store"
         # The provider was asked for the chosen scopes' upstream scopes only.
-        issued = [e for e in provider.events() if e["event"] == "access_token.issued"]
+        issued = [e for e in provider.events() if e["event"] == "access_token.saved"]
         assert issued and issued[-1]["scope"] == "openid profile", issued[-1]
 
         # Within the granted scopes: the user's own upstream token reaches the

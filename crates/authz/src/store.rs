@@ -249,7 +249,9 @@ impl Store {
     /// The grant's upstream tokens, opened (for tests of the sealing).
     pub fn raw_upstream(&self, grant_id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
         self.db()
-            .query_row("SELECT upstream FROM grants WHERE id = ?1", params![grant_id], |r| r.get::<_, Option<Vec<u8>>>(0))
+            .query_row("SELECT upstream FROM grants WHERE id = ?1", params![grant_id], |r| {
+                r.get::<_, Option<Vec<u8>>>(0)
+            })
             .optional()
             .map(Option::flatten)
     }

@@ -84,8 +84,8 @@ impl Upstream {
             BasicRevocationErrorResponse,
         >::new(ClientId::new(client_id.into()))
         .set_auth_uri(auth)
-            .set_token_uri(token)
-            .set_redirect_uri(redirect);
+        .set_token_uri(token)
+        .set_redirect_uri(redirect);
         if let Some(s) = secret {
             client = client.set_client_secret(ClientSecret::new(s));
         }

@@ -266,20 +266,23 @@ mod tests {
 
     #[tokio::test]
     async fn static_tokens() {
-        let a = Authenticator::new(&settings(vec![
-            StaticToken {
-                name: "ci".into(),
-                sha256: Some(hex(crate::config::sha256(b"ci-token-0123456789"))),
-                scopes: vec!["books:read".into()],
-                ..Default::default()
-            },
-            StaticToken {
-                name: "admin".into(),
-                sha256: Some(hex(crate::config::sha256(b"admin-token-0123456789"))),
-                scopes: vec!["*".into()],
-                ..Default::default()
-            },
-        ]), None);
+        let a = Authenticator::new(
+            &settings(vec![
+                StaticToken {
+                    name: "ci".into(),
+                    sha256: Some(hex(crate::config::sha256(b"ci-token-0123456789"))),
+                    scopes: vec!["books:read".into()],
+                    ..Default::default()
+                },
+                StaticToken {
+                    name: "admin".into(),
+                    sha256: Some(hex(crate::config::sha256(b"admin-token-0123456789"))),
+                    scopes: vec!["*".into()],
+                    ..Default::default()
+                },
+            ]),
+            None,
+        );
         let ci = a.authenticate(&bearer("ci-token-0123456789")).await.unwrap();
         assert_eq!(ci, Principal::with_scopes("ci", ["books:read"]));
         assert_eq!(a.authenticate(&bearer("admin-token-0123456789")).await.unwrap().scopes, None);
@@ -296,12 +299,15 @@ mod tests {
 
     #[test]
     fn challenges() {
-        let a = Authenticator::new(&settings(vec![StaticToken {
-            name: "ci".into(),
-            sha256: Some(hex([0; 32])),
-            scopes: vec!["*".into()],
-            ..Default::default()
-        }]), None);
+        let a = Authenticator::new(
+            &settings(vec![StaticToken {
+                name: "ci".into(),
+                sha256: Some(hex([0; 32])),
+                scopes: vec!["*".into()],
+                ..Default::default()
+            }]),
+            None,
+        );
         let r = a.reject(&Failure::Invalid("bad \"sig\"".into()));
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let www = r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();

@@ -135,18 +135,20 @@ where
         // provider's discovery is a request), checked like the rest.
         let signin = match &settings.signin {
             Some(c) => Some(
-                codemode_authz::AuthServer::new(c, &settings.public_url, &settings.mcp_url(), &|k| std::env::var(k).ok())
-                    .await
-                    .map_err(|ps| {
-                        StartError::Config(
-                            ps.into_iter()
-                                .map(|line| {
-                                    let (key, message) = line.split_once(": ").unwrap_or(("auth.signin", line.as_str()));
-                                    Problem { key: key.into(), message: message.into() }
-                                })
-                                .collect(),
-                        )
-                    })?,
+                codemode_authz::AuthServer::new(c, &settings.public_url, &settings.mcp_url(), &|k| {
+                    std::env::var(k).ok()
+                })
+                .await
+                .map_err(|ps| {
+                    StartError::Config(
+                        ps.into_iter()
+                            .map(|line| {
+                                let (key, message) = line.split_once(": ").unwrap_or(("auth.signin", line.as_str()));
+                                Problem { key: key.into(), message: message.into() }
+                            })
+                            .collect(),
+                    )
+                })?,
             ),
             None => None,
         };

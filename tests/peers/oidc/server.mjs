@@ -67,7 +67,7 @@ const provider = new Provider(issuer, {
 });
 
 const log = (event, extra) => process.stderr.write(`${JSON.stringify({ event, ...extra })}\n`);
-for (const ev of ['access_token.issued', 'refresh_token.saved', 'access_token.destroyed', 'grant.revoked']) {
+for (const ev of ['access_token.saved', 'access_token.issued', 'refresh_token.saved', 'client_credentials.saved', 'access_token.destroyed', 'grant.revoked']) {
   provider.on(ev, (token) => log(ev, {
     client: token?.clientId,
     account: token?.accountId,
