@@ -77,19 +77,19 @@ def ports():
     return {"a": free_port(), "b": free_port()}
 
 
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory, ports):
+@contextlib.contextmanager
+def start_provider(d: Path, callback_ports):
+    """oidc-provider on a free loopback port, knowing codemode's callbacks on `callback_ports`."""
     if not (OIDC_DIR / "node_modules" / "oidc-provider").exists():
         subprocess.run([str(ROOT / "tests" / "peers" / "oidc" / "install.sh")], check=True)
     node = shutil.which("node")
     assert node, "node is needed for the OpenID provider"
-    d = tmp_path_factory.mktemp("oidc")
     port = free_port()
     cfg = {
         "clients": [{
             "client_id": "codemode",
             "client_secret": CLIENT_SECRET,
-            "redirect_uris": [f"http://127.0.0.1:{p}/oauth/callback" for p in ports.values()],
+            "redirect_uris": [f"http://127.0.0.1:{p}/oauth/callback" for p in callback_ports],
             "grant_types": ["authorization_code", "refresh_token"],
         }, {
             # A machine client: its tokens are for the provider, not codemode.
@@ -108,11 +108,19 @@ def provider(tmp_path_factory, ports):
         proc = subprocess.Popen([node, str(SERVER_MJS), "--port", str(port), "--config", str(d / "provider.json")],
                                 stdout=subprocess.PIPE, stderr=log, text=True,
                                 env={**os.environ, "OIDC_LOG_TOKENS": "1"})
-    line = proc.stdout.readline()
-    assert line.startswith("listening "), f"the provider did not start: {line!r}\n{log_path.read_text()}"
-    yield Provider(proc, line.split()[1], log_path)
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening "), f"the provider did not start: {line!r}\n{log_path.read_text()}"
+        yield Provider(proc, line.split()[1], log_path)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory, ports):
+    with start_provider(tmp_path_factory.mktemp("oidc"), ports.values()) as p:
+        yield p
 
 
 def signin_config(provider: Provider, tmp_path: Path, *, access_ttl: int, cimd: bool = False) -> str:

@@ -9,6 +9,7 @@
 //!             └─ Dispatch (Route): Upstream::send | Portal::call
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,14 @@ pub struct Targets {
     /// Where a signed-in principal's upstream token comes from (`[auth.signin]`),
     /// set once the HTTP listener has built its authorization server.
     user_credentials: std::sync::OnceLock<Arc<dyn codemode_http::UserCredentials>>,
+    /// The per-user clients of `signin` APIs by (API, principal), with the
+    /// token each was built for: building one (its scrubber) costs more
+    /// than the request, so it is reused until the user's token changes.
+    user_clients: std::sync::Mutex<HashMap<(String, String), (String, Upstream)>>,
 }
+
+/// At most this many per-user clients are kept (then the cache starts over).
+const MAX_USER_CLIENTS: usize = 4096;
 
 impl Targets {
     /// The targets of `apis` and `portal`.
@@ -78,7 +86,7 @@ impl Targets {
                 }
             })
             .collect();
-        Targets { apis, portal, policy, user_credentials: std::sync::OnceLock::new() }
+        Targets { apis, portal, policy, user_credentials: std::sync::OnceLock::new(), user_clients: Default::default() }
     }
 
     /// Sets where signed-in principals' upstream tokens come from (once).
@@ -104,10 +112,22 @@ impl Targets {
             )));
         };
         let token = creds.bearer_for(principal).await.map_err(refuse)?;
-        Ok(api.upstream.with_credential(codemode_upstream::Auth::Bearer {
-            token: codemode_upstream::Secret::new(token),
+        let key = (api.name.clone(), principal.name.clone());
+        let mut cache = self.user_clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((t, client)) = cache.get(&key) {
+            if *t == token {
+                return Ok(client.clone());
+            }
+        }
+        let client = api.upstream.with_credential(codemode_upstream::Auth::Bearer {
+            token: codemode_upstream::Secret::new(token.clone()),
             source: format!("the sign-in of `{}`", principal.name),
-        }))
+        });
+        if cache.len() >= MAX_USER_CLIENTS {
+            cache.clear();
+        }
+        cache.insert(key, (token, client.clone()));
+        Ok(client)
     }
 
     /// Parses one host call into a [`Call`], or the error the code gets.

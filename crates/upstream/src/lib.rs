@@ -936,6 +936,24 @@ mod tests {
     }
 
     #[test]
+    fn a_per_call_credential_is_sent_alone_and_scrubbed() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut c = UpstreamConfig::new("t", Url::parse("http://127.0.0.1:1/").unwrap());
+        c.auth = Auth::Bearer { token: Secret::new("service-token-1".into()), source: "$S".into() };
+        let shared = Upstream::new(c).unwrap();
+        let user = shared
+            .with_credential(Auth::Bearer { token: Secret::new("user-token-2".into()), source: "sign-in".into() });
+        let req = request::parse(&json!([{"path": "/x"}])).unwrap();
+        let h = user.headers(&req, None).unwrap();
+        assert_eq!(h[reqwest::header::AUTHORIZATION], "Bearer user-token-2");
+        assert!(h[reqwest::header::AUTHORIZATION].is_sensitive());
+        let v = user.answer(200, Map::new(), b"{\"echo\": \"Bearer user-token-2\"}", "application/json");
+        assert_eq!(user.scrubber().scrubbed(v)["data"], json!({"echo": "Bearer [REDACTED]"}));
+        // The shared client keeps its own credential.
+        assert_eq!(shared.headers(&req, None).unwrap()[reqwest::header::AUTHORIZATION], "Bearer service-token-1");
+    }
+
+    #[test]
     fn binary_bodies_are_bytes_and_text_stays_text() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let u = Upstream::new(UpstreamConfig::new("t", Url::parse("http://127.0.0.1:1/").unwrap())).unwrap();
