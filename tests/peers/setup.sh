@@ -100,6 +100,8 @@ else
   "$NPM" install --prefix "$OIDC_DIR" --no-audit --no-fund --loglevel=error >&2
   printf '%s' "$OIDC_WANT" > "$OIDC_DIR/.stamp"
 fi
+# ---- OpenID provider (npm oidc-provider; tests/peers/oidc) ---------------------
+NPM="$NPM" "$ROOT/tests/peers/oidc/install.sh"
 
 # ---- haproxy (the load balancer of tests/integration/test_fleet.py) ----------
 # A system package, so only as root; without it the fleet test skips.

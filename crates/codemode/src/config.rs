@@ -535,6 +535,9 @@ pub enum AuthConfig {
         /// The upstream header it is sent in (default: `header`).
         send_as: Option<String>,
     },
+    /// Each signed-in user's own upstream access token (`[auth.signin]`,
+    /// codemode as the OAuth authorization server): `Authorization: Bearer`.
+    Signin,
 }
 
 /// `[[api.auth_for]]`: a credential for one principal or one group instead

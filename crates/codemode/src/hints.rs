@@ -169,7 +169,13 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let config = codemode_upstream::UpstreamConfig::new("bookshelf", "http://127.0.0.1:1/".parse().unwrap());
         let upstream = codemode_upstream::Upstream::new(config).unwrap();
-        vec![LoadedApi { name: "bookshelf".into(), spec: std::sync::Arc::new(spec), upstream, allow_writes: false }]
+        vec![LoadedApi {
+            name: "bookshelf".into(),
+            spec: std::sync::Arc::new(spec),
+            upstream,
+            allow_writes: false,
+            signin: false,
+        }]
     }
 
     fn syntax_error(message: &str) -> Outcome {

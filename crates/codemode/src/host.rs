@@ -9,6 +9,7 @@
 //!             └─ Dispatch (Route): Upstream::send | Portal::call
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,8 @@ struct ApiTarget {
     /// The path of the spec's first server (`/client/v4`), for requests
     /// written with or without it.
     base_path: String,
+    /// `auth = { type = "signin" }`: each principal's own upstream token.
+    signin: bool,
 }
 
 /// Everything calls can go to; builds calls and sends them.
@@ -44,7 +47,17 @@ pub struct Targets {
     portal: Option<Arc<Portal>>,
     /// For the refusal of tools the portal hides by a server's rules.
     policy: Arc<Policy>,
+    /// Where a signed-in principal's upstream token comes from (`[auth.signin]`),
+    /// set once the HTTP listener has built its authorization server.
+    user_credentials: std::sync::OnceLock<Arc<dyn codemode_http::UserCredentials>>,
+    /// The per-user clients of `signin` APIs by (API, principal), with the
+    /// token each was built for: building one (its scrubber) costs more
+    /// than the request, so it is reused until the user's token changes.
+    user_clients: std::sync::Mutex<HashMap<(String, String), (String, Upstream)>>,
 }
+
+/// At most this many per-user clients are kept (then the cache starts over).
+const MAX_USER_CLIENTS: usize = 4096;
 
 impl Targets {
     /// The targets of `apis` and `portal`.
@@ -63,10 +76,58 @@ impl Targets {
                     .and_then(|s| url::Url::parse(s).ok().or_else(|| url::Url::parse("http://x").ok()?.join(s).ok()))
                     .map(|u| u.path().trim_end_matches('/').to_string())
                     .unwrap_or_default();
-                ApiTarget { name: a.name.clone(), upstream: a.upstream.clone(), routes, meta, base_path }
+                ApiTarget {
+                    name: a.name.clone(),
+                    upstream: a.upstream.clone(),
+                    routes,
+                    meta,
+                    base_path,
+                    signin: a.signin,
+                }
             })
             .collect();
-        Targets { apis, portal, policy }
+        Targets { apis, portal, policy, user_credentials: std::sync::OnceLock::new(), user_clients: Default::default() }
+    }
+
+    /// Sets where signed-in principals' upstream tokens come from (once).
+    pub fn set_user_credentials(&self, c: Arc<dyn codemode_http::UserCredentials>) {
+        let _ = self.user_credentials.set(c);
+    }
+
+    /// The client of a `signin` API for this call's principal: its own
+    /// upstream token, looked up (and refreshed) by the host; the code never
+    /// sees it and the client's scrubber removes it from what comes back.
+    async fn user_upstream(&self, api: &ApiTarget, exec: &Execution) -> Result<Upstream, HostError> {
+        let refuse = |m: String| HostError::new("AuthError", m).with("api", api.name.clone()).with("retryable", false);
+        let Some(creds) = self.user_credentials.get() else {
+            return Err(refuse(format!(
+                "the `{}` API uses each user's own sign-in, which needs codemode served over HTTP with [auth.signin]",
+                api.name
+            )));
+        };
+        let Some(principal) = &exec.principal else {
+            return Err(refuse(format!(
+                "the `{}` API uses each user's own sign-in; this call has no signed-in user",
+                api.name
+            )));
+        };
+        let token = creds.bearer_for(principal).await.map_err(refuse)?;
+        let key = (api.name.clone(), principal.name.clone());
+        let mut cache = self.user_clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((t, client)) = cache.get(&key) {
+            if *t == token {
+                return Ok(client.clone());
+            }
+        }
+        let client = api.upstream.with_credential(codemode_upstream::Auth::Bearer {
+            token: codemode_upstream::Secret::new(token.clone()),
+            source: format!("the sign-in of `{}`", principal.name),
+        });
+        if cache.len() >= MAX_USER_CLIENTS {
+            cache.clear();
+        }
+        cache.insert(key, (token, client.clone()));
+        Ok(client)
     }
 
     /// Parses one host call into a [`Call`], or the error the code gets.
@@ -184,13 +245,20 @@ impl Route for Dispatch {
                     // the host's traceparent, never the code's.
                     let trace = codemode_telemetry::context::outgoing(&call.exec);
                     // The credential is chosen here, on the host, for the
-                    // execution's principal (pass-through, per principal).
+                    // execution's principal (pass-through, per principal, or
+                    // the signed-in user's own upstream token).
                     let who = match &call.exec.principal {
                         Some(p) => p.who(),
                         None => codemode_upstream::Who::nobody(),
                     };
-                    let result = api
-                        .upstream
+                    let per_user;
+                    let upstream = if api.signin {
+                        per_user = self.targets.user_upstream(api, &call.exec).await?;
+                        &per_user
+                    } else {
+                        &api.upstream
+                    };
+                    let result = upstream
                         .send_for(h.request, &follow, &trace, &call.exec.caller, &who)
                         .await
                         .map_err(|e| HostError::from_json(e.to_json()));

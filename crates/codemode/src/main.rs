@@ -801,6 +801,7 @@ async fn serve_http(
     let metrics = (config.telemetry.prometheus && std::env::var("OTEL_SDK_DISABLED").map_or(true, |v| v != "true"))
         .then(|| http.serve_metrics());
     let ready = http.ready_handle();
+    let user_credentials = http.user_credentials();
     let mut serving = tokio::spawn(http.run(codemode_http::shutdown_signal()));
     let server = tokio::select! {
         s = start(source, started) => match s {
@@ -813,6 +814,9 @@ async fn serve_http(
         _ = &mut serving => return Some(ExitCode::SUCCESS),
     };
     let service = server.service_handle();
+    if let Some(c) = user_credentials {
+        service.set_user_credentials(c);
+    }
     if let Some(m) = metrics {
         let telemetry = service.telemetry.clone();
         m.set(Arc::new(move || telemetry.prometheus_text()));

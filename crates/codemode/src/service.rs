@@ -32,6 +32,9 @@ pub struct LoadedApi {
     /// Whether some write may be sent: `allow_writes`, or an `allow` rule
     /// naming a method other than GET/HEAD (for the tool descriptions).
     pub allow_writes: bool,
+    /// `auth = { type = "signin" }`: each principal's upstream token from
+    /// its OAuth sign-in (`[auth.signin]`) instead of one credential.
+    pub signin: bool,
 }
 
 /// A problem found while loading: config, environment or spec.
@@ -281,7 +284,8 @@ async fn load_one(
                 || method.split('|').any(|m| !matches!(m.to_ascii_uppercase().as_str(), "GET" | "HEAD")))
     });
     let allow_writes = api.allow_writes || allows_a_write;
-    Ok((LoadedApi { name: api.name.clone(), spec, upstream, allow_writes }, problems))
+    let signin = matches!(api.auth, Some(AuthConfig::Signin));
+    Ok((LoadedApi { name: api.name.clone(), spec, upstream, allow_writes, signin }, problems))
 }
 
 /// The spec's unreadable referenced documents, as start-up errors that say
@@ -498,6 +502,8 @@ fn resolve_auth(auth: &AuthConfig, at: &str, file: &str, base_dir: &std::path::P
         Ok((Secret::new(value), source.describe()))
     };
     Ok(match auth {
+        // Chosen per call by the host (`Targets::user_upstream`).
+        AuthConfig::Signin => Auth::None,
         AuthConfig::Bearer { token_env, token_file, token_command } => {
             let (token, source) = secret("token", token_env, token_file, token_command)?;
             Auth::Bearer { token, source }
@@ -614,6 +620,12 @@ pub struct Service {
 }
 
 impl Service {
+    /// Where signed-in users' upstream tokens come from (`[auth.signin]`):
+    /// set by the HTTP listener before it serves MCP.
+    pub fn set_user_credentials(&self, c: Arc<dyn codemode_http::UserCredentials>) {
+        self.targets.set_user_credentials(c);
+    }
+
     /// Starts the sandbox (packs the specs, pre-starts its workers) and the
     /// `execute` host.
     pub async fn start(
@@ -693,6 +705,14 @@ impl Service {
             env.dynamic_clients.push("codemode".into());
         }
         let policy = Arc::new(crate::host::policy(config)?);
+        if let Some(a) = apis.iter().find(|a| a.signin) {
+            if config.auth.signin.is_none() {
+                return Err(format!(
+                    "api `{}`: auth = {{ type = \"signin\" }} sends each user's upstream token from their OAuth sign-in; configure [auth.signin] (see the README, \"OAuth sign-in\")",
+                    a.name
+                ));
+            }
+        }
         let targets = Arc::new(Targets::new(&apis, portal.clone(), policy.clone()));
         let audit = open_audit(&config.audit, scrubber.clone())?;
         let (redactor, dlp) = codemode_redact::compile(&config.redact, &config.dlp)

@@ -30,6 +30,8 @@ pub(crate) enum Failure {
 pub(crate) struct Authenticator {
     tokens: Vec<TokenEntry>,
     jwt: Option<Arc<JwtValidator>>,
+    /// codemode as the authorization server (`[auth.signin]`).
+    signin: Option<Arc<codemode_authz::AuthServer>>,
     /// Set when no auth is configured (loopback only): everyone is this.
     anonymous: Option<Principal>,
     /// `<public_url>/.well-known/oauth-protected-resource/mcp`, with OAuth.
@@ -48,17 +50,21 @@ pub(crate) struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(settings: &Settings) -> Self {
+    pub fn new(settings: &Settings, signin: Option<Arc<codemode_authz::AuthServer>>) -> Self {
         let jwt = settings.oauth.clone().map(|o| Arc::new(JwtValidator::new(o)));
-        let anonymous =
-            (settings.tokens.is_empty() && settings.oauth.is_none()).then(|| Principal::unrestricted("anonymous"));
-        let all_scopes = settings.api_names.iter().flat_map(|a| [format!("{a}:read"), format!("{a}:write")]).collect();
+        let anonymous = (settings.tokens.is_empty() && settings.oauth.is_none() && signin.is_none())
+            .then(|| Principal::unrestricted("anonymous"));
+        let all_scopes = match &signin {
+            // What the consent page offers is what a client can ask for.
+            Some(s) => s.scopes(),
+            None => settings.api_names.iter().flat_map(|a| [format!("{a}:read"), format!("{a}:write")]).collect(),
+        };
         Authenticator {
             tokens: settings.tokens.clone(),
-            resource_metadata: jwt
-                .as_ref()
-                .map(|_| format!("{}/.well-known/oauth-protected-resource/mcp", settings.public_url)),
+            resource_metadata: (jwt.is_some() || signin.is_some())
+                .then(|| format!("{}/.well-known/oauth-protected-resource/mcp", settings.public_url)),
             jwt,
+            signin,
             anonymous,
             all_scopes,
             api_names: settings.api_names.clone(),
@@ -112,6 +118,10 @@ impl Authenticator {
         self.jwt.as_ref()
     }
 
+    pub fn signin(&self) -> Option<&Arc<codemode_authz::AuthServer>> {
+        self.signin.as_ref()
+    }
+
     pub fn all_scopes(&self) -> &[String] {
         &self.all_scopes
     }
@@ -143,6 +153,17 @@ impl Authenticator {
         }
         if let Some(p) = self.static_token(token) {
             return Ok(p);
+        }
+        if let Some(signin) = &self.signin {
+            return match signin.verify(token) {
+                Ok(p) => Ok(p),
+                Err(codemode_authz::Refused::Invalid(m)) => Err(Failure::Invalid(m)),
+                Err(codemode_authz::Refused::NotOurs) => Err(Failure::Invalid(format!(
+                    "the token is not one of this server's: sign in through {} (OAuth) to get one for {}",
+                    signin.issuer(),
+                    signin.resource()
+                ))),
+            };
         }
         match &self.jwt {
             Some(jwt) => match jwt.verify(token).await {
@@ -206,7 +227,7 @@ impl Authenticator {
         let (status, www, body) = match failure {
             Failure::Missing => (
                 StatusCode::UNAUTHORIZED,
-                Some(self.challenge(None, self.jwt.as_ref().map(|_| scopes.as_str()))),
+                Some(self.challenge(None, (self.jwt.is_some() || self.signin.is_some()).then_some(scopes.as_str()))),
                 json!({"error": "unauthorized", "error_description": "this server needs a Bearer token (Authorization: Bearer <token>)"}),
             ),
             Failure::Invalid(m) => (
@@ -298,26 +319,29 @@ mod tests {
 
     #[tokio::test]
     async fn without_auth_everyone_is_anonymous() {
-        let a = Authenticator::new(&settings(vec![]));
+        let a = Authenticator::new(&settings(vec![]), None);
         assert_eq!(a.authenticate(&HeaderMap::new()).await.unwrap(), Principal::unrestricted("anonymous"));
     }
 
     #[tokio::test]
     async fn static_tokens() {
-        let a = Authenticator::new(&settings(vec![
-            StaticToken {
-                name: "ci".into(),
-                sha256: Some(hex(crate::config::sha256(b"ci-token-0123456789"))),
-                scopes: vec!["books:read".into()],
-                ..Default::default()
-            },
-            StaticToken {
-                name: "admin".into(),
-                sha256: Some(hex(crate::config::sha256(b"admin-token-0123456789"))),
-                scopes: vec!["*".into()],
-                ..Default::default()
-            },
-        ]));
+        let a = Authenticator::new(
+            &settings(vec![
+                StaticToken {
+                    name: "ci".into(),
+                    sha256: Some(hex(crate::config::sha256(b"ci-token-0123456789"))),
+                    scopes: vec!["books:read".into()],
+                    ..Default::default()
+                },
+                StaticToken {
+                    name: "admin".into(),
+                    sha256: Some(hex(crate::config::sha256(b"admin-token-0123456789"))),
+                    scopes: vec!["*".into()],
+                    ..Default::default()
+                },
+            ]),
+            None,
+        );
         let ci = a.authenticate(&bearer("ci-token-0123456789")).await.unwrap();
         assert_eq!(ci, Principal::with_scopes("ci", ["books:read"]));
         assert_eq!(a.authenticate(&bearer("admin-token-0123456789")).await.unwrap().scopes, None);
@@ -334,12 +358,15 @@ mod tests {
 
     #[test]
     fn challenges() {
-        let a = Authenticator::new(&settings(vec![StaticToken {
-            name: "ci".into(),
-            sha256: Some(hex([0; 32])),
-            scopes: vec!["*".into()],
-            ..Default::default()
-        }]));
+        let a = Authenticator::new(
+            &settings(vec![StaticToken {
+                name: "ci".into(),
+                sha256: Some(hex([0; 32])),
+                scopes: vec!["*".into()],
+                ..Default::default()
+            }]),
+            None,
+        );
         let r = a.reject(&Failure::Invalid("bad \"sig\"".into()));
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let www = r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();

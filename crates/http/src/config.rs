@@ -170,12 +170,15 @@ pub struct AuthConfig {
     /// by codemode from the `[[api]]` tables, not written in `[auth]`.
     #[serde(skip)]
     pub passthrough: Vec<String>,
+    /// codemode as the authorization server: users sign in through an
+    /// upstream provider and pick the scopes they grant (`codemode-authz`).
+    pub signin: Option<codemode_authz::Config>,
 }
 
 impl AuthConfig {
     /// True when some inbound authentication is configured.
     pub fn is_configured(&self) -> bool {
-        !self.tokens.is_empty() || self.oauth.is_some()
+        !self.tokens.is_empty() || self.oauth.is_some() || self.signin.is_some()
     }
 }
 
@@ -335,6 +338,8 @@ pub(crate) struct Settings {
     pub legacy_sse: bool,
     pub tokens: Vec<TokenEntry>,
     pub oauth: Option<OAuthSettings>,
+    /// `[auth.signin]`, checked; the authorization server is built at bind.
+    pub signin: Option<codemode_authz::Config>,
     pub api_names: Vec<String>,
     /// The header codemode's own tokens are read from (lower case).
     pub auth_header: String,
@@ -698,6 +703,37 @@ pub(crate) fn resolve(
     }
     // A pass-through listener without inbound auth: the upstream judges
     // the forwarded credential (codemode says so loudly at start-up).
+    if let Some(signin) = &auth.signin {
+        if auth.oauth.is_some() {
+            push(
+                "auth.signin",
+                "[auth.signin] (codemode is the authorization server) and [auth.oauth] (another one is) cannot both be set: choose one".into(),
+            );
+        }
+        for (i, t) in auth.tokens.iter().enumerate() {
+            if t.name.starts_with(codemode_authz::PRINCIPAL_PREFIX) {
+                push(
+                    &format!("auth.tokens[{i}].name"),
+                    format!(
+                        "`{}`: names starting with `{}` are the signed-in users of [auth.signin]; rename the token",
+                        t.name,
+                        codemode_authz::PRINCIPAL_PREFIX
+                    ),
+                );
+            }
+        }
+        for line in signin.problems(env) {
+            let (key, message) = line.split_once(": ").unwrap_or(("auth.signin", line.as_str()));
+            push(key, message.to_string());
+        }
+        if !public_url.starts_with("https://") && !loopback {
+            push(
+                "server.public_url",
+                format!("`{public_url}`: OAuth sign-in off loopback needs an https public_url (the issuer and redirect URIs)"),
+            );
+        }
+    }
+
     if !loopback && !auth.is_configured() && passthrough.is_empty() {
         push(
             "auth",
@@ -730,6 +766,7 @@ pub(crate) fn resolve(
             legacy_sse: server.legacy_sse,
             tokens,
             oauth,
+            signin: auth.signin.clone(),
             api_names: api_names.to_vec(),
             auth_header,
             passthrough,
@@ -904,6 +941,7 @@ mod tests {
                 ..Default::default()
             }],
             oauth: None,
+            signin: None,
         };
         let s = resolve(&server, &auth, &apis(), &no_env).unwrap();
         assert!(!s.loopback);
@@ -943,6 +981,7 @@ mod tests {
                 },
             ],
             oauth: None,
+            signin: None,
         };
         let e = resolve(&ServerConfig::default(), &auth, &apis(), &no_env).unwrap_err();
         let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
@@ -965,6 +1004,7 @@ mod tests {
                 ..Default::default()
             }],
             oauth: None,
+            signin: None,
         };
         let env = |k: &str| (k == "T").then(|| "0123456789abcdef-token".to_string());
         let s = resolve(&ServerConfig::default(), &auth, &apis(), &env).unwrap();
@@ -986,6 +1026,7 @@ mod tests {
                 jwks_max_age_secs: 600.0,
                 groups_claim: "groups".into(),
             }),
+            signin: None,
         };
         let e = resolve(&ServerConfig::default(), &auth, &apis(), &no_env).unwrap_err();
         assert_eq!(e.len(), 2, "{e:?}");

@@ -35,6 +35,8 @@ mod server;
 mod shared;
 mod sse;
 
+/// codemode as the authorization server (`[auth.signin]`): the host's side.
+pub use codemode_authz::UserCredentials;
 pub use config::{check, AuthConfig, OAuthConfig, Problem, ServerConfig, StaticToken, Transport};
 pub use metrics::{MetricsHandle, RenderMetrics};
 pub use principal::{principal_of, Principal};

@@ -131,7 +131,28 @@ where
         } else {
             settings
         };
-        let auth = Authenticator::new(&settings);
+        // codemode as the authorization server: built here (the upstream
+        // provider's discovery is a request), checked like the rest.
+        let signin = match &settings.signin {
+            Some(c) => Some(
+                codemode_authz::AuthServer::new(c, &settings.public_url, &settings.mcp_url(), &|k| {
+                    std::env::var(k).ok()
+                })
+                .await
+                .map_err(|ps| {
+                    StartError::Config(
+                        ps.into_iter()
+                            .map(|line| {
+                                let (key, message) = line.split_once(": ").unwrap_or(("auth.signin", line.as_str()));
+                                Problem { key: key.into(), message: message.into() }
+                            })
+                            .collect(),
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        let auth = Authenticator::new(&settings, signin);
         if let Some(jwt) = auth.jwt().cloned() {
             tokio::spawn(async move { jwt.prefetch().await });
         }
@@ -176,6 +197,12 @@ where
         handle
     }
 
+    /// Where signed-in users' upstream tokens come from, with `[auth.signin]`
+    /// (for the host's `signin` APIs).
+    pub fn user_credentials(&self) -> Option<Arc<dyn codemode_authz::UserCredentials>> {
+        self.state.auth.signin().map(|s| s.clone() as Arc<dyn codemode_authz::UserCredentials>)
+    }
+
     /// For handing over the MCP handler once it is built.
     pub fn ready_handle(&self) -> ReadyHandle<S> {
         ReadyHandle { cell: self.cell.clone(), state: self.state.clone() }
@@ -193,7 +220,7 @@ where
             url = %s.mcp_url(),
             mode = if s.stateless { "stateless" } else { "sessions" },
             legacy_sse = s.legacy_sse,
-            auth = if state.auth.jwt().is_some() { "oauth" } else if s.tokens.is_empty() { "none (loopback)" } else { "tokens" },
+            auth = if state.auth.signin().is_some() { "oauth sign-in (codemode is the authorization server)" } else if state.auth.jwt().is_some() { "oauth" } else if s.tokens.is_empty() { "none (loopback)" } else { "tokens" },
             "listening"
         );
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -304,7 +331,10 @@ where
         .route("/.well-known/oauth-protected-resource", get(resource_metadata))
         .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
         .layer(from_fn_with_state(state.clone(), crate::guard::host_and_origin));
-    Router::new()
+    let signin = state.auth.signin().map(|s| {
+        codemode_authz::router(s.clone()).layer(from_fn_with_state(state.clone(), crate::guard::host_and_origin))
+    });
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(metadata)
@@ -317,7 +347,11 @@ where
             };
             (StatusCode::NOT_FOUND, m)
         })
-        .with_state(state)
+        .with_state(state);
+    match signin {
+        Some(s) => app.merge(s),
+        None => app,
+    }
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -332,12 +366,14 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// RFC 9728 Protected Resource Metadata (404 without OAuth).
 async fn resource_metadata(State(state): State<Arc<AppState>>) -> Response {
-    let Some(jwt) = state.auth.jwt() else {
-        return (StatusCode::NOT_FOUND, "Not Found: this server does not use OAuth").into_response();
+    let (resource, issuer) = match (state.auth.jwt(), state.auth.signin()) {
+        (_, Some(s)) => (s.resource().to_string(), s.issuer().to_string()),
+        (Some(jwt), None) => (jwt.resource().to_string(), jwt.issuer().to_string()),
+        (None, None) => return (StatusCode::NOT_FOUND, "Not Found: this server does not use OAuth").into_response(),
     };
     let mut r = axum::Json(json!({
-        "resource": jwt.resource(),
-        "authorization_servers": [jwt.issuer()],
+        "resource": resource,
+        "authorization_servers": [issuer],
         "scopes_supported": state.auth.all_scopes(),
         "bearer_methods_supported": ["header"],
         "resource_name": "codemode",

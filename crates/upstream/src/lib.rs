@@ -355,6 +355,16 @@ impl Upstream {
         self.responder.is_some()
     }
 
+    /// The same client sending `auth` instead of the configured credential,
+    /// with a scrubber for that credential (a signed-in user's own token:
+    /// one call's client, never shared with another principal).
+    pub fn with_credential(&self, auth: Auth) -> Upstream {
+        let mut config = self.config.clone();
+        config.auth = auth;
+        let scrubber = Scrubber::new(config.auth.secrets());
+        Upstream { config, http: self.http.clone(), scrubber, responder: self.responder.clone() }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &UpstreamConfig {
         &self.config
@@ -994,6 +1004,24 @@ mod tests {
         let bytes = base64::engine::general_purpose::STANDARD.decode(v["$bytes"].as_str().unwrap()).unwrap();
         assert_eq!(bytes, b"\x89PNG\0 [REDACTED] \xff");
         assert_eq!(v["data"], Value::Null);
+    }
+
+    #[test]
+    fn a_per_call_credential_is_sent_alone_and_scrubbed() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut c = UpstreamConfig::new("t", Url::parse("http://127.0.0.1:1/").unwrap());
+        c.auth = Auth::Bearer { token: Secret::new("service-token-1".into()), source: "$S".into() };
+        let shared = Upstream::new(c).unwrap();
+        let user = shared
+            .with_credential(Auth::Bearer { token: Secret::new("user-token-2".into()), source: "sign-in".into() });
+        let req = request::parse(&json!([{"path": "/x"}])).unwrap();
+        let h = user.headers(&req, None).unwrap();
+        assert_eq!(h[reqwest::header::AUTHORIZATION], "Bearer user-token-2");
+        assert!(h[reqwest::header::AUTHORIZATION].is_sensitive());
+        let v = user.answer(200, Map::new(), b"{\"echo\": \"Bearer user-token-2\"}", "application/json");
+        assert_eq!(user.scrubber().scrubbed(v)["data"], json!({"echo": "Bearer [REDACTED]"}));
+        // The shared client keeps its own credential.
+        assert_eq!(shared.headers(&req, None).unwrap()[reqwest::header::AUTHORIZATION], "Bearer service-token-1");
     }
 
     #[test]
