@@ -2,7 +2,7 @@
 #
 #   docker build -t codemode .
 #   docker run --rm -p 8080:8080 -v "$PWD/codemode.toml:/etc/codemode/codemode.toml:ro" \
-#     -e API_TOKEN codemode
+#     -e API_TOKEN -e MCP_CLIENT_TOKEN codemode
 #
 # Build stage: the workspace in release mode (the `dist` profile: stripped,
 # thin LTO). Run stage: a slim Debian with only the binary and CA roots,
@@ -28,7 +28,9 @@ EXPOSE 8080
 # /healthz answers as soon as the listener is up; /readyz once the APIs are loaded.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
-# 0.0.0.0 inside the container: the port mapping decides who reaches it. Add
-# [server] allowed_hosts (and [auth]) in the config for anything beyond loopback.
+# 0.0.0.0 inside the container: the port mapping decides who reaches it. Beyond
+# loopback codemode refuses to start without [server] allowed_hosts (the names
+# clients use; /healthz is answered whatever the Host) and inbound auth ([[auth.tokens]]
+# or [auth.oauth]) in the config: see README, "Serving many agents over HTTP".
 ENTRYPOINT ["/usr/local/bin/codemode"]
 CMD ["serve", "--transport", "http", "--listen", "0.0.0.0:8080"]

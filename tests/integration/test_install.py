@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -84,6 +85,47 @@ def test_the_wheel_puts_codemode_on_path(tmp_path: Path):
                            capture_output=True, text=True, timeout=120)
     assert quick.returncode == 0, quick.stderr
     assert json.loads(quick.stdout) == ["1969 The Left Hand of Darkness", "1968 A Wizard of Earthsea", "1979 Kindred"], quick.stdout
+
+
+def _docker_works() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _docker_works(), reason="no container engine (`docker info` fails)")
+def test_the_container_builds_and_reports_healthy(tmp_path: Path):
+    tag = f"codemode-test:{os.getpid()}"
+    build = subprocess.run(["docker", "build", "-t", tag, str(ROOT)], capture_output=True, text=True, timeout=7200)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    try:
+        cfg = tmp_path / "codemode.toml"
+        # Beyond loopback (0.0.0.0 in the container) codemode wants the host names and inbound auth.
+        cfg.write_text(
+            '[server]\nallowed_hosts = ["127.0.0.1", "localhost"]\n[[auth.tokens]]\nname = "probe"\ntoken_env = "PROBE_TOKEN"\n'
+            '[[api]]\nname = "bookshelf"\nspec = "/usr/share/codemode/examples/bookshelf.yaml"\nmock = true\n'
+        )
+        cfg.chmod(0o644)
+        run = subprocess.run(["docker", "run", "-d", "-e", "PROBE_TOKEN=probe-token-value-0123456789", "-v", f"{cfg}:/etc/codemode/codemode.toml:ro", tag],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        cid = run.stdout.strip()
+        try:
+            # The HEALTHCHECK's own interval and retries decide when it is healthy or not.
+            while True:
+                state = subprocess.run(["docker", "inspect", "-f", "{{.State.Health.Status}}", cid],
+                                       capture_output=True, text=True, timeout=60).stdout.strip()
+                if state != "starting":
+                    break
+                time.sleep(1)
+            user = subprocess.run(["docker", "exec", cid, "id", "-u"], capture_output=True, text=True, timeout=60).stdout.strip()
+            assert state == "healthy", subprocess.run(["docker", "logs", cid], capture_output=True, text=True).stderr[-3000:]
+            assert user != "0"
+        finally:
+            subprocess.run(["docker", "rm", "-f", cid], capture_output=True, timeout=120)
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, timeout=120)
 
 
 @pytest.mark.parametrize("client", sorted(JSON_CLIENTS))
@@ -310,3 +352,15 @@ def test_init_from_a_spec_and_from_an_mcp_servers_file(tmp_path: Path):
     assert "literal-secret-999" not in text and 'env = ["HELPDESK_TOKEN"]' in text, text
     assert "codemode itself" in text, text
     assert "mcp: helpdesk" in p.stdout and "connected" in p.stdout, p.stdout
+
+
+def test_the_readme_footprint_is_what_the_binary_counts(tmp_path: Path):
+    """The README's headline figure (Cloudflare through codemode, o200k) comes from
+    `codemode tokens`: it must be the number the binary prints today."""
+    spec = ROOT.parent / "shared" / "specs" / "cloudflare-2024-08-06.openapi.json"  # scripts/test needs ../shared
+    p = codemode("tokens", "--spec", str(spec), "--json", env=env_for(tmp_path))
+    ours = json.loads(p.stdout)["codemode"]["o200k"]
+    readme = (ROOT / "README.md").read_text()
+    assert f"through codemode\nit costs {ours} " in readme or f"through codemode it costs {ours} " in readme, (
+        f"README.md's footprint figure is not the binary's ({ours} o200k): update the first paragraph"
+    )

@@ -519,7 +519,8 @@ impl Config {
     pub fn load_unchecked(path: &Path) -> Result<(Config, Vec<ConfigProblem>), Vec<ConfigProblem>> {
         let file = path.display().to_string();
         let problem = |key: &str, message: String| vec![ConfigProblem { file: file.clone(), key: key.into(), message }];
-        let whole_file = |e: &toml::de::Error| ConfigProblem { file: file.clone(), key: String::new(), message: e.to_string() };
+        let whole_file =
+            |e: &toml::de::Error| ConfigProblem { file: file.clone(), key: String::new(), message: e.to_string() };
         let text = std::fs::read_to_string(path).map_err(|e| problem("", format!("cannot read the config: {e}")))?;
         // Refuse literal secrets before anything else, with a message that
         // says what to do instead.

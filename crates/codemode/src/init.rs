@@ -38,9 +38,15 @@ pub fn render(source: &Source) -> Result<String, String> {
         Source::Spec { location, name, base_url } => {
             let q = |s: &str| toml::Value::String(s.into()).to_string();
             let _ = writeln!(out, "[[api]]");
-            let _ = writeln!(out, "# The client's global in `execute` (`{name}.request(...)`), the key in `specs` in `search`.");
+            let _ = writeln!(
+                out,
+                "# The client's global in `execute` (`{name}.request(...)`), the key in `specs` in `search`."
+            );
             let _ = writeln!(out, "name = {}", q(name));
-            let _ = writeln!(out, "# Path (relative to this file) or http(s) URL; JSON or YAML; OpenAPI 3.x or Swagger 2.0.");
+            let _ = writeln!(
+                out,
+                "# Path (relative to this file) or http(s) URL; JSON or YAML; OpenAPI 3.x or Swagger 2.0."
+            );
             let _ = writeln!(out, "spec = {}", q(location));
             match base_url {
                 Some(b) => {
@@ -110,8 +116,14 @@ fn mcp_servers(path: &Path, out: &mut String) -> Result<(), String> {
         let _ = writeln!(out, "name = {}  # tools appear as codemode.{}_<tool>", q(&safe), safe.replace('-', "_"));
         if let Some(c) = command {
             let _ = writeln!(out, "command = {}", q(c));
-            let args: Vec<String> =
-                e.get("args").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(q).collect();
+            let args: Vec<String> = e
+                .get("args")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(q)
+                .collect();
             if !args.is_empty() {
                 let _ = writeln!(out, "args = [{}]", args.join(", "));
             }
@@ -145,7 +157,10 @@ fn mcp_servers(path: &Path, out: &mut String) -> Result<(), String> {
             for (h, v) in e.get("headers").and_then(Value::as_object).into_iter().flatten() {
                 let value = v.as_str().unwrap_or_default();
                 if let Some(var) = reference_in(value).filter(|_| whole_reference(value).is_none()) {
-                    let _ = writeln!(out, "# {h}: {var} must hold the whole value (`{value}` with the variable filled in).");
+                    let _ = writeln!(
+                        out,
+                        "# {h}: {var} must hold the whole value (`{value}` with the variable filled in)."
+                    );
                 }
                 let var = reference_in(value).map(str::to_string).unwrap_or_else(|| {
                     let var = format!("{}_{}", safe, h).to_ascii_uppercase().replace('-', "_");
@@ -155,7 +170,8 @@ fn mcp_servers(path: &Path, out: &mut String) -> Result<(), String> {
                 headers.push(format!("{} = {}", q(h), q(&var)));
             }
             if !headers.is_empty() {
-                let _ = writeln!(out, "headers_env = {{ {} }}  # header = variable holding its value", headers.join(", "));
+                let _ =
+                    writeln!(out, "headers_env = {{ {} }}  # header = variable holding its value", headers.join(", "));
             }
         }
         out.push_str("# read_only = true           # expose only tools annotated readOnlyHint\n\n");
@@ -194,7 +210,8 @@ mod tests {
 
     #[test]
     fn a_spec_config_parses_and_loads() {
-        let text = render(&Source::Spec { location: "specs/pets.yaml".into(), name: "pets".into(), base_url: None }).unwrap();
+        let text =
+            render(&Source::Spec { location: "specs/pets.yaml".into(), name: "pets".into(), base_url: None }).unwrap();
         assert!(text.contains("name = \"pets\"") && text.contains("# base_url"), "{text}");
         let config: crate::config::Config = toml::from_str(&text).unwrap();
         assert_eq!(config.apis[0].spec, "specs/pets.yaml");

@@ -49,7 +49,8 @@ pub struct Request {
 impl Client {
     /// The client's config file on this platform.
     pub fn config_file(self) -> Result<PathBuf, String> {
-        let home = || home_dir().ok_or_else(|| "HOME is not set: pass --file with the client's config file".to_string());
+        let home =
+            || home_dir().ok_or_else(|| "HOME is not set: pass --file with the client's config file".to_string());
         let app_config = || {
             user_config_dir().ok_or_else(|| "no user config directory (HOME/APPDATA unset): pass --file".to_string())
         };
@@ -280,7 +281,8 @@ fn backup(file: &Path) -> Result<PathBuf, String> {
         name.push(format!(".{suffix}"));
         let b = PathBuf::from(name);
         if !b.exists() {
-            std::fs::copy(file, &b).map_err(|e| format!("{}: cannot back up to {}: {e}", file.display(), b.display()))?;
+            std::fs::copy(file, &b)
+                .map_err(|e| format!("{}: cannot back up to {}: {e}", file.display(), b.display()))?;
             return Ok(b);
         }
         n += 1;
@@ -339,8 +341,11 @@ mod tests {
     fn json_merge_keeps_others_backs_up_and_is_idempotent() {
         let d = tmp("json");
         let f = d.join("claude_desktop_config.json");
-        std::fs::write(&f, "{\n // mine\n \"theme\": \"dark\",\n \"mcpServers\": {\"files\": {\"command\": \"npx\"},},\n}\n")
-            .unwrap();
+        std::fs::write(
+            &f,
+            "{\n // mine\n \"theme\": \"dark\",\n \"mcpServers\": {\"files\": {\"command\": \"npx\"},},\n}\n",
+        )
+        .unwrap();
         let r = req(Client::ClaudeDesktop, &f);
         let msg = r.write().unwrap();
         assert!(msg.contains("added `codemode`") && msg.contains(".bak"), "{msg}");
@@ -349,7 +354,12 @@ mod tests {
         assert_eq!(v["mcpServers"]["files"]["command"], "npx");
         assert_eq!(v["mcpServers"]["codemode"]["args"][2], "/etc/codemode.toml");
         // The second time: nothing to do, no new backup.
-        let backups = || std::fs::read_dir(&d).unwrap().filter(|e| e.as_ref().unwrap().path().extension() == Some("bak".as_ref())).count();
+        let backups = || {
+            std::fs::read_dir(&d)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension() == Some("bak".as_ref()))
+                .count()
+        };
         assert_eq!(backups(), 1);
         assert!(r.write().unwrap().contains("unchanged"));
         assert_eq!(backups(), 1);

@@ -495,7 +495,9 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
         Command::Install(args) => install(args),
         Command::Init(args) => init(args).await,
         Command::Config { command: ConfigCommand::Schema } => {
-            println!("{}", serde_json::to_string_pretty(&schema::config_schema()).expect("serialises"));
+            // Piped into `head` or a file: a closed pipe is not a crash.
+            let text = serde_json::to_string_pretty(&schema::config_schema()).expect("serialises");
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes());
             ExitCode::SUCCESS
         }
         Command::Config { command: ConfigCommand::Path } => {

@@ -170,7 +170,9 @@ fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
             && !name.starts_with(|c: char| c.is_ascii_digit())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(format!("`${{{inner}}}` is not a variable reference: use ${{NAME}}, ${{env:NAME}} or ${{NAME:-default}}"));
+            return Err(format!(
+                "`${{{inner}}}` is not a variable reference: use ${{NAME}}, ${{env:NAME}} or ${{NAME:-default}}"
+            ));
         }
         match env(name).or_else(|| default.map(str::to_string)) {
             Some(value) => out.push_str(&value),
@@ -231,12 +233,16 @@ pub fn codex_to_json(text: &str) -> Result<Value, String> {
                 }
                 "env_http_headers" => {
                     for (header, var) in json.as_object().into_iter().flatten() {
-                        let var = var.as_str().ok_or_else(|| format!("server `{name}`: `env_http_headers.{header}` must be a variable name"))?;
+                        let var = var.as_str().ok_or_else(|| {
+                            format!("server `{name}`: `env_http_headers.{header}` must be a variable name")
+                        })?;
                         headers.insert(header.clone(), Value::String(format!("${{{var}}}")));
                     }
                 }
                 "bearer_token_env_var" => {
-                    let var = json.as_str().ok_or_else(|| format!("server `{name}`: `bearer_token_env_var` must be a string"))?;
+                    let var = json
+                        .as_str()
+                        .ok_or_else(|| format!("server `{name}`: `bearer_token_env_var` must be a string"))?;
                     headers.insert("Authorization".into(), Value::String(format!("Bearer ${{{var}}}")));
                 }
                 // Codex-only knobs with no portal equivalent.
@@ -264,8 +270,7 @@ pub fn starts_itself(server: &codemode_portal::ServerConfig, config: &Path, cwd:
     };
     let Some(program) = resolve_program(command) else { return false };
     let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
-    let is_codemode = me.as_deref() == Some(program.as_path())
-        || program.file_stem().is_some_and(|n| n == "codemode");
+    let is_codemode = me.as_deref() == Some(program.as_path()) || program.file_stem().is_some_and(|n| n == "codemode");
     if !is_codemode {
         return false;
     }
@@ -306,7 +311,10 @@ fn resolve_program(command: &str) -> Option<std::path::PathBuf> {
         return std::fs::canonicalize(p).ok();
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(command)).find(|c| c.is_file()).and_then(|c| std::fs::canonicalize(c).ok())
+    std::env::split_paths(&path)
+        .map(|d| d.join(command))
+        .find(|c| c.is_file())
+        .and_then(|c| std::fs::canonicalize(c).ok())
 }
 
 #[cfg(test)]

@@ -84,8 +84,23 @@ mod tests {
             // with placeholders are not configs: only those serde reads.
             let Ok(table) = toml::from_str::<toml::Table>(&text) else { continue };
             let is_codemode = table.keys().all(|k| {
-                ["api", "mcp", "limits", "server", "auth", "sandbox", "policy", "tasks", "tools", "audit", "redact", "dlp", "telemetry", "log"]
-                    .contains(&k.as_str())
+                [
+                    "api",
+                    "mcp",
+                    "limits",
+                    "server",
+                    "auth",
+                    "sandbox",
+                    "policy",
+                    "tasks",
+                    "tools",
+                    "audit",
+                    "redact",
+                    "dlp",
+                    "telemetry",
+                    "log",
+                ]
+                .contains(&k.as_str())
             });
             if !is_codemode {
                 continue;
