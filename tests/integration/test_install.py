@@ -62,9 +62,8 @@ def test_the_wheel_puts_codemode_on_path(tmp_path: Path):
     start runs from the installed `codemode`."""
     dist = tmp_path / "dist"
     build = subprocess.run(
-        [str(MATURIN), "build", "--release", "--locked", "--compatibility", "linux",
-         "-m", str(ROOT / "packaging" / "python" / "pyproject.toml"), "-o", str(dist)],
-        cwd=ROOT, capture_output=True, text=True,
+        [str(MATURIN), "build", "--release", "--locked", "--compatibility", "linux", "-o", str(dist)],
+        cwd=ROOT / "packaging" / "python", capture_output=True, text=True,
         # A hang guard only: a build that finds target/ cold compiles everything.
         timeout=3600,
     )
