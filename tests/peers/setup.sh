@@ -102,6 +102,33 @@ else
 fi
 # ---- OpenID provider (npm oidc-provider; tests/peers/oidc) ---------------------
 NPM="$NPM" "$ROOT/tests/peers/oidc/install.sh"
+# ---- agent CLIs and maturin (tests/integration/test_install.py) ----------------
+# `claude mcp list` / `codex mcp list` read what `codemode install` wrote;
+# maturin builds the wheel that carries the binary. Own folders and stamps, so
+# a version bump here reinstalls only these.
+AGENT_PINS=("@anthropic-ai/claude-code@2.1.197" "@openai/codex@0.171.0")
+AGENTS_DIR="$PEERS/agent-clients"
+AGENTS_STAMP="$PEERS/.stamp-agents"
+if [[ -f "$AGENTS_STAMP" && "$(cat "$AGENTS_STAMP")" == "${AGENT_PINS[*]}" \
+      && -x "$AGENTS_DIR/node_modules/.bin/claude" && -x "$AGENTS_DIR/node_modules/.bin/codex" ]]; then
+  log "agent CLIs up to date: $AGENTS_DIR"
+else
+  log "npm install --prefix $AGENTS_DIR ${AGENT_PINS[*]}"
+  mkdir -p "$AGENTS_DIR"
+  "$NPM" install --prefix "$AGENTS_DIR" --no-audit --no-fund --loglevel=error "${AGENT_PINS[@]}" >&2 \
+    && printf '%s' "${AGENT_PINS[*]}" > "$AGENTS_STAMP" \
+    || log "WARNING: the agent CLIs could not be installed; their tests in test_install.py will skip"
+fi
+MATURIN_PIN="maturin==1.16.0"
+MATURIN_VENV="$PEERS/maturin"
+if [[ -x "$MATURIN_VENV/bin/maturin" && "$("$MATURIN_VENV/bin/maturin" --version)" == "maturin ${MATURIN_PIN#maturin==}" ]]; then
+  log "maturin up to date: $MATURIN_VENV"
+else
+  log "pip install $MATURIN_PIN into $MATURIN_VENV"
+  "$PYTHON" -m venv "$MATURIN_VENV"
+  "$MATURIN_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MATURIN_PIN" >&2 \
+    || log "WARNING: maturin could not be installed; the wheel test will skip"
+fi
 
 # ---- haproxy (the load balancer of tests/integration/test_fleet.py) ----------
 # A system package, so only as root; without it the fleet test skips.

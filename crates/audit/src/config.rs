@@ -17,7 +17,7 @@ use crate::AuditError;
 /// retention_days = 90                   # prune executions older than this
 /// retention_rows = 1000000              # keep at most this many executions
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// The SQLite file; `"off"` disables the audit trail; `None` is

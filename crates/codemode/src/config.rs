@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The whole configuration.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Limits applied to every call.
@@ -106,7 +106,7 @@ pub struct Config {
 
 /// `[policy]`: what the host pipeline applies on top of each API's and
 /// server's own rules.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// Longest wait for a person's answer to an approval question, seconds.
@@ -126,7 +126,7 @@ impl Default for PolicyConfig {
 
 /// `[tasks]`: `execute` as a task (the MCP tasks extension,
 /// `io.modelcontextprotocol/tasks`) for clients that declare it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TasksConfig {
     /// Declare the extension (off: every execute is answered in its request).
@@ -156,7 +156,7 @@ impl Default for TasksConfig {
 
 /// `[tools]`: the names of the two tools, and whether clients may ask for
 /// one tool per operation instead.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolsConfig {
     /// `enforced`, `default_on`, `opt_in` or `off` (see
@@ -180,7 +180,7 @@ impl Default for ToolsConfig {
 }
 
 /// `[log]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json` (overridden by `--log-format`).
@@ -190,7 +190,7 @@ pub struct LogConfig {
 }
 
 /// The shape of log lines on stderr.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -212,7 +212,7 @@ impl std::str::FromStr for LogFormat {
 }
 
 /// `[sandbox]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxConfig {
     /// `"process"` (default on Linux: locked-down worker processes, killed at
@@ -222,7 +222,7 @@ pub struct SandboxConfig {
 }
 
 /// Per-call limits.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Wall clock per call, seconds.
@@ -274,7 +274,7 @@ impl Default for LimitsConfig {
 }
 
 /// One OpenAPI API.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// JavaScript identifier: the client's global in `execute`, the key in
@@ -334,7 +334,7 @@ pub struct ApiConfig {
 }
 
 /// Whether a rehearsal keeps state, and per whom (`mock_state`).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MockState {
     /// No state: every answer comes from the spec alone.
@@ -347,7 +347,7 @@ pub enum MockState {
 }
 
 /// One upstream MCP server (portal mode): a stdio `command` or an HTTP `url`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpConfig {
     /// Namespace: tools become `codemode.<name>_<tool>`.
@@ -453,7 +453,7 @@ pub enum OAuthGrantKind {
 }
 
 /// `[[mcp]] transport`: how a `url` is spoken to.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum McpTransport {
     /// MCP Streamable HTTP.
@@ -489,7 +489,7 @@ impl McpConfig {
 /// variable (`*_env`), a file (`*_file`, relative to this config) or a
 /// command's output (`*_command`) — exactly one of the three; a literal
 /// secret is refused. `passthrough` forwards what the MCP client presents.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AuthConfig {
     /// `Authorization: Bearer <token>`.
@@ -585,6 +585,38 @@ impl std::fmt::Display for ConfigProblem {
     }
 }
 
+/// The serde error of each top-level section (each element of an array of
+/// tables on its own), read alone; sections under a key in `skip` (already
+/// reported as a literal secret) are left out.
+fn section_problems(raw: &toml::Table, file: &str, skip: &[String]) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    let mut one = |key: String, table: toml::Table| {
+        if skip.iter().any(|s| s.starts_with(&format!("{key}.")) || *s == key) {
+            return;
+        }
+        if let Err(e) = toml::Value::Table(table).try_into::<Config>() {
+            out.push(ConfigProblem { file: file.into(), key, message: e.message().trim().to_string() });
+        }
+    };
+    for (key, value) in raw {
+        match value {
+            toml::Value::Array(items) if items.iter().all(toml::Value::is_table) => {
+                for (i, item) in items.iter().enumerate() {
+                    let mut t = toml::Table::new();
+                    t.insert(key.clone(), toml::Value::Array(vec![item.clone()]));
+                    one(format!("{key}[{i}]"), t);
+                }
+            }
+            _ => {
+                let mut t = toml::Table::new();
+                t.insert(key.clone(), value.clone());
+                one(key.clone(), t);
+            }
+        }
+    }
+    out
+}
+
 /// Keys that would hold a secret literally.
 const LITERAL_SECRET_KEYS: [&str; 5] = ["token", "password", "value", "secret", "api_key"];
 
@@ -650,8 +682,20 @@ impl Config {
 
     /// Reads and checks a config file. All problems are returned at once.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+        match Config::load_unchecked(path)? {
+            (config, problems) if problems.is_empty() => Ok(config),
+            (_, problems) => Err(problems),
+        }
+    }
+
+    /// Reads a config file: `Err` when it cannot be read into a `Config` at
+    /// all; else the config with the problems [`Config::check`] finds (for
+    /// `codemode check`, which goes on to load what it names).
+    pub fn load_unchecked(path: &Path) -> Result<(Config, Vec<ConfigProblem>), Vec<ConfigProblem>> {
         let file = path.display().to_string();
         let problem = |key: &str, message: String| vec![ConfigProblem { file: file.clone(), key: key.into(), message }];
+        let whole_file =
+            |e: &toml::de::Error| ConfigProblem { file: file.clone(), key: String::new(), message: e.to_string() };
         let text = std::fs::read_to_string(path).map_err(|e| problem("", format!("cannot read the config: {e}")))?;
         // Refuse literal secrets before anything else, with a message that
         // says what to do instead.
@@ -703,18 +747,33 @@ impl Config {
                 }
             }
         }
+        let mut config: Config = match toml::from_str(&text) {
+            Ok(c) => c,
+            Err(whole) => {
+                // Every section that does not read, not just the first: each
+                // is read on its own, so a typo in [limits] does not hide
+                // one in the third [[api]] (`codemode check` reports all).
+                let flagged: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+                let sections = section_problems(&raw, &file, &flagged);
+                match sections.len() {
+                    // Nothing found section by section: the whole-file error.
+                    0 if problems.is_empty() => problems.push(whole_file(&whole)),
+                    // The literal secrets already say what is wrong.
+                    0 => {}
+                    // One: the whole-file error says it with line and column.
+                    1 if problems.is_empty() => problems.push(whole_file(&whole)),
+                    _ => problems.extend(sections),
+                }
+                return Err(problems);
+            }
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
-        let mut config: Config = toml::from_str(&text).map_err(|e| problem("", format!("{e}")))?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.auth.passthrough = config.passthrough_headers();
         let problems = config.check(&file);
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(problems)
-        }
+        Ok((config, problems))
     }
 
     /// Checks names, duplicates and limits.
@@ -978,6 +1037,24 @@ mod tests {
         let p = dir.join("codemode.toml");
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn every_section_that_does_not_read_is_reported_at_once() {
+        // A literal secret, a typo in [limits] and one in the second [[api]]:
+        // all three, each with its key, from one load.
+        let p = write(
+            "[limits]\ntimeout = 5\n[[api]]\nname = \"a\"\nspec = \"a.json\"\nauth = { type = \"bearer\", token = \"x\" }\n[[api]]\nname = \"b\"\nspecc = \"b.json\"\n",
+        );
+        let problems = Config::load(&p).unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["api[0].auth.token", "api[1]", "limits"], "{problems:?}");
+        assert!(problems[1].message.contains("specc") && problems[2].message.contains("timeout"), "{problems:?}");
+        // One mistake alone keeps the whole-file message, with its line.
+        let p = write("[limits]\ntimeout = 5\n");
+        let problems = Config::load(&p).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].message.contains("line 2") && problems[0].message.contains("timeout"), "{problems:?}");
     }
 
     #[test]

@@ -5,13 +5,18 @@ mod approve;
 mod catalog;
 mod config;
 mod detached;
+mod discover;
 mod hints;
 mod host;
+mod init;
+mod install;
+mod mcp_file;
 mod media;
 mod operations;
 mod render;
 mod rounds;
 mod secrets;
+mod schema;
 mod server;
 mod service;
 mod stdio;
@@ -56,13 +61,17 @@ impl Cli {
             | Command::Tokens { source, .. }
             | Command::Check(source)
             | Command::Login { source, .. } => source,
-            Command::Audit(_) => return config::LogFormat::Text,
+            Command::Audit(_) | Command::Install(_) | Command::Init(_) | Command::Config { .. } => {
+                return config::LogFormat::Text
+            }
         };
         if source.spec.is_some() {
             return config::LogFormat::Text;
         }
-        let path = source.config.clone().unwrap_or_else(|| PathBuf::from("codemode.toml"));
-        std::fs::read_to_string(path)
+        let Ok(Some(found)) = discover::Places::from_env().find(source.config.as_deref()) else {
+            return config::LogFormat::Text;
+        };
+        std::fs::read_to_string(found.path)
             .ok()
             .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
             .and_then(|t| t.get("log")?.get("format")?.as_str().map(str::to_string))
@@ -132,12 +141,80 @@ enum Command {
     /// What ran: list and filter recorded searches and executes, show one
     /// with its calls, or export them (JSON, JSONL for a SIEM).
     Audit(AuditCli),
+    /// Add codemode to an MCP client's config file (merged, with a backup),
+    /// or print the entry with --print.
+    Install(InstallArgs),
+    /// Write a commented codemode.toml from a spec or another client's
+    /// `mcpServers` file, then check it.
+    Init(InitArgs),
+    /// The config format: `codemode config schema` prints its JSON Schema.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+enum ConfigCommand {
+    /// The JSON Schema of codemode.toml (for editors: taplo, Even Better TOML).
+    Schema,
+    /// Which config file a command run here would read, and why.
+    Path,
+}
+
+#[derive(Args, Clone)]
+struct InstallArgs {
+    /// The client.
+    #[arg(value_enum)]
+    client: install::Client,
+    /// Print the entry and the file it belongs in; change nothing.
+    #[arg(long)]
+    print: bool,
+    /// The config the client's codemode serves (written as an absolute path;
+    /// default: the one `serve` would find here).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// The server's name in the client.
+    #[arg(long, default_value = "codemode")]
+    name: String,
+    /// The client's config file (default: the platform's place for it).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// The program the client starts (default: this binary's absolute path,
+    /// since desktop clients do not see the shell's PATH).
+    #[arg(long)]
+    command: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct InitArgs {
+    /// An OpenAPI spec (path or URL; JSON or YAML).
+    #[arg(long, conflicts_with = "from", required_unless_present = "from")]
+    spec: Option<String>,
+    /// Import the servers of an `mcpServers` JSON(C) file or a Codex config.toml.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Global name for --spec (default: from the file name).
+    #[arg(long, requires = "spec")]
+    name: Option<String>,
+    /// Base URL for --spec (default: the spec's first server).
+    #[arg(long, requires = "spec")]
+    base_url: Option<String>,
+    /// Where to write.
+    #[arg(long, short = 'o', default_value = "codemode.toml")]
+    output: PathBuf,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    force: bool,
+    /// Do not run `codemode check` on the new file.
+    #[arg(long)]
+    no_check: bool,
 }
 
 #[derive(Args, Clone)]
 struct AuditCli {
     /// Config file whose `[audit] path` (or `url`) names the store
-    /// (default: ./codemode.toml if present, else the default store).
+    /// (default: the config `serve` finds, else the default store).
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
     /// The store itself (overrides the config).
@@ -186,7 +263,9 @@ struct AuditCli {
 
 #[derive(Args, Clone)]
 struct SourceArgs {
-    /// Config file (TOML). Default: ./codemode.toml when no --spec is given.
+    /// Config file (TOML). Default, when no --spec is given: $CODEMODE_CONFIG,
+    /// else ./codemode.toml, else codemode/codemode.toml in the user's config
+    /// directory (~/.config on Linux).
     #[arg(long, short = 'c', conflicts_with = "spec")]
     config: Option<PathBuf>,
     /// One API straight from a spec (path or URL; JSON or YAML).
@@ -211,7 +290,9 @@ struct SourceArgs {
     /// without readOnlyHint) is planned instead and listed with the result.
     #[arg(long)]
     dry_run: bool,
-    /// Upstream MCP servers from an `mcpServers` JSON file (Claude Desktop, Cursor…).
+    /// Upstream MCP servers from another client's file: `mcpServers` JSON
+    /// (Claude Desktop, Cursor, VS Code; comments, trailing commas and
+    /// `${VAR}` allowed) or Codex's config.toml (`[mcp_servers.*]`).
     #[arg(long)]
     mcp_config: Option<PathBuf>,
     /// Where model code runs: `process` (locked-down worker processes; the
@@ -224,12 +305,22 @@ impl SourceArgs {
     /// The config and the name of where it came from, with the command
     /// line's overrides applied.
     fn config(&self) -> Result<(Config, String), Vec<String>> {
-        let (mut config, file) = self.config_file()?;
-        config.policy.dry_run |= self.dry_run;
-        Ok((config, file))
+        match self.config_checked()? {
+            (config, file, problems) if problems.is_empty() => Ok((config, file)),
+            (_, _, problems) => Err(problems),
+        }
     }
 
-    fn config_file(&self) -> Result<(Config, String), Vec<String>> {
+    /// [`Self::config`] for `check`: a config that reads but fails its checks
+    /// comes back with those problems, so that the specs and servers are
+    /// still loaded and every problem is reported in one run.
+    fn config_checked(&self) -> Result<(Config, String, Vec<String>), Vec<String>> {
+        let (mut config, file, problems) = self.config_file()?;
+        config.policy.dry_run |= self.dry_run;
+        Ok((config, file, problems))
+    }
+
+    fn config_file(&self) -> Result<(Config, String, Vec<String>), Vec<String>> {
         if let Some(spec) = &self.spec {
             let name = self.name.clone().unwrap_or_else(|| name_from_location(spec));
             let config = Config {
@@ -262,24 +353,23 @@ impl SourceArgs {
             if !problems.is_empty() {
                 return Err(problems.iter().map(|p| p.to_string()).collect());
             }
-            return Ok((config, "command line".into()));
+            return Ok((config, "command line".into(), vec![]));
         }
-        let path = self.config.clone().unwrap_or_else(|| PathBuf::from("codemode.toml"));
-        if self.config.is_none() && !path.exists() && self.mcp_config.is_some() {
-            // Only upstream MCP servers, from --mcp-config.
-            return Ok((
-                Config { base_dir: std::env::current_dir().unwrap_or_default(), ..Config::default() },
-                "command line".into(),
-            ));
-        }
-        if self.config.is_none() && !path.exists() {
-            return Err(vec![
-                "no API given: pass --config FILE or --spec FILE_OR_URL (or put a codemode.toml in the current directory)".into(),
-            ]);
-        }
-        Config::load(&path)
-            .map(|c| (c, path.display().to_string()))
-            .map_err(|ps| ps.iter().map(|p| p.to_string()).collect())
+        let places = discover::Places::from_env();
+        let path = match places.find(self.config.as_deref()).map_err(|e| vec![e])? {
+            Some(found) => found.path,
+            None if self.mcp_config.is_some() => {
+                // Only upstream MCP servers, from --mcp-config.
+                return Ok((
+                    Config { base_dir: std::env::current_dir().unwrap_or_default(), ..Config::default() },
+                    "command line".into(),
+                    vec![],
+                ));
+            }
+            None => return Err(vec![places.nothing_found()]),
+        };
+        let to_strings = |ps: Vec<config::ConfigProblem>| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        Config::load_unchecked(&path).map(|(c, ps)| (c, path.display().to_string(), to_strings(ps))).map_err(to_strings)
     }
 }
 
@@ -323,9 +413,12 @@ fn main() -> ExitCode {
     }
     let started = Instant::now();
     let cli = Cli::parse();
+    // A server logs what it does (INFO); a one-shot command prints its answer
+    // and only warnings, so its output reads without the loading chatter.
+    let default_filter = if matches!(cli.command, Command::Serve { .. }) { "info,rmcp=warn" } else { "warn" };
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_env("CODEMODE_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter))
     };
     match cli.log_format() {
         config::LogFormat::Text => {
@@ -438,7 +531,142 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
         Command::Check(source) => check(&source).await,
         Command::Login { source, server, open, timeout_secs } => login(&source, &server, open, timeout_secs).await,
         Command::Audit(args) => audit(args),
+        Command::Install(args) => install(args),
+        Command::Init(args) => init(args).await,
+        Command::Config { command: ConfigCommand::Schema } => {
+            // Piped into `head` or a file: a closed pipe is not a crash.
+            let text = serde_json::to_string_pretty(&schema::config_schema()).expect("serialises");
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{text}\n").as_bytes());
+            ExitCode::SUCCESS
+        }
+        Command::Config { command: ConfigCommand::Path } => {
+            let places = discover::Places::from_env();
+            match places.find(None) {
+                Ok(Some(found)) => {
+                    println!("{} (from {})", found.path.display(), found.origin);
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    println!("{}", places.nothing_found());
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    println!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
+}
+
+/// `codemode install <client>`.
+fn install(a: InstallArgs) -> ExitCode {
+    let config = match discover::Places::from_env().find(a.config.as_deref()) {
+        Ok(found) => found.map(|f| std::path::absolute(&f.path).unwrap_or(f.path)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(c) = config.as_ref().filter(|c| !c.is_file()) {
+        eprintln!("error: {}: no such config file (write one with `codemode init`)", c.display());
+        return ExitCode::from(2);
+    }
+    let mut args = vec!["serve".to_string()];
+    if let Some(c) = &config {
+        args.extend(["--config".into(), c.display().to_string()]);
+    }
+    let request = install::Request {
+        client: a.client,
+        name: a.name,
+        command: a.command.unwrap_or_else(install::this_binary),
+        args,
+        file: a.file,
+    };
+    let done = if a.print { request.print() } else { request.write() };
+    match done {
+        Ok(text) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            if config.is_none() {
+                eprintln!(
+                    "note: no config file was found, so the entry runs `codemode serve` alone: it will read ${} or {} (create it with `codemode init`)",
+                    discover::ENV,
+                    discover::Places::from_env().user_file().map(|p| p.display().to_string()).unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `codemode init`: write the file, then `check` it.
+async fn init(a: InitArgs) -> ExitCode {
+    if a.output.exists() && !a.force {
+        eprintln!("error: {} exists: pass --force to overwrite it, or --output another path", a.output.display());
+        return ExitCode::from(2);
+    }
+    let source = match (&a.spec, &a.from) {
+        (Some(spec), _) => {
+            let name = a.name.clone().unwrap_or_else(|| name_from_location(spec));
+            // A local spec is written relative to the new file when it can
+            // be, else absolute, so the config works from any directory.
+            let location = if spec.starts_with("http://") || spec.starts_with("https://") {
+                spec.clone()
+            } else {
+                let abs = std::path::absolute(spec).unwrap_or_else(|_| PathBuf::from(spec));
+                let dir = std::path::absolute(&a.output)
+                    .ok()
+                    .and_then(|o| o.parent().map(std::path::Path::to_path_buf))
+                    .unwrap_or_default();
+                abs.strip_prefix(&dir).map(|r| r.display().to_string()).unwrap_or_else(|_| abs.display().to_string())
+            };
+            init::Source::Spec { location, name, base_url: a.base_url.clone() }
+        }
+        (None, Some(from)) => init::Source::McpFile(from.clone()),
+        (None, None) => unreachable!("clap requires --spec or --from"),
+    };
+    let text = match init::render(&source) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = a.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("error: {}: cannot create: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Err(e) = std::fs::write(&a.output, text) {
+        eprintln!("error: {}: cannot write: {e}", a.output.display());
+        return ExitCode::from(2);
+    }
+    println!("wrote {}", a.output.display());
+    if a.no_check {
+        return ExitCode::SUCCESS;
+    }
+    println!("codemode check --config {}", a.output.display());
+    let source = SourceArgs {
+        config: Some(a.output.clone()),
+        spec: None,
+        base_url: None,
+        name: None,
+        bearer_env: None,
+        allow_writes: false,
+        mock: false,
+        dry_run: false,
+        mcp_config: None,
+        isolation: None,
+    };
+    check(&source).await
 }
 
 async fn one_call(source: &SourceArgs, tool: tools::ToolKind, code: String, started: Instant) -> ExitCode {
@@ -475,18 +703,28 @@ async fn one_call(source: &SourceArgs, tool: tools::ToolKind, code: String, star
 }
 
 fn audit(a: AuditCli) -> ExitCode {
-    let mut store = match (&a.config, std::path::Path::new("codemode.toml").exists()) {
-        (Some(p), _) => match Config::load(p) {
-            Ok(c) => c.audit,
-            Err(ps) => {
-                for p in ps {
-                    eprintln!("error: {p}");
+    let found = match discover::Places::from_env().find(a.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut store = match found {
+        Some(discover::Found { path, origin: discover::Origin::Flag | discover::Origin::Env }) => {
+            match Config::load(&path) {
+                Ok(c) => c.audit,
+                Err(ps) => {
+                    for p in ps {
+                        eprintln!("error: {p}");
+                    }
+                    return ExitCode::from(2);
                 }
-                return ExitCode::from(2);
             }
-        },
-        (None, true) => Config::load(std::path::Path::new("codemode.toml")).map(|c| c.audit).unwrap_or_default(),
-        (None, false) => Default::default(),
+        }
+        // A discovered file that does not load: the default store, as before.
+        Some(found) => Config::load(&found.path).map(|c| c.audit).unwrap_or_default(),
+        None => Default::default(),
     };
     if let Some(db) = &a.db {
         store.path = Some(db.display().to_string());
@@ -616,7 +854,7 @@ fn server_apis(server: &CodemodeServer) -> Vec<&service::LoadedApi> {
 }
 
 async fn check(source: &SourceArgs) -> ExitCode {
-    let (config, file) = match source.config() {
+    let (config, file, config_problems) = match source.config_checked() {
         Ok(c) => c,
         Err(ps) => {
             for p in &ps {
@@ -626,7 +864,11 @@ async fn check(source: &SourceArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Loaded { apis, servers, mut problems, fatal } = load_everything(source, &config, &file).await;
+    // Even when an API did not load (`fatal`), the rest is started and
+    // checked (the sandbox, every MCP server), so one run lists every problem.
+    let Loaded { apis, servers, problems: loaded, fatal: _ } = load_everything(source, &config, &file).await;
+    let mut problems: Vec<service::LoadProblem> = config_problems.into_iter().map(service::LoadProblem).collect();
+    problems.extend(loaded);
     if config.server.transport == codemode_http::Transport::Http || config.auth.is_configured() {
         let names: Vec<String> =
             config.apis.iter().map(|a| a.name.clone()).chain(config.mcp.iter().map(|m| m.name.clone())).collect();
@@ -646,7 +888,7 @@ async fn check(source: &SourceArgs) -> ExitCode {
         println!("{p}");
     }
     let mut count = problems.len();
-    if !fatal {
+    {
         let summary: Vec<String> =
             apis.iter().map(|a| format!("{} ({} operations)", a.name, a.spec.summary.operations.len())).collect();
         match service::Service::start(apis, servers, &config, sandbox_options(source, &config)).await {
@@ -659,12 +901,31 @@ async fn check(source: &SourceArgs) -> ExitCode {
                     }
                 }
                 println!("{}", s.policy_report());
-                // A server that needs a person to sign in is a problem `check`
-                // names with its fix, not a silent "connecting".
+                // Every upstream MCP server, connected or not: tool counts
+                // for those that answered, the error for those that did not.
                 for st in s.portal.as_ref().map(|p| p.status()).unwrap_or_default() {
-                    if let codemode_portal::ServerState::NeedsSignIn(message) = &st.state {
-                        println!("{file}: mcp `{}`: {message}", st.name);
-                        count += 1;
+                    let what = st.upstream.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+                    match &st.state {
+                        codemode_portal::ServerState::Ready => {
+                            println!("mcp: {}{what}: connected, {} tools", st.name, st.tools)
+                        }
+                        codemode_portal::ServerState::Failed(e)
+                        | codemode_portal::ServerState::Reconnecting { last_error: e, .. } => {
+                            println!("{file}: mcp server `{}` failed: {e}", st.name);
+                            count += 1;
+                        }
+                        // A server that needs a person to sign in: the fix, not a silent "connecting".
+                        codemode_portal::ServerState::NeedsSignIn(message) => {
+                            println!("{file}: mcp `{}`: {message}", st.name);
+                            count += 1;
+                        }
+                        other => {
+                            println!("{file}: mcp server `{}` did not connect ({other:?})", st.name);
+                            count += 1;
+                        }
+                    }
+                    for p in &st.problems {
+                        println!("mcp: {}: {p}", st.name);
                     }
                 }
                 s.shutdown().await;
@@ -757,10 +1018,7 @@ fn mcp_servers(
 ) -> Result<(Vec<codemode_portal::ServerConfig>, Vec<service::LoadProblem>), service::LoadProblem> {
     let (mut servers, problems) = service::mcp_servers(config, file);
     if let Some(path) = &source.mcp_config {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| service::LoadProblem(format!("{}: cannot read: {e}", path.display())))?;
-        let more = codemode_portal::parse_mcp_servers_json(&text)
-            .map_err(|e| service::LoadProblem(format!("{}: {e}", path.display())))?;
+        let more = mcp_file::read(path, &|name| std::env::var(name).ok()).map_err(service::LoadProblem)?;
         servers.extend(more);
     }
     Ok((servers, problems))
@@ -869,5 +1127,18 @@ async fn load_everything(source: &SourceArgs, config: &Config, file: &str) -> Lo
             vec![]
         }
     };
+    // A server that is this codemode on this config would start itself
+    // again and again: left out (never started, not even by `check`), and fatal.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let (looping, servers): (Vec<_>, Vec<_>) = servers
+        .into_iter()
+        .partition(|s| file != "command line" && mcp_file::starts_itself(s, std::path::Path::new(file), &cwd));
+    for s in looping {
+        fatal = true;
+        problems.push(service::LoadProblem(format!(
+            "{file}: MCP server `{}` starts codemode on this same config: it would start itself again and again; remove it, or give it a config of its own (--config)",
+            s.name
+        )));
+    }
     Loaded { apis, servers, problems, fatal }
 }

@@ -26,7 +26,7 @@ use codemode_spec::{Graph, Node, NodeId};
 use crate::service::LoadedApi;
 
 /// What clients may choose (`[tools] code_mode`).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeMode {
     /// Always `search` and `execute`; a client's `codemode=false` is ignored.

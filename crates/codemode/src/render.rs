@@ -256,22 +256,38 @@ fn shrink(v: &Value, step: &Step, depth: usize, cut: &mut Cut) -> Value {
     }
 }
 
+/// `1 array was`, `2 arrays were`: the note is read by people and models alike.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn shrink_note(total: usize, max: usize, step: &Step, cut: &Cut) -> String {
     let mut parts = Vec::new();
     if cut.arrays > 0 {
         parts.push(format!(
-            "{} arrays were cut to their first {} items ({} items left out)",
-            cut.arrays, step.items, cut.items
+            "{} cut to their first {} items ({} left out)",
+            counted(cut.arrays, "array was", "arrays were"),
+            step.items,
+            counted(cut.items, "item", "items")
         ));
     }
     if cut.keys > 0 {
-        parts.push(format!("objects were cut to their first {} keys ({} keys left out)", step.keys, cut.keys));
+        parts.push(format!(
+            "objects were cut to their first {} keys ({} left out)",
+            step.keys,
+            counted(cut.keys, "key", "keys")
+        ));
     }
     if cut.strings > 0 {
-        parts.push(format!("{} strings were cut to {} characters", cut.strings, step.chars));
+        parts.push(format!("{} cut to {} characters", counted(cut.strings, "string was", "strings were"), step.chars));
     }
     if cut.deep > 0 {
-        parts.push(format!("{} values nested deeper than {} levels were left out", cut.deep, step.depth));
+        parts.push(format!(
+            "{} nested deeper than {} levels {} left out",
+            counted(cut.deep, "value", "values"),
+            step.depth,
+            if cut.deep == 1 { "was" } else { "were" }
+        ));
     }
     format!(
         "The result (~{total} tokens) was shortened to fit the {max}-token limit: {}. Markers in the JSON show where. To see everything, return less: filter, select fields (e.g. `.map(x => ({{id: x.id, name: x.name}}))`) or paginate with `.slice(start, end)`.",
@@ -418,6 +434,7 @@ mod tests {
         assert!(arr.last().unwrap().as_str().unwrap().contains("more items"));
         let note = note.unwrap();
         assert!(note.contains("items left out") && note.contains("1000-token limit"), "{note}");
+        assert!(note.starts_with("The result") && note.contains("1 array was cut"), "{note}");
     }
 
     #[test]
@@ -426,7 +443,7 @@ mod tests {
         let (text, note) = render_value(&JsValue::Json(v), 500);
         let parsed: Value = serde_json::from_str(&text).unwrap();
         assert!(parsed["blob"].as_str().unwrap().contains("chars]"));
-        assert!(note.unwrap().contains("strings were cut"));
+        assert!(note.unwrap().contains("1 string was cut"));
         let (text, note) = render_value(&JsValue::String("word ".repeat(10_000)), 200);
         assert!(count_tokens(&text) <= 200);
         assert!(note.is_some());

@@ -105,6 +105,9 @@ where
     out
 }
 
+/// The base URL of a rehearsed API whose spec names no absolute server.
+const REHEARSAL_ORIGIN: &str = "https://rehearsal.invalid";
+
 /// The rehearsal of `api`: stateful and seeded as configured (`mock_state`,
 /// `mock_seed`, `mock_strict`).
 fn rehearsal(
@@ -170,15 +173,20 @@ async fn load_one(
             .await
             .unwrap_or_else(|e| Err(LoadProblem(format!("{file}: api[{i}].auth: {e}"))))
     };
-    // A credential that cannot be read stops start-up (after the spec is
-    // read too, so `codemode check` lists every problem): serving the API
-    // without it would send requests with no credential, or worse.
-    let mut auth_failed = false;
+    // A credential that cannot be read stops `serve` as it fails `check`
+    // (one answer to "will this work?"), reported with the spec's own
+    // problems, not before them: serving without it would send requests
+    // with no credential, or worse. In rehearsal nothing leaves the host,
+    // so the credential is not needed.
+    let mut auth_problem = None;
     let auth = match resolved {
         Ok(a) => a,
+        Err(p) if mock => {
+            tracing::info!(api = %api.name, "rehearsal mode: {p} (not needed: nothing leaves the host)");
+            Auth::None
+        }
         Err(p) => {
-            problems.push(p);
-            auth_failed = true;
+            auth_problem = Some(p);
             Auth::None
         }
     };
@@ -198,15 +206,22 @@ async fn load_one(
     );
     if let Some(fatal) = fatal {
         problems.extend(fatal);
+        problems.extend(auth_problem);
         return Err(problems);
     }
-    if auth_failed {
+    if let Some(p) = auth_problem {
+        problems.push(p);
         return Err(problems);
     }
     let base = match &api.base_url {
         Some(b) => b.clone(),
         None => match spec.summary.servers.first() {
             Some(s) if s.starts_with("http://") || s.starts_with("https://") => s.clone(),
+            // Rehearsal answers from the spec and sends nothing: a spec
+            // without a usable server needs no base URL. `.invalid` never
+            // resolves (RFC 6761), so it could not be reached by mistake.
+            Some(s) if mock && !s.contains("://") => format!("{REHEARSAL_ORIGIN}/{}", s.trim_start_matches('/')),
+            None if mock => REHEARSAL_ORIGIN.to_string(),
             Some(s) => {
                 // A relative server URL is relative to where the spec came from.
                 match url::Url::parse(location).ok().and_then(|u| u.join(s).ok()) {

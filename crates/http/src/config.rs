@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// How `codemode serve` talks MCP.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// One client over stdin/stdout.
@@ -48,7 +48,7 @@ impl FromStr for Transport {
 }
 
 /// `[server]`: the HTTP listener and its limits. Every key is optional.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// `stdio` (default) or `http`.
@@ -153,7 +153,7 @@ impl Default for ServerConfig {
 
 /// `[auth]`: who may call. Required (one of `tokens` or `oauth`) whenever
 /// the listener is not loopback.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Static bearer tokens.
@@ -183,7 +183,7 @@ impl AuthConfig {
 }
 
 /// `[[auth.tokens]]`: one static bearer token.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticToken {
     /// Who this is, in logs and limits.
@@ -205,7 +205,7 @@ pub struct StaticToken {
 }
 
 /// `[auth.oauth]`: validate JWT access tokens from one authorization server.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
     /// The authorization server's issuer identifier (exact `iss`).

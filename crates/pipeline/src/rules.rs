@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use crate::{Access, BoxReply, Call, HostError, Layer, Next, Operation, Principal};
 
 /// The three lists as written in the config.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleLists {
     /// When non-empty: only matching operations.

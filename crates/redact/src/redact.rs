@@ -35,7 +35,7 @@ const MAX_PASSES: usize = 8;
 /// name = "employee_id"              # its marker: [redacted:employee_id]
 /// apis = ["hr"]                     # only results of these APIs / MCP servers
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedactRule {
     /// Built-in detector ids ([`Builtin::id`]), or `"all"` for every one.

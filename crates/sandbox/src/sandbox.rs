@@ -15,7 +15,7 @@ use crate::wire::WireOutcome;
 use crate::{runner, ErrorKind, ExecuteEnv, Host, Limits, Outcome, ScriptError, SyncHost};
 
 /// Where the JavaScript runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
     /// Pre-started worker processes, locked down with seccomp-bpf and

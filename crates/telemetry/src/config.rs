@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 /// `[telemetry]`: every key optional. Nothing set (and no `OTEL_*`
 /// endpoint in the environment) means telemetry is off.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// Base URL of the OTLP receiver for every signal, e.g.
@@ -56,7 +56,7 @@ pub struct TelemetryConfig {
 }
 
 /// How spans and metrics travel to the collector.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub enum Protocol {
     /// OTLP/HTTP with protobuf bodies (the specification's default).
     #[default]
