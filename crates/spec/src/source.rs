@@ -104,7 +104,7 @@ pub async fn load_documents(
     problems: &mut Vec<Problem>,
 ) -> Result<Documents, LoadError> {
     let root = location_to_url(location)?;
-    let parsed = fetch_and_parse(&root, http).await?;
+    let parsed = fetch_and_parse(&root, http, problems).await?;
     note_kept_as_text(&root, &parsed.kept_as_text, problems);
     let mut docs = HashMap::new();
     let mut queue = Vec::new();
@@ -121,7 +121,7 @@ pub async fn load_documents(
         if docs.contains_key(&target) {
             continue;
         }
-        match fetch_and_parse(&target, http).await {
+        match fetch_and_parse(&target, http, problems).await {
             Ok(parsed) => {
                 note_kept_as_text(&target, &parsed.kept_as_text, problems);
                 collect_external_refs(&target, &parsed.value, "", &mut queue);
@@ -198,7 +198,11 @@ fn collect_external_refs(base: &Url, value: &Value, pointer: &str, out: &mut Vec
     }
 }
 
-async fn fetch_and_parse(url: &Url, http: &reqwest::Client) -> Result<yaml::Parsed, LoadError> {
+async fn fetch_and_parse(
+    url: &Url,
+    http: &reqwest::Client,
+    problems: &mut Vec<Problem>,
+) -> Result<yaml::Parsed, LoadError> {
     let shown = display_url(url);
     let bytes = match url.scheme() {
         "file" => {
@@ -214,21 +218,24 @@ async fn fetch_and_parse(url: &Url, http: &reqwest::Client) -> Result<yaml::Pars
             }
             std::fs::read(&path).map_err(|e| LoadError::new(&shown, "", format!("cannot read file: {e}")))?
         }
+        // Through the on-disk cache: revalidated, and the cached copy (with
+        // a warning) when the server cannot be reached.
         "http" | "https" => {
-            let resp = http
-                .get(url.clone())
-                .timeout(std::time::Duration::from_secs(60))
-                .send()
+            let fetched = crate::cache::fetch(url, http, MAX_DOCUMENT_BYTES)
                 .await
-                .map_err(|e| LoadError::new(&shown, "", format!("cannot fetch: {e}")))?;
-            if !resp.status().is_success() {
-                return Err(LoadError::new(&shown, "", format!("fetching it returned HTTP {}", resp.status())));
+                .map_err(|message| LoadError::new(&shown, "", message))?;
+            if let crate::cache::Origin::Stale { reason, age_secs } = &fetched.origin {
+                problems.push(Problem {
+                    kind: ProblemKind::StaleCopy,
+                    file: shown.clone(),
+                    pointer: String::new(),
+                    message: format!(
+                        "{reason}; using the copy cached {} ago (the API may have changed since)",
+                        crate::cache::human_age(*age_secs)
+                    ),
+                });
             }
-            let body = resp.bytes().await.map_err(|e| LoadError::new(&shown, "", format!("cannot read body: {e}")))?;
-            if body.len() > MAX_DOCUMENT_BYTES {
-                return Err(LoadError::new(&shown, "", "document is larger than 256 MiB"));
-            }
-            body.to_vec()
+            fetched.body
         }
         other => return Err(LoadError::new(&shown, "", format!("unsupported URL scheme `{other}`"))),
     };
