@@ -60,7 +60,7 @@ class Stream:
         while not self.stop:
             try:
                 r = await self.session.call_tool("search", {"code": NAMES})
-                if r.isError:
+                if r.is_error:
                     self.failures.append(text_of(r))
                 else:
                     self.seen.append(text_of(r))
@@ -126,7 +126,7 @@ async def test_sighup_over_http_applies_a_good_config_and_keeps_serving_through_
 
             assert not stream.failures, stream.failures
             r = slow_result["r"]
-            assert not r.isError and text_of(r).strip('"') == "slow:200", text_of(r)
+            assert not r.is_error and text_of(r).strip('"') == "slow:200", text_of(r)
             assert srv.proc.poll() is None, "SIGHUP must not end the server"
             # The old generation was shut down once its last call ended.
             await eventually(lambda: "previous config retired" in srv.log(), "the old state is retired")

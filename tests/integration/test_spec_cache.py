@@ -158,7 +158,7 @@ async def test_refresh_picks_up_a_changed_spec_without_dropping_calls(tmp_path):
                 deadline = time.monotonic() + 120
                 while True:
                     r = await session.call_tool("search", {"code": COUNT})
-                    if r.isError:
+                    if r.is_error:
                         failures.append(text_of(r))
                     elif text_of(r) != before:
                         seen = text_of(r)

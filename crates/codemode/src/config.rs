@@ -754,7 +754,10 @@ mod tests {
         let c = Config::load(&write(&text("https://example.com/openapi.json", "86400"))).unwrap();
         assert_eq!(c.apis[0].refresh_secs, Some(86400.0));
         let local = Config::load(&write(&text("cf.json", "86400"))).unwrap_err();
-        assert!(local[0].to_string().contains("api[0].refresh_secs") && local[0].to_string().contains("--watch"), "{local:?}");
+        assert!(
+            local[0].to_string().contains("api[0].refresh_secs") && local[0].to_string().contains("--watch"),
+            "{local:?}"
+        );
         let zero = Config::load(&write(&text("https://example.com/openapi.json", "0"))).unwrap_err();
         assert!(zero[0].to_string().contains("out of range"), "{zero:?}");
     }

@@ -776,7 +776,8 @@ fn cache_report(config: &Config) -> Vec<String> {
     use codemode_spec::cache;
     let mut lines = Vec::new();
     for api in &config.apis {
-        let Some(url) = url::Url::parse(&config.spec_location(api)).ok().filter(|u| matches!(u.scheme(), "http" | "https"))
+        let Some(url) =
+            url::Url::parse(&config.spec_location(api)).ok().filter(|u| matches!(u.scheme(), "http" | "https"))
         else {
             continue;
         };

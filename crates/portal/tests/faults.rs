@@ -166,9 +166,8 @@ async fn garbage_on_stdout() {
     // own wait is over (it would wait START_WAIT for a server still trying).
     let junk_options = PortalOptions { connect_timeout: Duration::from_secs(1), ..fast() };
     let t = Instant::now();
-    let junk = Portal::start_with(vec![flaky("junk", &["--mode", "garbage-only"])], START_WAIT, junk_options)
-        .await
-        .unwrap();
+    let junk =
+        Portal::start_with(vec![flaky("junk", &["--mode", "garbage-only"])], START_WAIT, junk_options).await.unwrap();
     assert!(t.elapsed() < START_WAIT, "start waited {:?}", t.elapsed());
     let portal = start(vec![flaky("noisy", &["--mode", "noisy"])]).await;
     // Noise between valid messages is skipped: that server works.

@@ -220,8 +220,7 @@ fn read_entry(dir: &Path, url: &Url, with_body: bool) -> Option<(EntryInfo, Opti
         (serde_json::from_str::<EntryInfo>(first.trim_end()).ok()?, None)
     };
     (info.url == url.as_str()).then_some(())?;
-    info.checked_at =
-        std::fs::read_to_string(entry_path(dir, url, "checked")).ok().and_then(|t| t.trim().parse().ok());
+    info.checked_at = std::fs::read_to_string(entry_path(dir, url, "checked")).ok().and_then(|t| t.trim().parse().ok());
     Some((info, body))
 }
 
