@@ -63,7 +63,7 @@ def main():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/{SPEC.name}"
     cfg = tmp / "codemode.toml"
-    cfg.write_text(f'[[api]]\nname = "api"\nspec = "{url}"\nmock = true\n')
+    cfg.write_text(f'[[api]]\nname = "cloudflare"\nspec = "{url}"\nmock = true\n')
     cache = tmp / "cache"
     env = {"PATH": os.environ.get("PATH", ""), "CODEMODE_CACHE_DIR": str(cache), "CODEMODE_LOG": "error"}
     search = ["search", "--config", str(cfg), "async () => Object.keys(spec.paths).length"]
@@ -86,7 +86,7 @@ def main():
     local = tmp / SPEC.name
     local.write_bytes(BODY)
     port_cfg.write_text(
-        f'[server]\ntransport = "http"\nlisten = "127.0.0.1:0"\n[[api]]\nname = "api"\nspec = "{local}"\nmock = true\n'
+        f'[server]\ntransport = "http"\nlisten = "127.0.0.1:0"\n[[api]]\nname = "cloudflare"\nspec = "{local}"\nmock = true\n'
     )
     log = tmp / "serve.log"
     with open(log, "w") as f:
