@@ -310,8 +310,15 @@ fn stamp(path: &std::path::Path) -> Stamp {
 /// then held still for one more look (an editor writing in several steps
 /// makes one reload). Polling, not inotify: it sees files replaced by
 /// rename, on every platform and file system, for a handful of `stat`s.
-pub async fn watch(paths: Vec<PathBuf>, every: Duration, tx: Triggers) {
-    let mut seen: Vec<Stamp> = paths.iter().map(|p| stamp(p)).collect();
+///
+/// The files are looked at once when this is called, not when the future
+/// first runs: a change in between is a change.
+pub fn watch(paths: Vec<PathBuf>, every: Duration, tx: Triggers) -> impl std::future::Future<Output = ()> {
+    let seen: Vec<Stamp> = paths.iter().map(|p| stamp(p)).collect();
+    watching(paths, seen, every, tx)
+}
+
+async fn watching(paths: Vec<PathBuf>, mut seen: Vec<Stamp>, every: Duration, tx: Triggers) {
     let mut settling: Option<usize> = None;
     loop {
         tokio::time::sleep(every).await;
@@ -362,6 +369,12 @@ pub async fn refresh(r: Refresh, tx: Triggers) {
 mod tests {
     use super::*;
 
+    /// The next reload request; only a watcher that never reports waits
+    /// the whole bound.
+    async fn next(rx: &mut mpsc::Receiver<Trigger>) -> Option<Trigger> {
+        tokio::time::timeout(Duration::from_secs(60), rx.recv()).await.expect("no reload asked for")
+    }
+
     #[tokio::test]
     async fn a_watched_file_reloads_once_per_settled_change() {
         let dir = std::env::temp_dir().join(format!("codemode-watch-{}", std::process::id()));
@@ -374,13 +387,13 @@ mod tests {
         // not matter) make one reload, once the file holds still.
         std::fs::write(&file, "bb").unwrap();
         std::fs::write(&file, "ccc").unwrap();
-        assert_eq!(rx.recv().await, Some(Trigger::Changed(file.clone())));
+        assert_eq!(next(&mut rx).await, Some(Trigger::Changed(file.clone())));
         // Removing it (an editor's rename gap) asks for nothing; its return does.
         std::fs::remove_file(&file).unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(rx.try_recv().is_err(), "a missing file is not a change to reload");
         std::fs::write(&file, "dddd").unwrap();
-        assert_eq!(rx.recv().await, Some(Trigger::Changed(file.clone())));
+        assert_eq!(next(&mut rx).await, Some(Trigger::Changed(file.clone())));
         task.abort();
         let _ = std::fs::remove_dir_all(&dir);
     }
