@@ -273,6 +273,13 @@ impl Default for LimitsConfig {
     }
 }
 
+/// The shortest `refresh_secs`: a second (each refresh is one conditional
+/// request; a reload happens only when the spec changed).
+const MIN_REFRESH_SECS: f64 = 1.0;
+/// The longest `refresh_secs`: a year (a `Duration` holds more, but a
+/// longer interval is a typo).
+const MAX_REFRESH_SECS: f64 = 365.0 * 86_400.0;
+
 /// One OpenAPI API.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -331,6 +338,11 @@ pub struct ApiConfig {
     /// `$unresolved`). Off: such a spec stops start-up, naming the file.
     #[serde(default)]
     pub allow_unreadable_refs: bool,
+    /// For a spec at an http(s) URL: ask its server this often (seconds)
+    /// whether it changed (a conditional request, through the spec cache),
+    /// and when it did, reload — calls running meanwhile finish on the old
+    /// spec. Unset: the spec is read at start-up and on reloads only.
+    pub refresh_secs: Option<f64>,
 }
 
 /// Whether a rehearsal keeps state, and per whom (`mock_state`).
@@ -854,6 +866,19 @@ impl Config {
                     _ => push(format!("api[{i}].base_url"), format!("`{b}` is not an http(s) URL")),
                 }
             }
+            if let Some(secs) = api.refresh_secs {
+                if !api.spec.starts_with("http://") && !api.spec.starts_with("https://") {
+                    push(
+                        format!("api[{i}].refresh_secs"),
+                        format!("`{}` is a local file: refresh is for specs at an http(s) URL (for local files, run `codemode serve --watch`)", api.spec),
+                    );
+                } else if !(MIN_REFRESH_SECS..=MAX_REFRESH_SECS).contains(&secs) {
+                    push(
+                        format!("api[{i}].refresh_secs"),
+                        format!("{secs} is out of range: between {MIN_REFRESH_SECS} and {MAX_REFRESH_SECS} (a year) seconds, e.g. 86400 for daily"),
+                    );
+                }
+            }
         }
         for (i, api) in self.apis.iter().enumerate() {
             if let Err(e) = codemode_pipeline::RuleSet::compile(&api.rules(), codemode_pipeline::TargetKind::Api) {
@@ -1055,6 +1080,22 @@ mod tests {
         let problems = Config::load(&p).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert!(problems[0].message.contains("line 2") && problems[0].message.contains("timeout"), "{problems:?}");
+    }
+
+    #[test]
+    fn refresh_is_for_remote_specs_within_range() {
+        let text = |spec: &str, secs: &str| {
+            format!("[[api]]\nname = \"cf\"\nspec = \"{spec}\"\nbase_url = \"https://x.test\"\nrefresh_secs = {secs}\n")
+        };
+        let c = Config::load(&write(&text("https://example.com/openapi.json", "86400"))).unwrap();
+        assert_eq!(c.apis[0].refresh_secs, Some(86400.0));
+        let local = Config::load(&write(&text("cf.json", "86400"))).unwrap_err();
+        assert!(
+            local[0].to_string().contains("api[0].refresh_secs") && local[0].to_string().contains("--watch"),
+            "{local:?}"
+        );
+        let zero = Config::load(&write(&text("https://example.com/openapi.json", "0"))).unwrap_err();
+        assert!(zero[0].to_string().contains("out of range"), "{zero:?}");
     }
 
     #[test]

@@ -94,6 +94,11 @@ impl Targets {
         let _ = self.user_credentials.set(c);
     }
 
+    /// The signed-in users' credentials, when set.
+    pub fn user_credentials(&self) -> Option<Arc<dyn codemode_http::UserCredentials>> {
+        self.user_credentials.get().cloned()
+    }
+
     /// The client of a `signin` API for this call's principal: its own
     /// upstream token, looked up (and refreshed) by the host; the code never
     /// sees it and the client's scrubber removes it from what comes back.

@@ -11,6 +11,7 @@ mod host;
 mod init;
 mod install;
 mod mcp_file;
+mod live;
 mod media;
 mod operations;
 mod render;
@@ -44,6 +45,11 @@ struct Cli {
     /// with the call's tool and principal). Default: [log] format in the config.
     #[arg(long, global = true, env = "CODEMODE_LOG_FORMAT")]
     log_format: Option<config::LogFormat>,
+    /// Which log lines: `error`, `warn`, `info` (default), `debug`,
+    /// `trace`, or a filter such as `info,codemode_portal=debug`.
+    /// Overrides the CODEMODE_LOG variable.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
 }
 
 impl Cli {
@@ -61,9 +67,11 @@ impl Cli {
             | Command::Tokens { source, .. }
             | Command::Check(source)
             | Command::Login { source, .. } => source,
-            Command::Audit(_) | Command::Install(_) | Command::Init(_) | Command::Config { .. } => {
-                return config::LogFormat::Text
-            }
+            Command::Audit(_)
+            | Command::Install(_)
+            | Command::Init(_)
+            | Command::Config { .. }
+            | Command::Completions { .. } => return config::LogFormat::Text,
         };
         if source.spec.is_some() {
             return config::LogFormat::Text;
@@ -92,6 +100,10 @@ enum Command {
         /// Address for HTTP, e.g. 127.0.0.1:8080 (default: [server] listen).
         #[arg(long)]
         listen: Option<String>,
+        /// Reload when the config file, the --mcp-config file or a local
+        /// spec file changes (as SIGHUP does).
+        #[arg(long)]
+        watch: bool,
     },
     /// Run `search` code once and print the result.
     Search {
@@ -151,6 +163,12 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Print a shell completion script, e.g.
+    /// `codemode completions bash > ~/.local/share/bash-completion/completions/codemode`.
+    Completions {
+        /// `bash`, `zsh`, `fish`, `elvish` or `powershell`.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -345,6 +363,7 @@ impl SourceArgs {
                     approve: vec![],
                     dry_run: false,
                     allow_unreadable_refs: false,
+                    refresh_secs: None,
                 }],
                 base_dir: std::env::current_dir().unwrap_or_default(),
                 ..Config::default()
@@ -406,6 +425,24 @@ fn steady_allocator() {
     }
 }
 
+/// The log filter: `--log-level`, else `CODEMODE_LOG`, else `info` (with
+/// rmcp's own lines from `warn`). A bare level keeps rmcp at `warn` unless it
+/// is quieter; a full filter is taken as written.
+fn log_filter(flag: Option<&str>, default: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    let Some(level) = flag else {
+        return Ok(tracing_subscriber::EnvFilter::try_from_env("CODEMODE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)));
+    };
+    let directive = match level.to_ascii_lowercase().as_str() {
+        l @ ("error" | "warn" | "off") => l.to_string(),
+        l @ ("info" | "debug" | "trace") => format!("{l},rmcp=warn"),
+        _ => level.to_string(),
+    };
+    tracing_subscriber::EnvFilter::try_new(&directive).map_err(|e| {
+        format!("--log-level `{level}`: {e}; use error, warn, info, debug or trace, or a filter such as `info,codemode_portal=debug`")
+    })
+}
+
 fn main() -> ExitCode {
     steady_allocator();
     if std::env::args_os().nth(1).is_some_and(|a| a == WORKER_ARG) {
@@ -416,10 +453,14 @@ fn main() -> ExitCode {
     // A server logs what it does (INFO); a one-shot command prints its answer
     // and only warnings, so its output reads without the loading chatter.
     let default_filter = if matches!(cli.command, Command::Serve { .. }) { "info,rmcp=warn" } else { "warn" };
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_env("CODEMODE_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter))
+    let filter = match log_filter(cli.log_level.as_deref(), default_filter) {
+        Ok(f) => f,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
     };
+    let filter = || filter.clone();
     match cli.log_format() {
         config::LogFormat::Text => {
             tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).with_ansi(false).init()
@@ -485,43 +526,15 @@ async fn start(source: &SourceArgs, started: Instant) -> Result<CodemodeServer, 
 
 async fn run(cli: Cli, started: Instant) -> ExitCode {
     match cli.command {
-        Command::Serve { source, transport, listen } => {
-            if let Some(code) = serve_http(&source, transport, listen, started).await {
-                return code;
-            }
-            // Over stdio: no HTTP request to forward a credential from.
-            if let Ok((config, file)) = source.config() {
-                let problems = config.stdio_problems();
-                for p in &problems {
-                    eprintln!("error: {file}: {p}");
-                }
-                if !problems.is_empty() {
-                    return ExitCode::from(2);
-                }
-            }
-            let server = match start(&source, started).await {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            let service = server.service_handle();
-            let running = match server.serve(stdio::transport()).await {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: MCP session failed to start: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let ended = running.waiting().await;
-            service.shutdown().await;
-            match ended {
-                Ok(reason) => {
-                    tracing::info!(?reason, "session ended");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Serve { source, transport, listen, watch } => {
+            // From here on SIGHUP reloads instead of ending the process (one
+            // that arrives while the APIs load waits for the reload loop).
+            let (triggers, pending) = live::channel();
+            live::hangups(triggers.clone());
+            let reloading = Reloading { source: source.clone(), watch, triggers, pending };
+            match serve_http(&source, transport, listen, started, reloading).await {
+                Ok(code) => code,
+                Err(reloading) => serve_stdio(&source, started, reloading).await,
             }
         }
         Command::Search { source, code } => one_call(&source, tools::ToolKind::Search, code, started).await,
@@ -555,6 +568,135 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "codemode", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// What `serve` needs to reload: how to read the config again, whether to
+/// watch its files, and the reload requests (SIGHUP, the watcher, refreshes).
+struct Reloading {
+    source: SourceArgs,
+    watch: bool,
+    triggers: live::Triggers,
+    pending: tokio::sync::mpsc::Receiver<live::Trigger>,
+}
+
+impl Reloading {
+    /// Starts the reload loop over `live`, whose first generation is `first`.
+    fn spawn(self, live: &live::Live, first: CodemodeServer) {
+        let Reloading { source, watch, triggers, pending } = self;
+        let first = match source.config() {
+            Ok((config, file)) => generation(&config, &file, &source, first, watch),
+            // Unreachable in practice (the config just loaded); reload anyway.
+            Err(_) => live::Generation { server: first, watched: vec![], refresh: vec![], restart_only: String::new() },
+        };
+        let source = Arc::new(source);
+        tokio::spawn(live::reloads(live.clone(), triggers, pending, first, move |previous| {
+            let source = source.clone();
+            async move { rebuild(&source, watch, previous).await }
+        }));
+    }
+}
+
+/// The next generation from the config as it is now: everything loaded and
+/// started beside the running one; any problem that would stop start-up
+/// stops the reload instead.
+async fn rebuild(source: &SourceArgs, watch: bool, previous: CodemodeServer) -> Result<live::Generation, Vec<String>> {
+    let (config, file) = source.config()?;
+    let Loaded { apis, servers, problems, fatal } = load_everything(source, &config, &file).await;
+    if fatal {
+        return Err(problems.iter().map(|p| p.to_string()).collect());
+    }
+    for p in &problems {
+        tracing::warn!("{p}");
+    }
+    let service = service::Service::start(apis, servers, &config, sandbox_options(source, &config))
+        .await
+        .map_err(|e| vec![format!("{file}: {e}")])?;
+    // The sign-in store belongs to the HTTP listener, which a reload keeps.
+    if let Some(c) = previous.service().user_credentials() {
+        service.set_user_credentials(c);
+    }
+    Ok(generation(&config, &file, source, previous.reloaded(Arc::new(service)), watch))
+}
+
+/// What a generation watches and refreshes, from its config.
+fn generation(
+    config: &Config,
+    file: &str,
+    source: &SourceArgs,
+    server: CodemodeServer,
+    watch: bool,
+) -> live::Generation {
+    let remote = |s: &str| s.starts_with("http://") || s.starts_with("https://");
+    let mut watched = Vec::new();
+    if watch {
+        // `file` is the path the config was read from, or "command line".
+        if std::path::Path::new(file).is_file() {
+            watched.push(PathBuf::from(file));
+        }
+        watched.extend(source.mcp_config.clone());
+        for api in &config.apis {
+            let location = config.spec_location(api);
+            if !remote(&location) {
+                watched.push(PathBuf::from(location));
+            }
+        }
+    }
+    let refresh = config
+        .apis
+        .iter()
+        .filter_map(|api| {
+            let every = std::time::Duration::from_secs_f64(api.refresh_secs?);
+            let url = url::Url::parse(&config.spec_location(api)).ok().filter(|u| remote(u.as_str()))?;
+            Some(live::Refresh { api: api.name.clone(), url, every })
+        })
+        .collect();
+    // Debug text, compared only: what changed in these needs a restart.
+    let restart_only = format!("{:?} {:?}", config.server, config.auth);
+    live::Generation { server, watched, refresh, restart_only }
+}
+
+/// `serve` over stdio: one session, reloadable like HTTP.
+async fn serve_stdio(source: &SourceArgs, started: Instant, reloading: Reloading) -> ExitCode {
+    // Over stdio: no HTTP request to forward a credential from.
+    if let Ok((config, file)) = source.config() {
+        let problems = config.stdio_problems();
+        for p in &problems {
+            eprintln!("error: {file}: {p}");
+        }
+        if !problems.is_empty() {
+            return ExitCode::from(2);
+        }
+    }
+    let server = match start(source, started).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let live = live::Live::new(server.clone());
+    reloading.spawn(&live, server);
+    let running = match live.clone().serve(stdio::transport()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: MCP session failed to start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ended = running.waiting().await;
+    live.current().service().shutdown().await;
+    match ended {
+        Ok(reason) => {
+            tracing::info!(?reason, "session ended");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -887,6 +1029,9 @@ async fn check(source: &SourceArgs) -> ExitCode {
     for p in &problems {
         println!("{p}");
     }
+    for line in cache_report(&config) {
+        println!("{line}");
+    }
     let mut count = problems.len();
     {
         let summary: Vec<String> =
@@ -1010,6 +1155,43 @@ fn index_of(config: &Config, name: &str) -> usize {
     config.mcp.iter().position(|m| m.name == name).unwrap_or(usize::MAX)
 }
 
+/// For each API whose spec is at an http(s) URL: how old its cached copy
+/// is (what a server down at the next start would serve).
+fn cache_report(config: &Config) -> Vec<String> {
+    use codemode_spec::cache;
+    let mut lines = Vec::new();
+    for api in &config.apis {
+        let Some(url) =
+            url::Url::parse(&config.spec_location(api)).ok().filter(|u| matches!(u.scheme(), "http" | "https"))
+        else {
+            continue;
+        };
+        let name = &api.name;
+        let line = match (cache::dir(), cache::info(&url)) {
+            (None, _) => format!("{name}: spec {url}: not cached (CODEMODE_CACHE_DIR=off, or no cache directory)"),
+            (Some(dir), None) => format!("{name}: spec {url}: no cached copy yet in {}", dir.display()),
+            (Some(_), Some(info)) => {
+                let validator = match (&info.etag, &info.last_modified) {
+                    (Some(e), _) => format!("ETag {e}"),
+                    (None, Some(lm)) => format!("Last-Modified {lm}"),
+                    (None, None) => "no validator: every start downloads it again".into(),
+                };
+                let refresh = match api.refresh_secs {
+                    Some(s) => format!(", refreshed every {}", cache::human_age(s as u64)),
+                    None => String::new(),
+                };
+                format!(
+                    "{name}: spec {url}: cached copy confirmed by its server {} ago ({} bytes, {validator}{refresh})",
+                    cache::human_age(info.age_secs()),
+                    info.bytes
+                )
+            }
+        };
+        lines.push(line);
+    }
+    lines
+}
+
 /// `[[mcp]]` servers from the config plus those of `--mcp-config`.
 fn mcp_servers(
     source: &SourceArgs,
@@ -1024,34 +1206,35 @@ fn mcp_servers(
     Ok((servers, problems))
 }
 
-/// `serve` over MCP Streamable HTTP; `None` when the transport is stdio.
-/// The listener starts first (`/healthz` answers at once); `/readyz` and
-/// `/mcp` answer once every API has loaded.
+/// `serve` over MCP Streamable HTTP; `Err` (handing `reloading` back) when
+/// the transport is stdio. The listener starts first (`/healthz` answers at
+/// once); `/readyz` and `/mcp` answer once every API has loaded.
 async fn serve_http(
     source: &SourceArgs,
     transport: Option<codemode_http::Transport>,
     listen: Option<String>,
     started: Instant,
-) -> Option<ExitCode> {
-    // A config that does not load is reported by `start` below.
-    let (mut config, file) = source.config().ok()?;
+    reloading: Reloading,
+) -> Result<ExitCode, Reloading> {
+    // A config that does not load is reported by `start` (stdio's path).
+    let Ok((mut config, file)) = source.config() else { return Err(reloading) };
     let transport =
         transport.unwrap_or(if listen.is_some() { codemode_http::Transport::Http } else { config.server.transport });
     if transport != codemode_http::Transport::Http {
-        return None;
+        return Err(reloading);
     }
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
     let names: Vec<String> =
         config.apis.iter().map(|a| a.name.clone()).chain(config.mcp.iter().map(|m| m.name.clone())).collect();
-    let http = match codemode_http::HttpServer::<CodemodeServer>::bind(&config.server, &config.auth, &names).await {
+    let http = match codemode_http::HttpServer::<live::Live>::bind(&config.server, &config.auth, &names).await {
         Ok(h) => h,
         Err(e) => {
             for line in e.to_string().lines() {
                 eprintln!("error: {file}: {line}");
             }
-            return Some(ExitCode::from(2));
+            return Ok(ExitCode::from(2));
         }
     };
     let mut http = http;
@@ -1066,20 +1249,22 @@ async fn serve_http(
             Ok(s) => s,
             Err(code) => {
                 serving.abort();
-                return Some(code);
+                return Ok(code);
             }
         },
-        _ = &mut serving => return Some(ExitCode::SUCCESS),
+        _ = &mut serving => return Ok(ExitCode::SUCCESS),
     };
-    let service = server.service_handle();
+    let live = live::Live::new(server.clone());
     if let Some(c) = user_credentials {
-        service.set_user_credentials(c);
+        server.service().set_user_credentials(c);
     }
     if let Some(m) = metrics {
-        let telemetry = service.telemetry.clone();
-        m.set(Arc::new(move || telemetry.prometheus_text()));
+        // The current generation's: a reload starts its counters afresh.
+        let live = live.clone();
+        m.set(Arc::new(move || live.current().service().telemetry.prometheus_text()));
     }
-    ready.set(server);
+    ready.set(live.clone());
+    reloading.spawn(&live, server);
     let code = match serving.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
@@ -1091,8 +1276,8 @@ async fn serve_http(
             ExitCode::FAILURE
         }
     };
-    service.shutdown().await;
-    Some(code)
+    live.current().service().shutdown().await;
+    Ok(code)
 }
 
 /// The wall and the worker program: this binary, run with [`WORKER_ARG`].

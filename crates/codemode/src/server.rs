@@ -96,6 +96,19 @@ impl CodemodeServer {
         CodemodeServer { service, tools: Arc::new(tools), info, tasks, rounds, operations: Default::default() }
     }
 
+    /// A server over `service` (a reloaded config) that keeps this one's
+    /// tasks and parked approval rounds: they belong to the clients that
+    /// started them, and a reload must not lose them. (A `[tasks]` section
+    /// turned off or on takes the new setting.)
+    pub fn reloaded(&self, service: Arc<Service>) -> Self {
+        let mut next = CodemodeServer::new(service);
+        if next.tasks.is_some() && self.tasks.is_some() {
+            next.tasks = self.tasks.clone();
+        }
+        next.rounds = self.rounds.clone();
+        next
+    }
+
     /// The service behind the tools.
     pub fn service(&self) -> &Service {
         &self.service

@@ -641,6 +641,11 @@ impl Service {
         self.targets.set_user_credentials(c);
     }
 
+    /// The signed-in users' credentials, once the HTTP listener set them.
+    pub fn user_credentials(&self) -> Option<Arc<dyn codemode_http::UserCredentials>> {
+        self.targets.user_credentials()
+    }
+
     /// Starts the sandbox (packs the specs, pre-starts its workers) and the
     /// `execute` host.
     pub async fn start(

@@ -156,14 +156,22 @@ impl Server {
     }
 
     /// Sends SIGKILL to the child's whole process group (no-op without one).
+    /// On Windows the child runs in a job object instead, terminated with
+    /// every process in it when the child handle is dropped (`KillOnDrop`):
+    /// there this only forgets the id.
     pub fn kill_group(&self) {
         if let Some(pgid) = lock(&self.pgid).take() {
-            if pgid > 1 {
-                // SAFETY: plain syscall; pgid is a group we created (setpgid at spawn).
-                unsafe {
-                    libc::killpg(pgid, libc::SIGKILL);
+            #[cfg(unix)]
+            {
+                if pgid > 1 {
+                    // SAFETY: plain syscall; pgid is a group we created (setpgid at spawn).
+                    unsafe {
+                        libc::killpg(pgid, libc::SIGKILL);
+                    }
                 }
             }
+            #[cfg(not(unix))]
+            let _ = pgid;
         }
     }
 
@@ -341,7 +349,12 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
                     });
                 }
             });
+            // The child and whatever it starts, as one unit to kill: a
+            // process group on Unix, a job object on Windows.
+            #[cfg(unix)]
             cmd.wrap(process_wrap::tokio::ProcessGroup::leader());
+            #[cfg(windows)]
+            cmd.wrap(process_wrap::tokio::JobObject);
             cmd.wrap(process_wrap::tokio::KillOnDrop);
             let (child, stderr) = TokioChildProcess::builder(cmd)
                 .stderr(Stdio::piped())

@@ -60,7 +60,8 @@ fn assert_clean(v: &Value, what: &str) {
 
 fn options(max_result_bytes: usize) -> PortalOptions {
     PortalOptions {
-        connect_timeout: Duration::from_secs(5),
+        // Patience for a slow start on a busy machine; nothing here tests it.
+        connect_timeout: Duration::from_secs(60),
         backoff_initial: Duration::from_millis(100),
         max_result_bytes,
         ..PortalOptions::default()
@@ -77,7 +78,7 @@ fn with_canary() -> codemode_portal::ServerConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_come_back_from_results_errors_or_status() {
     let portal = Portal::start_with(vec![with_canary()], Duration::from_secs(10), options(8 << 20)).await.unwrap();
-    wait_ready(&portal, "flaky", Duration::from_secs(10)).await;
+    wait_ready(&portal, "flaky", Duration::from_secs(60)).await;
 
     let r = portal.call("flaky_leak", json!({"name": "FLAKY_TOKEN"})).await.unwrap();
     assert_clean(&r, "result");
@@ -110,7 +111,7 @@ async fn credentials_never_come_back_from_results_errors_or_status() {
 async fn results_are_bounded_by_max_response_kib() {
     let limit = 2 * 1024 * 1024;
     let portal = Portal::start_with(vec![with_canary()], Duration::from_secs(10), options(limit)).await.unwrap();
-    wait_ready(&portal, "flaky", Duration::from_secs(10)).await;
+    wait_ready(&portal, "flaky", Duration::from_secs(60)).await;
     let e = portal.call("flaky_big", json!({"bytes": 10 * 1024 * 1024})).await.unwrap_err();
     assert_eq!(e["name"], "ResultTooLarge", "{}", &e.to_string()[..300.min(e.to_string().len())]);
     let m = e["message"].as_str().unwrap();

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cache;
 mod check;
 pub mod graph;
 pub mod intern;
@@ -62,6 +63,10 @@ pub enum ProblemKind {
     /// has no exact equivalent (a YAML number no `f64` holds, kept as its
     /// text; a Swagger 2.0 `collectionFormat: tsv`).
     Converted,
+    /// A remote document could not be fetched (the server is down, or
+    /// answered an error) and its cached copy was used instead: the API may
+    /// have changed since (see [`cache`]).
+    StaleCopy,
 }
 
 impl fmt::Display for Problem {

@@ -131,7 +131,7 @@ pub async fn load_documents(
     let root = location_to_url(location)?;
     let mut arena = Interner::new();
     let mut bits = RefBits::default();
-    let parsed = fetch_and_parse(&root, http, &mut arena).await?;
+    let parsed = fetch_and_parse(&root, http, &mut arena, problems).await?;
     note_kept_as_text(&root, &parsed.kept_as_text, problems);
     let mut docs = HashMap::new();
     let mut queue = Vec::new();
@@ -149,7 +149,7 @@ pub async fn load_documents(
         if docs.contains_key(&target) {
             continue;
         }
-        match fetch_and_parse(&target, http, &mut arena).await {
+        match fetch_and_parse(&target, http, &mut arena, problems).await {
             Ok(parsed) => {
                 note_kept_as_text(&target, &parsed.kept_as_text, problems);
                 bits.update(arena.graph());
@@ -244,7 +244,12 @@ struct ParsedNode {
     kept_as_text: Vec<KeptAsText>,
 }
 
-async fn fetch_and_parse(url: &Url, http: &reqwest::Client, arena: &mut Interner) -> Result<ParsedNode, LoadError> {
+async fn fetch_and_parse(
+    url: &Url,
+    http: &reqwest::Client,
+    arena: &mut Interner,
+    problems: &mut Vec<Problem>,
+) -> Result<ParsedNode, LoadError> {
     let shown = display_url(url);
     let bytes = match url.scheme() {
         "file" => {
@@ -260,21 +265,24 @@ async fn fetch_and_parse(url: &Url, http: &reqwest::Client, arena: &mut Interner
             }
             std::fs::read(&path).map_err(|e| LoadError::new(&shown, "", format!("cannot read file: {e}")))?
         }
+        // Through the on-disk cache: revalidated, and the cached copy (with
+        // a warning) when the server cannot be reached.
         "http" | "https" => {
-            let resp = http
-                .get(url.clone())
-                .timeout(std::time::Duration::from_secs(60))
-                .send()
+            let fetched = crate::cache::fetch(url, http, MAX_DOCUMENT_BYTES)
                 .await
-                .map_err(|e| LoadError::new(&shown, "", format!("cannot fetch: {e}")))?;
-            if !resp.status().is_success() {
-                return Err(LoadError::new(&shown, "", format!("fetching it returned HTTP {}", resp.status())));
+                .map_err(|message| LoadError::new(&shown, "", message))?;
+            if let crate::cache::Origin::Stale { reason, age_secs } = &fetched.origin {
+                problems.push(Problem {
+                    kind: ProblemKind::StaleCopy,
+                    file: shown.clone(),
+                    pointer: String::new(),
+                    message: format!(
+                        "{reason}; using the copy cached {} ago (the API may have changed since)",
+                        crate::cache::human_age(*age_secs)
+                    ),
+                });
             }
-            let body = resp.bytes().await.map_err(|e| LoadError::new(&shown, "", format!("cannot read body: {e}")))?;
-            if body.len() > MAX_DOCUMENT_BYTES {
-                return Err(LoadError::new(&shown, "", "document is larger than 256 MiB"));
-            }
-            body.to_vec()
+            fetched.body
         }
         other => return Err(LoadError::new(&shown, "", format!("unsupported URL scheme `{other}`"))),
     };

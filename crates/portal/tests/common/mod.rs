@@ -171,10 +171,11 @@ pub fn tsc_check(ts: &str, tag: &str) -> Result<(), String> {
     }
 }
 
-/// Waits (up to 2 s: SIGKILL is delivered asynchronously) until no live
-/// process is left in group `pgid`; panics with what is left otherwise.
+/// Waits until no live process is left in group `pgid` (SIGKILL is
+/// delivered asynchronously, and a loaded machine reaps late); panics with
+/// what is left after 30 s.
 pub async fn assert_group_gone(pgid: u32) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let left = live_in_group(pgid);
         if left.is_empty() {
