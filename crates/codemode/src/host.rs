@@ -36,6 +36,8 @@ struct ApiTarget {
     /// The path of the spec's first server (`/client/v4`), for requests
     /// written with or without it.
     base_path: String,
+    /// A GraphQL API's schema: its calls are `graphql(...)`, not `request`.
+    graphql: Option<Arc<crate::graphql::GraphqlApi>>,
 }
 
 /// Everything calls can go to; builds calls and sends them.
@@ -63,7 +65,14 @@ impl Targets {
                     .and_then(|s| url::Url::parse(s).ok().or_else(|| url::Url::parse("http://x").ok()?.join(s).ok()))
                     .map(|u| u.path().trim_end_matches('/').to_string())
                     .unwrap_or_default();
-                ApiTarget { name: a.name.clone(), upstream: a.upstream.clone(), routes, meta, base_path }
+                ApiTarget {
+                    name: a.name.clone(),
+                    upstream: a.upstream.clone(),
+                    routes,
+                    meta,
+                    base_path,
+                    graphql: a.graphql.clone(),
+                }
             })
             .collect();
         Targets { apis, portal, policy }
@@ -105,6 +114,16 @@ impl Targets {
         let Some(api) = self.apis.iter().find(|a| a.name == client) else {
             return Err(HostError::usage(format!("no API named `{client}`")));
         };
+        if let Some(gql) = &api.graphql {
+            if method != "graphql" {
+                return Err(HostError::usage(format!(
+                    "`{client}.{method}` does not exist: `{client}` is a GraphQL API; use `{client}.graphql(query, variables?)`"
+                )));
+            }
+            let op = crate::graphql::parse_call(&api.name, gql, args)?;
+            let access = Access::of_graphql(op.checked.kind);
+            return Ok(Call::new(Operation::Graphql(op), access, exec.clone()));
+        }
         if method != "request" {
             return Err(HostError::usage(format!("`{client}.{method}` does not exist; use `{client}.request(...)`")));
         }
@@ -201,6 +220,30 @@ impl Route for Dispatch {
                         status = status.unwrap_or(0),
                         elapsed_ms = round_ms(started.elapsed()),
                         "upstream request"
+                    );
+                    result
+                }
+                Operation::Graphql(g) => {
+                    let Some(api) = self.targets.apis.iter().find(|a| a.name == g.api) else {
+                        return Err(HostError::usage(format!("no API named `{}`", g.api)));
+                    };
+                    let trace = codemode_telemetry::context::outgoing(&call.exec);
+                    // A POST is never redirected (redirects are followed as reads only).
+                    let sent = api
+                        .upstream
+                        .send_as(g.request.clone(), &|_, _| false, &trace, &call.exec.caller)
+                        .await
+                        .map_err(|e| HostError::from_json(e.to_json()));
+                    let result = crate::graphql::answer(&g, sent);
+                    tracing::info!(
+                        api = %g.api,
+                        operation = g.checked.kind.as_str(),
+                        fields = %g.coordinates().join(","),
+                        depth = g.checked.depth,
+                        cost = g.checked.cost,
+                        ok = result.is_ok(),
+                        elapsed_ms = round_ms(started.elapsed()),
+                        "upstream GraphQL operation"
                     );
                     result
                 }
@@ -362,6 +405,7 @@ fn call_label(call: &Call) -> String {
             format!("{} {} {}", op.api, op.request.method, op.template.as_deref().unwrap_or(&op.request.path))
         }
         Operation::Tool(op) => format!("codemode.{}", op.name.strip_prefix("codemode.").unwrap_or(&op.name)),
+        Operation::Graphql(op) => format!("{} {}", op.api, op.coordinates().join(", ")),
     };
     cut_label(text)
 }

@@ -68,8 +68,8 @@ pub struct Limits {
     /// Deepest field nesting (a root field is depth 1).
     pub max_depth: usize,
     /// Most fields the answer can hold: each selected field counts once,
-    /// times the `first`/`last` of every list field above it (GitHub's node
-    /// count).
+    /// times the `first`/`last` of every field above it that has one (a
+    /// list or a connection: GitHub's node count).
     pub max_cost: u64,
     /// Longest document, in bytes.
     pub max_document_bytes: usize,
@@ -161,10 +161,8 @@ pub(crate) fn check(schema: &Valid<Schema>, request: &Request, limits: &Limits) 
                 .into(),
         ));
     }
-    let vars: apollo_compiler::response::JsonMap =
-        serde_json::from_value(Value::Object(request.variables.clone())).map_err(|e| {
-            CheckError::one("variables", format!("the variables are not a JSON object: {e}"))
-        })?;
+    let vars: apollo_compiler::response::JsonMap = serde_json::from_value(Value::Object(request.variables.clone()))
+        .map_err(|e| CheckError::one("variables", format!("the variables are not a JSON object: {e}")))?;
     apollo_compiler::request::coerce_variable_values(schema, operation, &vars).map_err(|e| {
         let declared: Vec<String> = operation.variables.iter().map(|v| format!("${}: {}", v.name, v.ty)).collect();
         CheckError::one(
@@ -258,7 +256,10 @@ impl Walk<'_> {
                         ));
                     }
                     if !f.selection_set.selections.is_empty() {
-                        let page = if f.definition.ty.is_list() { self.page(f).max(1) } else { 1 };
+                        // A page size multiplies what is selected below it:
+                        // on a list field, or on a connection (`issues(first:
+                        // 20) { nodes { … } }`) as GitHub counts nodes.
+                        let page = self.page(f).max(1);
                         self.selection(&f.selection_set, depth + 1, multiplier.saturating_mul(page))?;
                     }
                 }
@@ -308,7 +309,10 @@ fn validation_error(schema: &Schema, list: &apollo_compiler::validation::Diagnos
         let suggestions = suggest(schema, &e.message);
         let mut line = crate::one_line(&e);
         if !suggestions.is_empty() {
-            line.push_str(&format!("; did you mean {}?", suggestions.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")));
+            line.push_str(&format!(
+                "; did you mean {}?",
+                suggestions.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or ")
+            ));
         }
         lines.push(line);
         let mut v = serde_json::to_value(&e).unwrap_or_else(|_| json!({"message": e.message}));
@@ -317,7 +321,8 @@ fn validation_error(schema: &Schema, list: &apollo_compiler::validation::Diagnos
         }
         errors.push(v);
     }
-    let head = if lines.len() == 1 { "the GraphQL document is not valid: " } else { "the GraphQL document is not valid:\n  " };
+    let head =
+        if lines.len() == 1 { "the GraphQL document is not valid: " } else { "the GraphQL document is not valid:\n  " };
     let shown: Vec<String> = lines.iter().take(8).cloned().collect();
     let mut message = format!("{head}{}", shown.join("\n  "));
     if lines.len() > 8 {
@@ -335,7 +340,9 @@ fn suggest(schema: &Schema, message: &str) -> Vec<String> {
     let fields_of = |ty: &str| -> Vec<String> {
         match schema.types.get(ty) {
             Some(apollo_compiler::schema::ExtendedType::Object(o)) => o.fields.keys().map(|k| k.to_string()).collect(),
-            Some(apollo_compiler::schema::ExtendedType::Interface(i)) => i.fields.keys().map(|k| k.to_string()).collect(),
+            Some(apollo_compiler::schema::ExtendedType::Interface(i)) => {
+                i.fields.keys().map(|k| k.to_string()).collect()
+            }
             Some(apollo_compiler::schema::ExtendedType::InputObject(i)) => {
                 i.fields.keys().map(|k| k.to_string()).collect()
             }
@@ -392,13 +399,15 @@ mod tests {
 
     #[test]
     fn an_unknown_field_is_named_with_suggestions() {
-        let e = schema().check(&req("{ repository(owner: \"a\", name: \"b\") { nmae } }"), &Limits::default()).unwrap_err();
+        let e =
+            schema().check(&req("{ repository(owner: \"a\", name: \"b\") { nmae } }"), &Limits::default()).unwrap_err();
         assert_eq!(e.reason, "validation");
         assert!(e.message.contains("`Repository` does not have a field `nmae`"), "{}", e.message);
         assert!(e.message.contains("did you mean `name`"), "{}", e.message);
         assert_eq!(e.errors[0]["suggestions"], json!(["name"]), "{:?}", e.errors);
         assert!(e.errors[0]["locations"][0]["line"].is_number());
-        let e = schema().check(&req("{ repository(ownr: \"a\", name: \"b\") { name } }"), &Limits::default()).unwrap_err();
+        let e =
+            schema().check(&req("{ repository(ownr: \"a\", name: \"b\") { name } }"), &Limits::default()).unwrap_err();
         assert!(e.message.contains("did you mean `owner`"), "{}", e.message);
     }
 
@@ -416,9 +425,7 @@ mod tests {
 
     #[test]
     fn bad_variables_name_the_declaration() {
-        let e = schema()
-            .check(&req("query($id: ID!) { node(id: $id) { id } }"), &Limits::default())
-            .unwrap_err();
+        let e = schema().check(&req("query($id: ID!) { node(id: $id) { id } }"), &Limits::default()).unwrap_err();
         assert_eq!(e.reason, "variables");
         assert!(e.message.contains("$id: ID!"), "{}", e.message);
     }
@@ -441,6 +448,14 @@ mod tests {
         assert_eq!(e.reason, "depth");
         assert!(schema().check(&req(deep), &Limits { max_depth: 6, ..Limits::default() }).is_ok());
         let wide = "{ viewer { repositories(first: 100) { issues(first: 100) { title } } } }";
+        // A connection's page counts like a list's.
+        let c = schema()
+            .check(
+                &req("{ search(query: \"x\", first: 50) { __typename ... on Issue { title } } }"),
+                &Limits::default(),
+            )
+            .unwrap();
+        assert_eq!(c.cost, 1 + 50);
         let e = schema().check(&req(wide), &Limits { max_cost: 5000, ..Limits::default() }).unwrap_err();
         assert_eq!(e.reason, "cost");
     }

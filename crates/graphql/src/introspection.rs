@@ -34,10 +34,7 @@ pub fn to_sdl(json: &Value) -> Result<String, String> {
         .or_else(|| json.get("__schema"))
         .or_else(|| json.get("types").is_some().then_some(json))
         .ok_or("an introspection result has `__schema` (or `data.__schema`) with `types`; this JSON has neither")?;
-    let types = schema
-        .get("types")
-        .and_then(Value::as_array)
-        .ok_or("`__schema.types` is missing or not an array")?;
+    let types = schema.get("types").and_then(Value::as_array).ok_or("`__schema.types` is missing or not an array")?;
     let root = |k: &str| schema.get(k).and_then(|t| t.get("name")).and_then(Value::as_str);
     let mut out = String::new();
     out.push_str("schema {");
@@ -48,10 +45,7 @@ pub fn to_sdl(json: &Value) -> Result<String, String> {
     }
     out.push_str(" }\n\n");
     for (i, t) in types.iter().enumerate() {
-        let name = t
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("`__schema.types[{i}]` has no name"))?;
+        let name = t.get("name").and_then(Value::as_str).ok_or_else(|| format!("`__schema.types[{i}]` has no name"))?;
         if name.starts_with("__") || BUILT_IN_SCALARS.contains(&name) {
             continue;
         }
@@ -62,8 +56,7 @@ pub fn to_sdl(json: &Value) -> Result<String, String> {
             "OBJECT" | "INTERFACE" => {
                 out.push_str(if kind == "OBJECT" { "type " } else { "interface " });
                 out.push_str(name);
-                let interfaces: Vec<String> =
-                    list(t, "interfaces").iter().filter_map(|i| type_ref(i).ok()).collect();
+                let interfaces: Vec<String> = list(t, "interfaces").iter().filter_map(|i| type_ref(i).ok()).collect();
                 if !interfaces.is_empty() {
                     out.push_str(&format!(" implements {}", interfaces.join(" & ")));
                 }
@@ -138,7 +131,11 @@ fn type_ref(t: &Value) -> Result<String, String> {
     match t.get("kind").and_then(Value::as_str) {
         Some("NON_NULL") => Ok(format!("{}!", type_ref(t.get("ofType").ok_or("NON_NULL without `ofType`")?)?)),
         Some("LIST") => Ok(format!("[{}]", type_ref(t.get("ofType").ok_or("LIST without `ofType`")?)?)),
-        _ => t.get("name").and_then(Value::as_str).map(str::to_string).ok_or_else(|| "a type reference without a name".into()),
+        _ => t
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| "a type reference without a name".into()),
     }
 }
 
@@ -169,20 +166,20 @@ mod tests {
     fn introspection_round_trips_through_sdl() {
         let named = |n: &str| json!({"kind": "OBJECT", "name": n});
         let result = json!({"data": {"__schema": {
-            "queryType": {"name": "Query"}, "mutationType": null, "subscriptionType": null,
-            "types": [
-                {"kind": "OBJECT", "name": "Query", "description": "Roots \"quoted\"", "interfaces": [], "fields": [
-                    {"name": "user", "description": null, "args": [
-                        {"name": "id", "description": null, "type": {"kind": "NON_NULL", "ofType": {"kind": "SCALAR", "name": "ID"}}, "defaultValue": null},
-                        {"name": "first", "type": {"kind": "SCALAR", "name": "Int"}, "defaultValue": "10"}],
-                     "type": named("User"), "isDeprecated": false},
-                    {"name": "old", "args": [], "type": {"kind": "SCALAR", "name": "String"}, "isDeprecated": true, "deprecationReason": "gone"}]},
-                {"kind": "OBJECT", "name": "User", "interfaces": [], "fields": [
-                    {"name": "tags", "args": [], "type": {"kind": "LIST", "ofType": {"kind": "NON_NULL", "ofType": {"kind": "ENUM", "name": "Tag"}}}}]},
-                {"kind": "ENUM", "name": "Tag", "enumValues": [{"name": "A"}, {"name": "B", "isDeprecated": true, "deprecationReason": null}]},
-                {"kind": "SCALAR", "name": "String"}, {"kind": "SCALAR", "name": "ID"}, {"kind": "SCALAR", "name": "Int"},
-                {"kind": "OBJECT", "name": "__Type", "fields": []}
-            ]}}});
+        "queryType": {"name": "Query"}, "mutationType": null, "subscriptionType": null,
+        "types": [
+            {"kind": "OBJECT", "name": "Query", "description": "Roots \"quoted\"", "interfaces": [], "fields": [
+                {"name": "user", "description": null, "args": [
+                    {"name": "id", "description": null, "type": {"kind": "NON_NULL", "ofType": {"kind": "SCALAR", "name": "ID"}}, "defaultValue": null},
+                    {"name": "first", "type": {"kind": "SCALAR", "name": "Int"}, "defaultValue": "10"}],
+                 "type": named("User"), "isDeprecated": false},
+                {"name": "old", "args": [], "type": {"kind": "SCALAR", "name": "String"}, "isDeprecated": true, "deprecationReason": "gone"}]},
+            {"kind": "OBJECT", "name": "User", "interfaces": [], "fields": [
+                {"name": "tags", "args": [], "type": {"kind": "LIST", "ofType": {"kind": "NON_NULL", "ofType": {"kind": "ENUM", "name": "Tag"}}}}]},
+            {"kind": "ENUM", "name": "Tag", "enumValues": [{"name": "A"}, {"name": "B", "isDeprecated": true, "deprecationReason": null}]},
+            {"kind": "SCALAR", "name": "String"}, {"kind": "SCALAR", "name": "ID"}, {"kind": "SCALAR", "name": "Int"},
+            {"kind": "OBJECT", "name": "__Type", "fields": []}
+        ]}}});
         let sdl = to_sdl(&result).unwrap();
         assert!(sdl.contains("user(id: ID!, first: Int = 10): User"), "{sdl}");
         assert!(sdl.contains("tags: [Tag!]"), "{sdl}");

@@ -30,6 +30,10 @@ pub use check::{CheckError, Checked, Limits, OperationKind, Request};
 /// A validated GraphQL schema.
 pub struct Schema {
     inner: Valid<apollo_compiler::Schema>,
+    /// What was kept in another form than written: a field defined twice in
+    /// one type (GitHub's published schema has two) keeps its first
+    /// definition, and says so here.
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Debug for Schema {
@@ -57,18 +61,33 @@ pub struct FieldEntry {
 impl Schema {
     /// Parses and validates SDL. `path` names the source in errors.
     pub fn from_sdl(sdl: &str, path: &str) -> Result<Schema, String> {
-        let inner = apollo_compiler::Schema::parse_and_validate(sdl, path).map_err(|e| {
+        let invalid = |errors: &apollo_compiler::validation::DiagnosticList| {
             let mut out = format!("{path}: the GraphQL schema is not valid:");
-            for (i, d) in e.errors.iter().enumerate() {
+            for (i, d) in errors.iter().enumerate() {
                 if i == 8 {
-                    out.push_str(&format!("\n  … and {} more", e.errors.len() - 8));
+                    out.push_str(&format!("\n  … and {} more", errors.len() - 8));
                     break;
                 }
                 out.push_str(&format!("\n  {}", one_line(&d.to_json())));
             }
             out
-        })?;
-        Ok(Schema { inner })
+        };
+        let mut warnings = Vec::new();
+        let parsed = match apollo_compiler::Schema::parse(sdl, path) {
+            Ok(s) => s,
+            // A field defined twice in one type: the first definition is
+            // kept (the builder's rule), and the problem reported as a
+            // warning rather than refusing a schema servers publish.
+            Err(e) if e.errors.iter().all(|d| duplicate_field(&d.to_json().message)) => {
+                for d in e.errors.iter() {
+                    warnings.push(format!("{path}: {} (the first definition is kept)", one_line(&d.to_json())));
+                }
+                e.partial
+            }
+            Err(e) => return Err(invalid(&e.errors)),
+        };
+        let inner = parsed.validate().map_err(|e| invalid(&e.errors))?;
+        Ok(Schema { inner, warnings })
     }
 
     /// From an introspection result: `{"data": {"__schema": …}}`,
@@ -191,6 +210,13 @@ impl Schema {
     }
 }
 
+/// apollo-compiler's message for a field defined twice in one object or
+/// interface type.
+fn duplicate_field(message: &str) -> bool {
+    message.starts_with("duplicate definitions for the `")
+        && (message.contains("` field of object type `") || message.contains("` field of interface type `"))
+}
+
 /// A GraphQL error as one line: message and first location.
 fn one_line(e: &apollo_compiler::response::GraphQLError) -> String {
     match e.locations.first() {
@@ -294,7 +320,10 @@ scalar DateTime
     fn the_example_query_is_valid() {
         let s = schema();
         let (doc, vars) = s.example_query().unwrap();
-        assert_eq!(doc, "query($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { __typename } }");
+        assert_eq!(
+            doc,
+            "query($owner: String!, $name: String!) { repository(owner: $owner, name: $name) { __typename } }"
+        );
         assert_eq!(vars, vec!["owner", "name"]);
         let mut r = Request { query: doc, ..Default::default() };
         for v in vars {
@@ -308,6 +337,25 @@ scalar DateTime
         let e = Schema::from_sdl("type Query { a: Missing }", "bad.graphql").unwrap_err();
         assert!(e.starts_with("bad.graphql: the GraphQL schema is not valid:"), "{e}");
         assert!(e.contains("Missing") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_field_defined_twice_keeps_the_first_with_a_warning() {
+        let s = Schema::from_sdl("type Query { a: Int\n b: String\n a: Int }", "dup.graphql").unwrap();
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].contains("duplicate definitions for the `a` field of object type `Query`"),
+            "{:?}",
+            s.warnings
+        );
+        assert!(
+            s.warnings[0].contains("line 3") && s.warnings[0].contains("first definition is kept"),
+            "{:?}",
+            s.warnings
+        );
+        assert_eq!(s.fields().len(), 2);
+        // Other problems still refuse the schema.
+        assert!(Schema::from_sdl("type Query { a: Int b: Nope a: Int }", "dup.graphql").is_err());
     }
 
     #[test]

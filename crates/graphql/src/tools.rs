@@ -14,14 +14,18 @@ const MAX_INPUT_DEPTH: usize = 4;
 
 fn schema_of(schema: &Schema, ty: &Type, depth: usize) -> Value {
     match ty {
-        Type::List(inner) | Type::NonNullList(inner) => json!({"type": "array", "items": schema_of(schema, inner, depth)}),
+        Type::List(inner) | Type::NonNullList(inner) => {
+            json!({"type": "array", "items": schema_of(schema, inner, depth)})
+        }
         Type::Named(n) | Type::NonNullNamed(n) => match n.as_str() {
             "String" | "ID" => json!({"type": "string"}),
             "Int" => json!({"type": "integer"}),
             "Float" => json!({"type": "number"}),
             "Boolean" => json!({"type": "boolean"}),
             other => match schema.types.get(other) {
-                Some(ExtendedType::Enum(e)) => json!({"type": "string", "enum": e.values.keys().map(|k| k.as_str()).collect::<Vec<_>>()}),
+                Some(ExtendedType::Enum(e)) => {
+                    json!({"type": "string", "enum": e.values.keys().map(|k| k.as_str()).collect::<Vec<_>>()})
+                }
                 Some(ExtendedType::InputObject(i)) if depth < MAX_INPUT_DEPTH => {
                     let mut props = Map::new();
                     let mut required = Vec::new();
@@ -78,7 +82,17 @@ mod tests {
     fn a_tool_per_root_field() {
         let tools = crate::tests::schema().root_field_tools();
         let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
-        assert_eq!(names, vec!["query_repository", "query_node", "query_search", "query_viewer", "mutation_addComment", "mutation_deleteRepository"]);
+        assert_eq!(
+            names,
+            vec![
+                "query_repository",
+                "query_node",
+                "query_search",
+                "query_viewer",
+                "mutation_addComment",
+                "mutation_deleteRepository"
+            ]
+        );
         assert_eq!(tools[0]["inputSchema"]["required"], serde_json::json!(["owner", "name"]));
         assert_eq!(tools[4]["inputSchema"]["properties"]["input"]["properties"]["body"]["type"], "string");
     }

@@ -96,7 +96,10 @@ fn unknown(what: &str, wanted: &str, names: impl IntoIterator<Item = String>) ->
     if close.is_empty() {
         format!("{what} `{wanted}` does not exist")
     } else {
-        format!("{what} `{wanted}` does not exist; did you mean {}?", close.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" or "))
+        format!(
+            "{what} `{wanted}` does not exist; did you mean {}?",
+            close.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(" or ")
+        )
     }
 }
 
@@ -115,7 +118,10 @@ pub(crate) fn describe(schema: &Schema, coordinate: &str) -> Result<String, Stri
                 "mutation" => crate::OperationKind::Mutation,
                 _ => crate::OperationKind::Subscription,
             };
-            schema.root_operation(kind.ast()).map(|n| n.as_str()).ok_or_else(|| format!("the schema has no {ty} type"))?
+            schema
+                .root_operation(kind.ast())
+                .map(|n| n.as_str())
+                .ok_or_else(|| format!("the schema has no {ty} type"))?
         }
         t => t,
     };
@@ -136,10 +142,14 @@ pub(crate) fn describe(schema: &Schema, coordinate: &str) -> Result<String, Stri
         unknown(&format!("field of `{ty}`"), field, names)
     })?;
     comment(&mut out, "", def.description.as_deref());
-    let sig: Vec<String> = def.arguments.iter().map(|a| {
-        let d = a.default_value.as_ref().map(|d| format!(" = {d}")).unwrap_or_default();
-        format!("{}: {}{d}", a.name, a.ty)
-    }).collect();
+    let sig: Vec<String> = def
+        .arguments
+        .iter()
+        .map(|a| {
+            let d = a.default_value.as_ref().map(|d| format!(" = {d}")).unwrap_or_default();
+            format!("{}: {}{d}", a.name, a.ty)
+        })
+        .collect();
     out.push_str(&format!("// {ty}.{field}({}): {}\n", sig.join(", "), def.ty));
     out.push_str("type Variables = {\n");
     let mut inputs = Vec::new();
@@ -148,7 +158,9 @@ pub(crate) fn describe(schema: &Schema, coordinate: &str) -> Result<String, Stri
         let optional = if a.ty.is_non_null() && a.default_value.is_none() { "" } else { "?" };
         out.push_str(&format!("  {}{optional}: {};\n", a.name, ts(schema, &a.ty)));
         let n = a.ty.inner_named_type().as_str();
-        if matches!(schema.types.get(n), Some(ExtendedType::InputObject(_) | ExtendedType::Enum(_))) && !inputs.contains(&n) {
+        if matches!(schema.types.get(n), Some(ExtendedType::InputObject(_) | ExtendedType::Enum(_)))
+            && !inputs.contains(&n)
+        {
             inputs.push(n);
         }
     }

@@ -122,7 +122,8 @@ pub(crate) fn build(schema: &Schema) -> Value {
         }
         types.insert(name.to_string(), Value::Object(t));
     }
-    let root = |k: apollo_compiler::ast::OperationType| schema.root_operation(k).map(|n| link(n)).unwrap_or(Value::Null);
+    let root =
+        |k: apollo_compiler::ast::OperationType| schema.root_operation(k).map(|n| link(n)).unwrap_or(Value::Null);
     json!({
         "kind": "graphql",
         "queryType": root(apollo_compiler::ast::OperationType::Query),
