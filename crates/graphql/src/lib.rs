@@ -1,15 +1,15 @@
 //! GraphQL APIs for codemode: everything the host knows about a GraphQL
 //! schema, kept apart from the binary's wiring.
 //!
-//! - [`Schema`]: loaded from SDL or an introspection result (`introspection`
+//! - [`Schema`] — loaded from SDL or an introspection result (`introspection`
 //!   converts the latter to SDL, so one parser and validator sees both);
-//! - [`Schema::view`]: the JSON graph `search` code reads as
+//! - [`Schema::view`] — the JSON graph `search` code reads as
 //!   `schemas.<name>` (types linked by `$ref`, packed like an OpenAPI spec);
-//! - [`Schema::check`]: a document parsed and validated against the schema
+//! - [`Schema::check`] — a document parsed and validated against the schema
 //!   before anything is sent, with the operation's kind, root fields, depth
 //!   and cost ([`Checked`]); errors name the field and suggest the closest;
-//! - [`Schema::typescript`]: `codemode.types("Query.repository")`;
-//! - [`Schema::rehearse`]: the deterministic answer of rehearsal mode.
+//! - [`Schema::typescript`] — `codemode.types("Query.repository")`;
+//! - [`Schema::rehearse`] — the deterministic answer of rehearsal mode.
 //!
 //! Parsing and validation are apollo-compiler's; this crate adds what an
 //! agent gateway needs on top (limits, suggestions, kinds, synthesis).
