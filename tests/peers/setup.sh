@@ -26,6 +26,13 @@ PIP_PINS=(
 NPM_PINS=(
   "@stoplight/prism-cli@5.14.2"   # OpenAPI mock server
 )
+# GraphQL peers (tests/integration/test_graphql.py), with stamps of their own:
+GRAPHQL_PIP_PINS=(
+  "strawberry-graphql==0.341.2"  # the small GraphQL server of graphql_server.py (under uvicorn)
+)
+GRAPHQL_NPM_PINS=(
+  "@octokit/graphql-schema@15.26.1"  # GitHub's public GraphQL schema: schema.graphql (SDL) and schema.json
+)
 # -----------------------------------------------------------------------------
 
 log() { printf '[peers/setup] %s\n' "$*" >&2; }
@@ -128,6 +135,23 @@ else
   "$PYTHON" -m venv "$MATURIN_VENV"
   "$MATURIN_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MATURIN_PIN" >&2 \
     || log "WARNING: maturin could not be installed; the wheel test will skip"
+fi
+# ---- GraphQL peers ------------------------------------------------------------
+GRAPHQL_DIR="$PEERS/graphql"
+GRAPHQL_STAMP="$PEERS/.stamp-graphql"
+GRAPHQL_STAMP_WANT="${GRAPHQL_PIP_PINS[*]} ${GRAPHQL_NPM_PINS[*]}"
+if [[ -f "$GRAPHQL_STAMP" && "$(cat "$GRAPHQL_STAMP")" == "$GRAPHQL_STAMP_WANT" \
+      && -f "$GRAPHQL_DIR/node_modules/@octokit/graphql-schema/schema.graphql" ]]; then
+  log "GraphQL peers up to date"
+else
+  rm -f "$GRAPHQL_STAMP"
+  log "pip install ${GRAPHQL_PIP_PINS[*]}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${GRAPHQL_PIP_PINS[@]}" >&2
+  "$VENV/bin/python" -c "import strawberry, uvicorn" >&2
+  mkdir -p "$GRAPHQL_DIR"
+  log "npm install --prefix $GRAPHQL_DIR ${GRAPHQL_NPM_PINS[*]}"
+  "$NPM" install --prefix "$GRAPHQL_DIR" --no-audit --no-fund --loglevel=error "${GRAPHQL_NPM_PINS[@]}" >&2
+  printf '%s' "$GRAPHQL_STAMP_WANT" > "$GRAPHQL_STAMP"
 fi
 
 # ---- haproxy (the load balancer of tests/integration/test_fleet.py) ----------

@@ -101,6 +101,16 @@ fn start(call: &Call, seq: u32) -> CallRecord {
             (CallKind::Api, h.api.clone(), Some(r.method.clone()), path, h.template.clone(), bytes)
         }
         Operation::Tool(t) => (CallKind::Tool, t.server.clone(), None, t.name.clone(), None, json_len(&t.arguments)),
+        // A GraphQL call is an API call to the endpoint; its root fields
+        // (`mutation.addComment`) stand where an OpenAPI template would.
+        Operation::Graphql(g) => (
+            CallKind::Api,
+            g.api.clone(),
+            Some("POST".into()),
+            g.request.path.clone(),
+            Some(g.coordinates().join(",")),
+            json_len(&g.checked.body),
+        ),
     };
     CallRecord {
         seq,

@@ -1093,6 +1093,7 @@ impl Route for Upstream {
                 }
                 Operation::Http(_) => Ok(json!({"status": 200, "headers": {}, "data": {"id": 1}})),
                 Operation::Tool(_) => Ok(json!({"status": "done"})),
+                Operation::Graphql(_) => Ok(json!({"data": null})),
             }
         })
     }

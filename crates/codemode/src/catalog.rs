@@ -21,6 +21,10 @@ pub(crate) struct Catalog {
     policy: Arc<codemode_pipeline::Policy>,
     /// Every operation of every API, indexed once at start-up.
     operations: OperationIndex,
+    /// GraphQL APIs by name, for `types("Query.repository")`.
+    graphql: Vec<(String, Arc<crate::graphql::GraphqlApi>)>,
+    /// Every field of every GraphQL API, indexed once at start-up.
+    fields: FieldIndex,
     /// The portal's tools, indexed on first use and again when they change.
     tools: Mutex<Option<(ToolSnapshot, Arc<Index>)>>,
 }
@@ -37,16 +41,19 @@ impl Catalog {
     pub(crate) fn new(
         portal: Option<Arc<Portal>>,
         apis: Vec<(String, Arc<Spec>)>,
+        graphql: Vec<(String, Arc<crate::graphql::GraphqlApi>)>,
         policy: Arc<codemode_pipeline::Policy>,
     ) -> Self {
         let started = std::time::Instant::now();
         let operations = OperationIndex::build(&apis);
+        let fields = FieldIndex::build(&graphql);
         tracing::info!(
             operations = operations.docs.len(),
+            graphql_fields = fields.docs.len(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "find index built"
         );
-        Self { portal, apis, policy, operations, tools: Mutex::new(None) }
+        Self { portal, apis, policy, operations, graphql, fields, tools: Mutex::new(None) }
     }
 
     /// Answers `codemode.<method>(...args)`, showing only what `view` lets
@@ -99,6 +106,9 @@ impl Catalog {
             if let Some(ts) = crate::tools::operation_types(&apis, name) {
                 return Ok(json!(ts));
             }
+            if let Some(answer) = self.graphql_types(name, view) {
+                return answer;
+            }
         }
         match &self.portal {
             Some(p) => p.types_where(name, view.tool).map(|t| json!(t)).map_err(type_error),
@@ -109,13 +119,42 @@ impl Catalog {
         }
     }
 
+    /// `types("Query.repository")`, `types("mutation.addComment")`,
+    /// `types("Repository")` or `types("github:Query.repository")` for the
+    /// visible GraphQL APIs: the first that knows the name answers; when
+    /// none does, the error of the first (with its suggestions). `None`:
+    /// no visible GraphQL API, or a name that cannot be a coordinate.
+    fn graphql_types(&self, name: &str, view: &View<'_>) -> Option<Result<Value, Value>> {
+        let (only, wanted) = match name.split_once(':') {
+            Some((a, rest)) if self.graphql.iter().any(|(n, _)| n == a) => (Some(a), rest.trim()),
+            _ => (None, name.trim()),
+        };
+        if wanted.contains([' ', '/']) {
+            return None;
+        }
+        let mut first_error = None;
+        for (api, g) in &self.graphql {
+            if !(view.target)(api) || only.is_some_and(|o| o != api) {
+                continue;
+            }
+            match g.schema.typescript(wanted) {
+                Ok(ts) => return Some(Ok(json!(ts))),
+                Err(e) => {
+                    first_error.get_or_insert_with(|| format!("{api}: {e}"));
+                }
+            }
+        }
+        first_error
+            .map(|e| Err(type_error(format!("{e} (codemode.find(\"what you want to do\") lists the likely fields)"))))
+    }
+
     /// `codemode.find(query, {limit, api})`: operations and tools ranked by
     /// relevance, best first, as compact entries.
     fn find(&self, query: Option<&Value>, options: Option<&Value>, view: &View<'_>) -> Result<Value, Value> {
         let request = FindRequest::parse(query, options)?;
         let tools = self.tool_index();
         let tool_list = tools.as_ref().map(|(snapshot, _)| snapshot.tools());
-        let mut segments: Vec<&Index> = vec![&self.operations.index];
+        let mut segments: Vec<&Index> = vec![&self.operations.index, &self.fields.index];
         if let Some((_, index)) = &tools {
             segments.push(index);
         }
@@ -124,6 +163,10 @@ impl Catalog {
             (0, _) => {
                 let (api, _) = self.operations.docs[doc as usize];
                 let name = &self.apis[api].0;
+                (view.target)(name) && only.is_none_or(|o| o == name)
+            }
+            (1, _) => {
+                let name = &self.graphql[self.fields.docs[doc as usize].0].0;
                 (view.target)(name) && only.is_none_or(|o| o == name)
             }
             (_, Some(list)) => {
@@ -137,8 +180,9 @@ impl Catalog {
             .into_iter()
             .map(|hit| match (hit.segment, tool_list) {
                 (0, _) => self.operations.entry(&self.apis, hit.doc),
+                (1, _) => self.fields.entry(&self.graphql, hit.doc),
                 (_, Some(list)) => tool_entry(&list[hit.doc as usize]),
-                _ => unreachable!("only two segments are searched"),
+                _ => unreachable!("only three segments are searched"),
             })
             .collect();
         Ok(Value::Array(entries))
@@ -399,6 +443,68 @@ impl OperationIndex {
     }
 }
 
+/// Every field of every GraphQL API in one segment: root fields (what a
+/// call starts with) at full weight, the fields of other types lower.
+struct FieldIndex {
+    index: Index,
+    /// Document → (GraphQL API position, the field).
+    docs: Vec<(usize, codemode_graphql::FieldEntry)>,
+}
+
+/// Fields of non-root types rank below root fields: they are reached
+/// through one, never called alone.
+const NESTED_FIELD_BOOST: f32 = 0.4;
+
+impl FieldIndex {
+    fn build(apis: &[(String, Arc<crate::graphql::GraphqlApi>)]) -> Self {
+        let mut builder = IndexBuilder::new(&FIELDS);
+        let mut docs = Vec::new();
+        for (a, (_, api)) in apis.iter().enumerate() {
+            for f in api.schema.fields() {
+                let (summary, rest) = split_sentence(&f.description);
+                let rest = truncate(rest, MAX_DESCRIPTION);
+                let (ty, field) = f.coordinate.split_once('.').unwrap_or((&f.coordinate, ""));
+                let args = f.arguments.join(" ");
+                let verb = match f.root {
+                    Some(codemode_graphql::OperationKind::Query) => verbs("GET"),
+                    _ => "",
+                };
+                let mut texts = [""; FIELDS.len()];
+                texts[Slot::Name as usize] = field;
+                texts[Slot::Summary as usize] = summary;
+                texts[Slot::Id as usize] = &f.ty;
+                texts[Slot::Group as usize] = ty;
+                texts[Slot::Description as usize] = rest;
+                texts[Slot::Params as usize] = &args;
+                texts[Slot::Verb as usize] = verb;
+                builder.add(&texts, if f.root.is_some() { 1.0 } else { NESTED_FIELD_BOOST });
+                docs.push((a, f));
+            }
+        }
+        Self { index: builder.finish(), docs }
+    }
+
+    /// `{name, api, kind, type, summary?}`: `name` is what `types()` and
+    /// rules take (`mutation.addComment`, or `Repository.issues` for a
+    /// field of another type).
+    fn entry(&self, apis: &[(String, Arc<crate::graphql::GraphqlApi>)], doc: u32) -> Value {
+        let (a, f) = &self.docs[doc as usize];
+        let mut m = Map::new();
+        let name = match f.root {
+            Some(k) => format!("{}.{}", k.as_str(), f.coordinate.split_once('.').map(|(_, n)| n).unwrap_or_default()),
+            None => f.coordinate.clone(),
+        };
+        m.insert("name".into(), json!(name));
+        m.insert("api".into(), json!(apis[*a].0));
+        m.insert("kind".into(), json!(f.root.map(|k| k.as_str()).unwrap_or("field")));
+        m.insert("type".into(), json!(f.ty));
+        if !f.description.trim().is_empty() {
+            m.insert("summary".into(), json!(first_sentence(&f.description)));
+        }
+        Value::Object(m)
+    }
+}
+
 /// The names of an OpenAPI `parameters` list, space-separated into `out`.
 fn parameter_names(g: &Graph, list: NodeId, out: &mut String) {
     if let Node::Array(params) = g.node(g.deref(list)) {
@@ -529,7 +635,7 @@ mod tests {
 
     fn catalog(apis: &[(&str, &str)]) -> Catalog {
         let apis = apis.iter().map(|(name, file)| (name.to_string(), spec(file))).collect();
-        Catalog::new(None, apis, Arc::new(codemode_pipeline::Policy::default()))
+        Catalog::new(None, apis, vec![], Arc::new(codemode_pipeline::Policy::default()))
     }
 
     fn find(c: &Catalog, args: Value) -> Result<Value, Value> {

@@ -280,15 +280,39 @@ const MIN_REFRESH_SECS: f64 = 1.0;
 /// longer interval is a typo).
 const MAX_REFRESH_SECS: f64 = 365.0 * 86_400.0;
 
-/// One OpenAPI API.
+/// What kind of API an `[[api]]` table describes.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKind {
+    /// An OpenAPI (or Swagger 2.0) spec; `<api>.request(...)`.
+    #[default]
+    Openapi,
+    /// A GraphQL endpoint (`url`) and its schema; `<api>.graphql(...)`.
+    Graphql,
+}
+
+/// One API: OpenAPI (the default) or GraphQL (`kind = "graphql"`).
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// JavaScript identifier: the client's global in `execute`, the key in
-    /// `specs` in `search`.
+    /// `specs` (or `schemas`) in `search`.
     pub name: String,
-    /// Path or URL of the spec.
+    /// OpenAPI or GraphQL.
+    #[serde(default)]
+    pub kind: ApiKind,
+    /// Path or URL of the spec; for GraphQL, of the schema: SDL, or a saved
+    /// introspection result (JSON). A GraphQL API without one is
+    /// introspected at its `url` at start-up.
+    #[serde(default)]
     pub spec: String,
+    /// GraphQL: the endpoint every operation is POSTed to.
+    pub url: Option<String>,
+    /// GraphQL: deepest field nesting one operation may select (default 15).
+    pub max_depth: Option<usize>,
+    /// GraphQL: most fields one operation's answer may hold, counting list
+    /// fields by their `first`/`last` (default 50,000).
+    pub max_cost: Option<u64>,
     /// Base URL of the API; default: the spec's first server.
     pub base_url: Option<String>,
     /// Credential (with `auth_for`: the default for principals no entry
@@ -830,7 +854,7 @@ impl Config {
                     format!("`{}` is not a JavaScript identifier (letters, digits, `_`, `$`; not starting with a digit; not a reserved word)", api.name),
                 );
             }
-            if matches!(api.name.as_str(), "spec" | "specs" | "api" | "console" | "codemode") {
+            if matches!(api.name.as_str(), "spec" | "specs" | "schema" | "schemas" | "api" | "console" | "codemode") {
                 push(
                     format!("api[{i}].name"),
                     format!("`{}` is reserved for codemode's own globals; choose another name", api.name),
@@ -877,6 +901,55 @@ impl Config {
                         format!("api[{i}].refresh_secs"),
                         format!("{secs} is out of range: between {MIN_REFRESH_SECS} and {MAX_REFRESH_SECS} (a year) seconds, e.g. 86400 for daily"),
                     );
+                }
+            }
+            match api.kind {
+                ApiKind::Openapi => {
+                    if api.spec.is_empty() {
+                        push(format!("api[{i}].spec"), "missing: the path or URL of the API's OpenAPI spec".into());
+                    }
+                    for (key, set) in [
+                        ("url", api.url.is_some()),
+                        ("max_depth", api.max_depth.is_some()),
+                        ("max_cost", api.max_cost.is_some()),
+                    ] {
+                        if set {
+                            push(
+                                format!("api[{i}].{key}"),
+                                format!("`{key}` is for GraphQL APIs: add `kind = \"graphql\"`, or remove it (an OpenAPI API's address is `base_url`)"),
+                            );
+                        }
+                    }
+                }
+                ApiKind::Graphql => {
+                    match &api.url {
+                        None => push(
+                            format!("api[{i}].url"),
+                            "missing: a GraphQL API needs `url`, the endpoint operations are POSTed to (e.g. \"https://api.github.com/graphql\")".into(),
+                        ),
+                        Some(u) => match url::Url::parse(u) {
+                            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                            _ => push(format!("api[{i}].url"), format!("`{u}` is not an http(s) URL")),
+                        },
+                    }
+                    if api.base_url.is_some() {
+                        push(
+                            format!("api[{i}].base_url"),
+                            "a GraphQL API is reached at `url`; remove `base_url`".into(),
+                        );
+                    }
+                    for (key, set) in [
+                        ("mock_state", api.mock_state != MockState::Off),
+                        ("mock_seed", api.mock_seed.is_some()),
+                        ("mock_strict", api.mock_strict),
+                    ] {
+                        if set {
+                            push(format!("api[{i}].{key}"), format!("`{key}` is for OpenAPI rehearsals; a GraphQL rehearsal (`mock = true`) answers from the schema alone"));
+                        }
+                    }
+                    if api.max_depth == Some(0) || api.max_cost == Some(0) {
+                        push(format!("api[{i}]"), "`max_depth` and `max_cost` must be at least 1".into());
+                    }
                 }
             }
         }

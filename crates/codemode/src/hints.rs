@@ -49,6 +49,10 @@ pub fn example_operation(ops: &[Operation]) -> Option<&Operation> {
 /// operation, for examples.
 fn example(apis: &[LoadedApi]) -> Option<String> {
     let api = apis.first()?;
+    if let Some(g) = &api.graphql {
+        let (doc, _) = g.schema.example_query()?;
+        return Some(format!("`await {}.graphql({})`", api.name, serde_json::Value::String(doc)));
+    }
     let op = example_operation(&api.spec.summary.operations)?;
     Some(format!("`await {}.request('{} {}')`", api.name, op.method, op.path))
 }
@@ -95,6 +99,10 @@ pub fn teach(outcome: &mut Outcome, tool: ToolKind, code: &str, apis: &[LoadedAp
     let name = name.trim();
     let call = example(apis).unwrap_or_else(|| "`await codemode.<server>_<tool>(args)`".into());
     let hint = match (tool, missing(name)) {
+        (ToolKind::Execute, None) if name == "schema" || name == "schemas" => format!(
+            "the schema is only in `search` (as `{name}`); `execute` has the clients ({}): look the field up with `search`, then call it here, e.g. {call}",
+            clients(apis, servers)
+        ),
         (ToolKind::Execute, None) if name == "spec" || name == "specs" => format!(
             "the spec is only in `search` (as `{name}`); `execute` has the clients ({}): look the operation up with `search`, then call it here, e.g. {call}",
             clients(apis, servers)
@@ -172,6 +180,7 @@ mod tests {
         vec![LoadedApi {
             name: "bookshelf".into(),
             spec: std::sync::Arc::new(spec),
+            graphql: None,
             upstream,
             allow_writes: false,
             signin: false,

@@ -39,6 +39,8 @@ struct ApiTarget {
     base_path: String,
     /// `auth = { type = "signin" }`: each principal's own upstream token.
     signin: bool,
+    /// A GraphQL API's schema: its calls are `graphql(...)`, not `request`.
+    graphql: Option<Arc<crate::graphql::GraphqlApi>>,
 }
 
 /// Everything calls can go to; builds calls and sends them.
@@ -83,6 +85,7 @@ impl Targets {
                     meta,
                     base_path,
                     signin: a.signin,
+                    graphql: a.graphql.clone(),
                 }
             })
             .collect();
@@ -171,6 +174,16 @@ impl Targets {
         let Some(api) = self.apis.iter().find(|a| a.name == client) else {
             return Err(HostError::usage(format!("no API named `{client}`")));
         };
+        if let Some(gql) = &api.graphql {
+            if method != "graphql" {
+                return Err(HostError::usage(format!(
+                    "`{client}.{method}` does not exist: `{client}` is a GraphQL API; use `{client}.graphql(query, variables?)`"
+                )));
+            }
+            let op = crate::graphql::parse_call(&api.name, gql, args)?;
+            let access = Access::of_graphql(op.checked.kind);
+            return Ok(Call::new(Operation::Graphql(op), access, exec.clone()));
+        }
         if method != "request" {
             return Err(HostError::usage(format!("`{client}.{method}` does not exist; use `{client}.request(...)`")));
         }
@@ -280,6 +293,30 @@ impl Route for Dispatch {
                         status = status.unwrap_or(0),
                         elapsed_ms = round_ms(started.elapsed()),
                         "upstream request"
+                    );
+                    result
+                }
+                Operation::Graphql(g) => {
+                    let Some(api) = self.targets.apis.iter().find(|a| a.name == g.api) else {
+                        return Err(HostError::usage(format!("no API named `{}`", g.api)));
+                    };
+                    let trace = codemode_telemetry::context::outgoing(&call.exec);
+                    // A POST is never redirected (redirects are followed as reads only).
+                    let sent = api
+                        .upstream
+                        .send_as(g.request.clone(), &|_, _| false, &trace, &call.exec.caller)
+                        .await
+                        .map_err(|e| HostError::from_json(e.to_json()));
+                    let result = crate::graphql::answer(&g, sent);
+                    tracing::info!(
+                        api = %g.api,
+                        operation = g.checked.kind.as_str(),
+                        fields = %g.coordinates().join(","),
+                        depth = g.checked.depth,
+                        cost = g.checked.cost,
+                        ok = result.is_ok(),
+                        elapsed_ms = round_ms(started.elapsed()),
+                        "upstream GraphQL operation"
                     );
                     result
                 }
@@ -441,6 +478,7 @@ fn call_label(call: &Call) -> String {
             format!("{} {} {}", op.api, op.request.method, op.template.as_deref().unwrap_or(&op.request.path))
         }
         Operation::Tool(op) => format!("codemode.{}", op.name.strip_prefix("codemode.").unwrap_or(&op.name)),
+        Operation::Graphql(op) => format!("{} {}", op.api, op.coordinates().join(", ")),
     };
     cut_label(text)
 }

@@ -6,6 +6,7 @@ mod catalog;
 mod config;
 mod detached;
 mod discover;
+mod graphql;
 mod hints;
 mod host;
 mod init;
@@ -344,7 +345,11 @@ impl SourceArgs {
             let config = Config {
                 apis: vec![ApiConfig {
                     name,
+                    kind: Default::default(),
                     spec: spec.clone(),
+                    url: None,
+                    max_depth: None,
+                    max_cost: None,
                     base_url: self.base_url.clone(),
                     auth: self.bearer_env.clone().map(|token_env| AuthConfig::Bearer {
                         token_env: Some(token_env),
@@ -934,7 +939,7 @@ async fn token_report(source: &SourceArgs, as_json: bool, started: Instant) -> E
         let naive = tokens::naive_tools(api);
         let json = serde_json::to_string(&serde_json::json!({"tools": naive})).expect("serialises");
         let f = tokens::footprint(&json, naive.len());
-        rows.push((api.name.clone(), api.spec.summary.operations.len(), f));
+        rows.push((api.name.clone(), naive.len(), f));
         all_naive.extend(naive);
     }
     // Upstream MCP servers: their own tool lists, as each would send them.
@@ -1034,8 +1039,13 @@ async fn check(source: &SourceArgs) -> ExitCode {
     }
     let mut count = problems.len();
     {
-        let summary: Vec<String> =
-            apis.iter().map(|a| format!("{} ({} operations)", a.name, a.spec.summary.operations.len())).collect();
+        let summary: Vec<String> = apis
+            .iter()
+            .map(|a| match &a.graphql {
+                Some(g) => format!("{} (GraphQL, {} types)", a.name, g.schema.type_count()),
+                None => format!("{} ({} operations)", a.name, a.spec.summary.operations.len()),
+            })
+            .collect();
         match service::Service::start(apis, servers, &config, sandbox_options(source, &config)).await {
             Ok(s) => {
                 match s.wall_report().await {

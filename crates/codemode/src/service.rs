@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use codemode_pipeline::{Approver, DryRunLayer, Execution, Pipeline};
 use codemode_sandbox::{
-    Client, ExecuteEnv, Isolation, Limits, Outcome, Sandbox, SandboxConfig, SearchCall, SearchSpec, SyncHost,
-    WorkerCommand,
+    Client, ExecuteEnv, Isolation, Limits, Outcome, Sandbox, SandboxConfig, SearchCall, SearchSpec, SpecGlobal,
+    SyncHost, WorkerCommand,
 };
 use codemode_spec::Spec;
 use codemode_upstream::{Auth, Secret, Upstream, UpstreamConfig};
@@ -25,8 +25,11 @@ use crate::tools::ToolKind;
 pub struct LoadedApi {
     /// Global name.
     pub name: String,
-    /// The resolved spec.
+    /// The resolved spec; for a GraphQL API, its schema's view
+    /// (`schemas.<name>`), with no operations.
     pub spec: Arc<Spec>,
+    /// A GraphQL API's schema and limits (`kind = "graphql"`).
+    pub graphql: Option<Arc<crate::graphql::GraphqlApi>>,
     /// The HTTP side.
     pub upstream: Upstream,
     /// Whether some write may be sent: `allow_writes`, or an `allow` rule
@@ -190,6 +193,9 @@ async fn load_one(
             Auth::None
         }
     };
+    if api.kind == crate::config::ApiKind::Graphql {
+        return load_graphql(i, mock, api, location, http, limits, file, auth, problems).await;
+    }
     let spec = match codemode_spec::load(location, http).await {
         Ok(s) => s,
         Err(e) => {
@@ -300,7 +306,102 @@ async fn load_one(
     });
     let allow_writes = api.allow_writes || allows_a_write;
     let signin = matches!(api.auth, Some(AuthConfig::Signin));
-    Ok((LoadedApi { name: api.name.clone(), spec, upstream, allow_writes, signin }, problems))
+    Ok((LoadedApi { name: api.name.clone(), spec, graphql: None, upstream, allow_writes, signin }, problems))
+}
+
+/// A GraphQL API: the client for its endpoint (`url`), then its schema
+/// (from `spec`, or by introspecting the endpoint through that client), the
+/// view `search` reads, and in rehearsal mode the schema's answers.
+#[allow(clippy::too_many_arguments)]
+async fn load_graphql(
+    i: usize,
+    mock: bool,
+    api: &ApiConfig,
+    location: &str,
+    http: &reqwest::Client,
+    limits: &crate::config::LimitsConfig,
+    file: &str,
+    auth: Auth,
+    mut problems: Vec<LoadProblem>,
+) -> Result<(LoadedApi, Vec<LoadProblem>), Vec<LoadProblem>> {
+    let started = Instant::now();
+    let endpoint = api.url.clone().unwrap_or_default();
+    let Some(base_url) = url::Url::parse(&endpoint).ok().filter(|u| matches!(u.scheme(), "http" | "https")) else {
+        problems.push(LoadProblem(format!("{file}: api[{i}].url: `{endpoint}` is not an http(s) URL")));
+        return Err(problems);
+    };
+    let mut cfg = UpstreamConfig::new(&api.name, base_url);
+    cfg.auth = auth;
+    cfg.headers = api.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    cfg.timeout = Duration::from_secs_f64(limits.request_timeout_secs);
+    cfg.max_request_bytes = limits.max_request_kib * 1024;
+    // Introspecting a large schema answers more than a usual call may.
+    cfg.max_response_bytes = (limits.max_response_kib * 1024).max(64 * 1024 * 1024);
+    let introspecting = match Upstream::new(cfg.clone()) {
+        Ok(u) => u,
+        Err(e) => {
+            problems.push(LoadProblem(format!("{file}: api[{i}]: {e}")));
+            return Err(problems);
+        }
+    };
+    cfg.max_response_bytes = limits.max_response_kib * 1024;
+    let source = (!api.spec.is_empty()).then_some(location);
+    let schema = match crate::graphql::load_schema(source, &introspecting, http).await {
+        Ok(s) => s,
+        Err(e) => {
+            let key = if source.is_some() { "spec" } else { "url" };
+            problems.push(LoadProblem(format!("{file}: api[{i}].{key}: {e}")));
+            return Err(problems);
+        }
+    };
+    problems.extend(schema.warnings.iter().map(|w| LoadProblem(w.clone())));
+    let defaults = codemode_graphql::Limits::default();
+    let gql = Arc::new(crate::graphql::GraphqlApi {
+        schema,
+        limits: codemode_graphql::Limits {
+            max_depth: api.max_depth.unwrap_or(defaults.max_depth),
+            max_cost: api.max_cost.unwrap_or(defaults.max_cost),
+            max_document_bytes: defaults.max_document_bytes.min(cfg.max_request_bytes.max(1024)),
+        },
+    });
+    // The view is resolved and packed like a spec: the same lazy objects
+    // in the sandbox, the same cycle handling.
+    let view_api = gql.clone();
+    let name = api.name.clone();
+    let spec = tokio::task::spawn_blocking(move || {
+        let mut spec = codemode_spec::load_from_value(&name, view_api.schema.view());
+        // The OpenAPI checks have nothing to say about a schema's view.
+        spec.problems.clear();
+        spec
+    })
+    .await
+    .map_err(|e| vec![LoadProblem(format!("{file}: api[{i}]: building the schema view failed: {e}"))])?;
+    let upstream = match Upstream::new(cfg) {
+        Ok(u) => u,
+        Err(e) => {
+            problems.push(LoadProblem(format!("{file}: api[{i}]: {e}")));
+            return Err(problems);
+        }
+    };
+    let upstream = if mock {
+        tracing::info!(api = %api.name, "rehearsal mode: GraphQL operations are answered from the schema");
+        upstream.with_responder(Arc::new(crate::graphql::Rehearsal { api: gql.clone() }))
+    } else {
+        upstream
+    };
+    tracing::info!(
+        api = %api.name,
+        types = gql.schema.type_count(),
+        nodes = spec.graph.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "loaded GraphQL schema"
+    );
+    let allows_a_write = api.allow.iter().any(|p| p.trim_start().starts_with("mutation."));
+    let allow_writes = api.allow_writes || allows_a_write;
+    let signin = matches!(api.auth, Some(AuthConfig::Signin));
+    let loaded =
+        LoadedApi { name: api.name.clone(), spec: Arc::new(spec), graphql: Some(gql), upstream, allow_writes, signin };
+    Ok((loaded, problems))
 }
 
 /// The spec's unreadable referenced documents, as start-up errors that say
@@ -689,8 +790,14 @@ impl Service {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             n => n,
         };
-        let specs: Vec<SearchSpec> =
-            apis.iter().map(|a| SearchSpec { name: a.name.clone(), graph: a.spec.graph.clone() }).collect();
+        let specs: Vec<SearchSpec> = apis
+            .iter()
+            .map(|a| SearchSpec {
+                name: a.name.clone(),
+                graph: a.spec.graph.clone(),
+                global: if a.graphql.is_some() { SpecGlobal::Schemas } else { SpecGlobal::Specs },
+            })
+            .collect();
         let started = Instant::now();
         let sandbox_config = SandboxConfig {
             isolation: options.isolation,
@@ -714,7 +821,13 @@ impl Service {
             tracing::warn!("isolation = \"in-process\": model code runs on host threads with no process wall; native work QuickJS cannot interrupt runs past the time limit");
         }
         let mut env = ExecuteEnv {
-            clients: apis.iter().map(|a| Client { global: a.name.clone(), methods: vec!["request".into()] }).collect(),
+            clients: apis
+                .iter()
+                .map(|a| Client {
+                    global: a.name.clone(),
+                    methods: vec![if a.graphql.is_some() { "graphql" } else { "request" }.into()],
+                })
+                .collect(),
             aliases: vec![],
             dynamic_clients: vec![],
         };
@@ -753,6 +866,7 @@ impl Service {
         let catalog = Arc::new(Catalog::new(
             portal.clone(),
             apis.iter().map(|a| (a.name.clone(), a.spec.clone())).collect(),
+            apis.iter().filter_map(|a| Some((a.name.clone(), a.graphql.clone()?))).collect(),
             policy.clone(),
         ));
         let per_principal = apis.iter().any(|a| a.upstream.config().auth.is_dynamic());

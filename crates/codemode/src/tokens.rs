@@ -28,11 +28,16 @@ fn count(bpe: &CoreBPE, text: &str) -> usize {
     bpe.encode_ordinary(text).len()
 }
 
-/// One tool per operation for the API, as per-operation mode lists them
+/// One tool per operation for the API (for a GraphQL API, per root query
+/// and mutation field), as per-operation mode lists them
 /// ([`crate::operations`]) — but every operation, writes included: what an
 /// OpenAPI-to-MCP converter would expose. Input schemas have references
 /// inlined (cycles cut, at most 20,000 nodes per schema).
 pub fn naive_tools(api: &LoadedApi) -> Vec<Value> {
+    // A GraphQL API: one tool per root field instead.
+    if let Some(g) = &api.graphql {
+        return g.schema.root_field_tools();
+    }
     crate::operations::OperationTools::build(std::slice::from_ref(api), crate::operations::Listing::All)
         .tools()
         .iter()

@@ -93,6 +93,14 @@ pub struct ToolDef {
 pub fn input_schema(tool: ToolKind, apis: &[LoadedApi], servers: &[String]) -> Map<String, Value> {
     let first = apis.first();
     let what = match (tool, first) {
+        (ToolKind::Search, Some(a)) if a.graphql.is_some() => {
+            let schema = if apis.len() == 1 { "schema".to_string() } else { format!("schemas.{}", a.name) };
+            format!("JavaScript async arrow function to run against the GraphQL schema, e.g. `async () => Object.keys({schema}.queryType.fields)`")
+        }
+        (ToolKind::Execute, Some(a)) if a.graphql.is_some() => format!(
+            "JavaScript async arrow function that calls the API and returns what you need, e.g. `async () => (await {}.graphql('{{ __typename }}')).data`",
+            a.name
+        ),
         (ToolKind::Search, Some(a)) => {
             let spec = if apis.len() == 1 { "spec".to_string() } else { format!("specs.{}", a.name) };
             let word = a.spec.summary.top_groups(1).into_iter().next().map(|(g, _)| g).unwrap_or_else(|| "a".into());
@@ -180,6 +188,20 @@ fn api_line(a: &LoadedApi) -> String {
 }
 
 fn search_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize) -> String {
+    let graphql: Vec<&LoadedApi> = apis.iter().filter(|a| a.graphql.is_some()).collect();
+    if !graphql.is_empty() {
+        let mut d = if graphql.len() == apis.len() {
+            String::new()
+        } else {
+            let openapi: Vec<&LoadedApi> = apis.iter().filter(|a| a.graphql.is_none()).collect();
+            openapi_search_description(&openapi, false, &[], max_tokens) + "\n\n"
+        };
+        d.push_str(&graphql_search_description(&graphql, apis.len() == 1, max_tokens));
+        if !servers.is_empty() {
+            d.push_str(&format!("\nMCP servers: {}.\n```ts\n{PORTAL_SEARCH_TS}\n```", servers.join(", ")));
+        }
+        return d;
+    }
     if apis.is_empty() {
         return format!(
             "Discover the tools of the connected MCP servers ({}) by writing JavaScript or TypeScript (types stripped, not checked): an async arrow function whose return value is the result.\n\n```ts\n{}\n```\nExamples:\n// the tools for a task, best first\nasync () => codemode.find(\"read a file\", {{ limit: 5 }})\n// tools whose name or description mentions a word\nasync () => codemode.tools().filter(t => (t.name + t.description).includes(\"file\")).map(t => ({{ name: t.name, description: t.description }}))\n// the TypeScript signature of one tool\nasync () => codemode.types(\"{}\")\n\nReturn only what you need: results over {max_tokens} tokens are shortened. Then call them with `execute`.",
@@ -188,7 +210,13 @@ fn search_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize)
             servers.first().map(|s| format!("{s}_<tool>")).unwrap_or_default()
         );
     }
-    let single = apis.len() == 1;
+    let all: Vec<&LoadedApi> = apis.iter().collect();
+    openapi_search_description(&all, apis.len() == 1, servers, max_tokens)
+}
+
+/// The `search` description for OpenAPI APIs (`single`: the only API, so
+/// `spec` is defined).
+fn openapi_search_description(apis: &[&LoadedApi], single: bool, servers: &[String], max_tokens: usize) -> String {
     let mut d = String::new();
     if single {
         let a = &apis[0];
@@ -275,7 +303,115 @@ fn find_example(op: &codemode_spec::Operation) -> String {
 /// The `codemode` global of `search` in portal mode.
 const PORTAL_SEARCH_TS: &str = "declare const codemode: {\n  find(query: string, options?: { limit?: number; api?: string }): { name: string; api?: string; server?: string; summary?: string }[]; // operations and tools, best first\n  tools(): { name: string; server: string; description?: string; inputSchema: object; outputSchema?: object; annotations?: object }[]; // call: codemode.<name>(args) in execute\n  types(name?: string | { name: string; api?: string }): string; // TypeScript of a tool, a \"GET /path\" operation (or a find() entry), or all tools\n  status(): { server: string; state: \"ready\" | \"connecting\" | \"reconnecting\" | \"down\" | \"needs_sign_in\" | \"stopped\"; tools: number; error?: string }[]; // servers not listed by tools() are here\n};";
 
+/// The `search` description for GraphQL APIs (`single`: the only API, so
+/// `schema` is defined).
+fn graphql_search_description(apis: &[&LoadedApi], single: bool, max_tokens: usize) -> String {
+    let mut d = String::from("Search the GraphQL schemas by writing JavaScript or TypeScript (types stripped, not checked): an async arrow function whose return value is the result. Types link to each other (`field.named` is the field's type); where a path comes back to a type it already passed, it shows {\"$circular\": \"#/types/<Name>\"}: read `types[<Name>]` from there.\n\n");
+    for a in apis {
+        if let Some(g) = &a.graphql {
+            let count = |k| g.schema.fields().iter().filter(|f| f.root == Some(k)).count();
+            d.push_str(&format!(
+                "- {} (GraphQL, {} query fields, {} mutations)\n",
+                a.name,
+                count(codemode_graphql::OperationKind::Query),
+                count(codemode_graphql::OperationKind::Mutation)
+            ));
+        }
+    }
+    let globals = if single {
+        format!("declare const schema: Schema; // the {} schema; also schemas.{}", apis[0].name, apis[0].name)
+    } else {
+        format!(
+            "declare const schemas: {{ {} }};",
+            apis.iter().map(|a| format!("{}: Schema", a.name)).collect::<Vec<_>>().join("; ")
+        )
+    };
+    let s = if single { "schema".to_string() } else { format!("schemas.{}", apis[0].name) };
+    d.push_str(&format!(
+        r#"
+```ts
+{globals}
+interface Schema {{ queryType: Type; mutationType: Type | null; types: Record<string, Type> }}
+interface Type {{ name: string; kind: "OBJECT" | "INTERFACE" | "UNION" | "ENUM" | "INPUT_OBJECT" | "SCALAR"; description: string | null; fields?: Record<string, Field>; inputFields?: Record<string, Arg>; enumValues?: Record<string, {{ name: string; description: string | null; isDeprecated: boolean }}>; interfaces?: Type[]; possibleTypes?: Type[] }}
+interface Field {{ name: string; description: string | null; type: string /* SDL: "[Issue!]!" */; named: Type; args: Record<string, Arg>; isDeprecated: boolean; deprecationReason?: string }}
+interface Arg {{ name: string; description: string | null; type: string; named: Type; defaultValue?: string }}
+declare const codemode: {{
+  find(query: string, options?: {{ limit?: number; api?: string }}): {{ name: string; api: string; kind: "query" | "mutation" | "field"; type: string; summary?: string }}[]; // name: "mutation.addComment"
+  types(name: string | {{ name: string; api?: string }}): string; // "Query.repository", "mutation.addComment" or a type name, as TypeScript
+}};
+```
+Examples:
+// fields for a task, best first
+async () => codemode.find("add a comment", {{ limit: 5 }})
+// a root field's arguments and result type as TypeScript
+async () => codemode.types("{sample}")
+// the mutations whose name mentions a word
+async () => Object.keys({s}.mutationType?.fields ?? {{}}).filter(n => /comment/i.test(n))
+
+Return only what you need: results over {max_tokens} tokens are shortened. Then call `execute`."#,
+        sample = apis[0]
+            .graphql
+            .as_ref()
+            .and_then(|g| g.schema.fields().into_iter().next())
+            .map(|f| f.coordinate)
+            .unwrap_or_else(|| "Query".into())
+    ));
+    d
+}
+
+/// The GraphQL part of the `execute` description.
+fn graphql_execute_description(apis: &[&LoadedApi], single: bool) -> String {
+    let mut d = String::from("```ts\n");
+    for a in apis {
+        d.push_str(&format!(
+            "declare const {}: GraphQLClient; // {}, {}{}\n",
+            a.name,
+            a.upstream.config().base_url,
+            if a.allow_writes { "queries and mutations" } else { "read-only: queries only" },
+            if single { "; also `api`" } else { "" }
+        ));
+    }
+    d.push_str(r#"interface GraphQLClient {
+  // The document is validated against the schema before it is sent (errors name the field and suggest the closest).
+  graphql(query: string, variables?: Record<string, unknown>, options?: { operationName?: string; partial?: boolean }): Promise<{ data: any; errors?: GraphQLError[]; extensions?: object }>;
+}
+interface GraphQLError { message: string; path?: (string | number)[]; locations?: { line: number; column: number }[] }
+```
+GraphQL errors reject with a GraphQLError whose `errors` (and `data`) carry the server's answer, unless `{ partial: true }` asks for both as the result. Subscriptions are not supported; depth and size of one operation are limited. A refused call rejects with a PolicyError or ScopeError saying why.
+"#);
+    d
+}
+
 fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize, max_requests: u32) -> String {
+    let graphql: Vec<&LoadedApi> = apis.iter().filter(|a| a.graphql.is_some()).collect();
+    if !graphql.is_empty() && graphql.len() == apis.len() {
+        let single = apis.len() == 1;
+        let mut d = String::from("Call the API by writing JavaScript or TypeScript (types stripped, not checked): an async arrow function; its return value is the result. Use `search` first to find fields and their arguments.\n\n");
+        if !servers.is_empty() {
+            d.push_str(&format!(
+                "```ts\ndeclare const codemode: Record<string, (args: object) => Promise<any>>; // codemode.<server>_<tool>(args) for the MCP servers {}; a tool error rejects\n```\n",
+                servers.join(", ")
+            ));
+        }
+        d.push_str(&graphql_execute_description(&graphql, single));
+        let a = graphql[0];
+        let client = if single { "api" } else { a.name.as_str() };
+        let (doc, vars) = a
+            .graphql
+            .as_ref()
+            .and_then(|g| g.schema.example_query())
+            .unwrap_or_else(|| ("{ __typename }".into(), vec![]));
+        let vars = if vars.is_empty() {
+            String::new()
+        } else {
+            format!(", {{ {} }}", vars.iter().map(|v| format!("{v}: \"...\"")).collect::<Vec<_>>().join(", "))
+        };
+        d.push_str(&format!(
+            "At most {max_requests} calls per run; `Promise.all` runs them in parallel; console.log output is returned too. Results over {max_tokens} tokens are shortened.\n\nExample:\nasync () => {{\n  try {{\n    return (await {client}.graphql({}{vars})).data;\n  }} catch (e) {{\n    return e.errors; // the server's GraphQL errors\n  }}\n}}",
+            Value::String(doc)
+        ));
+        return d;
+    }
     let single = apis.len() == 1;
     let mut d = String::from(if apis.is_empty() {
         "Call the tools of the connected MCP servers by writing JavaScript or TypeScript (types stripped, not checked): an async arrow function; its return value is the result. Use `search` first to find tools and their parameters.\n\n```ts\n"
@@ -295,7 +431,7 @@ fn execute_description(apis: &[LoadedApi], servers: &[String], max_tokens: usize
         ));
         return d;
     }
-    for a in apis {
+    for a in apis.iter().filter(|a| a.graphql.is_none()) {
         let c = a.upstream.config();
         d.push_str(&format!(
             "declare const {}: Client; // {}, {}{}\n",
@@ -318,7 +454,10 @@ A non-2xx answer rejects with an Error {status, method, path, data}; credentials
     d.push_str(&format!(
         "At most {max_requests} requests per call; `Promise.all` runs them in parallel; console.log output is returned too. Results over {max_tokens} tokens are shortened.\n\nExample:\n"
     ));
-    let a = &apis[0];
+    if !graphql.is_empty() {
+        d.push_str(&graphql_execute_description(&graphql, false));
+    }
+    let Some(a) = apis.iter().find(|a| a.graphql.is_none()) else { return d };
     let example = example_route(a);
     let client = if single { "api" } else { a.name.as_str() };
     d.push_str(&format!("async () => {{\n  const r = await {client}.request(\"{example}\");\n  return r.data;\n}}"));

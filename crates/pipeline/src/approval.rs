@@ -113,6 +113,19 @@ fn question(call: &Call, rule: &str) -> String {
                 }
             }
         }
+        Operation::Graphql(g) => {
+            details.push_str(&format!(
+                "  {} GraphQL {} {}",
+                g.api,
+                g.checked.kind.as_str(),
+                g.coordinates().join(", ")
+            ));
+            let body = &g.checked.body;
+            details.push_str(&format!("\n  query: {}", summary(&body["query"], 600)));
+            if let Some(v) = body.get("variables") {
+                details.push_str(&format!("\n  variables: {}", summary(v, 600)));
+            }
+        }
         Operation::Tool(t) => {
             details.push_str(&format!("  codemode.{} (tool `{}` of MCP server `{}`)", t.name, t.tool, t.server));
             details.push_str(&format!("\n  arguments: {}", summary(&t.arguments, 600)));

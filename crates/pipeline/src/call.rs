@@ -13,13 +13,22 @@ use crate::Principal;
 /// Whether a call only reads or may change something.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// GET or HEAD; an MCP tool annotated `readOnlyHint: true`.
+    /// GET or HEAD; a GraphQL query; an MCP tool annotated `readOnlyHint: true`.
     Read,
     /// Anything else.
     Write,
 }
 
 impl Access {
+    /// The access of a GraphQL operation: only queries read.
+    pub fn of_graphql(kind: codemode_graphql::OperationKind) -> Access {
+        if kind == codemode_graphql::OperationKind::Query {
+            Access::Read
+        } else {
+            Access::Write
+        }
+    }
+
     /// The access of an HTTP method: only GET and HEAD read.
     pub fn of_method(method: &str) -> Access {
         if matches!(method, "GET" | "HEAD") {
@@ -58,6 +67,30 @@ pub struct ToolOp {
     pub arguments: Value,
 }
 
+/// A GraphQL operation for a GraphQL API, checked against its schema.
+#[derive(Clone, Debug)]
+pub struct GraphqlOp {
+    /// The API's name (its global in the code).
+    pub api: String,
+    /// The POST that carries it: the endpoint's path and the JSON body
+    /// `{query, variables, operationName}` (what DLP, dry runs and approvals
+    /// show).
+    pub request: ApiRequest,
+    /// The checked document: kind (a mutation is a write), operation name,
+    /// root fields.
+    pub checked: Arc<codemode_graphql::Checked>,
+    /// The code asked for `{data, errors}` even when `errors` is set
+    /// (`{partial: true}`), instead of a rejection.
+    pub partial: bool,
+}
+
+impl GraphqlOp {
+    /// `mutation.addComment`, one per root field: what rules name.
+    pub fn coordinates(&self) -> Vec<String> {
+        self.checked.coordinates()
+    }
+}
+
 /// What a call does.
 #[derive(Clone, Debug)]
 pub enum Operation {
@@ -65,6 +98,8 @@ pub enum Operation {
     Http(HttpOp),
     /// `codemode.<server>_<tool>(...)`.
     Tool(ToolOp),
+    /// `<api>.graphql(query, variables?, options?)`.
+    Graphql(GraphqlOp),
 }
 
 /// One nested call, as every layer sees it.
@@ -106,6 +141,7 @@ impl Call {
         match &self.op {
             Operation::Http(h) => &h.api,
             Operation::Tool(t) => &t.server,
+            Operation::Graphql(g) => &g.api,
         }
     }
 
@@ -114,6 +150,7 @@ impl Call {
         match &self.op {
             Operation::Http(h) => format!("{} {} {}", h.api, h.request.method, h.request.path),
             Operation::Tool(t) => format!("codemode.{}", t.name),
+            Operation::Graphql(g) => format!("{} {}", g.api, g.coordinates().join(", ")),
         }
     }
 
@@ -134,14 +171,21 @@ impl Call {
                 format!("{} {} {}", h.api, h.request.method, path)
             }
             Operation::Tool(t) => format!("tool {}", t.name),
+            // The same root fields of the same kind: "the same operation"
+            // whatever else is selected.
+            Operation::Graphql(g) => format!("{} graphql {}", g.api, g.coordinates().join(",")),
         }
     }
 
-    /// Fields that place an error: `api`, `method`, `path` or `server`, `tool`.
+    /// Fields that place an error: `api`, `method`, `path`; `server`, `tool`;
+    /// or `api`, `operation`, `fields`.
     pub fn context(&self) -> serde_json::Map<String, Value> {
         let v = match &self.op {
             Operation::Http(h) => json!({"api": h.api, "method": h.request.method, "path": h.request.path}),
             Operation::Tool(t) => json!({"server": t.server, "tool": t.name}),
+            Operation::Graphql(g) => {
+                json!({"api": g.api, "operation": g.checked.kind.as_str(), "fields": g.coordinates()})
+            }
         };
         match v {
             Value::Object(m) => m,

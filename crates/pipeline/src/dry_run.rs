@@ -58,6 +58,12 @@ impl Layer for DryRunLayer {
             Operation::Tool(t) => {
                 (json!({"server": t.server, "tool": t.name, "arguments": t.arguments}), json!({"dryRun": true}))
             }
+            Operation::Graphql(g) => {
+                let body = g.request.body.describe().unwrap_or(Value::Null);
+                let e = json!({"api": g.api, "operation": g.checked.kind.as_str(), "fields": g.coordinates(), "body": body});
+                // What a GraphQL server answers, with nothing done.
+                (e, json!({"data": null, "extensions": {"dryRun": true}, "dryRun": true}))
+            }
         };
         if call.needs_approval.is_some() {
             entry["approval"] = json!("required");

@@ -25,7 +25,7 @@ pub mod rules;
 mod scope;
 
 pub use approval::{ApprovalLayer, ApprovalRequest, Approver, AskError, Decision};
-pub use call::{Access, Call, Execution, HttpOp, Operation, ToolOp};
+pub use call::{Access, Call, Execution, GraphqlOp, HttpOp, Operation, ToolOp};
 pub use dry_run::DryRunLayer;
 pub use error::HostError;
 pub use layer::{BoxReply, Layer, Next, Pipeline, Reply, Route};

@@ -8,6 +8,11 @@
 //! - `"METHOD /path/glob"` — `METHOD` may be `*` or alternatives `GET|HEAD`;
 //! - `"/path/glob"` — any method;
 //! - `"operationId:<glob>"`, `"tag:<glob>"`;
+//! - for a GraphQL API, `"query.<glob>"`, `"mutation.<glob>"` over the
+//!   operation's root fields (`"mutation.deleteRepository"`,
+//!   `"mutation.delete*"`): `deny` and `approve` catch an operation when
+//!   any of its root fields matches, `allow` lets it through only when
+//!   every one does (path patterns never match a GraphQL operation);
 //!
 //! where in a path glob `*` matches one segment or part of one (`dns_*`) and
 //! `**` any number of segments. A pattern matches when it matches the
@@ -68,10 +73,15 @@ enum Seg {
 
 #[derive(Clone, Debug)]
 enum Kind {
-    Http { methods: Option<Vec<String>>, path: Vec<Seg> },
+    Http {
+        methods: Option<Vec<String>>,
+        path: Vec<Seg>,
+    },
     OperationId(String),
     Tag(String),
     Tool(String),
+    /// `mutation.<glob>`: a GraphQL root field (kind and name, lower case).
+    Field(String),
 }
 
 /// One compiled pattern.
@@ -93,7 +103,9 @@ impl Pattern {
         let kind = match kind {
             TargetKind::Tools => Kind::Tool(t.to_lowercase()),
             TargetKind::Api => {
-                if let Some(g) = t.strip_prefix("operationId:") {
+                if ["query.", "mutation.", "subscription."].iter().any(|k| t.starts_with(k)) {
+                    Kind::Field(t.to_lowercase())
+                } else if let Some(g) = t.strip_prefix("operationId:") {
                     Kind::OperationId(g.trim().to_lowercase())
                 } else if let Some(g) = t.strip_prefix("tag:") {
                     Kind::Tag(g.trim().to_lowercase())
@@ -106,7 +118,7 @@ impl Pattern {
                     let path = if method.is_some() && (path == "*" || path == "**") { "/**" } else { path };
                     if !path.starts_with('/') {
                         return Err(format!(
-                            "`{t}` is not a pattern: write \"METHOD /path/glob\" (e.g. \"DELETE /zones/*/dns_records/*\"), \"/path/glob\", \"operationId:<glob>\" or \"tag:<glob>\""
+                            "`{t}` is not a pattern: write \"METHOD /path/glob\" (e.g. \"DELETE /zones/*/dns_records/*\"), \"/path/glob\", \"operationId:<glob>\", \"tag:<glob>\" or, for a GraphQL API, \"mutation.<field glob>\" or \"query.<field glob>\""
                         ));
                     }
                     let methods = match method {
@@ -161,6 +173,13 @@ impl Pattern {
             (Kind::OperationId(g), Prepared::Http { operation_id: Some(id), .. }) => glob_match(g, id),
             (Kind::Tag(g), Prepared::Http { tags, .. }) => tags.iter().any(|t| glob_match(g, t)),
             (Kind::Tool(g), Prepared::Tool { tool, name }) => glob_match(g, tool) || glob_match(g, name),
+            (Kind::Field(g), Prepared::Graphql { fields }) => {
+                if every {
+                    fields.iter().all(|f| glob_match(g, f))
+                } else {
+                    fields.iter().any(|f| glob_match(g, f))
+                }
+            }
             _ => false,
         }
     }
@@ -180,6 +199,10 @@ enum Prepared<'a> {
         tool: String,
         name: String,
     },
+    Graphql {
+        /// `mutation.addcomment`, one per root field.
+        fields: Vec<String>,
+    },
 }
 
 impl<'a> Prepared<'a> {
@@ -193,6 +216,9 @@ impl<'a> Prepared<'a> {
                 tags: h.tags.iter().map(|t| t.to_lowercase()).collect(),
             },
             Operation::Tool(t) => Prepared::Tool { tool: t.tool.to_lowercase(), name: t.name.to_lowercase() },
+            Operation::Graphql(g) => {
+                Prepared::Graphql { fields: g.coordinates().iter().map(|f| f.to_lowercase()).collect() }
+            }
         }
     }
 }
@@ -500,6 +526,13 @@ impl Policy {
                 Some(p) => allowed_by = format!("allow \"{}\" ({from})", p.text),
                 None => return (allow_miss(&what, &rules.allow, &from), None),
             }
+        } else if call.access == Access::Write && !writes && matches!(call.op, Operation::Graphql(_)) {
+            return (Verdict::Deny(
+                format!(
+                    "{what} is refused: `{target}` is read-only here (only GraphQL queries are sent, no mutations). Use a query; if the task needs this change, tell the user that this API does not allow writes for you."
+                ),
+                json!({"effect": "allow_writes", "pattern": "allow_writes = false", "from": from}),
+            ), None);
         } else if call.access == Access::Write && !writes {
             return (Verdict::Deny(
                 format!(
@@ -637,6 +670,48 @@ mod tests {
             tags: vec!["DNS Records".into()],
         };
         Call::new(Operation::Http(op), Access::of_method(method), Arc::new(Execution::new(principal)))
+    }
+
+    /// A GraphQL call of `document` to API `cf`.
+    fn graphql(document: &str) -> Call {
+        let schema = codemode_graphql::Schema::from_sdl(
+            "type Query { repo: Int } type Mutation { addComment: Int deleteRepository: Int deleteIssue: Int }",
+            "t.graphql",
+        )
+        .unwrap();
+        let request = codemode_graphql::Request { query: document.into(), ..Default::default() };
+        let checked = schema.check(&request, &codemode_graphql::Limits::default()).unwrap();
+        let access = Access::of_graphql(checked.kind);
+        let op = crate::GraphqlOp {
+            api: "cf".into(),
+            request: request::parse(&json!([{"method": "POST", "path": "/graphql", "body": checked.body}])).unwrap(),
+            checked: Arc::new(checked),
+            partial: false,
+        };
+        Call::new(Operation::Graphql(op), access, Arc::new(Execution::new(None)))
+    }
+
+    #[test]
+    fn graphql_rules_name_root_fields() {
+        let deny = policy(lists(&[], &["mutation.delete*"], &[]), true);
+        assert_eq!(deny.decide(&graphql("mutation { addComment }")), Verdict::Allow);
+        // One denied root field refuses the whole document, aliases or not.
+        let v = deny.decide(&graphql("mutation { addComment x: deleteRepository }"));
+        assert!(matches!(&v, Verdict::Deny(m, _) if m.contains("mutation.delete*")), "{v:?}");
+        // Allow needs every root field.
+        let allow = policy(lists(&["query.*", "mutation.addComment"], &[], &[]), false);
+        assert_eq!(allow.decide(&graphql("{ repo }")), Verdict::Allow);
+        assert_eq!(allow.decide(&graphql("mutation { addComment }")), Verdict::Allow);
+        assert!(matches!(allow.decide(&graphql("mutation { addComment deleteIssue }")), Verdict::Deny(..)));
+        // A mutation is a write: refused without allow_writes, queries pass.
+        let read_only = policy(lists(&[], &[], &[]), false);
+        let v = read_only.decide(&graphql("mutation { addComment }"));
+        assert!(matches!(&v, Verdict::Deny(m, _) if m.contains("no mutations")), "{v:?}");
+        assert_eq!(read_only.decide(&graphql("query { repo }")), Verdict::Allow);
+        // Path patterns never match a GraphQL operation; approve names fields.
+        let approve = policy(lists(&[], &["POST /**"], &["mutation.addComment"]), true);
+        assert!(matches!(approve.decide(&graphql("mutation { addComment }")), Verdict::Approve(_)));
+        assert!(Pattern::parse("mutation.deleteRepository", TargetKind::Api).is_ok());
     }
 
     fn policy(l: RuleLists, writes: bool) -> Policy {

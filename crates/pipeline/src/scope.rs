@@ -16,6 +16,7 @@ impl Layer for ScopeLayer {
         let write = call.access == Access::Write;
         let verdict = match &call.op {
             Operation::Http(h) => p.allows(&h.api, write),
+            Operation::Graphql(g) => p.allows(&g.api, write),
             Operation::Tool(t) => p.allows_tool(&t.server, &t.name, write),
         };
         match verdict {

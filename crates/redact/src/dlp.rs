@@ -151,6 +151,7 @@ impl DlpLayer {
         for rule in self.rules.iter().filter(|r| covers(r, target)) {
             let found = match &call.op {
                 Operation::Http(h) => inspect_http(&rule.set, &h.request),
+                Operation::Graphql(g) => inspect_http(&rule.set, &g.request),
                 Operation::Tool(t) => inspect_json(&rule.set, &t.arguments, "the arguments"),
             };
             if let Some((det, location, redacted_path)) = found {
@@ -181,6 +182,7 @@ impl DlpLayer {
         };
         let (noun, target) = match &call.op {
             Operation::Http(h) => ("API", h.api.as_str()),
+            Operation::Graphql(g) => ("API", g.api.as_str()),
             Operation::Tool(t) => ("MCP server", t.server.as_str()),
         };
         let message = format!(

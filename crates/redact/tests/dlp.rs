@@ -19,6 +19,7 @@ impl Route for Recorder {
                 _ => Value::Null,
             },
             Operation::Tool(t) => t.arguments.clone(),
+            Operation::Graphql(g) => g.checked.body.clone(),
         };
         self.0.lock().unwrap().push((call.describe(), sent));
         Box::pin(async { Ok(json!({"status": 200})) })

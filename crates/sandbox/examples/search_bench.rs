@@ -31,7 +31,11 @@ async fn main() {
         execute_workers: 1,
         worker: Some(WorkerCommand { program: worker, args: vec![] }),
     };
-    let sb = Arc::new(Sandbox::start(config, vec![SearchSpec { name: "api".into(), graph }]).await.unwrap());
+    let sb = Arc::new(
+        Sandbox::start(config, vec![SearchSpec { name: "api".into(), graph, global: Default::default() }])
+            .await
+            .unwrap(),
+    );
     for (name, code) in QUERIES.iter().filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name)) {
         let mut times = Vec::new();
         for _ in 0..n {

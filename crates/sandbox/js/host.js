@@ -100,6 +100,17 @@
     };
     return members;
   };
+  // A GraphQL API's client has only `graphql(query, variables?, options?)`;
+  // models trained on Apollo, urql or REST clients reach for `query`,
+  // `mutate` or `request`: non-enumerable members that say what to write.
+  const misusedGraphql = (name) => {
+    const teach = (what) => ({
+      value: () => {
+        throw new TypeError(`\`${name}.${what}()\` does not exist: \`${name}\` is a GraphQL API and its client has only \`graphql\`. Write \`await ${name}.graphql("query($id: ID!) { node(id: $id) { id } }", { id })\`; it resolves to {data, errors?, extensions?} and rejects on GraphQL errors (pass {partial: true} as the third argument to get partial data instead)`);
+      },
+    });
+    return { request: teach('request'), query: teach('query'), mutate: teach('mutate'), mutation: teach('mutation') };
+  };
   return {
     complete: (id, ok, json) => {
       const p = pending.get(id);
@@ -114,6 +125,10 @@
         : (...args) => call(name, m, args)]));
       if (methods.includes('request')) {
         const members = misused(name);
+        for (const k of Object.keys(members)) if (!(k in client)) Object.defineProperty(client, k, members[k]);
+      }
+      if (methods.includes('graphql')) {
+        const members = misusedGraphql(name);
         for (const k of Object.keys(members)) if (!(k in client)) Object.defineProperty(client, k, members[k]);
       }
       return Object.freeze(client);

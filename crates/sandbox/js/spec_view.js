@@ -22,7 +22,9 @@
 // getters, so a walk costs what it touches. Array elements are built with
 // the array. Evaluated as a prelude; returns `install(list, single)`, which
 // defines `specs` (a getter per spec: a spec never read costs nothing) and,
-// when `single`, `spec`. `list` holds `[name, rootId, dependent]` per spec.
+// when `single`, `spec`. `list` holds `[name, rootId, dependent, schema]` per
+// spec; a GraphQL schema's view (`schema` true) goes to `schemas` (and
+// `schema`) instead.
 (function (shape, target, text) {
   'use strict';
   // A node with no reference below it reads the same on every path: one
@@ -91,11 +93,15 @@
 
   return (list, single) => {
     const specs = {};
-    list.forEach(([name, rootId, dependent], s) => {
+    const schemas = {};
+    list.forEach(([name, rootId, dependent, schema], s) => {
       const get = () => node(s, rootId, dependent, []);
-      defineProperty(specs, name, { get, enumerable: true, configurable: false });
-      if (single) defineProperty(globalThis, 'spec', { get, enumerable: true, configurable: false });
+      defineProperty(schema ? schemas : specs, name, { get, enumerable: true, configurable: false });
+      if (single) defineProperty(globalThis, schema ? 'schema' : 'spec', { get, enumerable: true, configurable: false });
     });
     defineProperty(globalThis, 'specs', { value: freeze(specs), enumerable: true, writable: false, configurable: false });
+    if (list.some((e) => e[3])) {
+      defineProperty(globalThis, 'schemas', { value: freeze(schemas), enumerable: true, writable: false, configurable: false });
+    }
   };
 })

@@ -63,7 +63,7 @@ use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, Pause};
 pub use progress::Report as ProgressReport;
-pub use sandbox::{Isolation, Sandbox, SandboxConfig, SearchCall, SearchSpec, WorkerCommand};
+pub use sandbox::{Isolation, Sandbox, SandboxConfig, SearchCall, SearchSpec, SpecGlobal, WorkerCommand};
 
 /// A global object the code can call, e.g. `cloudflare` with `request`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -33,8 +33,8 @@ pub(crate) const FIRST_SPEC_FD: i32 = 3;
 /// The packed specs in sealed memfds, shared by every worker.
 pub(crate) struct SharedSpecs {
     fds: Vec<OwnedFd>,
-    /// `(name, bytes)` per spec, in order; fd `FIRST_SPEC_FD + i` in a worker.
-    pub(crate) index: Vec<(String, usize)>,
+    /// `(name, global, bytes)` per spec, in order; fd `FIRST_SPEC_FD + i` in a worker.
+    pub(crate) index: Vec<(String, crate::SpecGlobal, usize)>,
 }
 
 impl SharedSpecs {
@@ -59,7 +59,7 @@ impl SharedSpecs {
                 return Err(format!("sealing a spec memfd failed: {}", std::io::Error::last_os_error()));
             }
             fds.push(fd);
-            index.push((s.name.clone(), bytes.len()));
+            index.push((s.name.clone(), s.global, bytes.len()));
         }
         Ok(SharedSpecs { fds, index })
     }
@@ -277,7 +277,7 @@ async fn spawn_worker(inner: Arc<Inner>) -> Result<Worker, String> {
             .index
             .iter()
             .enumerate()
-            .map(|(i, (name, len))| (name.clone(), FIRST_SPEC_FD + i as i32, *len))
+            .map(|(i, (name, global, len))| (name.clone(), *global, FIRST_SPEC_FD + i as i32, *len))
             .collect(),
     };
     let handshake = async {
@@ -408,7 +408,11 @@ mod tests {
 
     #[test]
     fn spec_memfds_are_sealed_against_every_change() {
-        let spec = NamedSpec { name: "demo".into(), bytes: SpecBytes::Shared(vec![7u8; 4096].into()) };
+        let spec = NamedSpec {
+            name: "demo".into(),
+            bytes: SpecBytes::Shared(vec![7u8; 4096].into()),
+            global: crate::SpecGlobal::Specs,
+        };
         let shared = SharedSpecs::new(&[spec]).unwrap();
         let fd = shared.fds[0].as_raw_fd();
         // SAFETY: plain syscalls on an fd we own; results are only inspected.

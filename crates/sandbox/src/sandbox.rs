@@ -85,10 +85,24 @@ pub struct SandboxConfig {
 /// A spec offered to `search` code under a name.
 #[derive(Clone, Debug)]
 pub struct SearchSpec {
-    /// Key in the `specs` global.
+    /// Key in the `specs` (or `schemas`) global.
     pub name: String,
     /// The resolved spec.
     pub graph: Arc<Graph>,
+    /// Which global it is read from.
+    pub global: SpecGlobal,
+}
+
+/// The global a spec is read from in `search`: an OpenAPI spec from
+/// `specs` (and `spec`), a GraphQL schema's view from `schemas` (and
+/// `schema`). Both are packed graphs read the same way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SpecGlobal {
+    /// `specs.<name>`; `spec` when it is the only one.
+    #[default]
+    Specs,
+    /// `schemas.<name>`; `schema` when it is the only one.
+    Schemas,
 }
 
 /// Options of one `search` call beyond its code.
@@ -131,6 +145,7 @@ impl Sandbox {
                 .iter()
                 .map(|s| NamedSpec {
                     name: s.name.clone(),
+                    global: s.global,
                     bytes: SpecBytes::Shared(codemode_spec::packed::pack(&s.graph).into()),
                 })
                 .collect()

@@ -40,6 +40,7 @@ impl SpecBytes {
 pub(crate) struct NamedSpec {
     pub name: String,
     pub bytes: SpecBytes,
+    pub global: crate::SpecGlobal,
 }
 
 const TAG_VALUE: i32 = 0;
@@ -52,7 +53,8 @@ const TAG_LONG_STRING: i32 = 4;
 /// instead of with their object: a walk over operations rarely reads them.
 const LAZY_STRING_BYTES: usize = 96;
 
-/// Installs `specs` (and `spec` when `single`) for one call, over `visible`.
+/// Installs `specs` (and `spec` when `single`) for one call, over `visible`;
+/// GraphQL schemas go to `schemas` (and `schema`).
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, visible: Vec<NamedSpec>, single: bool) -> rquickjs::Result<()> {
     let graphs: Arc<Vec<SpecBytes>> = Arc::new(visible.iter().map(|s| s.bytes.clone()).collect());
     let g = graphs.clone();
@@ -100,6 +102,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, visible: Vec<NamedSpec>, single: bool
         entry.set(0, s.name.as_str())?;
         entry.set(1, graph.root())?;
         entry.set(2, graph.has_ref_below(graph.root()))?;
+        entry.set(3, s.global == crate::SpecGlobal::Schemas)?;
         list.set(i, entry)?;
     }
     install.call::<_, ()>((list, single && visible.len() == 1))?;

@@ -20,9 +20,9 @@ pub(crate) const MAX_FRAME: usize = 256 * 1024 * 1024;
 /// Host → worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker {
-    /// The first message: the packed specs, as `(name, fd, length)` of the
+    /// The first message: the packed specs, as `(name, global, fd, length)` of the
     /// sealed memfds the worker inherited.
-    Init { specs: Vec<(String, i32, usize)> },
+    Init { specs: Vec<(String, crate::SpecGlobal, i32, usize)> },
     /// Run `search` code.
     Search {
         code: String,

@@ -55,8 +55,8 @@ fn serve() -> Result<(), String> {
         return Err("the first message was not Init".into());
     };
     let mut named = Vec::new();
-    for (name, fd, len) in specs {
-        named.push(NamedSpec { name, bytes: SpecBytes::Static(map_spec(fd, len)?) });
+    for (name, global, fd, len) in specs {
+        named.push(NamedSpec { name, global, bytes: SpecBytes::Static(map_spec(fd, len)?) });
     }
     // The random source of `crypto.getRandomValues`, tried once while files
     // can still be opened: getrandom(2) is on the seccomp allow-list, so the

@@ -316,7 +316,7 @@ impl Pool {
 }
 
 async fn pool(workers: usize) -> Pool {
-    let specs = vec![SearchSpec { name: "demo".into(), graph: demo_graph() }];
+    let specs = vec![SearchSpec { name: "demo".into(), graph: demo_graph(), global: Default::default() }];
     let mut walls = Vec::new();
     for wall in WALLS {
         walls.push(sandbox(wall, limits(), specs.clone(), workers).await);

@@ -72,6 +72,7 @@ fn demo() -> Vec<SearchSpec> {
     vec![SearchSpec {
         name: "demo".into(),
         graph: graph(json!({"openapi": "3.0.0", "info": {"title": "t"}, "paths": {"/a": {"get": {"summary": "A"}}}})),
+        global: Default::default(),
     }]
 }
 
@@ -295,7 +296,11 @@ async fn every_shared_spec_reads_the_same_alone_and_together() {
         let path = entry.unwrap().path();
         let file = path.file_name().unwrap().to_string_lossy().to_string();
         if let Some(name) = names.iter().find(|n| file.starts_with(*n)) {
-            specs.push(SearchSpec { name: name.to_string(), graph: load(path.to_str().unwrap()) });
+            specs.push(SearchSpec {
+                name: name.to_string(),
+                graph: load(path.to_str().unwrap()),
+                global: Default::default(),
+            });
         }
     }
     assert_eq!(specs.len(), names.len());

@@ -231,6 +231,37 @@ impl Layer for TelemetryLayer {
                 };
                 (name, Kind::Http, span, metric)
             }
+            Operation::Graphql(g) => {
+                let kind = g.checked.kind.as_str();
+                let mut span = vec![
+                    KeyValue::new("http.request.method", "POST"),
+                    KeyValue::new("codemode.api", g.api.clone()),
+                    KeyValue::new("graphql.operation.type", kind),
+                ];
+                let mut metric =
+                    vec![KeyValue::new("http.request.method", "POST"), KeyValue::new("codemode.api", g.api.clone())];
+                if let Some((url, host, port, scheme)) = self.url_full(&g.api, &g.request) {
+                    span.push(KeyValue::new("url.full", url));
+                    for v in [
+                        KeyValue::new("server.address", host),
+                        KeyValue::new("server.port", i64::from(port)),
+                        KeyValue::new("url.scheme", scheme),
+                    ] {
+                        span.push(v.clone());
+                        metric.push(v);
+                    }
+                }
+                // The GraphQL conventions: `{type} {name}`; the document
+                // itself is never recorded (it may carry data).
+                let name = match &g.checked.operation_name {
+                    Some(n) => {
+                        span.push(KeyValue::new("graphql.operation.name", n.clone()));
+                        format!("{kind} {n}")
+                    }
+                    None => kind.to_string(),
+                };
+                (name, Kind::Http, span, metric)
+            }
             Operation::Tool(t) => {
                 let common = vec![
                     KeyValue::new("mcp.method.name", "tools/call"),
