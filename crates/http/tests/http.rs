@@ -251,7 +251,8 @@ async fn jwt_access_tokens_against_a_jwks_over_http() {
         jwks_max_age_secs: 600.0,
         groups_claim: "groups".into(),
     };
-    let h = start(ServerConfig::default(), AuthConfig { tokens: vec![], oauth: Some(oauth), ..Default::default() }).await;
+    let h =
+        start(ServerConfig::default(), AuthConfig { tokens: vec![], oauth: Some(oauth), ..Default::default() }).await;
     let aud = "http://127.0.0.1:1/mcp";
     let claims = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
         let mut c = json!({"iss": iss.url, "aud": aud, "sub": "alice", "exp": now() + 300, "scope": "books:read"});
