@@ -44,6 +44,7 @@ SPEC = {
 
 class Ok(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
     def do_GET(self):
         body = b'{"ok":true}'

@@ -698,7 +698,9 @@ impl Config {
     pub fn passthrough_notices(&self) -> Vec<String> {
         let mut out = Vec::new();
         for api in &self.apis {
-            for header in api.auth.iter().chain(api.auth_for.iter().map(|e| &e.auth)).filter_map(AuthConfig::passthrough_header) {
+            for header in
+                api.auth.iter().chain(api.auth_for.iter().map(|e| &e.auth)).filter_map(AuthConfig::passthrough_header)
+            {
                 let inbound = self.auth.header.clone().unwrap_or_else(|| "Authorization".into());
                 out.push(if self.auth.is_configured() {
                     format!(
@@ -866,7 +868,9 @@ impl Config {
             for (j, entry) in api.auth_for.iter().enumerate() {
                 let key = format!("api[{i}].auth_for[{j}]");
                 match (&entry.principal, &entry.group) {
-                    (Some(_), Some(_)) => push(key, "give `principal` or `group`, not both (two entries say both)".into()),
+                    (Some(_), Some(_)) => {
+                        push(key, "give `principal` or `group`, not both (two entries say both)".into())
+                    }
                     (None, None) => push(key, "name the `principal` or the `group` this credential is for".into()),
                     _ => {}
                 }
@@ -876,7 +880,10 @@ impl Config {
             for h in passthroughs {
                 let lower = h.to_ascii_lowercase();
                 if reqwest::header::HeaderName::from_bytes(lower.as_bytes()).is_err()
-                    || matches!(lower.as_str(), "host" | "cookie" | "content-length" | "content-type" | "mcp-session-id")
+                    || matches!(
+                        lower.as_str(),
+                        "host" | "cookie" | "content-length" | "content-type" | "mcp-session-id"
+                    )
                 {
                     push(
                         format!("api[{i}].auth.header"),
@@ -1243,7 +1250,10 @@ mod tests {
         assert_eq!(c.apis[1].auth_for[0].principal.as_deref(), Some("alice"));
         let stdio = c.stdio_problems();
         assert_eq!(stdio.len(), 2, "{stdio:?}");
-        assert!(stdio[0].starts_with("api[0].auth: `gh` forwards") && stdio[1].starts_with("api[1].auth_for"), "{stdio:?}");
+        assert!(
+            stdio[0].starts_with("api[0].auth: `gh` forwards") && stdio[1].starts_with("api[1].auth_for"),
+            "{stdio:?}"
+        );
         let notices = c.passthrough_notices();
         assert!(notices.iter().all(|n| n.contains("does NOT validate")), "{notices:?}");
         // An entry names one principal or one group; literals are refused in entries too.

@@ -634,7 +634,9 @@ fn resolve_auth(auth: &AuthConfig, at: &str, file: &str, base_dir: &std::path::P
                 (None, Some(var)) => SecretSource::Env(var.clone())
                     .load(&format!("{at}.user_env"), base_dir)
                     .map_err(|m| LoadProblem(format!("{file}: {m}")))?,
-                (None, None) => return Err(LoadProblem(format!("{file}: {at}: basic auth needs `user` or `user_env`"))),
+                (None, None) => {
+                    return Err(LoadProblem(format!("{file}: {at}: basic auth needs `user` or `user_env`")))
+                }
             };
             let (password, source) = secret("password", password_env, password_file, password_command)?;
             Auth::Basic { user, password, source }

@@ -68,8 +68,7 @@ impl Authenticator {
             anonymous,
             all_scopes,
             api_names: settings.api_names.clone(),
-            header: http::HeaderName::from_bytes(settings.auth_header.as_bytes())
-                .unwrap_or(header::AUTHORIZATION),
+            header: http::HeaderName::from_bytes(settings.auth_header.as_bytes()).unwrap_or(header::AUTHORIZATION),
             passthrough: settings
                 .passthrough
                 .iter()

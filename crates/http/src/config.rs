@@ -941,7 +941,7 @@ mod tests {
                 ..Default::default()
             }],
             oauth: None,
-            signin: None,
+            ..Default::default()
         };
         let s = resolve(&server, &auth, &apis(), &no_env).unwrap();
         assert!(!s.loopback);
@@ -981,7 +981,7 @@ mod tests {
                 },
             ],
             oauth: None,
-            signin: None,
+            ..Default::default()
         };
         let e = resolve(&ServerConfig::default(), &auth, &apis(), &no_env).unwrap_err();
         let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
@@ -1004,7 +1004,7 @@ mod tests {
                 ..Default::default()
             }],
             oauth: None,
-            signin: None,
+            ..Default::default()
         };
         let env = |k: &str| (k == "T").then(|| "0123456789abcdef-token".to_string());
         let s = resolve(&ServerConfig::default(), &auth, &apis(), &env).unwrap();
@@ -1026,7 +1026,7 @@ mod tests {
                 jwks_max_age_secs: 600.0,
                 groups_claim: "groups".into(),
             }),
-            signin: None,
+            ..Default::default()
         };
         let e = resolve(&ServerConfig::default(), &auth, &apis(), &no_env).unwrap_err();
         assert_eq!(e.len(), 2, "{e:?}");

@@ -135,7 +135,7 @@ async fn static_tokens_establish_the_principal() {
             token("admin", "admin-secret-0123456789", &["*"]),
         ],
         oauth: None,
-        signin: None,
+        ..Default::default()
     };
     let h = start(ServerConfig::default(), auth).await;
     let r = h.post(None, None, &init()).send().await.unwrap();
@@ -251,7 +251,8 @@ async fn jwt_access_tokens_against_a_jwks_over_http() {
         jwks_max_age_secs: 600.0,
         groups_claim: "groups".into(),
     };
-    let h = start(ServerConfig::default(), AuthConfig { tokens: vec![], oauth: Some(oauth), signin: None }).await;
+    let h =
+        start(ServerConfig::default(), AuthConfig { tokens: vec![], oauth: Some(oauth), ..Default::default() }).await;
     let aud = "http://127.0.0.1:1/mcp";
     let claims = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
         let mut c = json!({"iss": iss.url, "aud": aud, "sub": "alice", "exp": now() + 300, "scope": "books:read"});
@@ -348,7 +349,7 @@ async fn request_rate_is_limited_per_principal() {
     let auth = AuthConfig {
         tokens: vec![token("a", "token-a-0123456789", &["*"]), token("b", "token-b-0123456789", &["*"])],
         oauth: None,
-        signin: None,
+        ..Default::default()
     };
     let h = start(ServerConfig { requests_per_minute: 6, burst: 3, ..Default::default() }, auth).await;
     let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
@@ -383,7 +384,7 @@ async fn sessions_are_capped_in_all_and_per_principal() {
     let auth = AuthConfig {
         tokens: vec![token("a", "token-a-0123456789", &["*"]), token("b", "token-b-0123456789", &["*"])],
         oauth: None,
-        signin: None,
+        ..Default::default()
     };
     let h = start(ServerConfig { max_sessions: 3, max_sessions_per_principal: 2, ..Default::default() }, auth).await;
     let a1 = h.initialize(Some("token-a-0123456789")).await.unwrap();

@@ -125,7 +125,7 @@ fn two_tokens() -> AuthConfig {
     AuthConfig {
         tokens: vec![token("a", "token-a-0123456789", &["*"]), token("b", "token-b-0123456789", &["books:read"])],
         oauth: None,
-        signin: None,
+        ..Default::default()
     }
 }
 

@@ -26,10 +26,10 @@ mod scope;
 
 pub use approval::{ApprovalLayer, ApprovalRequest, Approver, AskError, Decision};
 pub use call::{Access, Call, Execution, GraphqlOp, HttpOp, Operation, ToolOp};
+pub use codemode_upstream::{Presented, Who};
 pub use dry_run::DryRunLayer;
 pub use error::HostError;
 pub use layer::{BoxReply, Layer, Next, Pipeline, Reply, Route};
-pub use codemode_upstream::{Presented, Who};
 pub use principal::Principal;
 pub use rules::{Policy, RuleLayer, RuleLists, RuleSet, TargetKind, TargetRules, Verdict};
 pub use scope::ScopeLayer;

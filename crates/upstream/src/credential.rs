@@ -221,12 +221,14 @@ mod tests {
             default: None,
         });
         let none = Presented::none();
-        let who = |p: &'static str, g: &'static [String]| Who { principal: Some(p), groups: g, presented: &none };
         let groups = ["dev".to_string(), "ops".to_string()];
-        assert_eq!(token_of(&table.resolve("x", &who("alice", &groups)).unwrap()), "ALICE");
+        fn who<'a>(p: &'a str, g: &'a [String], presented: &'a Presented) -> Who<'a> {
+            Who { principal: Some(p), groups: g, presented }
+        }
+        assert_eq!(token_of(&table.resolve("x", &who("alice", &groups, &none)).unwrap()), "ALICE");
         // Config order of the groups, not the principal's.
-        assert_eq!(token_of(&table.resolve("x", &who("bob", &groups)).unwrap()), "OPS");
-        let e = table.resolve("x", &who("carol", &[])).unwrap_err();
+        assert_eq!(token_of(&table.resolve("x", &who("bob", &groups, &none)).unwrap()), "OPS");
+        let e = table.resolve("x", &who("carol", &[], &none)).unwrap_err();
         assert_eq!(e.name, "PolicyError");
         assert!(e.message.contains("`carol`") && e.message.contains("auth_for"), "{}", e.message);
         let e = table.resolve("x", &Who::nobody()).unwrap_err();

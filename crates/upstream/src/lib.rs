@@ -130,7 +130,10 @@ impl Auth {
                 "a credential per principal ({} principals, {} groups, {})",
                 t.principals.len(),
                 t.groups.len(),
-                t.default.as_ref().map(|d| format!("otherwise {}", d.describe())).unwrap_or_else(|| "no default".into())
+                t.default
+                    .as_ref()
+                    .map(|d| format!("otherwise {}", d.describe()))
+                    .unwrap_or_else(|| "no default".into())
             ),
         }
     }
@@ -154,9 +157,13 @@ impl Auth {
             }
             // Known only per request: the execution adds it to its scrubber.
             Auth::Passthrough(_) => vec![],
-            Auth::PerPrincipal(t) => {
-                t.principals.values().chain(t.groups.iter().map(|(_, a)| a)).chain(&t.default).flat_map(Auth::secrets).collect()
-            }
+            Auth::PerPrincipal(t) => t
+                .principals
+                .values()
+                .chain(t.groups.iter().map(|(_, a)| a))
+                .chain(&t.default)
+                .flat_map(Auth::secrets)
+                .collect(),
         }
     }
 }
