@@ -31,7 +31,7 @@ async def main(n: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as d, peers.httpbin() as httpbin:
         d = Path(d)
         port = free_port()
-        with t.start_provider(d, [port]) as provider:
+        with t.start_provider(d, [port], access_ttl=3600) as provider:
             spec = t.HTTPBIN_SPEC
             apis = f"""
 [[api]]

