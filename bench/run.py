@@ -596,8 +596,8 @@ def report_startup(res: dict, runs: int) -> list[str]:
         "",
         "Ready is the client's view: wall time from spawn to the answer to the first `tools/list` (the handshake "
         "and `tools/list` are written to stdin at spawn). Next to it, wall time to the server's `ready` log line "
-        "and the `ready_ms` it logs (since the process started; it now includes building the tokenizer, done "
-        f"while the specs load), and peak RSS ({res['tool']}) after closing stdin. Median of {runs} runs (min–max).",
+        "and the `ready_ms` it logs (since the process started; the tokenizer is built on its own thread meanwhile "
+        f"and waited for only by the first result), and peak RSS ({res['tool']}) after closing stdin. Median of {runs} runs (min–max).",
         "",
         "| API | spec MB | spawn → tools/list answered (ms) | spawn → `ready` line (ms) | ready_ms | peak RSS (MB) | target | |",
         "|---|---:|---:|---:|---:|---:|---|---|",
