@@ -43,7 +43,7 @@ use store::{now, Kind, Sealer, Store};
 pub const PRINCIPAL_PREFIX: &str = "user:";
 
 /// `[auth.signin]`: sign MCP clients in through an upstream provider.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The upstream OAuth/OpenID provider.
@@ -77,7 +77,7 @@ fn default_refresh_ttl() -> u64 {
 }
 
 /// `[auth.signin.upstream]`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// The provider's issuer, for discovery (`/.well-known/openid-configuration`).
@@ -103,7 +103,7 @@ pub struct UpstreamConfig {
 }
 
 /// One choice of the consent page.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OfferedScope {
     /// The codemode scope granted (`<api>:read`, `<api>:write`).
@@ -321,9 +321,8 @@ impl AuthServer {
             )));
         }
         Ok(Principal {
-            name: format!("{PRINCIPAL_PREFIX}{}", rec.grant.subject),
             scopes: Some(rec.grant.scopes.into_iter().collect()),
-            groups: vec![],
+            ..Principal::unrestricted(format!("{PRINCIPAL_PREFIX}{}", rec.grant.subject))
         })
     }
 

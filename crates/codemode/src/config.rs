@@ -444,7 +444,7 @@ pub struct McpConfig {
 }
 
 /// `[[mcp]] auth`: OAuth 2.1 to an upstream MCP server.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum McpAuthConfig {
     /// The server's OAuth (discovered from its 401: RFC 9728, then RFC 8414).
@@ -478,7 +478,7 @@ pub enum McpAuthConfig {
 }
 
 /// `[[mcp]] auth.grant`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OAuthGrantKind {
     /// Authorization code + PKCE for a person (`codemode login`).
@@ -579,7 +579,7 @@ pub enum AuthConfig {
 /// `[[api.auth_for]]`: a credential for one principal or one group instead
 /// of the API's `auth` (which, when set, is the default for everyone else;
 /// without it, everyone else is refused).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthFor {
     /// The principal's name (a static token's `name`, the JWT's `sub`).

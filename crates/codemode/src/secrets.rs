@@ -73,9 +73,11 @@ impl SecretSource {
         let value = match self {
             SecretSource::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => return Ok(v),
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "{key}: the environment variable `{var}` is not set (or empty); export it before starting codemode"
-                )),
+                ))
+                }
             },
             SecretSource::File(p) => read_file(key, &base_dir.join(p))?,
             SecretSource::Command(c) => run(key, c, base_dir)?,
