@@ -2,6 +2,6 @@
 // tool: search
 // config: cloudflare
 // error: memory limit
-// error: return less
+// error: filter
 
 async () => JSON.stringify(spec).length
