@@ -25,10 +25,10 @@ pub(crate) fn skip_trivia(src: &str, at: u32) -> u32 {
     while i < bytes.len() {
         match bytes[i] {
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                // To the line's end by characters: a comment may hold any
+                // UTF-8, and a byte step would land inside a character.
                 i += 2;
-                while i < bytes.len() && !src[i..].starts_with(is_line_terminator) {
-                    i += 1;
-                }
+                i = src[i..].find(is_line_terminator).map_or(bytes.len(), |e| i + e);
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
                 i = src[i + 2..].find("*/").map_or(bytes.len(), |e| i + 2 + e + 2);
@@ -85,6 +85,18 @@ pub(crate) fn words(src: &str, start: u32, end: u32) -> Vec<(u32, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_comment_with_multibyte_characters_is_skipped_whole() {
+        // Found by fuzz/typescript: `Ɲ//…` then `Ɲ` inside the comment
+        // panicked on a byte index inside the character.
+        let src = "a //`Ɲ é 😀\n b";
+        assert_eq!(skip_trivia(src, 1), src.find('b').unwrap() as u32);
+        let src = "x // Ɲ at the end";
+        assert_eq!(skip_trivia(src, 1), src.len() as u32);
+        let crash = "ew as|n as|as|\u{19d}//`s4e4ars=b as|as|=b s|as|=bw as|n as|as|\u{19d}//`s4e|as|=a((s|=";
+        let _ = crate::to_javascript(crash);
+    }
 
     #[test]
     fn trivia_is_whitespace_and_comments() {
