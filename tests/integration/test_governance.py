@@ -651,13 +651,17 @@ async def test_approval_accept_decline_cancel_timeout(tmp_path, kinto_peer):
         # No answer within approval_timeout_secs: refused with reason "timeout"; the late
         # acceptance does not send it either.
         answers["mode"] = "accept"
-        approver.delay = 2.5
+        approver.delay = 10
         started = time.monotonic()
         _, out = await run_ok(s, try_post_then_count(bid, "too late"))
         assert out["denied"] and out["denied"]["name"] == "ApprovalDenied" and out["denied"]["reason"] == "timeout", out
         assert out["count"] == 1, out
-        assert time.monotonic() - started < 8, "the timeout did not end the wait"
-        await asyncio.sleep(approver.delay + 0.5)
+        assert time.monotonic() - started < approver.delay, "the timeout did not end the wait"
+        # The late answer has been given (or the request cancelled) before we look.
+        deadline = time.monotonic() + approver.delay + 60
+        while approver.active:
+            assert time.monotonic() < deadline, "the approver never finished"
+            await asyncio.sleep(0.05)
         assert titles(kinto_peer, bid) == ["approved title"], "a write approved after the timeout was sent"
 
 
@@ -667,7 +671,7 @@ async def test_approval_unavailable_without_the_elicitation_capability(tmp_path,
     async with mcp_session(["--config", str(cfg)], env=env_for(kinto_peer)) as s:  # no elicitation callback
         started = time.monotonic()
         _, out = await run_ok(s, try_post_then_count(bid, "never asked"))
-        assert time.monotonic() - started < 10, "without elicitation there is nobody to wait for"
+        assert time.monotonic() - started < 60, "without elicitation there is nobody to wait for (the wait would be 120 s)"
     denied = out["denied"]
     assert denied and denied["name"] == "ApprovalDenied" and denied["reason"] == "unavailable", out
     assert "elicitation" in denied["message"].lower(), f"the message should say why (no elicitation): {denied}"
@@ -839,7 +843,7 @@ scopes = ["*"]
             started = time.monotonic()
             _, out = await run_ok(s, delete("b"))
             assert refused(out, "ApprovalDenied")["reason"] == "unavailable", out
-            assert time.monotonic() - started < 10, "a stateless server waited for an answer that cannot come"
+            assert time.monotonic() - started < 20, "a stateless server waited (approval_timeout_secs = 20) for an answer that cannot come"
     assert titles(kinto_peer, bid) == ["record b"]
 
 

@@ -86,6 +86,25 @@ class Server:
             time.sleep(0.05)
         return False
 
+    def wait_calls_started(self, count: int, timeout: float = 120) -> None:
+        """Waits until the server has accepted `count` tool calls in all (its
+        debug line "tool call started"): the signal that a call runs, instead
+        of a sleep that guesses how long a busy machine takes to get there."""
+        deadline = time.monotonic() + timeout
+        while self.log().count("tool call started") < count:
+            assert time.monotonic() < deadline, f"fewer than {count} tool calls started:\n{self.log()}"
+            time.sleep(0.02)
+
+    def busy_ticks(self, ticks: int = 30, timeout: float = 120) -> tuple[int, float]:
+        """Waits until the server's processes have used `ticks` CPU ticks and
+        returns (ticks, seconds it took): how fast it burns CPU, measured over
+        however long a loaded machine needs rather than a fixed second."""
+        start, t0 = self.cpu_ticks(), time.monotonic()
+        while self.cpu_ticks() - start < ticks:
+            assert time.monotonic() - t0 < timeout, "the server used no CPU"
+            time.sleep(0.05)
+        return self.cpu_ticks() - start, time.monotonic() - t0
+
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -154,7 +173,7 @@ def codemode_http(
     port = free_port()
     cfg = write_http_config(tmp_path, port, server, auth, apis, limits)
     log_path = tmp_path / f"codemode-{port}.log"
-    full_env = {"PATH": os.environ.get("PATH", ""), "CODEMODE_LOG": "info,rmcp=warn"}
+    full_env = {"PATH": os.environ.get("PATH", ""), "CODEMODE_LOG": "info,codemode_http::calls=debug,rmcp=warn"}
     full_env.update(env or {})
     with open(log_path, "w") as log:
         proc = subprocess.Popen([str(BINARY), "serve", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=log, env=full_env)

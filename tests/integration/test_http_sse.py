@@ -132,9 +132,12 @@ async def test_legacy_sse_off(tmp_path):
 
 
 async def test_sigterm_ends_open_sse_streams(tmp_path):
-    with codemode_http(tmp_path) as srv:
+    # An open stream is no running call: the server ends it at once instead of
+    # waiting out the grace period (60 s here), which bounds the waits below.
+    grace = 60
+    with codemode_http(tmp_path, server={"shutdown_grace_secs": grace}) as srv:
         host, port = srv.base.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=10) as sock:
+        with socket.create_connection((host, int(port)), timeout=grace) as sock:
             sock.sendall(f"GET /sse HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode())
             head = b""
             while b"event: endpoint" not in head:
@@ -146,14 +149,14 @@ async def test_sigterm_ends_open_sse_streams(tmp_path):
             srv.proc.send_signal(15)
             # The stream ends (EOF), and the server exits, promptly.
             while sock.recv(4096):
-                assert time.monotonic() - t < 5, "the stream stayed open"
-            assert srv.proc.wait(timeout=10) == 0
-            assert time.monotonic() - t < 5, time.monotonic() - t
+                assert time.monotonic() - t < grace, "the stream stayed open"
+            assert srv.proc.wait(timeout=grace) == 0
+            assert time.monotonic() - t < grace, time.monotonic() - t
 
 
 # The Inspector CLI over SSE: test_http.py::test_inspector_cli[sse].
 
-def wait_port(port: int, within: float = 15) -> None:
+def wait_port(port: int, within: float = 120) -> None:
     deadline = time.monotonic() + within
     while True:
         try:

@@ -109,7 +109,7 @@ class Wire:
         raise AssertionError(f"task {task_id} did not settle: {seen[-3:]}")
 
 
-def wait_for_line(log: Path, line: str, timeout: float = 10) -> bool:
+def wait_for_line(log: Path, line: str, timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if log.exists() and line in log.read_text().splitlines():
@@ -169,10 +169,11 @@ async def test_a_long_execute_becomes_a_task_polled_to_its_result_and_a_cancel_r
         ack = alice.result("tasks/cancel", {"taskId": created["taskId"]})
         assert ack.get("resultType") == "complete" and "status" not in ack, ack
         started = time.monotonic()
-        cancelled, _ = alice.poll(created["taskId"], timeout=10)
+        cancelled, _ = alice.poll(created["taskId"], timeout=25)
         assert cancelled["status"] == "cancelled", cancelled
         assert wait_for_line(log, "cancelled long"), f"the upstream did not see the cancellation:\n{log.read_text()}"
-        assert time.monotonic() - started < 5
+        # Long before the 30 s sleep would have ended by itself.
+        assert time.monotonic() - started < 20
         assert "done long" not in log.read_text()
         # Cancelling again (terminal task) is the same empty ack.
         assert alice.result("tasks/cancel", {"taskId": created["taskId"]}).get("resultType") == "complete"
@@ -185,8 +186,9 @@ async def test_a_long_execute_becomes_a_task_polled_to_its_result_and_a_cancel_r
             assert created["resultType"] == "task", created
             started = time.monotonic()
             alice.result("tasks/cancel", {"taskId": created["taskId"]})
-            assert alice.poll(created["taskId"], timeout=10)[0]["status"] == "cancelled"
-            assert time.monotonic() - started < 3, "a cancel waited for hostile code"
+            assert alice.poll(created["taskId"], timeout=25)[0]["status"] == "cancelled"
+            # Long before the 30 s time limit would have stopped it.
+            assert time.monotonic() - started < 20, "a cancel waited for hostile code"
 
         # The server goes on: the next execute runs.
         assert text(alice.execute("async () => 'still here'")) == "still here"

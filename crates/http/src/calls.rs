@@ -140,17 +140,22 @@ pub(crate) async fn track(State(state): State<Arc<AppState>>, req: Request, next
     // Tool calls: a slot of the principal's, and a record to follow.
     let call = if method == "tools/call" {
         match state.calls.try_start(&principal.name).await {
-            Ok(permit) => Some(TrackedCall {
-                permit: Some(permit),
-                done: false,
-                status: 0,
-                principal: principal.name.clone(),
-                tool: peek.params.as_ref().and_then(|p| p.name.clone()).unwrap_or_default(),
-                id: peek.id.clone().unwrap_or(Value::Null),
-                session: session.clone(),
-                started: Instant::now(),
-                // A legacy session's calls end with its stream.
-                cancel: (!state.settings.stateless && !legacy).then(|| state.manager.clone()),
+            Ok(permit) => Some({
+                // The start of the access record ("tool call answered" ends it): at
+                // debug, so a test or an operator can tell that a call is running.
+                tracing::debug!(principal = %principal.name, id = ?peek.id, "tool call started");
+                TrackedCall {
+                    permit: Some(permit),
+                    done: false,
+                    status: 0,
+                    principal: principal.name.clone(),
+                    tool: peek.params.as_ref().and_then(|p| p.name.clone()).unwrap_or_default(),
+                    id: peek.id.clone().unwrap_or(Value::Null),
+                    session: session.clone(),
+                    started: Instant::now(),
+                    // A legacy session's calls end with its stream.
+                    cancel: (!state.settings.stateless && !legacy).then(|| state.manager.clone()),
+                }
             }),
             Err(limit) => {
                 tracing::info!(principal = %principal.name, limit, "concurrent tool call limit: 429");
