@@ -69,6 +69,10 @@ CANARIES = {
     "CM_PORTAL_ENV": "cnryPortalEnv-Zx3Cv5Bn7Mq9Wr2Ty4U",
     "CM_PORTAL_HDR": "Bearer cnryPortalHdr-Gh6Jk8Lm1Np3Qr5",
     "CM_PORTAL_KEY": "cnryPortalKey/Vb2Nm4Qw6Er8Ty1Ui3O",
+    # Not read from the environment: test_reload_apart writes them into a
+    # token file, rotating the first for the second at a reload.
+    "CM_ROT_OLD": "cnryRotOld-Qa4Ws6Ed8Rf1Tg3Yh5Uj",
+    "CM_ROT_NEW": "cnryRotNew-Ik7Ol9Pz2Xs4Cd6Vf8Bg",
 }
 
 
