@@ -51,12 +51,10 @@ pub fn check(docs: &Documents, problems: &mut Vec<Problem>) {
         }
         _ => push("", "the document is not a JSON/YAML object".into()),
     }
-    let mut bits = RefBits::default();
-    bits.update(g);
     for (url, doc) in docs.iter() {
         let file = display_url(url);
         let mut pointer = String::new();
-        let walk = Walk { docs, g, bits: &bits, base: url, file: &file };
+        let walk = Walk { docs, g, bits: &docs.bits, base: url, file: &file };
         walk.check_refs(doc, &mut pointer, problems);
     }
     problems.sort_by(|a, b| (&a.file, &a.pointer).cmp(&(&b.file, &b.pointer)));

@@ -75,17 +75,7 @@ impl Graph {
 
     /// Copies a plain JSON value into the graph (no reference handling).
     pub fn push_value(&mut self, value: &Value) -> NodeId {
-        let node = match value {
-            Value::Null => Node::Null,
-            Value::Bool(b) => Node::Bool(*b),
-            Value::Number(n) => Node::Number(n.clone()),
-            Value::String(s) => Node::String(s.as_str().into()),
-            Value::Array(items) => Node::Array(items.iter().map(|v| self.push_value(v)).collect()),
-            Value::Object(map) => {
-                Node::Object(map.iter().map(|(k, v)| (k.as_str().into(), self.push_value(v))).collect())
-            }
-        };
-        self.push(node)
+        push_value_with(value, &mut |node| self.push(node))
     }
 
     fn children<'a>(&self, node: &'a Node) -> impl Iterator<Item = NodeId> + 'a {
@@ -330,6 +320,24 @@ pub fn replace_truncated(v: &mut Value, with: &dyn Fn(&str) -> Value) {
         Value::Array(items) => items.iter_mut().for_each(|c| replace_truncated(c, with)),
         _ => {}
     }
+}
+
+/// Adds `value` bottom-up through `push` (children before their parent, as
+/// every graph builder needs): the one conversion of a JSON value into
+/// nodes, whether they are pushed as they come ([`Graph::push_value`]) or
+/// hash-consed ([`crate::intern::Interner::push_value`]).
+pub(crate) fn push_value_with(value: &Value, push: &mut impl FnMut(Node) -> NodeId) -> NodeId {
+    let node = match value {
+        Value::Null => Node::Null,
+        Value::Bool(b) => Node::Bool(*b),
+        Value::Number(n) => Node::Number(n.clone()),
+        Value::String(s) => Node::String(s.as_str().into()),
+        Value::Array(items) => Node::Array(items.iter().map(|v| push_value_with(v, push)).collect()),
+        Value::Object(map) => {
+            Node::Object(map.iter().map(|(k, v)| (k.as_str().into(), push_value_with(v, push))).collect())
+        }
+    };
+    push(node)
 }
 
 #[cfg(test)]

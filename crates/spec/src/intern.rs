@@ -76,17 +76,7 @@ impl Interner {
 
     /// Interns a JSON value (no reference handling).
     pub fn push_value(&mut self, value: &Value) -> NodeId {
-        let node = match value {
-            Value::Null => Node::Null,
-            Value::Bool(b) => Node::Bool(*b),
-            Value::Number(n) => Node::Number(n.clone()),
-            Value::String(s) => Node::String(s.as_str().into()),
-            Value::Array(items) => Node::Array(items.iter().map(|v| self.push_value(v)).collect()),
-            Value::Object(map) => {
-                Node::Object(map.iter().map(|(k, v)| (k.as_str().into(), self.push_value(v))).collect())
-            }
-        };
-        self.push(node)
+        crate::graph::push_value_with(value, &mut |node| self.push(node))
     }
 
     /// Parses one JSON document straight into the graph and returns its root.

@@ -57,9 +57,7 @@ impl RefBits {
 
 /// Resolves the root document of `docs` into a graph.
 pub fn resolve(docs: Documents) -> Graph {
-    let Documents { root: root_url, arena, docs, .. } = docs;
-    let mut bits = RefBits::default();
-    bits.update(arena.graph());
+    let Documents { root: root_url, arena, docs, bits, .. } = docs;
     let cyclic = cyclic_targets(arena.graph(), &bits, &docs, &root_url);
     let mut r = Resolver { arena, bits, docs, root_url, cyclic, expanded: HashMap::new(), ref_index: HashMap::new() };
     let root_raw = r.docs[&r.root_url];

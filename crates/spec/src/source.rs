@@ -28,6 +28,10 @@ pub struct Documents {
     pub root: Url,
     pub(crate) arena: Interner,
     pub(crate) docs: HashMap<Url, NodeId>,
+    /// Which arena nodes have a `$ref` at or below them, kept up to date with
+    /// the arena: computed once here, used by `check`, external-ref discovery
+    /// and resolution alike.
+    pub(crate) bits: RefBits,
     /// Referenced documents that could not be read or parsed (each already
     /// a [`ProblemKind::UnreadableDocument`]).
     unreadable: Vec<Url>,
@@ -68,6 +72,7 @@ impl Documents {
     /// Replaces the root document by `value` (Swagger 2.0 conversion).
     pub(crate) fn replace_root(&mut self, value: &Value) {
         let id = self.arena.push_value(value);
+        self.bits.update(self.arena.graph());
         self.docs.insert(self.root.clone(), id);
     }
 
@@ -75,7 +80,9 @@ impl Documents {
     pub(crate) fn single(url: Url, root: &Value) -> Self {
         let mut arena = Interner::new();
         let id = arena.push_value(root);
-        Documents { root: url.clone(), arena, docs: HashMap::from([(url, id)]), unreadable: Vec::new() }
+        let mut bits = RefBits::default();
+        bits.update(arena.graph());
+        Documents { root: url.clone(), arena, docs: HashMap::from([(url, id)]), bits, unreadable: Vec::new() }
     }
 
     /// A single in-memory document, for unit tests.
@@ -180,7 +187,7 @@ pub async fn load_documents(
         });
     }
     let unreadable = unreadable.into_keys().collect();
-    Ok(Documents { root, arena, docs, unreadable })
+    Ok(Documents { root, arena, docs, bits, unreadable })
 }
 
 /// Numbers read as text (see [`crate::yaml`]): a problem each, so the change is not silent.
