@@ -32,6 +32,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -76,11 +77,19 @@ CANARIES = {
 }
 
 
+# Credentials an MCP client presents over HTTP for pass-through (not in any
+# environment: the client sends them on its requests), label -> value.
+PRESENTED = {
+    "PT_BEARER": "cnryPresentedBearer-Wq4Er7Ty2Ui9Op3As6Dk",
+}
+
+
 def secret_forms() -> dict[str, bytes]:
     """Every byte string whose appearance (in any encoding) is a leak, with a label."""
     forms: dict[str, bytes] = {}
-    for env, v in CANARIES.items():
+    for env, v in {**CANARIES, **PRESENTED}.items():
         forms[env] = v.encode()
+    forms["PT_BEARER:header"] = f"Bearer {PRESENTED['PT_BEARER']}".encode()
     for env in ("CM_CNT_BEARER", "CM_HB_BEARER"):
         forms[env + ":header"] = f"Bearer {CANARIES[env]}".encode()
     for env in ("CM_BAS_PW", "CM_HBB_PW"):
@@ -145,12 +154,31 @@ def _unescape(text: str) -> str:
     return t
 
 
+_B64_RUN = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+
+
+def _inflated(text: str) -> list[str]:
+    """Whatever compressed data (gzip, zlib, raw deflate) sits base64-encoded
+    in `text`, decompressed: code can inflate bytes in JavaScript, so a
+    credential inside compressed bytes the code received is a leak."""
+    out = []
+    for m in _B64_RUN.finditer(text):
+        with contextlib.suppress(Exception):
+            raw = base64.b64decode(m.group(0) + "=" * (-len(m.group(0)) % 4))
+            for wbits in (31, 15, -15):  # gzip, zlib, raw deflate
+                with contextlib.suppress(Exception):
+                    out.append(zlib.decompressobj(wbits).decompress(raw, 1 << 22).decode("latin-1"))
+                    break
+    return out
+
+
 def leaks(text: str) -> list[str]:
     """Labels of every canary form found in `text` (raw, base64 at every alignment,
-    base64url, hex, percent; also after undoing JSON/percent escapes)."""
+    base64url, hex, percent; also after undoing JSON/percent escapes, and inside
+    base64-encoded compressed data)."""
     if not text:
         return []
-    variants = [text, _unescape(text)]
+    variants = [text, _unescape(text), *_inflated(text)]
     with contextlib.suppress(Exception):
         variants.append(urllib.parse.unquote(variants[1]))
     found = []
@@ -232,6 +260,8 @@ def leak_response(enc: str, cred: str, full: str):
         if enc == "401":
             hdrs["WWW-Authenticate"] = f'Bearer realm="{cred}"'
         return int(enc), hdrs, json.dumps({"error": f"bad credential {cred}", "got": full}).encode()
+    if enc == "set-cookie":
+        return 200, {"Content-Type": j, "Set-Cookie": f"sid={cred}; Path=/; HttpOnly"}, b"{}"
     if enc == "gzip":
         return 200, {"Content-Type": j, "Content-Encoding": "gzip"}, gzip.compress(json.dumps({"echo": cred}).encode())
     return 404, {"Content-Type": j}, b'{"error":"unknown encoding"}'
@@ -477,8 +507,10 @@ class Codemode:
     """One `codemode serve --config CFG` (stdio, or HTTP when the config says so),
     long-lived; `restart()` replaces it after a hang."""
 
-    def __init__(self, name: str, config: Path, tmp: Path, env: dict | None = None, http: bool = False):
+    def __init__(self, name: str, config: Path, tmp: Path, env: dict | None = None, http: bool = False,
+                 token: str | None = None):
         self.name = name
+        self.token = token  # HTTP: the bearer every session presents
         self.config = config
         self.tmp = tmp
         self.env = {**base_env(), **(env or {})}
@@ -516,7 +548,7 @@ class Codemode:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"codemode not ready:\n{log.read_text()[-3000:]}")
                 await asyncio.sleep(0.05)
-            self.sessions = [SessionTask(lambda: http_client_session(self.url)) for _ in range(sessions)]
+            self.sessions = [SessionTask(lambda: http_client_session(self.url, self.token)) for _ in range(sessions)]
         else:
             errlog = open(log, "w")
             params = StdioServerParameters(command=str(BINARY), args=["serve", "--config", str(self.config)], env=self.env)

@@ -1,5 +1,5 @@
 """OAuth to upstream MCP servers, end to end with real components: an OpenID
-provider (npm `oidc-provider`, tests/integration/oauth_mcp/provider.mjs), an
+provider (npm `oidc-provider`, the shared tests/peers/oidc/server.mjs), an
 upstream MCP server that requires its tokens (the official Python SDK's
 resource-server support, oauth_mcp/tickets_mcp.py), the release binary's
 `codemode login` driven by a headless user agent that posts the provider's
@@ -37,8 +37,10 @@ pytestmark = pytest.mark.anyio
 
 HERE = Path(__file__).resolve().parent / "oauth_mcp"
 VENV_PYTHON = ROOT / ".peers" / "venv" / "bin" / "python"
-MODULES = Path(os.environ.get("OIDC_PROVIDER_MODULES", ROOT / ".peers" / "oidc-mcp" / "node_modules"))
+OIDC_DIR = Path(os.environ.get("OIDC_PROVIDER_DIR", ROOT / ".peers" / "oidc"))
+SERVER_MJS = ROOT / "tests" / "peers" / "oidc" / "server.mjs"
 TTL = 6  # seconds an access token lives: long enough for one call, short enough to see refreshes
+SCOPES = "tickets:read tickets:write"
 
 
 def free_port() -> int:
@@ -60,25 +62,54 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30.0
     raise RuntimeError(f"{what} did not answer at {url} within {timeout}s")
 
 
+def provider_config(resource: str, m2m_secret: str, **extra) -> dict:
+    """tests/peers/oidc/server.mjs's config for these tests: dynamic
+    registration, PKCE, resource indicators (opaque tokens for the MCP
+    server), refresh tokens, introspection (the MCP server's token
+    verifier), revocation, client credentials, the test revoke route."""
+    return {
+        "clients": [
+            # The MCP server itself, to introspect tokens.
+            {"client_id": "tickets-rs", "client_secret": "rs-secret-0123456789abcdef",
+             "grant_types": [], "response_types": [], "redirect_uris": []},
+            # A machine client (client credentials).
+            {"client_id": "m2m", "client_secret": m2m_secret, "grant_types": ["client_credentials"],
+             "response_types": [], "redirect_uris": [], "scope": SCOPES,
+             "token_endpoint_auth_method": "client_secret_post"},
+        ],
+        "scopes": ["openid", "offline_access", "tickets:read", "tickets:write"],
+        "ttl": {"AccessToken": TTL, "ClientCredentials": TTL, "RefreshToken": 24 * 3600, "Grant": 24 * 3600,
+                "Session": 24 * 3600, "AuthorizationCode": 60},
+        "features": {"registration": {"enabled": True}, "introspection": {"enabled": True},
+                     "clientCredentials": {"enabled": True}},
+        "resource": {"url": resource, "scope": SCOPES, "ttl": TTL},
+        "test_routes": True,
+        **extra,
+    }
+
+
 @contextlib.contextmanager
-def peers(tmp_path: Path, m2m_secret: str = "m2m-secret-0123456789abcdef"):
+def peers(tmp_path: Path, m2m_secret: str = "m2m-secret-0123456789abcdef", **provider_extra):
     """The provider and the OAuth-protected MCP server on free loopback ports."""
-    assert (MODULES / "oidc-provider").exists(), f"run tests/peers/setup.sh (oidc-provider in {MODULES})"
+    assert (OIDC_DIR / "node_modules" / "oidc-provider").exists(), f"run tests/peers/setup.sh (oidc-provider in {OIDC_DIR})"
     p_port, m_port = free_port(), free_port()
     issuer, resource = f"http://127.0.0.1:{p_port}", f"http://127.0.0.1:{m_port}/mcp"
     log = tmp_path / "tickets.log"
-    env = {**os.environ, "OIDC_PROVIDER_MODULES": str(MODULES), "M2M_SECRET": m2m_secret}
+    cfg = tmp_path / "provider.json"
+    cfg.write_text(json.dumps(provider_config(resource, m2m_secret, **provider_extra)))
+    plog = open(tmp_path / "provider.log", "w")
+    env = {**os.environ, "OIDC_PROVIDER_DIR": str(OIDC_DIR)}
     procs = []
     try:
-        prov = subprocess.Popen(["node", str(HERE / "provider.mjs"), str(p_port), resource, str(TTL)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        prov = subprocess.Popen(["node", str(SERVER_MJS), "--port", str(p_port), "--config", str(cfg)],
+                                stdout=subprocess.DEVNULL, stderr=plog, text=True, env=env, start_new_session=True)
         procs.append(prov)
         wait_http(f"{issuer}/.well-known/openid-configuration", prov, "oidc-provider")
         mcp = subprocess.Popen([str(VENV_PYTHON), str(HERE / "tickets_mcp.py"), str(m_port), issuer, str(log)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         procs.append(mcp)
         wait_http(f"http://127.0.0.1:{m_port}/.well-known/oauth-protected-resource/mcp", mcp, "tickets MCP server")
-        yield {"issuer": issuer, "url": resource, "log": log}
+        yield {"issuer": issuer, "url": resource, "log": log, "provider_log": tmp_path / "provider.log"}
     finally:
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -86,6 +117,17 @@ def peers(tmp_path: Path, m2m_secret: str = "m2m-secret-0123456789abcdef"):
         for p in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=10)
+        plog.close()
+
+
+def provider_events(path: Path) -> list[dict]:
+    """What the provider logged (one JSON object a line)."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+    return out
 
 
 def verified(log: Path) -> list[dict]:
@@ -290,3 +332,61 @@ async def test_client_credentials_machine_to_machine(tmp_path):
             st = json.loads(text_of(r))
             assert st["state"] == "needs_sign_in" and "client credentials" in st["error"], st
             assert "wrong-secret" not in json.dumps(st)
+
+
+async def wait_ready(session) -> None:
+    """Until the portal reports the server ready (it connects in the background)."""
+    for _ in range(300):
+        r = await session.call_tool("search", {"code": "async () => codemode.status()[0].state"})
+        if value(text_of(r)) == "ready":
+            return
+        await anyio.sleep(0.1)
+    raise AssertionError(f"the server never became ready: {text_of(r)}")
+
+
+async def test_two_processes_share_one_sign_in_and_refresh_in_turn(tmp_path):
+    """Two `codemode serve` processes on one token file, against a provider
+    that rotates refresh tokens (a reused one revokes the whole grant) and
+    answers refreshes late, so the two refreshes overlap. The file lock
+    makes the second refresher wait, re-read the file and use the first
+    one's new refresh token: both end with a working token, the grant alive."""
+    assert BINARY.exists(), f"build the release binary first: {BINARY}"
+    delay_ms = 1500
+    with peers(tmp_path, rotate_refresh_tokens=True, refresh_delay_ms=delay_ms) as p:
+        cfg = config(tmp_path, p["url"], '{ type = "oauth" }')
+        env = env_for(tmp_path)
+        rc, out, err = await anyio.to_thread.run_sync(run_login, cfg, env)
+        assert rc == 0, (out, err)
+        logs = [open(tmp_path / f"serve-{i}.log", "w") for i in range(2)]
+        callers = {}
+        async with mcp_session(["--config", str(cfg)], env=env, errlog=logs[0]) as a, \
+                mcp_session(["--config", str(cfg)], env=env, errlog=logs[1]) as b:
+            await wait_ready(a)
+            await wait_ready(b)
+            # Past the lifetime of whatever token is in the file now: the next
+            # call of each process has to refresh first, and both start together.
+            await anyio.sleep(TTL + 1)
+
+            async def call(name, s):
+                r, t = await execute(s, "async () => (await codemode.tickets_list_tickets({})).caller")
+                callers[name] = (r.is_error, t)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call, "a", a)
+                tg.start_soon(call, "b", b)
+            assert callers == {"a": (False, "alice"), "b": (False, "alice")}, callers
+            # The grant is alive: both still work afterwards.
+            for s in (a, b):
+                r, t = await execute(s, "async () => (await codemode.tickets_list_tickets({})).caller")
+                assert not r.is_error and value(t) == "alice", t
+        for f in logs:
+            f.close()
+        events = provider_events(p["provider_log"])
+        refreshes = [e for e in events if e["event"] == "refresh"]
+        assert len(refreshes) >= 2, f"both processes should have refreshed: {refreshes}"
+        assert all(e["status"] == 200 for e in refreshes), f"a refresh was refused (a reused refresh token?): {refreshes}"
+        assert not [e for e in events if e["event"].startswith("grant.revoked")], "the provider revoked the grant"
+        # Taken in turn: each refresh began after the one before it was answered.
+        at = sorted(e["at"] for e in refreshes)
+        assert all(later - earlier >= delay_ms - 50 for earlier, later in zip(at, at[1:])), at
+        assert all(v["active"] for v in verified(p["log"])), "the MCP server saw a dead token"

@@ -67,9 +67,26 @@ class Provider:
                     out.append(json.loads(line))
         return out
 
+    def introspect(self, token: str) -> dict:
+        """RFC 7662 at the provider, as codemode's client: is `token` live?"""
+        r = httpx.post(self.issuer + "/token/introspection", data={"token": token}, auth=("codemode", CLIENT_SECRET))
+        assert r.status_code == 200, r.text
+        return r.json()
+
     def tokens(self) -> set[str]:
         """Every upstream token the provider issued (access and refresh)."""
         return {e["value"] for e in self.events() if e.get("value") and e["event"] != "access_token.destroyed"}
+
+
+def upstream_tokens_of(provider: Provider, account: str) -> list[str]:
+    """The newest upstream access and refresh token the provider issued to
+    codemode's client for `account`."""
+    newest = {}
+    for e in provider.events():
+        if e.get("client") == "codemode" and e.get("account") == account and e.get("value"):
+            if e["event"] in ("access_token.saved", "refresh_token.saved"):
+                newest[e["event"]] = e["value"]
+    return list(newest.values())
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +117,7 @@ def start_provider(d: Path, callback_ports, access_ttl: int = UPSTREAM_ACCESS_TT
         "claims": {"profile": ["name"], "email": ["email"]},
         "ttl": {"AccessToken": access_ttl, "ClientCredentials": 60, "IdToken": 60, "RefreshToken": 3600},
         "accounts": {"alice": {"name": "Alice Example", "email": "alice@example.com"}},
-        "features": {"clientCredentials": {"enabled": True}},
+        "features": {"clientCredentials": {"enabled": True}, "introspection": {"enabled": True}},
     }
     (d / "provider.json").write_text(json.dumps(cfg))
     log_path = d / "provider.log"
@@ -166,13 +183,13 @@ def env() -> dict:
 
 
 @contextlib.contextmanager
-def server_on(port: int, tmp_path: Path, auth: str, api_text: str):
+def server_on(port: int, tmp_path: Path, auth: str, api_text: str, extra_env: dict | None = None):
     """codemode on a fixed port (the provider knows its callback URL)."""
     import test_http_helpers as h
     real = h.free_port
     h.free_port = lambda: port
     try:
-        with codemode_http(tmp_path, auth=auth, apis=api_text, env=env()) as srv:
+        with codemode_http(tmp_path, auth=auth, apis=api_text, env={**env(), **(extra_env or {})}) as srv:
             yield srv
     finally:
         h.free_port = real
@@ -315,10 +332,18 @@ async def test_signin_with_downscoping_end_to_end(tmp_path, provider, ports, htt
         t2 = r2.json()
         assert t2["refresh_token"] != t["refresh_token"] and t2["scope"] == "echo:read idp:read"
         assert mcp_status(srv, t2["access_token"]).status_code == 200
+        # alice's current upstream tokens, live at the provider before the revocation.
+        live = upstream_tokens_of(provider, "alice")
+        assert live and all(provider.introspect(v)["active"] for v in live), live
         assert httpx.post(srv.base + "/oauth/revoke", data={"token": t2["refresh_token"], "client_id": client_id}).status_code == 200
         for tok in (t["access_token"], t2["access_token"]):
             r = mcp_status(srv, tok)
             assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"], r.text
+        # Revoked at codemode, revoked upstream too (RFC 7009 at the provider's
+        # revocation endpoint, from its metadata): the provider says so.
+        for v in live:
+            assert provider.introspect(v) == {"active": False}, "the upstream token outlived the revocation"
+        assert srv.wait_log("upstream tokens revoked at the provider"), srv.log()[-3000:]
 
         # No token of anyone's in the log or the audit store; the result texts were checked above.
         srv.stop()

@@ -92,22 +92,8 @@ else
   printf '%s' "$NODE_STAMP_WANT" > "$NODE_STAMP"
 fi
 
-# ---- oidc-provider (the OpenID provider of tests/integration/test_oauth_mcp.py) ----
-# Pinned by tests/integration/oauth_mcp/package.json; its own folder, so the
-# pin does not move the other Node peers.
-OIDC_DIR="$PEERS/oidc-mcp"
-OIDC_WANT="$(cat "$ROOT/tests/integration/oauth_mcp/package.json")"
-if [[ -f "$OIDC_DIR/.stamp" && "$(cat "$OIDC_DIR/.stamp")" == "$OIDC_WANT" \
-      && -f "$OIDC_DIR/node_modules/oidc-provider/package.json" ]]; then
-  log "oidc-provider up to date: $OIDC_DIR"
-else
-  mkdir -p "$OIDC_DIR"
-  cp "$ROOT/tests/integration/oauth_mcp/package.json" "$OIDC_DIR/package.json"
-  log "npm install --prefix $OIDC_DIR (oidc-provider)"
-  "$NPM" install --prefix "$OIDC_DIR" --no-audit --no-fund --loglevel=error >&2
-  printf '%s' "$OIDC_WANT" > "$OIDC_DIR/.stamp"
-fi
-# ---- OpenID provider (npm oidc-provider; tests/peers/oidc) ---------------------
+# ---- OpenID provider (npm oidc-provider; tests/peers/oidc: the one provider of
+# test_oauth_signin.py, test_oauth_mcp.py and the identity benches) ------------
 NPM="$NPM" "$ROOT/tests/peers/oidc/install.sh"
 # ---- agent CLIs and maturin (tests/integration/test_install.py) ----------------
 # `claude mcp list` / `codex mcp list` read what `codemode install` wrote;

@@ -610,7 +610,7 @@ async fn token(State(s): State<Arc<AuthServer>>, body: Bytes) -> Response {
                 None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the code is unknown or expired"),
                 Some(Err(grant_id)) => {
                     // A replayed code: someone else has it; what it gave is revoked (RFC 6749 §4.1.2).
-                    let _ = s.store.revoke_grant(&grant_id);
+                    s.revoke_grant(&grant_id).await;
                     tracing::warn!(%client_id, "authorization code replayed: its grant is revoked");
                     return oauth_error(
                         StatusCode::BAD_REQUEST,
@@ -676,7 +676,7 @@ async fn token(State(s): State<Arc<AuthServer>>, body: Bytes) -> Response {
             // Rotation (OAuth 2.1 §4.3.1): a refresh token works once; a
             // second use means it leaked, and the whole grant goes.
             if rec.used || !s.store.use_token(rt).unwrap_or(false) {
-                let _ = s.store.revoke_grant(&rec.grant.id);
+                s.revoke_grant(&rec.grant.id).await;
                 tracing::warn!(%client_id, "refresh token reused: its grant is revoked");
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
@@ -747,12 +747,14 @@ async fn revoke(State(s): State<Arc<AuthServer>>, body: Bytes) -> Response {
         // A public client is identified by its client_id: another client's
         // token is left alone (and the answer is the same 200).
         if f.get("client_id").is_none_or(|c| *c == rec.grant.client_id) {
-            let _ = match rec.kind {
+            match rec.kind {
                 // The refresh token stands for the grant: all of it goes,
-                // the upstream tokens included.
-                Kind::Refresh => s.store.revoke_grant(&rec.grant.id),
-                Kind::Access => s.store.delete_token(t),
-            };
+                // the upstream tokens included (at the provider too).
+                Kind::Refresh => s.revoke_grant(&rec.grant.id).await,
+                Kind::Access => {
+                    let _ = s.store.delete_token(t);
+                }
+            }
             tracing::info!(principal = %rec.grant.subject, kind = ?rec.kind, "token revoked");
         }
     }

@@ -232,9 +232,12 @@ impl AuthServer {
             .map_err(|e| vec![format!("cannot build the HTTP client: {e}")])?;
         let u = &config.upstream;
         let endpoints = match (&u.authorize_url, &u.token_url, &u.issuer) {
-            (Some(a), Some(t), _) => {
-                Some(upstream::Endpoints { authorize: a.clone(), token: t.clone(), userinfo: u.userinfo_url.clone() })
-            }
+            (Some(a), Some(t), _) => Some(upstream::Endpoints {
+                authorize: a.clone(),
+                token: t.clone(),
+                userinfo: u.userinfo_url.clone(),
+                revocation: None,
+            }),
             (_, _, Some(issuer)) => match upstream::discover(&http, issuer).await {
                 Ok(mut e) => {
                     e.authorize = u.authorize_url.clone().unwrap_or(e.authorize);
@@ -324,6 +327,21 @@ impl AuthServer {
             scopes: Some(rec.grant.scopes.into_iter().collect()),
             ..Principal::unrestricted(format!("{PRINCIPAL_PREFIX}{}", rec.grant.subject))
         })
+    }
+
+    /// Ends a grant (revoked at codemode's RFC 7009 endpoint, or a reused
+    /// code or refresh token): every codemode token of it stops working,
+    /// its sealed upstream tokens are erased, and — where the provider's
+    /// metadata names a revocation endpoint — the user's upstream tokens
+    /// are revoked there too (a failure there is logged, not fatal).
+    pub(crate) async fn revoke_grant(&self, grant_id: &str) {
+        match self.store.revoke_grant(grant_id) {
+            Ok(Some(tokens)) => {
+                self.upstream.revoke(&tokens).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("authz store: cannot revoke a grant: {e}"),
+        }
     }
 
     async fn upstream_token(&self, principal: &Principal) -> Result<String, String> {

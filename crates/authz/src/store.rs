@@ -306,13 +306,21 @@ impl Store {
     }
 
     /// Revokes a grant: every token of it stops working and the upstream
-    /// tokens are erased.
-    pub fn revoke_grant(&self, grant_id: &str) -> rusqlite::Result<()> {
+    /// tokens are erased. Returns those upstream tokens (opened), the
+    /// first time only, so the caller can revoke them at the provider.
+    pub fn revoke_grant(&self, grant_id: &str) -> rusqlite::Result<Option<UpstreamTokens>> {
         let mut db = self.db();
         let tx = db.transaction()?;
+        let sealed: Option<Vec<u8>> = tx
+            .query_row("SELECT upstream FROM grants WHERE id = ?1 AND revoked = 0", params![grant_id], |r| {
+                r.get::<_, Option<Vec<u8>>>(0)
+            })
+            .optional()?
+            .flatten();
         tx.execute("UPDATE grants SET revoked = 1, upstream = NULL WHERE id = ?1", params![grant_id])?;
         tx.execute("DELETE FROM tokens WHERE grant_id = ?1", params![grant_id])?;
-        tx.commit()
+        tx.commit()?;
+        Ok(sealed.and_then(|s| self.sealer.open(grant_id, &s)).and_then(|plain| serde_json::from_slice(&plain).ok()))
     }
 
     /// Drops expired tokens.
@@ -372,7 +380,9 @@ mod tests {
         assert_eq!(s.token("cm_rt_abc").unwrap().unwrap().kind, Kind::Refresh);
         assert!(s.use_token("cm_rt_abc").unwrap());
         assert!(!s.use_token("cm_rt_abc").unwrap(), "a second use must fail");
-        s.revoke_grant("g1").unwrap();
+        let upstream = s.revoke_grant("g1").unwrap();
+        assert_eq!(upstream.map(|t| t.access_token).as_deref(), Some("u"), "the upstream tokens, for the provider");
+        assert!(s.revoke_grant("g1").unwrap().is_none(), "only the first revocation hands them out");
         assert!(s.token("cm_rt_abc").unwrap().is_none());
         assert!(s.upstream_of("alice").unwrap().is_none());
         assert!(s.raw_upstream("g1").unwrap().is_none(), "upstream tokens erased on revocation");

@@ -1,6 +1,6 @@
 //! The client side towards the upstream provider, with the `oauth2` crate:
-//! the authorization URL (PKCE S256, the chosen scopes), the code exchange
-//! and refreshes. Its HTTP goes through codemode's `reqwest` client (no
+//! the authorization URL (PKCE S256, the chosen scopes), the code exchange,
+//! refreshes, and revocation (RFC 7009) when a grant ends. Its HTTP goes through codemode's `reqwest` client (no
 //! redirects followed, a timeout).
 
 use std::future::Future;
@@ -51,6 +51,9 @@ pub struct Endpoints {
     pub token: String,
     /// Its userinfo endpoint (the user's `sub` when no `id_token` comes back).
     pub userinfo: Option<String>,
+    /// Its revocation endpoint (RFC 7009), where its metadata names one:
+    /// a grant revoked at codemode is revoked there too.
+    pub revocation: Option<String>,
 }
 
 /// The upstream client.
@@ -58,6 +61,12 @@ pub struct Upstream {
     client: OAuthClient,
     http: reqwest::Client,
     userinfo: Option<String>,
+    /// RFC 7009 endpoint, sent to by hand: the `oauth2` crate refuses any
+    /// revocation URL that is not `https`, where it accepts the token
+    /// endpoint over `http` (a loopback provider in tests, a private one).
+    revocation: Option<String>,
+    client_id: String,
+    secret: Option<String>,
 }
 
 /// An error from the upstream provider, for the user's browser and the log.
@@ -76,6 +85,9 @@ impl Upstream {
         let auth = AuthUrl::new(endpoints.authorize.clone()).map_err(|e| format!("authorize_url: {e}"))?;
         let token = TokenUrl::new(endpoints.token.clone()).map_err(|e| format!("token_url: {e}"))?;
         let redirect = RedirectUrl::new(redirect.to_string()).map_err(|e| format!("redirect: {e}"))?;
+        if let Some(u) = &endpoints.revocation {
+            url::Url::parse(u).map_err(|e| format!("revocation_endpoint `{u}`: {e}"))?;
+        }
         let mut client = oauth2::Client::<
             BasicErrorResponse,
             Response,
@@ -86,10 +98,17 @@ impl Upstream {
         .set_auth_uri(auth)
         .set_token_uri(token)
         .set_redirect_uri(redirect);
-        if let Some(s) = secret {
-            client = client.set_client_secret(ClientSecret::new(s));
+        if let Some(s) = &secret {
+            client = client.set_client_secret(ClientSecret::new(s.clone()));
         }
-        Ok(Upstream { client, http, userinfo: endpoints.userinfo.clone() })
+        Ok(Upstream {
+            client,
+            http,
+            userinfo: endpoints.userinfo.clone(),
+            revocation: endpoints.revocation.clone(),
+            client_id: client_id.to_string(),
+            secret,
+        })
     }
 
     /// Where to send the user, with a fresh state and PKCE verifier (both kept
@@ -138,6 +157,58 @@ impl Upstream {
         let rt = RefreshToken::new(rt.clone());
         let r = self.client.exchange_refresh_token(&rt).request_async(&client).await.map_err(describe)?;
         Ok(tokens_of(&r, old.refresh_token.clone()))
+    }
+
+    /// Revokes a user's upstream tokens at the provider (RFC 7009) when its
+    /// metadata names a revocation endpoint: the refresh token first (at most
+    /// providers that ends the whole upstream grant), then the access
+    /// token. Failures are logged, never returned: codemode's own grant is
+    /// revoked whatever the provider answers. Returns how many tokens the
+    /// provider accepted for revocation.
+    pub async fn revoke(&self, tokens: &UpstreamTokens) -> usize {
+        let Some(url) = &self.revocation else { return 0 };
+        let mut list = Vec::with_capacity(2);
+        if let Some(r) = &tokens.refresh_token {
+            list.push(("refresh_token", r.as_str()));
+        }
+        list.push(("access_token", tokens.access_token.as_str()));
+        let mut revoked = 0;
+        for (hint, token) in list {
+            match self.revoke_one(url, token, hint).await {
+                Ok(()) => revoked += 1,
+                Err(reason) => tracing::warn!(hint, %reason, "the provider did not revoke the upstream token"),
+            }
+        }
+        if revoked > 0 {
+            tracing::info!(revoked, "upstream tokens revoked at the provider");
+        }
+        revoked
+    }
+
+    /// One RFC 7009 request: the token and its type hint as a form, the
+    /// client authenticated as at the token endpoint (HTTP Basic with the
+    /// form-encoded id and secret, RFC 6749 §2.3.1; a public client names
+    /// itself in the form). 200 means revoked (or already unknown).
+    async fn revoke_one(&self, url: &str, token: &str, hint: &str) -> Result<(), String> {
+        let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        let mut form = vec![("token", token), ("token_type_hint", hint)];
+        let mut req = self.http.post(url).timeout(Duration::from_secs(15));
+        match &self.secret {
+            Some(secret) => req = req.basic_auth(enc(&self.client_id), Some(enc(secret))),
+            None => form.push(("client_id", self.client_id.as_str())),
+        }
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let r = req
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("the provider could not be reached: {e}"))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", r.status()))
+        }
     }
 
     async fn userinfo_subject(&self, access: &str) -> Result<String, UpstreamError> {
@@ -254,7 +325,12 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Endpoints,
                 let (Some(authorize), Some(token)) = (s("authorization_endpoint"), s("token_endpoint")) else {
                     return Err(format!("{url} names no authorization_endpoint or token_endpoint"));
                 };
-                return Ok(Endpoints { authorize, token, userinfo: s("userinfo_endpoint") });
+                return Ok(Endpoints {
+                    authorize,
+                    token,
+                    userinfo: s("userinfo_endpoint"),
+                    revocation: s("revocation_endpoint"),
+                });
             }
             Ok(r) => last = format!("{url}: HTTP {}", r.status()),
             Err(e) => last = format!("{url}: {e}"),

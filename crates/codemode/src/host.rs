@@ -238,6 +238,31 @@ impl ApiTarget {
     }
 }
 
+/// The scrubbers of one execution's requests, one per API, for APIs whose
+/// credential is what the principal presented (pass-through) or chosen per
+/// principal: built on the execution's first request to that API (an
+/// automaton over every encoding of the presented credential), reused by
+/// the rest. Lives in the execution, so it dies with it.
+#[derive(Default)]
+struct PresentedScrubbers(std::sync::Mutex<HashMap<String, codemode_upstream::Scrubber>>);
+
+impl PresentedScrubbers {
+    fn of(
+        exec: &Execution,
+        api: &str,
+        upstream: &Upstream,
+        who: &codemode_upstream::Who<'_>,
+    ) -> codemode_upstream::Scrubber {
+        if !upstream.config().auth.is_dynamic() || who.presented.is_empty() {
+            // Nothing presented to add: the API's own (a cheap clone).
+            return upstream.scrubber_for(who);
+        }
+        let state = exec.state::<PresentedScrubbers>();
+        let mut map = state.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(api.to_string()).or_insert_with(|| upstream.scrubber_for(who)).clone()
+    }
+}
+
 /// The end of the pipeline: sends a call that every layer let through.
 struct Dispatch {
     targets: Arc<Targets>,
@@ -276,8 +301,9 @@ impl Route for Dispatch {
                     } else {
                         &api.upstream
                     };
+                    let scrubber = PresentedScrubbers::of(&call.exec, &h.api, upstream, &who);
                     let result = upstream
-                        .send_for(h.request, &follow, &trace, &call.exec.caller, &who)
+                        .send_for(h.request, &follow, &trace, &call.exec.caller, &who, &scrubber)
                         .await
                         .map_err(|e| HostError::from_json(e.to_json()));
                     let status = match &result {

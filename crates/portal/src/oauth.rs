@@ -10,7 +10,9 @@
 //!
 //! - [`TokenStore`]: where tokens live — an AES-256-GCM encrypted file per
 //!   server under the user's data dir (interactive sign-in), or memory
-//!   (client credentials, re-obtained on every start). Every token it has
+//!   (client credentials, re-obtained on every start). Refreshes of a file
+//!   are serialised across processes by a file lock, so several codemode
+//!   processes can share one sign-in with a rotating refresh token. Every token it has
 //!   seen is kept for the [`Scrubber`], so no token of an upstream reaches
 //!   the sandbox, a result, a log line or the audit store, even when a
 //!   hostile upstream echoes it.
@@ -38,7 +40,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::auth::{
     AuthClient, AuthError, AuthorizationManager, AuthorizationRequest, AuthorizationSession, ClientCredentialsConfig,
-    CredentialStore, OAuthClientConfig, StoredCredentials,
+    CredentialRefreshGuard, CredentialStore, OAuthClientConfig, StoredCredentials,
 };
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
@@ -58,6 +60,8 @@ const REFRESH_BUFFER_SECS: u64 = 30;
 /// Most tokens remembered per server for scrubbing (the current ones and
 /// those they replaced: an upstream may echo an old token).
 const REMEMBERED_TOKENS: usize = 32;
+/// Longest wait for another process's refresh of the same token file.
+const REFRESH_LOCK_WAIT: Duration = Duration::from_secs(60);
 /// Largest request the login listener reads (the redirect is a `GET` line).
 const CALLBACK_MAX_BYTES: usize = 16 * 1024;
 
@@ -274,6 +278,22 @@ impl CredentialStore for TokenStore {
         }
     }
 
+    /// Serialises refreshes across every process and connection sharing
+    /// the token file: rmcp takes this guard, then re-reads the file, then
+    /// refreshes and saves, all under it. With a rotating refresh token two
+    /// refreshes from the same stored token would be a reuse, and the
+    /// provider would revoke the whole grant; under the lock the second
+    /// refresher reads the first one's new token instead.
+    async fn acquire_refresh_guard(&self) -> Result<Option<CredentialRefreshGuard>, AuthError> {
+        let Some(f) = &self.file else { return Ok(None) };
+        let f = f.clone();
+        let lock = tokio::task::spawn_blocking(move || f.lock_for_refresh())
+            .await
+            .map_err(store_error)?
+            .map_err(store_error)?;
+        Ok(Some(CredentialRefreshGuard::new(lock)))
+    }
+
     async fn clear(&self) -> Result<(), AuthError> {
         match &self.file {
             Some(f) => {
@@ -308,6 +328,44 @@ impl TokenFile {
             key,
             aad: format!("codemode oauth tokens v1\n{name}\n{url}"),
         })
+    }
+
+    /// The refresh lock: an exclusive `flock` on `<file>.lock` (a file of its
+    /// own, because the token file is replaced by rename on every save).
+    /// Released when the returned file is dropped, or by the kernel when
+    /// its process dies, so a crashed holder never wedges the others.
+    /// Waits at most [`REFRESH_LOCK_WAIT`] (a refresh is one request with
+    /// a timeout of its own).
+    fn lock_for_refresh(&self) -> Result<std::fs::File, String> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = self.path.with_extension("lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot open the refresh lock {}: {e}", path.display()))?;
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < REFRESH_LOCK_WAIT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(format!(
+                        "another process has held the refresh lock {} for over {}s; if no codemode is refreshing, remove the file",
+                        path.display(),
+                        REFRESH_LOCK_WAIT.as_secs()
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(format!("cannot lock {}: {e}", path.display()))
+                }
+            }
+        }
     }
 
     fn read(&self) -> Result<Option<StoredCredentials>, String> {
@@ -674,6 +732,90 @@ impl OAuthHttp {
     }
 }
 
+/// Which of the inner client's `post_message` variants a request takes:
+/// each passes different response limits on to the HTTP client.
+#[derive(Clone, Copy)]
+enum PostLimits {
+    /// `post_message`: the client's defaults.
+    Default,
+    /// `post_message_with_max_sse_event_size`.
+    MaxSseEvent(usize),
+    /// `post_message_with_response_limits`.
+    Response(StreamableHttpResponseLimits),
+}
+
+type SseStream = futures::stream::BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>;
+
+impl OAuthHttp {
+    /// Every `post_message` variant: through [`OAuthHttp::run`], with its limits.
+    async fn post(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: PostLimits,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.run(|| {
+            let (uri, message, session_id, auth_header, headers) =
+                (uri.clone(), message.clone(), session_id.clone(), auth_header.clone(), custom_headers.clone());
+            async move {
+                match limits {
+                    PostLimits::Default => {
+                        self.inner.post_message(uri, message, session_id, auth_header, headers).await
+                    }
+                    PostLimits::MaxSseEvent(max) => {
+                        self.inner
+                            .post_message_with_max_sse_event_size(uri, message, session_id, auth_header, headers, max)
+                            .await
+                    }
+                    PostLimits::Response(l) => {
+                        self.inner
+                            .post_message_with_response_limits(uri, message, session_id, auth_header, headers, l)
+                            .await
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Both `get_stream` variants (`max_sse_event_size`: `None` for the client's default).
+    async fn stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: Option<usize>,
+    ) -> Result<SseStream, HttpError> {
+        self.run(|| {
+            let (uri, session_id, last_event_id, auth_header, headers) =
+                (uri.clone(), session_id.clone(), last_event_id.clone(), auth_header.clone(), custom_headers.clone());
+            async move {
+                match max_sse_event_size {
+                    None => self.inner.get_stream(uri, session_id, last_event_id, auth_header, headers).await,
+                    Some(max) => {
+                        self.inner
+                            .get_stream_with_max_sse_event_size(
+                                uri,
+                                session_id,
+                                last_event_id,
+                                auth_header,
+                                headers,
+                                max,
+                            )
+                            .await
+                    }
+                }
+            }
+        })
+        .await
+    }
+}
+
 impl StreamableHttpClient for OAuthHttp {
     type Error = reqwest::Error;
 
@@ -685,16 +827,7 @@ impl StreamableHttpClient for OAuthHttp {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.run(|| {
-            self.inner.post_message(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                auth_header.clone(),
-                custom_headers.clone(),
-            )
-        })
-        .await
+        self.post(uri, message, session_id, auth_header, custom_headers, PostLimits::Default).await
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -706,17 +839,8 @@ impl StreamableHttpClient for OAuthHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.run(|| {
-            self.inner.post_message_with_max_sse_event_size(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                auth_header.clone(),
-                custom_headers.clone(),
-                max_sse_event_size,
-            )
-        })
-        .await
+        let limits = PostLimits::MaxSseEvent(max_sse_event_size);
+        self.post(uri, message, session_id, auth_header, custom_headers, limits).await
     }
 
     async fn post_message_with_response_limits(
@@ -728,17 +852,7 @@ impl StreamableHttpClient for OAuthHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.run(|| {
-            self.inner.post_message_with_response_limits(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                auth_header.clone(),
-                custom_headers.clone(),
-                limits,
-            )
-        })
-        .await
+        self.post(uri, message, session_id, auth_header, custom_headers, PostLimits::Response(limits)).await
     }
 
     async fn delete_session(
@@ -761,17 +875,8 @@ impl StreamableHttpClient for OAuthHttp {
         last_event_id: Option<String>,
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
-    ) -> Result<futures::stream::BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, HttpError> {
-        self.run(|| {
-            self.inner.get_stream(
-                uri.clone(),
-                session_id.clone(),
-                last_event_id.clone(),
-                auth_header.clone(),
-                custom_headers.clone(),
-            )
-        })
-        .await
+    ) -> Result<SseStream, HttpError> {
+        self.stream(uri, session_id, last_event_id, auth_header, custom_headers, None).await
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -782,18 +887,8 @@ impl StreamableHttpClient for OAuthHttp {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
-    ) -> Result<futures::stream::BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, HttpError> {
-        self.run(|| {
-            self.inner.get_stream_with_max_sse_event_size(
-                uri.clone(),
-                session_id.clone(),
-                last_event_id.clone(),
-                auth_header.clone(),
-                custom_headers.clone(),
-                max_sse_event_size,
-            )
-        })
-        .await
+    ) -> Result<SseStream, HttpError> {
+        self.stream(uri, session_id, last_event_id, auth_header, custom_headers, Some(max_sse_event_size)).await
     }
 }
 
@@ -1061,6 +1156,46 @@ mod tests {
         assert!(e.contains("codemode login"), "{e}");
         again.clear().await.unwrap();
         assert!(again.load().await.unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn refreshes_of_one_token_file_take_turns() {
+        use std::sync::atomic::AtomicUsize;
+        let dir = std::env::temp_dir().join(format!("codemode-oauth-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (inside, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut tasks = vec![];
+        for _ in 0..6 {
+            // A store of its own each, as separate processes have: the lock
+            // is the file's, not the store object's.
+            let store = TokenStore::open("docs", "http://127.0.0.1:9/mcp", &config(&dir)).unwrap();
+            let (inside, most) = (inside.clone(), most.clone());
+            tasks.push(tokio::spawn(async move {
+                let guard = store.acquire_refresh_guard().await.unwrap();
+                assert!(guard.is_some(), "a token file has a refresh guard");
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                drop(guard);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1, "two refreshes held the lock at once");
+        // Client credentials live in memory: nothing to share, no lock.
+        let memory = TokenStore::open(
+            "m2m",
+            "http://127.0.0.1:9/mcp",
+            &OAuthConfig {
+                grant: Grant::ClientCredentials { client_id: "m".into(), client_secret: "s".into() },
+                ..config(&dir)
+            },
+        )
+        .unwrap();
+        assert!(memory.acquire_refresh_guard().await.unwrap().is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -427,14 +427,29 @@ impl Upstream {
         trace: &[(&'static str, String)],
         caller: &Caller,
     ) -> Result<Value, UpstreamError> {
-        self.send_for(req, follow, trace, caller, &Who::nobody()).await
+        self.send_for(req, follow, trace, caller, &Who::nobody(), &self.scrubber).await
+    }
+
+    /// The scrubber a request for `who` is answered through: this API's
+    /// own secrets, plus whatever `who`'s client presented when the API's
+    /// credential depends on the principal. Building one compiles an
+    /// automaton over every encoding of those secrets, so a caller sending
+    /// several requests for one execution builds it once and hands it to
+    /// each [`Upstream::send_for`].
+    pub fn scrubber_for(&self, who: &Who<'_>) -> Scrubber {
+        if self.config.auth.is_dynamic() && !who.presented.is_empty() {
+            self.scrubber.with(who.presented.secrets())
+        } else {
+            self.scrubber.clone()
+        }
     }
 
     /// [`Upstream::send_as`] with the credential chosen for `who`: a
     /// pass-through or per-principal credential is resolved here, for this
     /// request only (a refusal is a `PolicyError` and nothing is sent), and
-    /// whatever `who`'s client presented is scrubbed from the answer beside
-    /// the API's own secrets.
+    /// the answer is scrubbed with `scrubber`, which must come from
+    /// [`Upstream::scrubber_for`] for the same `who` (so whatever `who`'s
+    /// client presented is scrubbed beside the API's own secrets).
     pub async fn send_for(
         &self,
         req: ApiRequest,
@@ -442,6 +457,7 @@ impl Upstream {
         trace: &[(&'static str, String)],
         caller: &Caller,
         who: &Who<'_>,
+        scrubber: &Scrubber,
     ) -> Result<Value, UpstreamError> {
         if !self.config.auth.is_dynamic() {
             return self.send_scrubbed(req, follow, trace, caller).await;
@@ -459,9 +475,7 @@ impl Upstream {
         // `config.auth`, and the scrubber also knows what was presented.
         let mut view = self.clone();
         view.config.auth = auth;
-        if !who.presented.is_empty() {
-            view.scrubber = self.scrubber.with(who.presented.secrets());
-        }
+        view.scrubber = scrubber.clone();
         view.send_scrubbed(req, follow, trace, caller).await
     }
 
@@ -701,6 +715,10 @@ impl Upstream {
             Ok(())
         };
         put("accept", "application/json, */*;q=0.5")?;
+        // Bodies come back as sent, so the scrubber sees every byte: a
+        // compressed body would hide an echoed credential from it (see
+        // `read_response`, which withholds one).
+        put("accept-encoding", "identity")?;
         for (k, v) in &self.config.headers {
             put(k, v)?;
         }
@@ -810,6 +828,9 @@ impl Upstream {
                 Err(e) => return Err(self.transport_error(e)),
             }
         }
+        if let Some(coding) = content_coding(resp.headers()).filter(|_| !bytes.is_empty()) {
+            return Err(compressed_body(status.as_u16(), &coding));
+        }
         if status.is_success() || status.is_redirection() {
             return Ok(self.answer(status.as_u16(), headers, &bytes, &content_type));
         }
@@ -908,6 +929,34 @@ impl Decoded {
             Decoded::Value(v) => v,
             Decoded::Bytes => json!({"binary": true, "contentType": content_type}),
         }
+    }
+}
+
+/// The response's `Content-Encoding` when it is not `identity`: codemode
+/// decodes none (it asks for `identity`), so such a body is opaque to the
+/// scrubber.
+fn content_coding(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(reqwest::header::CONTENT_ENCODING)?.to_str().unwrap_or("?").trim().to_ascii_lowercase();
+    (!v.is_empty() && v != "identity").then_some(v)
+}
+
+/// The error for a body codemode cannot check for credentials: an echoed
+/// credential inside compressed bytes would pass every scrub, and code can
+/// decompress in JavaScript, so the body is withheld (status kept).
+fn compressed_body(status: u16, coding: &str) -> UpstreamError {
+    UpstreamError {
+        name: "UpstreamError",
+        message: format!(
+            "the API answered {status} with a compressed body (`Content-Encoding: {}`) although codemode asked for `identity`; \
+             codemode does not decode it, so it cannot check it for credentials, and withholds it. \
+             Remove any `Accept-Encoding` header you set, or use an endpoint that answers uncompressed",
+            coding.chars().take(40).collect::<String>()
+        ),
+        status: Some(status),
+        method: None,
+        path: None,
+        data: None,
+        retryable: false,
     }
 }
 

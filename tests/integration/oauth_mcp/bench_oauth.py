@@ -3,7 +3,9 @@ bearer header, against the same OAuth-protected server (tickets_mcp.py) in
 one run: the median and mean of N sequential `codemode.tickets_list_tickets`
 calls timed inside one `execute`, two rounds each.
 
-    OIDC_PROVIDER_MODULES=… N=40 .peers/venv/bin/python tests/integration/oauth_mcp/bench_oauth.py
+    N=40 .peers/venv/bin/python tests/integration/oauth_mcp/bench_oauth.py
+
+The provider is the shared one (tests/peers/oidc/server.mjs, .peers/oidc).
 """
 import asyncio, json, os, sys, tempfile
 from pathlib import Path

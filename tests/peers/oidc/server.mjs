@@ -1,6 +1,7 @@
-// A real OpenID provider on loopback for tests: npm `oidc-provider` (a
-// certified implementation), installed by tests/peers/oidc/install.sh into
-// .peers/oidc. Everything a test varies is in one JSON config:
+// A real OpenID provider on loopback for tests and benches: npm
+// `oidc-provider` (a certified implementation), installed once by
+// tests/peers/oidc/install.sh into .peers/oidc. Everything a test varies is
+// in one JSON config:
 //
 //   node tests/peers/oidc/server.mjs --port 9000 --config provider.json
 //
@@ -13,6 +14,11 @@
 //     "ttl": {"AccessToken": 60, "IdToken": 60, "RefreshToken": 3600},
 //     "accounts": {"alice": {"name": "Alice", "email": "alice@example.com"}},
 //     "refresh_tokens": "always",  // or "offline_access" (the OpenID default)
+//     "rotate_refresh_tokens": true, // every refresh token works once (else oidc-provider's default rule)
+//     "refresh_delay_ms": 1500,    // answer refresh_token grants this much later (to make refreshes overlap)
+//     "resource": {"url": "http://127.0.0.1:9100/mcp", "scope": "tickets:read tickets:write", "ttl": 6},
+//                                  // RFC 8707 resource indicators: opaque access tokens for that one resource
+//     "test_routes": true,         // POST /__test/revoke ends every grant issued so far
 //     "features": {"clientCredentials": {"enabled": true}}  // merged into oidc-provider's
 //   }
 //
@@ -44,6 +50,21 @@ const { default: Provider } = await import(require.resolve('oidc-provider'));
 
 const accounts = cfg.accounts || {};
 const claims = cfg.claims || { profile: ['name'], email: ['email'] };
+const features = { devInteractions: { enabled: true }, revocation: { enabled: true }, ...(cfg.features || {}) };
+if (cfg.resource) {
+  // Tokens for one protected resource (an MCP server): opaque, so the
+  // resource server checks them by introspection and sees a revocation at once.
+  const { url, scope, ttl } = cfg.resource;
+  features.resourceIndicators = {
+    enabled: true,
+    defaultResource: () => url,
+    useGrantedResource: () => true,
+    getResourceServerInfo: (_ctx, indicator) => {
+      if (indicator !== url) throw new Error(`unknown resource ${indicator}`);
+      return { scope, accessTokenFormat: 'opaque', accessTokenTTL: ttl || 3600 };
+    },
+  };
+}
 const provider = new Provider(issuer, {
   clients: cfg.clients || [],
   scopes: cfg.scopes || ['openid', 'profile', 'email', 'offline_access'],
@@ -51,7 +72,8 @@ const provider = new Provider(issuer, {
   ttl: { AccessToken: 60, IdToken: 60, RefreshToken: 3600, Interaction: 600, Session: 3600, Grant: 3600, ...(cfg.ttl || {}) },
   cookies: { keys: ['codemode-tests-only'] },
   pkce: { required: () => true },
-  features: { devInteractions: { enabled: true }, revocation: { enabled: true }, ...(cfg.features || {}) },
+  features,
+  ...(cfg.rotate_refresh_tokens ? { rotateRefreshToken: true } : {}),
   issueRefreshToken:
     (cfg.refresh_tokens || 'always') === 'always'
       ? async (_ctx, client) => client.grantTypeAllowed('refresh_token')
@@ -65,6 +87,7 @@ const provider = new Provider(issuer, {
     };
   },
 });
+provider.proxy = false;
 
 const log = (event, extra) => process.stderr.write(`${JSON.stringify({ event, ...extra })}\n`);
 for (const ev of ['access_token.saved', 'access_token.issued', 'refresh_token.saved', 'client_credentials.saved', 'access_token.destroyed', 'grant.revoked']) {
@@ -77,11 +100,39 @@ for (const ev of ['access_token.saved', 'access_token.issued', 'refresh_token.sa
     ...(process.env.OIDC_LOG_TOKENS === '1' ? { value: token?.jti } : {}),
   }));
 }
+provider.on('grant.revoked', (_ctx, grantId) => log('grant.revoked.id', { grant: grantId }));
 provider.on('server_error', (_ctx, err) => log('server_error', { message: String(err) }));
+
+// Every grant issued, for POST /__test/revoke.
+const grants = new Set();
+provider.on('access_token.saved', (t) => t.grantId && grants.add(t.grantId));
+provider.on('refresh_token.saved', (t) => t.grantId && grants.add(t.grantId));
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 provider.use(async (ctx, next) => {
+  if (cfg.test_routes && ctx.method === 'POST' && ctx.path === '/__test/revoke') {
+    // What an admin's "sign out everywhere" does: every grant ends, so
+    // refresh tokens stop working too.
+    let n = 0;
+    for (const id of grants) {
+      await provider.AccessToken.revokeByGrantId(id);
+      await provider.RefreshToken.revokeByGrantId(id);
+      const g = await provider.Grant.find(id);
+      if (g) await g.destroy();
+      n += 1;
+    }
+    grants.clear();
+    ctx.type = 'application/json';
+    ctx.body = JSON.stringify({ revoked: n });
+    return;
+  }
   await next();
   if (ctx.path === '/me') {
     log('userinfo', { status: ctx.status, method: ctx.method });
+  }
+  if (ctx.path === '/token' && ctx.oidc?.params?.grant_type === 'refresh_token') {
+    log('refresh', { status: ctx.status, error: ctx.body?.error, at: Date.now() });
+    if (cfg.refresh_delay_ms) await sleep(cfg.refresh_delay_ms);
   }
 });
 
