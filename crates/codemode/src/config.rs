@@ -302,10 +302,11 @@ pub struct ApiConfig {
     #[serde(default)]
     pub kind: ApiKind,
     /// Path or URL of the spec; for GraphQL, of the schema: SDL, or a saved
-    /// introspection result (JSON). A GraphQL API without one is
-    /// introspected at its `url` at start-up.
+    /// introspection result (JSON) — or a list of SDL files merged into one
+    /// schema (`extend type` across them). A GraphQL API without one is
+    /// introspected at its `url` at start-up (and the answer cached).
     #[serde(default)]
-    pub spec: String,
+    pub spec: SpecPaths,
     /// GraphQL: the endpoint every operation is POSTed to.
     pub url: Option<String>,
     /// GraphQL: deepest field nesting one operation may select (default 15).
@@ -497,6 +498,89 @@ pub enum McpTransport {
     Http,
     /// The legacy HTTP+SSE transport (2024-11-05).
     Sse,
+}
+
+/// `spec`: one path or URL, or (GraphQL) a list of SDL files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpecPaths(Vec<String>);
+
+impl SpecPaths {
+    /// One path or URL.
+    pub fn one(path: impl Into<String>) -> Self {
+        SpecPaths(vec![path.into()])
+    }
+
+    /// The first (for an OpenAPI spec: the only) path, or `""` when unset.
+    pub fn first(&self) -> &str {
+        self.0.first().map(String::as_str).unwrap_or_default()
+    }
+
+    /// Every path, as written.
+    pub fn all(&self) -> &[String] {
+        &self.0
+    }
+
+    /// True when no spec is set (`""` and `[]` say the same).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when the first path is an http(s) URL.
+    pub fn is_remote(&self) -> bool {
+        let f = self.first();
+        f.starts_with("http://") || f.starts_with("https://")
+    }
+}
+
+impl PartialEq<&str> for SpecPaths {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.len() == 1 && self.0[0] == *other
+    }
+}
+
+impl std::fmt::Display for SpecPaths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(", "))
+    }
+}
+
+impl<'de> Deserialize<'de> for SpecPaths {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SpecPaths;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a path or URL (a string), or a list of GraphQL SDL file paths")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SpecPaths, E> {
+                Ok(SpecPaths(if v.is_empty() { vec![] } else { vec![v.to_string()] }))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<SpecPaths, A::Error> {
+                let mut out = Vec::new();
+                while let Some(p) = seq.next_element::<String>()? {
+                    out.push(p);
+                }
+                Ok(SpecPaths(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl schemars::JsonSchema for SpecPaths {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SpecPaths".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A path or URL, or (GraphQL) a list of SDL file paths merged into one schema.",
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+            ]
+        })
+    }
 }
 
 impl ApiConfig {
@@ -898,7 +982,16 @@ impl Config {
                 }
             }
             if let Some(secs) = api.refresh_secs {
-                if !api.spec.starts_with("http://") && !api.spec.starts_with("https://") {
+                if api.kind == ApiKind::Graphql && !api.spec.is_remote() {
+                    push(
+                        format!("api[{i}].refresh_secs"),
+                        if api.spec.is_empty() {
+                            "an introspected GraphQL schema is read at start-up and on reloads; `refresh_secs` is for a schema at an http(s) URL (`spec`)".to_string()
+                        } else {
+                            format!("`{}` is local: refresh is for a schema at an http(s) URL (for local files, run `codemode serve --watch`)", api.spec)
+                        },
+                    );
+                } else if !api.spec.is_remote() {
                     push(
                         format!("api[{i}].refresh_secs"),
                         format!("`{}` is a local file: refresh is for specs at an http(s) URL (for local files, run `codemode serve --watch`)", api.spec),
@@ -914,6 +1007,11 @@ impl Config {
                 ApiKind::Openapi => {
                     if api.spec.is_empty() {
                         push(format!("api[{i}].spec"), "missing: the path or URL of the API's OpenAPI spec".into());
+                    } else if api.spec.all().len() > 1 {
+                        push(
+                            format!("api[{i}].spec"),
+                            "a list of files is for GraphQL SDL (`kind = \"graphql\"`); an OpenAPI spec is one root document whose `$ref`s reach the others: name only the root".into(),
+                        );
                     }
                     for (key, set) in [
                         ("url", api.url.is_some()),
@@ -953,6 +1051,23 @@ impl Config {
                         if set {
                             push(format!("api[{i}].{key}"), format!("`{key}` is for OpenAPI rehearsals; a GraphQL rehearsal (`mock = true`) answers from the schema alone"));
                         }
+                    }
+                    let paths = api.spec.all();
+                    if paths.len() > 1 {
+                        for (j, p) in paths.iter().enumerate() {
+                            if p.is_empty() {
+                                push(format!("api[{i}].spec[{j}]"), "an empty path: name an SDL file".into());
+                            } else if p.starts_with("http://") || p.starts_with("https://") {
+                                push(format!("api[{i}].spec[{j}]"), format!("`{p}` is a URL: a list of schema files takes local SDL files (download it, or give the URL alone as `spec`)"));
+                            } else if p.ends_with(".json") {
+                                push(format!("api[{i}].spec[{j}]"), format!("`{p}` looks like introspection JSON: a list merges SDL files; give an introspection result alone as `spec`"));
+                            }
+                        }
+                    } else if paths.len() == 1 && paths[0].is_empty() {
+                        push(
+                            format!("api[{i}].spec"),
+                            "an empty path: name the schema file, or leave `spec` out to introspect `url`".into(),
+                        );
                     }
                     if api.max_depth == Some(0) || api.max_cost == Some(0) {
                         push(format!("api[{i}]"), "`max_depth` and `max_cost` must be at least 1".into());
@@ -1116,12 +1231,22 @@ impl Config {
         problems
     }
 
-    /// Resolves a spec location relative to the config file.
+    /// Resolves a spec location relative to the config file (the first, for
+    /// a GraphQL schema of several files).
     pub fn spec_location(&self, api: &ApiConfig) -> String {
-        if api.spec.starts_with("http://") || api.spec.starts_with("https://") || Path::new(&api.spec).is_absolute() {
-            api.spec.clone()
+        self.resolve(api.spec.first())
+    }
+
+    /// Every spec location of `api`, resolved (none when `spec` is unset).
+    pub fn spec_locations(&self, api: &ApiConfig) -> Vec<String> {
+        api.spec.all().iter().map(|p| self.resolve(p)).collect()
+    }
+
+    fn resolve(&self, spec: &str) -> String {
+        if spec.starts_with("http://") || spec.starts_with("https://") || Path::new(spec).is_absolute() {
+            spec.to_string()
         } else {
-            self.base_dir.join(&api.spec).display().to_string()
+            self.base_dir.join(spec).display().to_string()
         }
     }
 }
