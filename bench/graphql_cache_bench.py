@@ -95,7 +95,8 @@ def prepare(directory: Path, body: bytes) -> None:
 
 def main() -> None:
     assert SCHEMA.exists(), "run tests/peers/setup.sh (installs @octokit/graphql-schema)"
-    body = SCHEMA.read_bytes()
+    # The file holds `{"__schema": …}`; an endpoint answers `{"data": {"__schema": …}}`.
+    body = b'{"data": ' + SCHEMA.read_bytes() + b"}"
     if sys.argv[1:2] == ["--prepare"]:
         prepare(Path(sys.argv[2]), body)
         return

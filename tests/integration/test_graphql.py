@@ -14,6 +14,8 @@ stdio with the official Python SDK:
   a start uses the copy with a warning (without one it fails as before);
 - a schema of several SDL files (`spec = [..]`) with `extend type` across
   them, and an error in one naming its file and line;
+- `refresh_secs` on an introspected schema (a graphql-core endpoint whose
+  schema changes): introspected again, swapped without dropping calls;
 - GitHub's public schema (npm @octokit/graphql-schema): SDL and
   introspection JSON both load, `codemode.types("Query.repository")`,
   `codemode.find` finding the mutation that adds a comment, and rehearsal
@@ -32,6 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import anyio
 import pytest
 
 from conftest import BINARY, ROOT, mcp_session, text_of, write_config
@@ -414,3 +417,81 @@ mock = true
     checked = cli(["check", "--config", str(wrong)], tmp_path / "cache")
     out = checked.stdout + checked.stderr
     assert checked.returncode != 0 and "api[0].spec[1]" in out and "api[0].spec[2]" in out, out
+
+
+class ChangingSchemaServer:
+    """A GraphQL endpoint (graphql-core, the reference implementation's port)
+    whose schema a test can change: `sdl` is read on every request.
+    `introspections` counts the introspection requests it answered."""
+
+    def __init__(self, sdl: str):
+        import graphql
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        self.sdl, self.introspections = sdl, 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                if body.get("operationName") == "IntrospectionQuery":
+                    owner.introspections += 1
+                result = graphql.graphql_sync(graphql.build_schema(owner.sdl), body["query"],
+                                              variable_values=body.get("variables"),
+                                              operation_name=body.get("operationName"))
+                out = json.dumps({"data": result.data} if not result.errors else
+                                 {"data": result.data, "errors": [e.formatted for e in result.errors]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/graphql"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def test_refresh_re_introspects_and_swaps_the_schema_without_dropping_calls(tmp_path):
+    from test_http_helpers import codemode_http, http_session
+
+    gql = ChangingSchemaServer("type Query { hello: String }")
+    fields = 'async () => Object.keys(schema.queryType.fields).join(",")'
+    apis = f'[[api]]\nname = "changing"\nkind = "graphql"\nurl = "{gql.url}"\nrefresh_secs = 1\n'
+    try:
+        with codemode_http(tmp_path, apis=apis, env={"CODEMODE_CACHE_DIR": str(tmp_path / "cache")}) as srv:
+            async with http_session(srv.url) as session:
+                assert text_of(await session.call_tool("search", {"code": fields})) == "hello"
+                # Unchanged: each refresh introspects again, nothing reloads.
+                deadline = time.monotonic() + 120
+                while gql.introspections < 3:
+                    assert time.monotonic() < deadline, srv.log()
+                    await anyio.sleep(0.1)
+                assert "reloaded" not in srv.log()
+                # The endpoint's schema gains a field: calls keep answering
+                # while the next schema loads, then see it.
+                gql.sdl = "type Query { hello: String\n goodbye: Int }"
+                failures, deadline = [], time.monotonic() + 120
+                while True:
+                    r = await session.call_tool("search", {"code": fields})
+                    if r.is_error:
+                        failures.append(text_of(r))
+                    elif text_of(r) != "hello":
+                        break
+                    assert time.monotonic() < deadline, srv.log()
+                    await anyio.sleep(0.05)
+                assert not failures, failures
+                assert text_of(r) == "hello,goodbye"
+                assert "refresh: the schema changed on its server" in srv.log()
+                r = await session.call_tool("execute", {"code": 'async () => (await changing.graphql("{ goodbye }")).data'})
+                assert not r.is_error and json.loads(text_of(r)) == {"goodbye": None}, text_of(r)
+    finally:
+        gql.stop()

@@ -366,7 +366,9 @@ pub struct ApiConfig {
     /// For a spec at an http(s) URL: ask its server this often (seconds)
     /// whether it changed (a conditional request, through the spec cache),
     /// and when it did, reload — calls running meanwhile finish on the old
-    /// spec. Unset: the spec is read at start-up and on reloads only.
+    /// spec. For a GraphQL schema introspected from `url`: introspect again
+    /// this often and reload when the answer differs. Unset: the spec is
+    /// read at start-up and on reloads only.
     pub refresh_secs: Option<f64>,
 }
 
@@ -982,16 +984,15 @@ impl Config {
                 }
             }
             if let Some(secs) = api.refresh_secs {
-                if api.kind == ApiKind::Graphql && !api.spec.is_remote() {
+                // An introspected GraphQL schema (no `spec`) is refreshed by
+                // introspecting its endpoint again.
+                let introspected = api.kind == ApiKind::Graphql && api.spec.is_empty();
+                if api.kind == ApiKind::Graphql && !introspected && !api.spec.is_remote() {
                     push(
                         format!("api[{i}].refresh_secs"),
-                        if api.spec.is_empty() {
-                            "an introspected GraphQL schema is read at start-up and on reloads; `refresh_secs` is for a schema at an http(s) URL (`spec`)".to_string()
-                        } else {
-                            format!("`{}` is local: refresh is for a schema at an http(s) URL (for local files, run `codemode serve --watch`)", api.spec)
-                        },
+                        format!("`{}` is local: refresh is for a schema at an http(s) URL or introspected from `url` (for local files, run `codemode serve --watch`)", api.spec),
                     );
-                } else if !api.spec.is_remote() {
+                } else if !introspected && !api.spec.is_remote() {
                     push(
                         format!("api[{i}].refresh_secs"),
                         format!("`{}` is a local file: refresh is for specs at an http(s) URL (for local files, run `codemode serve --watch`)", api.spec),
@@ -1301,6 +1302,37 @@ mod tests {
         );
         let zero = Config::load(&write(&text("https://example.com/openapi.json", "0"))).unwrap_err();
         assert!(zero[0].to_string().contains("out of range"), "{zero:?}");
+    }
+
+    #[test]
+    fn a_graphql_schema_may_be_several_sdl_files_and_an_introspected_one_refreshes() {
+        let gql = |rest: &str| {
+            format!("[[api]]\nname = \"g\"\nkind = \"graphql\"\nurl = \"https://x.test/graphql\"\n{rest}\n")
+        };
+        let c = Config::load(&write(&gql("spec = [\"a.graphql\", \"sub/b.graphql\"]"))).unwrap();
+        assert_eq!(c.apis[0].spec.all(), ["a.graphql", "sub/b.graphql"]);
+        let locations = c.spec_locations(&c.apis[0]);
+        assert!(locations[1].ends_with("sub/b.graphql") && Path::new(&locations[1]).is_absolute(), "{locations:?}");
+        assert_eq!(Config::load(&write(&gql("spec = \"one.graphql\""))).unwrap().apis[0].spec, "one.graphql");
+        // A list takes local SDL files, each problem at its index.
+        let e =
+            Config::load(&write(&gql("spec = [\"a.graphql\", \"https://x.test/s.graphql\", \"s.json\"]"))).unwrap_err();
+        let all = format!("{e:?}");
+        assert!(all.contains("api[0].spec[1]") && all.contains("api[0].spec[2]"), "{all}");
+        // Not a string or a list: the expected shapes named.
+        let e = Config::load(&write(&gql("spec = 5"))).unwrap_err();
+        assert!(format!("{e:?}").contains("a list of GraphQL SDL file paths"), "{e:?}");
+        // An OpenAPI spec is one document.
+        let e = Config::load(&write(
+            "[[api]]\nname = \"o\"\nspec = [\"a.json\", \"b.json\"]\nbase_url = \"https://x.test\"\n",
+        ))
+        .unwrap_err();
+        assert!(format!("{e:?}").contains("a list of files is for GraphQL SDL"), "{e:?}");
+        // refresh_secs: introspected (no spec) or a URL, not a local file.
+        assert!(Config::load(&write(&gql("refresh_secs = 60"))).is_ok());
+        assert!(Config::load(&write(&gql("spec = \"https://x.test/s.graphql\"\nrefresh_secs = 60"))).is_ok());
+        let e = Config::load(&write(&gql("spec = \"s.graphql\"\nrefresh_secs = 60"))).unwrap_err();
+        assert!(format!("{e:?}").contains("api[0].refresh_secs"), "{e:?}");
     }
 
     #[test]

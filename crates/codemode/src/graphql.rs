@@ -17,6 +17,10 @@ pub struct GraphqlApi {
     pub schema: Schema,
     /// Depth, cost and size limits of one operation.
     pub limits: Limits,
+    /// For a schema introspected from the endpoint: the client that asked
+    /// (its credential, headers and introspection-sized answer limit), so
+    /// `refresh_secs` can ask again.
+    pub introspected: Option<Upstream>,
 }
 
 impl std::fmt::Debug for GraphqlApi {
@@ -97,6 +101,17 @@ pub async fn load_schema(
     })
     .await?;
     Ok(LoadedSchema { schema, stale })
+}
+
+/// `refresh_secs` for an introspected schema: introspects again through
+/// `upstream` and the cache, and says whether the answer differs from the
+/// copy (`Downloaded`), matches it (`Revalidated`) or could not be had
+/// (`Stale`).
+pub async fn reintrospect(api: &str, upstream: &Upstream) -> Result<codemode_spec::cache::Origin, String> {
+    let endpoint = upstream.config().base_url.to_string();
+    let fetched =
+        codemode_spec::cache::through(&introspection_key(api, &endpoint), introspect(upstream, &endpoint)).await?;
+    Ok(fetched.origin)
 }
 
 /// One introspection of `endpoint`: the answer's JSON (`{"data":
@@ -369,7 +384,7 @@ mod tests {
             "t.graphql",
         )
         .unwrap();
-        GraphqlApi { schema, limits: Limits::default() }
+        GraphqlApi { schema, limits: Limits::default(), introspected: None }
     }
 
     #[test]

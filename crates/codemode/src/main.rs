@@ -659,8 +659,19 @@ fn generation(
         .iter()
         .filter_map(|api| {
             let every = std::time::Duration::from_secs_f64(api.refresh_secs?);
+            // An introspected GraphQL schema is asked again through the
+            // client that introspected it.
+            if api.kind == config::ApiKind::Graphql && api.spec.is_empty() {
+                let loaded = server.service().apis.iter().find(|a| a.name == api.name)?;
+                let upstream = loaded.graphql.as_ref()?.introspected.clone()?;
+                return Some(live::Refresh {
+                    api: api.name.clone(),
+                    of: live::RefreshOf::Introspection(upstream),
+                    every,
+                });
+            }
             let url = url::Url::parse(&config.spec_location(api)).ok().filter(|u| remote(u.as_str()))?;
-            Some(live::Refresh { api: api.name.clone(), url, every })
+            Some(live::Refresh { api: api.name.clone(), of: live::RefreshOf::Url(url), every })
         })
         .collect();
     // Debug text, compared only: what changed in these needs a restart.

@@ -367,6 +367,7 @@ async fn load_graphql(
             max_cost: api.max_cost.unwrap_or(defaults.max_cost),
             max_document_bytes: defaults.max_document_bytes.min(cfg.max_request_bytes.max(1024)),
         },
+        introspected: locations.is_empty().then(|| introspecting.clone()),
     });
     // The view is resolved and packed like a spec: the same lazy objects
     // in the sandbox, the same cycle handling.
