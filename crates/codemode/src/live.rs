@@ -172,7 +172,7 @@ pub enum RefreshOf {
     Url(url::Url),
     /// A GraphQL API's introspected schema: introspected again through the
     /// API's own client and compared with the cached copy.
-    Introspection(codemode_upstream::Upstream),
+    Introspection(Box<codemode_upstream::Upstream>),
 }
 
 impl std::fmt::Debug for RefreshOf {

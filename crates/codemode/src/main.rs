@@ -666,7 +666,7 @@ fn generation(
                 let upstream = loaded.graphql.as_ref()?.introspected.clone()?;
                 return Some(live::Refresh {
                     api: api.name.clone(),
-                    of: live::RefreshOf::Introspection(upstream),
+                    of: live::RefreshOf::Introspection(Box::new(upstream)),
                     every,
                 });
             }
