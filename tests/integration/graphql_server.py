@@ -4,8 +4,10 @@ variables, a field whose resolver fails (GraphQL errors with partial data),
 mutations that count themselves (so a test can prove a refused one was never
 sent), a subscription, and bearer-token auth on every request (so
 introspection at start-up and every call must carry codemode's credential).
+With LOG, every request body that passes the token check is appended to that
+file as one JSON line, exactly as received (tests/hostile judges by it).
 
-    python graphql_server.py PORT TOKEN
+    python graphql_server.py PORT TOKEN [LOG]
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class Subscription:
 
 def main() -> None:
     port, token = int(sys.argv[1]), sys.argv[2]
+    log = open(sys.argv[3], "ab", buffering=0) if len(sys.argv) > 3 else None
     _seed()
     graphql = GraphQL(strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription))
 
@@ -114,7 +117,22 @@ def main() -> None:
                             "headers": [(b"content-type", b"application/json")]})
                 await send({"type": "http.response.body", "body": body})
                 return
-        await graphql(scope, receive, send)
+        if log is None or scope["type"] != "http":
+            await graphql(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+
+        async def recording():
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    body = b"".join(chunks)
+                    if body:
+                        log.write(json.dumps(body.decode("utf-8", "replace")).encode() + b"\n")
+            return message
+
+        await graphql(scope, recording, send)
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 

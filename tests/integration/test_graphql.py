@@ -8,6 +8,14 @@ stdio with the official Python SDK:
   mutations refused without `allow_writes` (and never sent) and sent with it,
   a rule naming one mutation, subscriptions refused, the depth limit, the
   credential scrubbed from what comes back;
+- the introspected schema cached on disk: the first start introspects and
+  caches, the second introspects again and finds the same schema (the entry
+  not rewritten), `check` reports the copy's age, and with the endpoint down
+  a start uses the copy with a warning (without one it fails as before);
+- a schema of several SDL files (`spec = [..]`) with `extend type` across
+  them, and an error in one naming its file and line;
+- `refresh_secs` on an introspected schema (a graphql-core endpoint whose
+  schema changes): introspected again, swapped without dropping calls;
 - GitHub's public schema (npm @octokit/graphql-schema): SDL and
   introspection JSON both load, `codemode.types("Query.repository")`,
   `codemode.find` finding the mutation that adds a comment, and rehearsal
@@ -18,14 +26,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+import anyio
 import pytest
 
-from conftest import ROOT, mcp_session, text_of, write_config
+from conftest import BINARY, ROOT, mcp_session, text_of, write_config
 
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
 import peers  # noqa: E402
@@ -262,3 +274,224 @@ mock = true
         err, out = await run(s, "execute", """async () => github.graphql(
             "mutation { addComment(input: {subjectId: \\"I_1\\", body: \\"hi\\"}) { clientMutationId } }")""")
         assert err and "PolicyError" in out, out
+
+
+@contextlib.contextmanager
+def books_server(log: Path):
+    """A GraphQL server of its own (a test stops it), logging what it gets."""
+    with tempfile.TemporaryDirectory(prefix="peer-graphql-") as tmp:
+        port = peers.free_port()
+        url = f"http://127.0.0.1:{port}/graphql"
+        with peers._run(
+            "graphql",
+            [str(peers.VENV_BIN / "python"), str(HERE / "graphql_server.py"), str(port), TOKEN, str(log)],
+            ready_url=url,
+            is_ready=lambda s: s is not None,
+            timeout=60,
+            workdir=Path(tmp),
+        ):
+            yield url
+
+
+def cli(args: list[str], cache: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ.get("PATH", ""), "CODEMODE_CACHE_DIR": str(cache), "CODEMODE_LOG": "warn",
+           "BOOKS_TOKEN": TOKEN}
+    # The binary's own start-up bounds it; this only keeps a hang from hanging the suite.
+    return subprocess.run([str(BINARY), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+TYPES = 'async () => Object.keys(schema.types).filter(t => !t.startsWith("__")).sort().join(",")'
+
+
+def introspections(log: Path) -> int:
+    return sum("IntrospectionQuery" in line for line in log.read_text().splitlines())
+
+
+def test_the_introspected_schema_is_cached_revalidated_and_used_when_the_endpoint_is_down(tmp_path):
+    cache, log = tmp_path / "cache", tmp_path / "received.jsonl"
+    log.touch()
+    with books_server(log) as url:
+        cfg = config(tmp_path, url)
+        first = cli(["search", "--config", str(cfg), TYPES], cache)
+        assert first.returncode == 0, first.stderr
+        types = first.stdout.strip()
+        assert "Book" in types.split(",") and "Mutation" in types.split(","), types
+        assert introspections(log) == 1
+        entries = list(cache.glob("*.spec"))
+        assert len(entries) == 1, "the introspection is cached"
+        written = entries[0].stat().st_mtime_ns
+
+        # The second start introspects again (a POST has no validators) and
+        # finds the same schema: a confirmation, the entry not rewritten.
+        second = cli(["search", "--config", str(cfg), TYPES], cache)
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.strip() == types
+        assert introspections(log) == 2
+        assert "cached" not in second.stderr, "a confirmed copy is not worth a warning"
+        assert entries[0].stat().st_mtime_ns == written
+        assert list(cache.glob("*.checked")), "the confirmation is recorded"
+
+        checked = cli(["check", "--config", str(cfg)], cache)
+        assert f"books: schema introspected at {url}: cached copy confirmed by its server" in checked.stdout, checked.stdout
+
+    # The endpoint is gone: the cached schema, with a warning that says so.
+    third = cli(["search", "--config", str(cfg), TYPES], cache)
+    assert third.returncode == 0, third.stderr
+    assert third.stdout.strip() == types
+    assert "using the copy cached" in third.stderr and url in third.stderr, third.stderr
+    checked = cli(["check", "--config", str(cfg)], cache)
+    assert checked.returncode != 0 and "using the copy cached" in checked.stdout, checked.stdout
+
+    # Without a cached copy, an endpoint that is down stops start-up as before.
+    empty = cli(["search", "--config", str(cfg), TYPES], tmp_path / "empty-cache")
+    assert empty.returncode == 2 and f"introspecting {url} failed" in empty.stderr, empty.stderr
+
+
+BASE_SDL = """
+"A book."
+type Book { id: ID! title: String! }
+type Query { book(id: ID!): Book }
+"""
+MORE_SDL = """
+extend type Book {
+  "Year of first publication."
+  year: Int
+}
+extend type Query { books(first: Int = 10): [Book!]! }
+"""
+MUTATION_SDL = "type Mutation { addBook(title: String!): Book }\n"
+
+
+async def test_a_schema_of_several_sdl_files(tmp_path):
+    schema = tmp_path / "schema"
+    schema.mkdir()
+    (schema / "base.graphql").write_text(BASE_SDL)
+    (schema / "more.graphql").write_text(MORE_SDL)
+    (schema / "mutation.graphql").write_text(MUTATION_SDL)
+    # The extensions come first: order does not matter.
+    cfg = write_config(tmp_path, """
+[[api]]
+name = "books"
+kind = "graphql"
+url = "https://books.invalid/graphql"
+spec = ["schema/more.graphql", "schema/base.graphql", "schema/mutation.graphql"]
+mock = true
+""")
+    async with mcp_session(["--config", str(cfg)]) as s:
+        err, out = await run(s, "search", """async () => ({
+            year: schema.types.Book.fields.year.description,
+            books: schema.queryType.fields.books.type,
+            mutations: Object.keys(schema.mutationType.fields),
+        })""")
+        assert not err, out
+        assert json.loads(out) == {"year": "Year of first publication.", "books": "[Book!]!", "mutations": ["addBook"]}, out
+        err, out = await run(s, "execute", 'async () => (await books.graphql("{ books(first: 1) { title year } }")).data')
+        assert not err, out
+        v = json.loads(out)
+        assert len(v["books"]) == 1 and isinstance(v["books"][0]["title"], str) and "year" in v["books"][0], v
+
+    # An error in one file names it and the line.
+    (schema / "bad.graphql").write_text("extend type Book { year2: Int }\n\nextend type Author { name: String }\n")
+    bad = write_config(tmp_path, """
+[[api]]
+name = "books"
+kind = "graphql"
+url = "https://books.invalid/graphql"
+spec = ["schema/base.graphql", "schema/bad.graphql"]
+mock = true
+""")
+    checked = cli(["check", "--config", str(bad)], tmp_path / "cache")
+    assert checked.returncode != 0, checked.stdout
+    out = checked.stdout + checked.stderr
+    assert "bad.graphql, line 3, column" in out and "Author" in out, out
+
+    # A list is for SDL files: a URL or introspection JSON in one is refused, saying why.
+    wrong = write_config(tmp_path, """
+[[api]]
+name = "books"
+kind = "graphql"
+url = "https://books.invalid/graphql"
+spec = ["schema/base.graphql", "https://example.com/schema.graphql", "saved.json"]
+mock = true
+""")
+    checked = cli(["check", "--config", str(wrong)], tmp_path / "cache")
+    out = checked.stdout + checked.stderr
+    assert checked.returncode != 0 and "api[0].spec[1]" in out and "api[0].spec[2]" in out, out
+
+
+class ChangingSchemaServer:
+    """A GraphQL endpoint (graphql-core, the reference implementation's port)
+    whose schema a test can change: `sdl` is read on every request.
+    `introspections` counts the introspection requests it answered."""
+
+    def __init__(self, sdl: str):
+        import graphql
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        self.sdl, self.introspections = sdl, 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                if body.get("operationName") == "IntrospectionQuery":
+                    owner.introspections += 1
+                result = graphql.graphql_sync(graphql.build_schema(owner.sdl), body["query"],
+                                              variable_values=body.get("variables"),
+                                              operation_name=body.get("operationName"))
+                out = json.dumps({"data": result.data} if not result.errors else
+                                 {"data": result.data, "errors": [e.formatted for e in result.errors]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/graphql"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+async def test_refresh_re_introspects_and_swaps_the_schema_without_dropping_calls(tmp_path):
+    from test_http_helpers import codemode_http, http_session
+
+    gql = ChangingSchemaServer("type Query { hello: String }")
+    fields = 'async () => Object.keys(schema.queryType.fields).join(",")'
+    apis = f'[[api]]\nname = "changing"\nkind = "graphql"\nurl = "{gql.url}"\nrefresh_secs = 1\n'
+    try:
+        with codemode_http(tmp_path, apis=apis, env={"CODEMODE_CACHE_DIR": str(tmp_path / "cache")}) as srv:
+            async with http_session(srv.url) as session:
+                assert text_of(await session.call_tool("search", {"code": fields})) == "hello"
+                # Unchanged: each refresh introspects again, nothing reloads.
+                deadline = time.monotonic() + 120
+                while gql.introspections < 3:
+                    assert time.monotonic() < deadline, srv.log()
+                    await anyio.sleep(0.1)
+                assert "reloaded" not in srv.log()
+                # The endpoint's schema gains a field: calls keep answering
+                # while the next schema loads, then see it.
+                gql.sdl = "type Query { hello: String\n goodbye: Int }"
+                failures, deadline = [], time.monotonic() + 120
+                while True:
+                    r = await session.call_tool("search", {"code": fields})
+                    if r.is_error:
+                        failures.append(text_of(r))
+                    elif text_of(r) != "hello":
+                        break
+                    assert time.monotonic() < deadline, srv.log()
+                    await anyio.sleep(0.05)
+                assert not failures, failures
+                assert text_of(r) == "hello,goodbye"
+                assert "refresh: the schema changed on its server" in srv.log()
+                r = await session.call_tool("execute", {"code": 'async () => (await changing.graphql("{ goodbye }")).data'})
+                assert not r.is_error and json.loads(text_of(r)) == {"goodbye": None}, text_of(r)
+    finally:
+        gql.stop()

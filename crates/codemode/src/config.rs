@@ -302,10 +302,11 @@ pub struct ApiConfig {
     #[serde(default)]
     pub kind: ApiKind,
     /// Path or URL of the spec; for GraphQL, of the schema: SDL, or a saved
-    /// introspection result (JSON). A GraphQL API without one is
-    /// introspected at its `url` at start-up.
+    /// introspection result (JSON) — or a list of SDL files merged into one
+    /// schema (`extend type` across them). A GraphQL API without one is
+    /// introspected at its `url` at start-up (and the answer cached).
     #[serde(default)]
-    pub spec: String,
+    pub spec: SpecPaths,
     /// GraphQL: the endpoint every operation is POSTed to.
     pub url: Option<String>,
     /// GraphQL: deepest field nesting one operation may select (default 15).
@@ -365,7 +366,9 @@ pub struct ApiConfig {
     /// For a spec at an http(s) URL: ask its server this often (seconds)
     /// whether it changed (a conditional request, through the spec cache),
     /// and when it did, reload — calls running meanwhile finish on the old
-    /// spec. Unset: the spec is read at start-up and on reloads only.
+    /// spec. For a GraphQL schema introspected from `url`: introspect again
+    /// this often and reload when the answer differs. Unset: the spec is
+    /// read at start-up and on reloads only.
     pub refresh_secs: Option<f64>,
 }
 
@@ -497,6 +500,89 @@ pub enum McpTransport {
     Http,
     /// The legacy HTTP+SSE transport (2024-11-05).
     Sse,
+}
+
+/// `spec`: one path or URL, or (GraphQL) a list of SDL files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpecPaths(Vec<String>);
+
+impl SpecPaths {
+    /// One path or URL.
+    pub fn one(path: impl Into<String>) -> Self {
+        SpecPaths(vec![path.into()])
+    }
+
+    /// The first (for an OpenAPI spec: the only) path, or `""` when unset.
+    pub fn first(&self) -> &str {
+        self.0.first().map(String::as_str).unwrap_or_default()
+    }
+
+    /// Every path, as written.
+    pub fn all(&self) -> &[String] {
+        &self.0
+    }
+
+    /// True when no spec is set (`""` and `[]` say the same).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when the first path is an http(s) URL.
+    pub fn is_remote(&self) -> bool {
+        let f = self.first();
+        f.starts_with("http://") || f.starts_with("https://")
+    }
+}
+
+impl PartialEq<&str> for SpecPaths {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.len() == 1 && self.0[0] == *other
+    }
+}
+
+impl std::fmt::Display for SpecPaths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(", "))
+    }
+}
+
+impl<'de> Deserialize<'de> for SpecPaths {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SpecPaths;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a path or URL (a string), or a list of GraphQL SDL file paths")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SpecPaths, E> {
+                Ok(SpecPaths(if v.is_empty() { vec![] } else { vec![v.to_string()] }))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<SpecPaths, A::Error> {
+                let mut out = Vec::new();
+                while let Some(p) = seq.next_element::<String>()? {
+                    out.push(p);
+                }
+                Ok(SpecPaths(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl schemars::JsonSchema for SpecPaths {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SpecPaths".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A path or URL, or (GraphQL) a list of SDL file paths merged into one schema.",
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+            ]
+        })
+    }
 }
 
 impl ApiConfig {
@@ -898,7 +984,15 @@ impl Config {
                 }
             }
             if let Some(secs) = api.refresh_secs {
-                if !api.spec.starts_with("http://") && !api.spec.starts_with("https://") {
+                // An introspected GraphQL schema (no `spec`) is refreshed by
+                // introspecting its endpoint again.
+                let introspected = api.kind == ApiKind::Graphql && api.spec.is_empty();
+                if api.kind == ApiKind::Graphql && !introspected && !api.spec.is_remote() {
+                    push(
+                        format!("api[{i}].refresh_secs"),
+                        format!("`{}` is local: refresh is for a schema at an http(s) URL or introspected from `url` (for local files, run `codemode serve --watch`)", api.spec),
+                    );
+                } else if !introspected && !api.spec.is_remote() {
                     push(
                         format!("api[{i}].refresh_secs"),
                         format!("`{}` is a local file: refresh is for specs at an http(s) URL (for local files, run `codemode serve --watch`)", api.spec),
@@ -914,6 +1008,11 @@ impl Config {
                 ApiKind::Openapi => {
                     if api.spec.is_empty() {
                         push(format!("api[{i}].spec"), "missing: the path or URL of the API's OpenAPI spec".into());
+                    } else if api.spec.all().len() > 1 {
+                        push(
+                            format!("api[{i}].spec"),
+                            "a list of files is for GraphQL SDL (`kind = \"graphql\"`); an OpenAPI spec is one root document whose `$ref`s reach the others: name only the root".into(),
+                        );
                     }
                     for (key, set) in [
                         ("url", api.url.is_some()),
@@ -953,6 +1052,23 @@ impl Config {
                         if set {
                             push(format!("api[{i}].{key}"), format!("`{key}` is for OpenAPI rehearsals; a GraphQL rehearsal (`mock = true`) answers from the schema alone"));
                         }
+                    }
+                    let paths = api.spec.all();
+                    if paths.len() > 1 {
+                        for (j, p) in paths.iter().enumerate() {
+                            if p.is_empty() {
+                                push(format!("api[{i}].spec[{j}]"), "an empty path: name an SDL file".into());
+                            } else if p.starts_with("http://") || p.starts_with("https://") {
+                                push(format!("api[{i}].spec[{j}]"), format!("`{p}` is a URL: a list of schema files takes local SDL files (download it, or give the URL alone as `spec`)"));
+                            } else if p.ends_with(".json") {
+                                push(format!("api[{i}].spec[{j}]"), format!("`{p}` looks like introspection JSON: a list merges SDL files; give an introspection result alone as `spec`"));
+                            }
+                        }
+                    } else if paths.len() == 1 && paths[0].is_empty() {
+                        push(
+                            format!("api[{i}].spec"),
+                            "an empty path: name the schema file, or leave `spec` out to introspect `url`".into(),
+                        );
                     }
                     if api.max_depth == Some(0) || api.max_cost == Some(0) {
                         push(format!("api[{i}]"), "`max_depth` and `max_cost` must be at least 1".into());
@@ -1116,12 +1232,22 @@ impl Config {
         problems
     }
 
-    /// Resolves a spec location relative to the config file.
+    /// Resolves a spec location relative to the config file (the first, for
+    /// a GraphQL schema of several files).
     pub fn spec_location(&self, api: &ApiConfig) -> String {
-        if api.spec.starts_with("http://") || api.spec.starts_with("https://") || Path::new(&api.spec).is_absolute() {
-            api.spec.clone()
+        self.resolve(api.spec.first())
+    }
+
+    /// Every spec location of `api`, resolved (none when `spec` is unset).
+    pub fn spec_locations(&self, api: &ApiConfig) -> Vec<String> {
+        api.spec.all().iter().map(|p| self.resolve(p)).collect()
+    }
+
+    fn resolve(&self, spec: &str) -> String {
+        if spec.starts_with("http://") || spec.starts_with("https://") || Path::new(spec).is_absolute() {
+            spec.to_string()
         } else {
-            self.base_dir.join(&api.spec).display().to_string()
+            self.base_dir.join(spec).display().to_string()
         }
     }
 }
@@ -1176,6 +1302,37 @@ mod tests {
         );
         let zero = Config::load(&write(&text("https://example.com/openapi.json", "0"))).unwrap_err();
         assert!(zero[0].to_string().contains("out of range"), "{zero:?}");
+    }
+
+    #[test]
+    fn a_graphql_schema_may_be_several_sdl_files_and_an_introspected_one_refreshes() {
+        let gql = |rest: &str| {
+            format!("[[api]]\nname = \"g\"\nkind = \"graphql\"\nurl = \"https://x.test/graphql\"\n{rest}\n")
+        };
+        let c = Config::load(&write(&gql("spec = [\"a.graphql\", \"sub/b.graphql\"]"))).unwrap();
+        assert_eq!(c.apis[0].spec.all(), ["a.graphql", "sub/b.graphql"]);
+        let locations = c.spec_locations(&c.apis[0]);
+        assert!(locations[1].ends_with("sub/b.graphql") && Path::new(&locations[1]).is_absolute(), "{locations:?}");
+        assert_eq!(Config::load(&write(&gql("spec = \"one.graphql\""))).unwrap().apis[0].spec, "one.graphql");
+        // A list takes local SDL files, each problem at its index.
+        let e =
+            Config::load(&write(&gql("spec = [\"a.graphql\", \"https://x.test/s.graphql\", \"s.json\"]"))).unwrap_err();
+        let all = format!("{e:?}");
+        assert!(all.contains("api[0].spec[1]") && all.contains("api[0].spec[2]"), "{all}");
+        // Not a string or a list: the expected shapes named.
+        let e = Config::load(&write(&gql("spec = 5"))).unwrap_err();
+        assert!(format!("{e:?}").contains("a list of GraphQL SDL file paths"), "{e:?}");
+        // An OpenAPI spec is one document.
+        let e = Config::load(&write(
+            "[[api]]\nname = \"o\"\nspec = [\"a.json\", \"b.json\"]\nbase_url = \"https://x.test\"\n",
+        ))
+        .unwrap_err();
+        assert!(format!("{e:?}").contains("a list of files is for GraphQL SDL"), "{e:?}");
+        // refresh_secs: introspected (no spec) or a URL, not a local file.
+        assert!(Config::load(&write(&gql("refresh_secs = 60"))).is_ok());
+        assert!(Config::load(&write(&gql("spec = \"https://x.test/s.graphql\"\nrefresh_secs = 60"))).is_ok());
+        let e = Config::load(&write(&gql("spec = \"s.graphql\"\nrefresh_secs = 60"))).unwrap_err();
+        assert!(format!("{e:?}").contains("api[0].refresh_secs"), "{e:?}");
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub struct GraphqlApi {
     pub schema: Schema,
     /// Depth, cost and size limits of one operation.
     pub limits: Limits,
+    /// For a schema introspected from the endpoint: the client that asked
+    /// (its credential, headers and introspection-sized answer limit), so
+    /// `refresh_secs` can ask again.
+    pub introspected: Option<Upstream>,
 }
 
 impl std::fmt::Debug for GraphqlApi {
@@ -25,43 +29,126 @@ impl std::fmt::Debug for GraphqlApi {
     }
 }
 
-/// The schema of `location` (SDL or introspection JSON, a file or an
-/// http(s) URL), or — with no location — from introspecting the endpoint
-/// through `upstream` (its credential and headers, scrubbed like any answer).
+/// The largest schema document read from a file or URL, or answered to
+/// introspection: GitHub's SDL is 1.3 MB, its introspection JSON 9 MB.
+const MAX_SCHEMA_BYTES: usize = 64 * 1024 * 1024;
+
+/// A loaded schema, and — when it is a cached copy because its source
+/// could not be reached — a warning that says so and how old it is.
+pub struct LoadedSchema {
+    /// The schema.
+    pub schema: Schema,
+    /// Set when a cached copy stands in for the endpoint or URL.
+    pub stale: Option<String>,
+}
+
+/// The cache key of an API's introspected schema: its name and endpoint
+/// (two APIs on one endpoint with other credentials may see other schemas).
+pub fn introspection_key(api: &str, endpoint: &str) -> String {
+    format!("graphql introspection of `{api}` at {endpoint}")
+}
+
+/// The schema of `locations`: nothing — introspect the endpoint through
+/// `upstream` (its credential and headers, the answer scrubbed like any
+/// other) via the on-disk cache; one file or http(s) URL of SDL or
+/// introspection JSON (a URL through the cache too); or several SDL files
+/// merged into one schema.
 pub async fn load_schema(
-    location: Option<&str>,
+    locations: &[String],
+    api: &str,
     upstream: &Upstream,
     http: &reqwest::Client,
-) -> Result<Schema, String> {
-    let Some(location) = location else {
-        let body = json!({"query": codemode_graphql::introspection::QUERY, "operationName": "IntrospectionQuery"});
-        let endpoint = upstream.config().base_url.to_string();
-        let answer = upstream.send_as(post(body), &|_, _| false, &[], &Caller::default()).await.map_err(|e| {
-            format!("introspecting {endpoint} failed: {}", e.to_json()["message"].as_str().unwrap_or(""))
-        })?;
-        let data = &answer["data"];
-        if let Some(errors) = data.get("errors").filter(|e| e.as_array().is_some_and(|a| !a.is_empty())) {
-            return Err(format!(
-                "{endpoint} refused introspection: {}; save its schema (SDL or introspection JSON) to a file and set `spec` to it",
-                short(errors)
-            ));
+) -> Result<LoadedSchema, String> {
+    let (sources, stale) = match locations {
+        [] => {
+            let endpoint = upstream.config().base_url.to_string();
+            let fetched =
+                codemode_spec::cache::through(&introspection_key(api, &endpoint), introspect(upstream, &endpoint))
+                    .await?;
+            let stale = stale_note(&fetched.origin, "");
+            let json: Value = serde_json::from_slice(&fetched.body).map_err(|e| {
+                format!("the cached introspection of {endpoint} is not JSON ({e}); delete it from the cache directory")
+            })?;
+            let schema = off_thread(move || Schema::from_introspection(&json, &endpoint)).await?;
+            return Ok(LoadedSchema { schema, stale });
         }
-        return Schema::from_introspection(data, &endpoint);
-    };
-    let text = if location.starts_with("http://") || location.starts_with("https://") {
-        let r = http.get(location).send().await.map_err(|e| format!("{location}: {e}"))?;
-        if !r.status().is_success() {
-            return Err(format!("{location}: HTTP {}", r.status()));
+        [location] if location.starts_with("http://") || location.starts_with("https://") => {
+            let url = url::Url::parse(location).map_err(|e| format!("{location}: {e}"))?;
+            let fetched = codemode_spec::cache::fetch(&url, http, MAX_SCHEMA_BYTES)
+                .await
+                .map_err(|e| format!("{location}: {e}"))?;
+            let stale = stale_note(&fetched.origin, &format!("{location}: "));
+            let text =
+                String::from_utf8(fetched.body).map_err(|_| format!("{location}: the schema is not UTF-8 text"))?;
+            (vec![(location.clone(), text)], stale)
         }
-        r.text().await.map_err(|e| format!("{location}: {e}"))?
-    } else {
-        std::fs::read_to_string(location).map_err(|e| format!("{location}: {e}"))?
+        files => {
+            let mut sources = Vec::with_capacity(files.len());
+            for f in files {
+                let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+                sources.push((f.clone(), text));
+            }
+            (sources, None)
+        }
     };
     // Parsing GitHub's schema takes a moment: off the async threads.
-    let location = location.to_string();
-    tokio::task::spawn_blocking(move || Schema::from_text(&text, &location))
+    let schema = off_thread(move || match sources.as_slice() {
+        [(path, text)] => Schema::from_text(text, path),
+        several => {
+            let refs: Vec<(&str, &str)> = several.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+            Schema::from_sdl_files(&refs)
+        }
+    })
+    .await?;
+    Ok(LoadedSchema { schema, stale })
+}
+
+/// `refresh_secs` for an introspected schema: introspects again through
+/// `upstream` and the cache, and says whether the answer differs from the
+/// copy (`Downloaded`), matches it (`Revalidated`) or could not be had
+/// (`Stale`).
+pub async fn reintrospect(api: &str, upstream: &Upstream) -> Result<codemode_spec::cache::Origin, String> {
+    let endpoint = upstream.config().base_url.to_string();
+    let fetched =
+        codemode_spec::cache::through(&introspection_key(api, &endpoint), introspect(upstream, &endpoint)).await?;
+    Ok(fetched.origin)
+}
+
+/// One introspection of `endpoint`: the answer's JSON (`{"data":
+/// {"__schema": …}}`), or why there is none.
+async fn introspect(upstream: &Upstream, endpoint: &str) -> Result<Vec<u8>, String> {
+    let body = json!({"query": codemode_graphql::introspection::QUERY, "operationName": "IntrospectionQuery"});
+    let answer = upstream
+        .send_as(post(body), &|_, _| false, &[], &Caller::default())
         .await
-        .map_err(|e| format!("loading the schema failed: {e}"))?
+        .map_err(|e| format!("introspecting {endpoint} failed: {}", e.to_json()["message"].as_str().unwrap_or("")))?;
+    let data = &answer["data"];
+    if let Some(errors) = data.get("errors").filter(|e| e.as_array().is_some_and(|a| !a.is_empty())) {
+        return Err(format!(
+            "{endpoint} refused introspection: {}; save its schema (SDL or introspection JSON) to a file and set `spec` to it",
+            short(errors)
+        ));
+    }
+    if data.pointer("/data/__schema").is_none() {
+        return Err(format!("{endpoint} answered introspection without `data.__schema`: is `url` a GraphQL endpoint?"));
+    }
+    serde_json::to_vec(data).map_err(|e| format!("introspecting {endpoint}: {e}"))
+}
+
+/// The warning for a cached copy standing in for what failed (`prefix`
+/// names it where the reason does not).
+fn stale_note(origin: &codemode_spec::cache::Origin, prefix: &str) -> Option<String> {
+    match origin {
+        codemode_spec::cache::Origin::Stale { reason, age_secs } => Some(format!(
+            "{prefix}{reason}; using the copy cached {} ago (the API may have changed since)",
+            codemode_spec::cache::human_age(*age_secs)
+        )),
+        _ => None,
+    }
+}
+
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| format!("loading the schema failed: {e}"))?
 }
 
 /// The POST of one GraphQL body to the endpoint (the base URL itself).
@@ -297,7 +384,7 @@ mod tests {
             "t.graphql",
         )
         .unwrap();
-        GraphqlApi { schema, limits: Limits::default() }
+        GraphqlApi { schema, limits: Limits::default(), introspected: None }
     }
 
     #[test]

@@ -153,15 +153,35 @@ pub struct Generation {
     pub restart_only: String,
 }
 
-/// A remote spec to revalidate every `every`.
+/// A remote spec (or introspected schema) to revalidate every `every`.
 #[derive(Clone, Debug)]
 pub struct Refresh {
     /// The API it belongs to.
     pub api: String,
-    /// The spec's URL.
-    pub url: url::Url,
+    /// What is asked again.
+    pub of: RefreshOf,
     /// The interval.
     pub every: Duration,
+}
+
+/// What a refresh asks again.
+#[derive(Clone)]
+pub enum RefreshOf {
+    /// A spec (or GraphQL schema) at an http(s) URL: a conditional GET
+    /// through the cache.
+    Url(url::Url),
+    /// A GraphQL API's introspected schema: introspected again through the
+    /// API's own client and compared with the cached copy.
+    Introspection(Box<codemode_upstream::Upstream>),
+}
+
+impl std::fmt::Debug for RefreshOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefreshOf::Url(u) => write!(f, "Url({u})"),
+            RefreshOf::Introspection(u) => write!(f, "Introspection({})", u.config().base_url),
+        }
+    }
 }
 
 /// A sender of reload requests: the channel holds one pending request, so
@@ -346,21 +366,29 @@ async fn watching(paths: Vec<PathBuf>, mut seen: Vec<Stamp>, every: Duration, tx
 pub async fn refresh(r: Refresh, tx: Triggers) {
     use codemode_spec::cache::Origin;
     let http = reqwest::Client::new();
+    let what = match r.of {
+        RefreshOf::Url(_) => "spec",
+        RefreshOf::Introspection(_) => "schema",
+    };
     loop {
         tokio::time::sleep(r.every).await;
         let limit = 256 * 1024 * 1024;
-        match codemode_spec::cache::fetch(&r.url, &http, limit).await {
-            Ok(f) => match f.origin {
-                Origin::Revalidated => tracing::debug!(api = %r.api, "refresh: the spec is unchanged"),
+        let origin = match &r.of {
+            RefreshOf::Url(url) => codemode_spec::cache::fetch(url, &http, limit).await.map(|f| f.origin),
+            RefreshOf::Introspection(upstream) => crate::graphql::reintrospect(&r.api, upstream).await,
+        };
+        match origin {
+            Ok(origin) => match origin {
+                Origin::Revalidated => tracing::debug!(api = %r.api, "refresh: the {what} is unchanged"),
                 Origin::Downloaded | Origin::Uncached => {
-                    tracing::info!(api = %r.api, bytes = f.body.len(), "refresh: the spec changed on its server");
+                    tracing::info!(api = %r.api, "refresh: the {what} changed on its server");
                     ask(&tx, Trigger::Refreshed { api: r.api.clone() });
                 }
                 Origin::Stale { reason, .. } => {
-                    tracing::warn!(api = %r.api, "refresh: {reason}; still serving the spec loaded before")
+                    tracing::warn!(api = %r.api, "refresh: {reason}; still serving the {what} loaded before")
                 }
             },
-            Err(e) => tracing::warn!(api = %r.api, "refresh: {e}; still serving the spec loaded before"),
+            Err(e) => tracing::warn!(api = %r.api, "refresh: {e}; still serving the {what} loaded before"),
         }
     }
 }

@@ -346,7 +346,7 @@ impl SourceArgs {
                 apis: vec![ApiConfig {
                     name,
                     kind: Default::default(),
-                    spec: spec.clone(),
+                    spec: crate::config::SpecPaths::one(spec.clone()),
                     url: None,
                     max_depth: None,
                     max_cost: None,
@@ -647,9 +647,10 @@ fn generation(
         }
         watched.extend(source.mcp_config.clone());
         for api in &config.apis {
-            let location = config.spec_location(api);
-            if !remote(&location) {
-                watched.push(PathBuf::from(location));
+            for location in config.spec_locations(api) {
+                if !remote(&location) {
+                    watched.push(PathBuf::from(location));
+                }
             }
         }
     }
@@ -658,8 +659,19 @@ fn generation(
         .iter()
         .filter_map(|api| {
             let every = std::time::Duration::from_secs_f64(api.refresh_secs?);
+            // An introspected GraphQL schema is asked again through the
+            // client that introspected it.
+            if api.kind == config::ApiKind::Graphql && api.spec.is_empty() {
+                let loaded = server.service().apis.iter().find(|a| a.name == api.name)?;
+                let upstream = loaded.graphql.as_ref()?.introspected.clone()?;
+                return Some(live::Refresh {
+                    api: api.name.clone(),
+                    of: live::RefreshOf::Introspection(Box::new(upstream)),
+                    every,
+                });
+            }
             let url = url::Url::parse(&config.spec_location(api)).ok().filter(|u| remote(u.as_str()))?;
-            Some(live::Refresh { api: api.name.clone(), url, every })
+            Some(live::Refresh { api: api.name.clone(), of: live::RefreshOf::Url(url), every })
         })
         .collect();
     // Debug text, compared only: what changed in these needs a restart.
@@ -1171,6 +1183,22 @@ fn cache_report(config: &Config) -> Vec<String> {
     use codemode_spec::cache;
     let mut lines = Vec::new();
     for api in &config.apis {
+        if api.kind == config::ApiKind::Graphql && api.spec.is_empty() {
+            let endpoint = api.url.as_deref().and_then(|u| url::Url::parse(u).ok());
+            let Some(endpoint) = endpoint else { continue };
+            let name = &api.name;
+            let key = graphql::introspection_key(name, endpoint.as_str());
+            lines.push(match (cache::dir(), cache::info_of(&key)) {
+                (None, _) => format!("{name}: schema introspected at {endpoint}: not cached (CODEMODE_CACHE_DIR=off, or no cache directory)"),
+                (Some(dir), None) => format!("{name}: schema introspected at {endpoint}: no cached copy yet in {}", dir.display()),
+                (Some(_), Some(info)) => format!(
+                    "{name}: schema introspected at {endpoint}: cached copy confirmed by its server {} ago ({} bytes; each start introspects again and compares)",
+                    cache::human_age(info.age_secs()),
+                    info.bytes
+                ),
+            });
+            continue;
+        }
         let Some(url) =
             url::Url::parse(&config.spec_location(api)).ok().filter(|u| matches!(u.scheme(), "http" | "https"))
         else {

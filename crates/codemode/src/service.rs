@@ -68,13 +68,13 @@ pub async fn load_apis(
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client");
     let tasks = config.apis.iter().enumerate().map(|(i, api)| {
         let http = http.clone();
-        let location = config.spec_location(api);
+        let locations = config.spec_locations(api);
         let limits = config.limits.clone();
         let api = api.clone();
         let file = config_file.to_string();
         let mock = api.mock || force_mock;
         let base_dir = config.base_dir.clone();
-        async move { load_one(i, mock, &api, &location, &http, &limits, &file, &base_dir).await }
+        async move { load_one(i, mock, &api, &locations, &http, &limits, &file, &base_dir).await }
     });
     let results = futures_join_all(tasks).await;
     let mut apis = Vec::new();
@@ -161,13 +161,15 @@ async fn load_one(
     i: usize,
     mock: bool,
     api: &ApiConfig,
-    location: &str,
+    locations: &[String],
     http: &reqwest::Client,
     limits: &crate::config::LimitsConfig,
     file: &str,
     base_dir: &std::path::Path,
 ) -> Result<(LoadedApi, Vec<LoadProblem>), Vec<LoadProblem>> {
     let started = Instant::now();
+    // An OpenAPI spec is one root document (the config's check says so).
+    let location = locations.first().map(String::as_str).unwrap_or_default();
     let mut problems = Vec::new();
     // Secrets may come from commands: run them off the async threads.
     let resolved = {
@@ -194,7 +196,7 @@ async fn load_one(
         }
     };
     if api.kind == crate::config::ApiKind::Graphql {
-        return load_graphql(i, mock, api, location, http, limits, file, auth, problems).await;
+        return load_graphql(i, mock, api, locations, http, limits, file, auth, problems).await;
     }
     let spec = match codemode_spec::load(location, http).await {
         Ok(s) => s,
@@ -317,7 +319,7 @@ async fn load_graphql(
     i: usize,
     mock: bool,
     api: &ApiConfig,
-    location: &str,
+    locations: &[String],
     http: &reqwest::Client,
     limits: &crate::config::LimitsConfig,
     file: &str,
@@ -345,11 +347,13 @@ async fn load_graphql(
         }
     };
     cfg.max_response_bytes = limits.max_response_kib * 1024;
-    let source = (!api.spec.is_empty()).then_some(location);
-    let schema = match crate::graphql::load_schema(source, &introspecting, http).await {
-        Ok(s) => s,
+    let key = if locations.is_empty() { "url" } else { "spec" };
+    let schema = match crate::graphql::load_schema(locations, &api.name, &introspecting, http).await {
+        Ok(loaded) => {
+            problems.extend(loaded.stale.map(|w| LoadProblem(format!("{file}: api[{i}].{key}: {w}"))));
+            loaded.schema
+        }
         Err(e) => {
-            let key = if source.is_some() { "spec" } else { "url" };
             problems.push(LoadProblem(format!("{file}: api[{i}].{key}: {e}")));
             return Err(problems);
         }
@@ -363,6 +367,7 @@ async fn load_graphql(
             max_cost: api.max_cost.unwrap_or(defaults.max_cost),
             max_document_bytes: defaults.max_document_bytes.min(cfg.max_request_bytes.max(1024)),
         },
+        introspected: locations.is_empty().then(|| introspecting.clone()),
     });
     // The view is resolved and packed like a spec: the same lazy objects
     // in the sandbox, the same cycle handling.

@@ -176,7 +176,16 @@ pub(crate) fn check(schema: &Valid<Schema>, request: &Request, limits: &Limits) 
     })?;
     let mut fields = Vec::new();
     collect_root_fields(&document, &operation.selection_set, &mut fields);
-    let mut walk = Walk { document: &document, variables: &request.variables, limits, cost: 0, depth: 0 };
+    let mut walk = Walk {
+        schema,
+        document: &document,
+        variables: &request.variables,
+        declared: &operation.variables,
+        limits,
+        cost: 0,
+        depth: 0,
+        introspection_page: None,
+    };
     walk.selection(&operation.selection_set, 1, 1)?;
     let mut body = json!({ "query": request.query });
     if !request.variables.is_empty() {
@@ -219,12 +228,22 @@ fn collect_root_fields(doc: &ExecutableDocument, set: &SelectionSet, out: &mut V
 /// stops at the first limit passed, so a document built to expand
 /// exponentially (a fragment spread twice in a fragment spread twice…)
 /// costs at most `max_cost` steps.
+///
+/// Introspection (`__schema`, `__type`) counts like any field: its lists
+/// (`types`, `fields`, …) have no `first`, so each counts as long as the
+/// longest such list the schema has — the bound a server walks. Only
+/// `__typename` (one name, no selection) is free.
 struct Walk<'a> {
+    schema: &'a Valid<Schema>,
     document: &'a ExecutableDocument,
     variables: &'a Map<String, Value>,
+    /// The operation's variable definitions (their defaults).
+    declared: &'a [apollo_compiler::Node<apollo_compiler::ast::VariableDefinition>],
     limits: &'a Limits,
     cost: u64,
     depth: usize,
+    /// The longest introspection list of the schema, once needed.
+    introspection_page: Option<u64>,
 }
 
 impl Walk<'_> {
@@ -232,7 +251,7 @@ impl Walk<'_> {
         for s in &set.selections {
             match s {
                 Selection::Field(f) => {
-                    if f.name.starts_with("__") {
+                    if f.name == "__typename" {
                         continue;
                     }
                     if depth > self.limits.max_depth {
@@ -247,10 +266,15 @@ impl Walk<'_> {
                     self.depth = self.depth.max(depth);
                     self.cost = self.cost.saturating_add(multiplier);
                     if self.cost > self.limits.max_cost {
+                        let how = if self.introspection_page.is_some() {
+                            "; introspection lists count as the schema's longest: read the schema in `search` (`schemas.<api>`) instead"
+                        } else {
+                            ""
+                        };
                         return Err(CheckError::one(
                             "cost",
                             format!(
-                                "the query could return more than {} fields (list sizes from `first`/`last` multiply what is selected below them): ask for smaller pages or fewer fields",
+                                "the query could return more than {} fields (list sizes from `first`/`last` multiply what is selected below them): ask for smaller pages or fewer fields{how}",
                                 self.limits.max_cost
                             ),
                         ));
@@ -259,7 +283,11 @@ impl Walk<'_> {
                         // A page size multiplies what is selected below it:
                         // on a list field, or on a connection (`issues(first:
                         // 20) { nodes { … } }`) as GitHub counts nodes.
-                        let page = self.page(f).max(1);
+                        let page = if f.ty().is_list() && f.ty().inner_named_type().starts_with("__") {
+                            self.introspection_page()
+                        } else {
+                            self.page(f).max(1)
+                        };
                         self.selection(&f.selection_set, depth + 1, multiplier.saturating_mul(page))?;
                     }
                 }
@@ -274,22 +302,66 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// The page size a list field asks for: its `first` or `last`, a literal
-    /// or a variable.
+    /// The page size a list field asks for: its `first` or `last` — a
+    /// literal, a variable (or the variable's default when it is not
+    /// given), or the argument's default in the schema when it is left
+    /// out: what the server will use, not what the document spells.
     fn page(&self, f: &apollo_compiler::executable::Field) -> u64 {
+        use apollo_compiler::ast::Value as V;
         let mut page = 1;
-        for a in &f.arguments {
-            if a.name != "first" && a.name != "last" {
-                continue;
-            }
-            let n = match a.value.as_ref() {
-                apollo_compiler::ast::Value::Int(i) => i.try_to_i32().ok().map(|n| n.max(0) as u64),
-                apollo_compiler::ast::Value::Variable(v) => self.variables.get(v.as_str()).and_then(Value::as_u64),
+        for name in ["first", "last"] {
+            let value = f
+                .arguments
+                .iter()
+                .find(|a| a.name == name)
+                .map(|a| &a.value)
+                .or_else(|| f.definition.argument_by_name(name).and_then(|d| d.default_value.as_ref()));
+            let n = match value.map(|v| v.as_ref()) {
+                Some(V::Int(i)) => i.try_to_i32().ok().map(|n| n.max(0) as u64),
+                Some(V::Variable(v)) => self.variables.get(v.as_str()).and_then(Value::as_u64).or_else(|| {
+                    let d = self.declared.iter().find(|d| d.name == *v)?.default_value.as_ref()?;
+                    match d.as_ref() {
+                        V::Int(i) => i.try_to_i32().ok().map(|n| n.max(0) as u64),
+                        _ => None,
+                    }
+                }),
                 _ => None,
             };
             page = page.max(n.unwrap_or(1));
         }
         page
+    }
+
+    /// The longest list introspection can answer with: the number of types
+    /// (`__schema.types`) or directives, or the most fields, arguments,
+    /// enum values, members or interfaces one definition has.
+    fn introspection_page(&mut self) -> u64 {
+        use apollo_compiler::schema::ExtendedType as T;
+        *self.introspection_page.get_or_insert_with(|| {
+            let s = self.schema;
+            let per_type = s.types.values().map(|t| match t {
+                T::Object(o) => o
+                    .fields
+                    .values()
+                    .map(|f| f.arguments.len())
+                    .chain([o.fields.len(), o.implements_interfaces.len()])
+                    .max()
+                    .unwrap_or(0),
+                T::Interface(i) => i
+                    .fields
+                    .values()
+                    .map(|f| f.arguments.len())
+                    .chain([i.fields.len(), i.implements_interfaces.len()])
+                    .max()
+                    .unwrap_or(0),
+                T::Union(u) => u.members.len(),
+                T::Enum(e) => e.values.len(),
+                T::InputObject(i) => i.fields.len(),
+                T::Scalar(_) => 0,
+            });
+            let directives = s.directive_definitions.values().map(|d| d.arguments.len());
+            per_type.chain(directives).chain([s.types.len(), s.directive_definitions.len()]).max().unwrap_or(1) as u64
+        })
     }
 }
 
@@ -458,6 +530,38 @@ mod tests {
         assert_eq!(c.cost, 1 + 50);
         let e = schema().check(&req(wide), &Limits { max_cost: 5000, ..Limits::default() }).unwrap_err();
         assert_eq!(e.reason, "cost");
+    }
+
+    #[test]
+    fn introspection_counts_against_depth_and_cost() {
+        let s = schema();
+        // Introspection nests like any field.
+        let deep = "{ __schema { types { fields { type { fields { name } } } } } }";
+        let e = s.check(&req(deep), &Limits { max_depth: 4, ..Limits::default() }).unwrap_err();
+        assert_eq!(e.reason, "depth", "{}", e.message);
+        // Its lists count as the schema's longest: types × fields × fields.
+        let e = s.check(&req(deep), &Limits { max_cost: 1000, ..Limits::default() }).unwrap_err();
+        assert_eq!(e.reason, "cost", "{}", e.message);
+        assert!(e.message.contains("read the schema in `search`"), "{}", e.message);
+        // A small look is cheap, and `__typename` costs nothing.
+        let c = s.check(&req("{ __type(name: \"User\") { name kind } __typename }"), &Limits::default()).unwrap();
+        assert_eq!(c.cost, 3);
+        assert_eq!(c.depth, 2);
+    }
+
+    #[test]
+    fn defaults_count_as_the_page_the_server_uses() {
+        let s = schema();
+        let limits = Limits { max_cost: 1000, ..Limits::default() };
+        // A variable left out counts with its default...
+        let doc = "query($n: Int = 100000) { viewer { repositories(first: $n) { name } } }";
+        assert_eq!(s.check(&req(doc), &limits).unwrap_err().reason, "cost");
+        let mut given = req(doc);
+        given.variables.insert("n".into(), json!(5));
+        assert_eq!(s.check(&given, &limits).unwrap().cost, 1 + 1 + 5);
+        // ... and a `first` left out with the schema's default (search: first = 10).
+        let c = s.check(&req("{ search(query: \"x\") { ... on Issue { title } } }"), &limits).unwrap();
+        assert_eq!(c.cost, 1 + 10);
     }
 
     #[test]

@@ -61,26 +61,51 @@ pub struct FieldEntry {
 impl Schema {
     /// Parses and validates SDL. `path` names the source in errors.
     pub fn from_sdl(sdl: &str, path: &str) -> Result<Schema, String> {
+        Schema::from_sdl_files(&[(path, sdl)])
+    }
+
+    /// Parses several SDL sources, `(path, text)`, into one schema and
+    /// validates it: a type defined in one file may be extended (`extend
+    /// type`) in any other, in any order. Every error names its file and
+    /// line.
+    pub fn from_sdl_files(sources: &[(&str, &str)]) -> Result<Schema, String> {
+        let several = sources.len() > 1;
+        let what = match sources {
+            [(path, _)] => format!("{path}: the GraphQL schema"),
+            _ => format!(
+                "the GraphQL schema of {} files ({})",
+                sources.len(),
+                sources.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")
+            ),
+        };
         let invalid = |errors: &apollo_compiler::validation::DiagnosticList| {
-            let mut out = format!("{path}: the GraphQL schema is not valid:");
+            let mut out = format!("{what} is not valid:");
             for (i, d) in errors.iter().enumerate() {
                 if i == 8 {
                     out.push_str(&format!("\n  … and {} more", errors.len() - 8));
                     break;
                 }
-                out.push_str(&format!("\n  {}", one_line(&d.to_json())));
+                out.push_str(&format!("\n  {}", diagnostic_line(&d, several)));
             }
             out
         };
+        let mut builder = apollo_compiler::Schema::builder();
+        for (path, text) in sources {
+            builder = builder.parse(*text, *path);
+        }
         let mut warnings = Vec::new();
-        let parsed = match apollo_compiler::Schema::parse(sdl, path) {
+        let parsed = match builder.build() {
             Ok(s) => s,
             // A field defined twice in one type: the first definition is
             // kept (the builder's rule), and the problem reported as a
             // warning rather than refusing a schema servers publish.
             Err(e) if e.errors.iter().all(|d| duplicate_field(&d.to_json().message)) => {
                 for d in e.errors.iter() {
-                    warnings.push(format!("{path}: {} (the first definition is kept)", one_line(&d.to_json())));
+                    let line = diagnostic_line(&d, several);
+                    warnings.push(match sources {
+                        [(path, _)] => format!("{path}: {line} (the first definition is kept)"),
+                        _ => format!("{line} (the first definition is kept)"),
+                    });
                 }
                 e.partial
             }
@@ -215,6 +240,23 @@ impl Schema {
 fn duplicate_field(message: &str) -> bool {
     message.starts_with("duplicate definitions for the `")
         && (message.contains("` field of object type `") || message.contains("` field of interface type `"))
+}
+
+/// A schema diagnostic as one line: the message and where — with the
+/// file's name when the schema has several.
+fn diagnostic_line(
+    d: &apollo_compiler::diagnostic::Diagnostic<'_, apollo_compiler::validation::DiagnosticData>,
+    with_file: bool,
+) -> String {
+    use apollo_compiler::diagnostic::ToCliReport;
+    let json = d.to_json();
+    let file =
+        d.error.location().and_then(|span| d.sources.get(&span.file_id())).map(|f| f.path().display().to_string());
+    match (with_file, file, json.locations.first()) {
+        (true, Some(file), Some(l)) => format!("{} ({file}, line {}, column {})", json.message, l.line, l.column),
+        (true, Some(file), None) => format!("{} ({file})", json.message),
+        _ => one_line(&json),
+    }
 }
 
 /// A GraphQL error as one line: message and first location.
@@ -356,6 +398,32 @@ scalar DateTime
         assert_eq!(s.fields().len(), 2);
         // Other problems still refuse the schema.
         assert!(Schema::from_sdl("type Query { a: Int b: Nope a: Int }", "dup.graphql").is_err());
+    }
+
+    #[test]
+    fn several_files_make_one_schema_and_errors_name_the_file() {
+        let base = "type Query { book(id: ID!): Book }\ntype Book { id: ID! title: String }";
+        let more = "extend type Book { year: Int }\nextend type Query { books: [Book!]! }";
+        let mutation = "type Mutation { addBook(title: String!): Book }";
+        // Extensions may come before what they extend.
+        let s =
+            Schema::from_sdl_files(&[("more.graphql", more), ("base.graphql", base), ("m.graphql", mutation)]).unwrap();
+        let fields: Vec<String> = s.fields().into_iter().map(|f| f.coordinate).collect();
+        for f in ["Query.book", "Query.books", "Book.year", "Book.title", "Mutation.addBook"] {
+            assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
+        }
+        assert_eq!(s.root(OperationKind::Mutation), Some("Mutation"));
+        let ok = Request { query: "{ books { id year } }".into(), ..Default::default() };
+        assert!(s.check(&ok, &Limits::default()).is_ok());
+        // A problem in the second file names it and its line.
+        let bad = "extend type Book { year: Int }\n\nextend type Author { name: String }";
+        let e = Schema::from_sdl_files(&[("base.graphql", base), ("bad.graphql", bad)]).unwrap_err();
+        assert!(e.starts_with("the GraphQL schema of 2 files (base.graphql, bad.graphql) is not valid:"), "{e}");
+        assert!(e.contains("Author") && e.contains("(bad.graphql, line 3, column"), "{e}");
+        // A type defined in two files: both places named.
+        let e =
+            Schema::from_sdl_files(&[("base.graphql", base), ("again.graphql", "type Book { id: ID! }")]).unwrap_err();
+        assert!(e.contains("again.graphql, line 1"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,14 @@
 //! cached copy is used and the caller gets a note saying so and how old the
 //! copy is. Without a cached copy a failure is the error it always was.
 //!
-//! One file per URL (`<hash>.spec`: one JSON line of metadata, then the body
+//! Documents obtained otherwise than by a GET (a GraphQL endpoint's
+//! introspection, a POST with the API's credential) are cached the same way
+//! under a key of their own ([`through`]): such a request has no validators,
+//! so it is made every time and its answer compared with the cached copy —
+//! the same bytes are a confirmation (no rewrite), other bytes replace the
+//! entry, and a failure falls back to the copy with the same warning.
+//!
+//! One file per URL or key (`<hash>.spec`: one JSON line of metadata, then the body
 //! exactly as served), written to a temporary file and renamed, so a reader
 //! never sees half an entry and a crash leaves the old entry whole. The time
 //! of the last successful revalidation sits beside it (`<hash>.checked`),
@@ -31,7 +38,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a cached entry says about itself (the first line of its file).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EntryInfo {
-    /// The URL the body came from (checked on read: the file name is a hash).
+    /// The URL the body came from, or the key of a document fetched some
+    /// other way ([`through`]); checked on read (the file name is a hash).
     pub url: String,
     /// The server's `ETag`, sent back as `If-None-Match`.
     pub etag: Option<String>,
@@ -107,8 +115,67 @@ fn dir_from(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf>
 
 /// What the cache holds for `url`, if anything (for `codemode check`).
 pub fn info(url: &Url) -> Option<EntryInfo> {
+    info_of(url.as_str())
+}
+
+/// What the cache holds under `key` (a URL, or a [`through`] key).
+pub fn info_of(key: &str) -> Option<EntryInfo> {
     let dir = dir()?;
-    read_entry(&dir, url, false).map(|(info, _)| info)
+    read_entry(&dir, key, false).map(|(info, _)| info)
+}
+
+/// A document that is not a plain GET (a GraphQL introspection, a POST
+/// with a credential), through the cache in `dir()` under `key`: `fetch`
+/// is always run (there are no validators to ask with); an answer equal to
+/// the cached copy is [`Origin::Revalidated`], another one replaces it
+/// ([`Origin::Downloaded`]), and a failure with a copy cached is
+/// [`Origin::Stale`]. Without a copy the failure is the error.
+pub async fn through<F>(key: &str, fetch: F) -> Result<Fetched, String>
+where
+    F: std::future::Future<Output = Result<Vec<u8>, String>>,
+{
+    match dir() {
+        Some(d) => through_in(&d, key, fetch).await,
+        None => fetch.await.map(|body| Fetched { body, origin: Origin::Uncached }),
+    }
+}
+
+/// [`through`] with the cache in `dir`.
+pub async fn through_in<F>(dir: &Path, key: &str, fetch: F) -> Result<Fetched, String>
+where
+    F: std::future::Future<Output = Result<Vec<u8>, String>>,
+{
+    let cached = read_entry(dir, key, true);
+    match fetch.await {
+        Ok(body) => {
+            if let Some((_, Some(old))) = &cached {
+                if *old == body {
+                    let _ = write_atomic(&entry_path(dir, key, "checked"), now().to_string().as_bytes());
+                    return Ok(Fetched { body, origin: Origin::Revalidated });
+                }
+            }
+            let info = EntryInfo {
+                url: key.to_string(),
+                etag: None,
+                last_modified: None,
+                fetched_at: now(),
+                bytes: body.len() as u64,
+                checked_at: None,
+            };
+            let origin = match write_entry(dir, &info, &body) {
+                Ok(()) => Origin::Downloaded,
+                Err(_) => Origin::Uncached,
+            };
+            Ok(Fetched { body, origin })
+        }
+        Err(reason) => match cached {
+            Some((info, body)) => Ok(Fetched {
+                body: body.expect("read with the body"),
+                origin: Origin::Stale { reason, age_secs: info.age_secs() },
+            }),
+            None => Err(reason),
+        },
+    }
 }
 
 /// Fetches `url` through the cache in `dir()` (see the module docs).
@@ -128,7 +195,7 @@ pub async fn fetch(url: &Url, http: &reqwest::Client, max_bytes: usize) -> Resul
 
 /// [`fetch`] with the cache in `dir`.
 pub async fn fetch_in(dir: &Path, url: &Url, http: &reqwest::Client, max_bytes: usize) -> Result<Fetched, String> {
-    let cached = read_entry(dir, url, true);
+    let cached = read_entry(dir, url.as_str(), true);
     let validators = cached.as_ref().map(|(info, _)| info);
     match download(url, http, validators, max_bytes).await {
         Ok(Answer::Body { body, etag, last_modified }) => {
@@ -149,7 +216,7 @@ pub async fn fetch_in(dir: &Path, url: &Url, http: &reqwest::Client, max_bytes: 
         }
         Ok(Answer::NotModified) => match cached {
             Some((_, body)) => {
-                let _ = write_atomic(&entry_path(dir, url, "checked"), now().to_string().as_bytes());
+                let _ = write_atomic(&entry_path(dir, url.as_str(), "checked"), now().to_string().as_bytes());
                 Ok(Fetched { body: body.expect("read with the body"), origin: Origin::Revalidated })
             }
             None => Err("the server answered 304 Not Modified to an unconditional request".into()),
@@ -202,10 +269,11 @@ async fn download(
     Ok(Answer::Body { body: body.to_vec(), etag, last_modified })
 }
 
-/// The entry for `url` with its body (when `with_body`); `None` when there
-/// is none, or it is torn, foreign (a hash collision) or unreadable.
-fn read_entry(dir: &Path, url: &Url, with_body: bool) -> Option<(EntryInfo, Option<Vec<u8>>)> {
-    let path = entry_path(dir, url, "spec");
+/// The entry for `key` (a URL or a [`through`] key) with its body (when
+/// `with_body`); `None` when there is none, or it is torn, foreign (a hash
+/// collision) or unreadable.
+fn read_entry(dir: &Path, key: &str, with_body: bool) -> Option<(EntryInfo, Option<Vec<u8>>)> {
+    let path = entry_path(dir, key, "spec");
     let (mut info, body) = if with_body {
         let data = std::fs::read(&path).ok()?;
         let newline = data.iter().position(|&b| b == b'\n')?;
@@ -219,19 +287,19 @@ fn read_entry(dir: &Path, url: &Url, with_body: bool) -> Option<(EntryInfo, Opti
         std::io::BufRead::read_line(&mut std::io::BufReader::new(file), &mut first).ok()?;
         (serde_json::from_str::<EntryInfo>(first.trim_end()).ok()?, None)
     };
-    (info.url == url.as_str()).then_some(())?;
-    info.checked_at = std::fs::read_to_string(entry_path(dir, url, "checked")).ok().and_then(|t| t.trim().parse().ok());
+    (info.url == key).then_some(())?;
+    info.checked_at = std::fs::read_to_string(entry_path(dir, key, "checked")).ok().and_then(|t| t.trim().parse().ok());
     Some((info, body))
 }
 
 fn write_entry(dir: &Path, info: &EntryInfo, body: &[u8]) -> std::io::Result<()> {
-    let url = Url::parse(&info.url).map_err(std::io::Error::other)?;
+    let key = info.url.as_str();
     let mut data = serde_json::to_vec(info).map_err(std::io::Error::other)?;
     data.push(b'\n');
     data.extend_from_slice(body);
-    write_atomic(&entry_path(dir, &url, "spec"), &data)?;
+    write_atomic(&entry_path(dir, key, "spec"), &data)?;
     // A fresh download is its own confirmation: an older `.checked` goes.
-    let _ = std::fs::remove_file(entry_path(dir, &url, "checked"));
+    let _ = std::fs::remove_file(entry_path(dir, key, "checked"));
     Ok(())
 }
 
@@ -263,11 +331,12 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     written
 }
 
-/// `<dir>/<16 hex digits of FNV-1a of the URL>.<ext>`: a stable name (the
-/// standard library's hasher may change between releases) of fixed length.
-fn entry_path(dir: &Path, url: &Url, ext: &str) -> PathBuf {
+/// `<dir>/<16 hex digits of FNV-1a of the URL or key>.<ext>`: a stable
+/// name (the standard library's hasher may change between releases) of
+/// fixed length.
+fn entry_path(dir: &Path, key: &str, ext: &str) -> PathBuf {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in url.as_str().bytes() {
+    for b in key.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -330,25 +399,54 @@ mod tests {
             checked_at: None,
         };
         write_entry(&dir, &info, b"{}\n ").unwrap();
-        let (read, body) = read_entry(&dir, &url, true).unwrap();
+        let (read, body) = read_entry(&dir, url.as_str(), true).unwrap();
         assert_eq!(read, info);
         assert_eq!(body.unwrap(), b"{}\n ");
         assert!(read.age_secs() >= 10);
         assert_eq!(self::info_in(&dir, &url).unwrap().etag, info.etag);
         // A body cut short (a torn copy from elsewhere) is no entry.
-        let path = entry_path(&dir, &url, "spec");
+        let path = entry_path(&dir, url.as_str(), "spec");
         let data = std::fs::read(&path).unwrap();
         std::fs::write(&path, &data[..data.len() - 1]).unwrap();
-        assert!(read_entry(&dir, &url, true).is_none());
+        assert!(read_entry(&dir, url.as_str(), true).is_none());
         // Another URL's entry under this name (a collision) is no entry.
         let other = Url::parse("https://example.com/other.json").unwrap();
-        std::fs::write(entry_path(&dir, &other, "spec"), &data).unwrap();
-        assert!(read_entry(&dir, &other, true).is_none());
+        std::fs::write(entry_path(&dir, other.as_str(), "spec"), &data).unwrap();
+        assert!(read_entry(&dir, other.as_str(), true).is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn info_in(dir: &Path, url: &Url) -> Option<EntryInfo> {
-        read_entry(dir, url, false).map(|(i, _)| i)
+        read_entry(dir, url.as_str(), false).map(|(i, _)| i)
+    }
+
+    #[tokio::test]
+    async fn documents_fetched_otherwise_are_compared_and_fall_back_when_the_fetch_fails() {
+        let dir = std::env::temp_dir().join(format!("codemode-cache-through-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = "graphql introspection of books at http://127.0.0.1:1/graphql";
+        // No copy and a failure: the failure.
+        let e = through_in(&dir, key, async { Err("connection refused".to_string()) }).await.unwrap_err();
+        assert_eq!(e, "connection refused");
+        // First answer: cached.
+        let f = through_in(&dir, key, async { Ok(b"{\"a\":1}".to_vec()) }).await.unwrap();
+        assert_eq!(f.origin, Origin::Downloaded);
+        let written = std::fs::metadata(entry_path(&dir, key, "spec")).unwrap().modified().unwrap();
+        // The same answer: a confirmation, the entry not rewritten.
+        let f = through_in(&dir, key, async { Ok(b"{\"a\":1}".to_vec()) }).await.unwrap();
+        assert_eq!(f.origin, Origin::Revalidated);
+        assert_eq!(std::fs::metadata(entry_path(&dir, key, "spec")).unwrap().modified().unwrap(), written);
+        assert!(read_entry(&dir, key, false).unwrap().0.checked_at.is_some());
+        // Another answer replaces it.
+        let f = through_in(&dir, key, async { Ok(b"{\"a\":2}".to_vec()) }).await.unwrap();
+        assert_eq!(f.origin, Origin::Downloaded);
+        // A failure: the latest copy, stale, with the reason.
+        let f = through_in(&dir, key, async { Err("HTTP 502".to_string()) }).await.unwrap();
+        assert_eq!(f.body, b"{\"a\":2}");
+        assert!(matches!(f.origin, Origin::Stale { ref reason, .. } if reason == "HTTP 502"), "{:?}", f.origin);
+        // Another key is another entry.
+        assert!(through_in(&dir, "other", async { Err("down".to_string()) }).await.is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
