@@ -706,7 +706,11 @@ mod tests {
         let kinto = find(&c, json!(["delete", {"limit": 50, "api": "kinto"}])).unwrap();
         assert!(kinto.as_array().unwrap().iter().all(|e| e["api"] == "kinto"));
         let hidden = c
-            .answer("find", json!(["delete", {"limit": 50}]), View { target: &|n| n == "httpbin", tool: &|_| true })
+            .answer(
+                "find",
+                json!(["delete", {"limit": 50}]),
+                View { target: &|n| n == "httpbin", tool: &|_| true, who: codemode_upstream::Who::nobody() },
+            )
             .unwrap();
         assert!(
             hidden.as_array().unwrap().iter().all(|e| e["api"] == "httpbin"),

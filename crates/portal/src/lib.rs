@@ -1009,7 +1009,7 @@ impl Portal {
         let raw = match &server.sessions {
             None => upstream::call(&server, &self.core().options, &tool.tool, args, meta).await,
             Some(sessions) => {
-                let live = self.open_session(&server, person).await.map_err(|e| finish(e))?;
+                let live = self.open_session(&server, person).await.map_err(&finish)?;
                 let running = live.begin();
                 let deadline = tokio::time::Instant::now() + server.config.call_timeout;
                 let ends = Some(live.ct.clone());

@@ -377,9 +377,12 @@ async fn close_slots(slots: Vec<Arc<Slot>>) {
     futures::future::join_all(closing).await;
 }
 
+/// The headers a session is opened with, and the secrets they carry.
+type Credential = (Vec<(String, String)>, Vec<String>);
+
 /// The headers `person`'s session is opened with, and the secrets they
 /// carry; or the error saying why there is no credential for them.
-fn credential(server: &Server, person: &Person) -> Result<(Vec<(String, String)>, Vec<String>), Map<String, Value>> {
+fn credential(server: &Server, person: &Person) -> Result<Credential, Map<String, Value>> {
     let name = &server.config.name;
     let Some(per_user) = &server.config.per_user else {
         return Err(error("UpstreamUnavailable", format!("server `{name}` has no per-user credential")));

@@ -673,7 +673,9 @@ pub(crate) async fn call_on(
     if let Some(meta) = meta.filter(|m| !m.is_empty()) {
         params["_meta"] = Value::Object(meta);
     }
-    let sign_in = shared.filter(|_| server.needs_sign_in().is_some());
+    // Asked after the answer: a token refused during this call is what
+    // makes the OAuth verdict "needs sign-in".
+    let sign_in = || shared.filter(|_| server.needs_sign_in().is_some());
     match tokio::time::timeout_at(deadline, raw_request(peer, "tools/call", params)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(ServiceError::McpError(e))) => {
@@ -685,7 +687,7 @@ pub(crate) async fn call_on(
             }
             Err(err)
         }
-        Ok(Err(_)) if sign_in.is_some() => Err(server.refused(sign_in.unwrap_or_default())),
+        Ok(Err(_)) if sign_in().is_some() => Err(server.refused(sign_in().unwrap_or_default())),
         Ok(Err(ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
             if let Some(ct) = &ends {
                 tracing::warn!(server = %server.config.name, "dropping the session: the transport failed during a call");
