@@ -539,11 +539,11 @@ mod tests {
         m.insert("b", 1, "B", now, &|_| false);
         m.insert("c", 1, "C", now + Duration::from_secs(8), &|_| false);
         assert!(m.expire(now + Duration::from_secs(9), &|_| false).is_empty());
-        let mut gone = m.expire(now + idle, &|v| *v == "b");
+        let mut gone = m.expire(now + idle, &|v| *v == "B");
         gone.sort();
         assert_eq!(gone, vec!["A"], "b is busy, c is recent");
         m.touch("c", now + Duration::from_secs(15));
-        assert!(m.expire(now + Duration::from_secs(20), &|v| *v == "b").is_empty());
+        assert!(m.expire(now + Duration::from_secs(20), &|v| *v == "B").is_empty());
         assert_eq!(m.expire(now + Duration::from_secs(30), &|_| false).len(), 2);
         assert_eq!(m.len(), 0);
     }
