@@ -33,6 +33,8 @@ pub(crate) struct Catalog {
 struct View<'a> {
     target: &'a dyn Fn(&str) -> bool,
     tool: &'a dyn Fn(&ToolInfo) -> bool,
+    /// Whose sessions a server authenticated per user lists its tools from.
+    who: codemode_upstream::Who<'a>,
 }
 
 impl Catalog {
@@ -61,14 +63,18 @@ impl Catalog {
     fn answer(&self, method: &str, args: Value, view: View<'_>) -> Result<Value, Value> {
         let allowed = view.target;
         match method {
+            // A server authenticated per user: the tools of this principal's
+            // own session, opened now if it has none.
             "tools" => Ok(match &self.portal {
-                Some(p) => Value::Array(p.tools().iter().filter(|t| (view.tool)(t)).map(crate::tools::tool_json).collect()),
+                Some(p) => Value::Array(
+                    p.tools_for(&view.who, allowed).iter().filter(|t| (view.tool)(t)).map(crate::tools::tool_json).collect(),
+                ),
                 None => json!([]),
             }),
             // Every server, connected or not: what `tools()` leaves out.
             "status" => Ok(match &self.portal {
                 Some(p) => Value::Array(
-                    p.status().iter().filter(|st| allowed(&st.name)).map(crate::tools::status_json).collect(),
+                    p.status_for(&view.who).iter().filter(|st| allowed(&st.name)).map(crate::tools::status_json).collect(),
                 ),
                 None => json!([]),
             }),
@@ -111,7 +117,7 @@ impl Catalog {
             }
         }
         match &self.portal {
-            Some(p) => p.types_where(name, view.tool).map(|t| json!(t)).map_err(type_error),
+            Some(p) => p.types_for(name, view.tool, &view.who, view.target).map(|t| json!(t)).map_err(type_error),
             None => Err(type_error(match name {
                 Some(n) => format!("no operation `{n}`: pass \"METHOD /path\" as in the spec (e.g. \"GET /<path>\") or an operationId; codemode.find(\"what you want to do\") lists the likely ones"),
                 None => "pass an operation: codemode.types(\"GET /path\") or codemode.types(operationId)".into(),
@@ -206,7 +212,7 @@ impl Catalog {
 
 impl SyncHost for Catalog {
     fn call(&self, method: &str, args: Value) -> Result<Value, Value> {
-        self.answer(method, args, View { target: &|_| true, tool: &|_| true })
+        self.answer(method, args, View { target: &|_| true, tool: &|_| true, who: codemode_upstream::Who::nobody() })
     }
 }
 
@@ -224,7 +230,7 @@ impl SyncHost for ScopedCatalog {
         let tool = |t: &ToolInfo| {
             p.allows_any(&t.server) && self.inner.policy.tool_visible(Some(p), &t.server, &t.tool, &t.name)
         };
-        self.inner.answer(method, args, View { target: &|name| p.allows_any(name), tool: &tool })
+        self.inner.answer(method, args, View { target: &|name| p.allows_any(name), tool: &tool, who: p.who() })
     }
 }
 
@@ -700,7 +706,11 @@ mod tests {
         let kinto = find(&c, json!(["delete", {"limit": 50, "api": "kinto"}])).unwrap();
         assert!(kinto.as_array().unwrap().iter().all(|e| e["api"] == "kinto"));
         let hidden = c
-            .answer("find", json!(["delete", {"limit": 50}]), View { target: &|n| n == "httpbin", tool: &|_| true })
+            .answer(
+                "find",
+                json!(["delete", {"limit": 50}]),
+                View { target: &|n| n == "httpbin", tool: &|_| true, who: codemode_upstream::Who::nobody() },
+            )
             .unwrap();
         assert!(
             hidden.as_array().unwrap().iter().all(|e| e["api"] == "httpbin"),

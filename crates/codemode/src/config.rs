@@ -442,8 +442,41 @@ pub struct McpConfig {
     /// Timeout of one tool call, seconds.
     pub call_timeout_secs: Option<f64>,
     /// How codemode authenticates to this server beyond static headers:
-    /// `{ type = "oauth", … }` (Streamable HTTP `url` servers).
+    /// `{ type = "oauth", … }`, or `{ type = "passthrough", header?,
+    /// send_as? }` (each principal's own session with what its MCP client
+    /// presents). Streamable HTTP `url` servers only.
     pub auth: Option<McpAuthConfig>,
+    /// Credentials for particular principals or groups, as for `[[api]]`
+    /// (the principal's name first, then its groups in this order, then a
+    /// pass-through `auth`; otherwise refused). With any per-user
+    /// credential each principal gets its own upstream session.
+    #[serde(default)]
+    pub auth_for: Vec<AuthFor>,
+    /// A server authenticated per user: most principals' sessions open at
+    /// once (default 256); one more closes the least recently used idle one.
+    pub max_sessions: Option<usize>,
+    /// A server authenticated per user: a principal's session unused this
+    /// many seconds is closed (default 600).
+    pub session_idle_secs: Option<f64>,
+}
+
+impl McpConfig {
+    /// True when each principal gets its own upstream session (a
+    /// pass-through `auth` or any `auth_for`).
+    pub fn per_user(&self) -> bool {
+        matches!(self.auth, Some(McpAuthConfig::Passthrough { .. })) || !self.auth_for.is_empty()
+    }
+
+    /// The inbound headers this server's sessions forward (pass-through).
+    fn passthrough_headers(&self) -> Vec<String> {
+        let own = match &self.auth {
+            Some(McpAuthConfig::Passthrough { header, .. }) => {
+                Some(header.clone().unwrap_or_else(|| "Authorization".into()))
+            }
+            _ => None,
+        };
+        own.into_iter().chain(self.auth_for.iter().filter_map(|e| e.auth.passthrough_header())).collect()
+    }
 }
 
 /// `[[mcp]] auth`: OAuth 2.1 to an upstream MCP server.
@@ -477,6 +510,16 @@ pub enum McpAuthConfig {
         /// default: `$CODEMODE_DATA_DIR/oauth`, else the user's data dir
         /// (`$XDG_DATA_HOME/codemode/oauth` or `~/.local/share/codemode/oauth`).
         store_dir: Option<String>,
+    },
+    /// The credential each principal's MCP client presents on its HTTP
+    /// request, forwarded on that principal's own upstream session: header
+    /// `header` (default `Authorization`) sent as `send_as` (default the
+    /// same). codemode does not validate it; the upstream does.
+    Passthrough {
+        /// The inbound header (default `Authorization`).
+        header: Option<String>,
+        /// The upstream header it is sent in (default: `header`).
+        send_as: Option<String>,
     },
 }
 
@@ -751,6 +794,7 @@ impl Config {
             .iter()
             .flat_map(|a| a.auth.iter().chain(a.auth_for.iter().map(|e| &e.auth)))
             .filter_map(AuthConfig::passthrough_header)
+            .chain(self.mcp.iter().flat_map(McpConfig::passthrough_headers))
             .map(|h| h.to_ascii_lowercase())
             .collect();
         out.sort();
@@ -773,6 +817,19 @@ impl Config {
                 out.push(format!(
                     "api[{i}].auth_for: `{}` has credentials only for named principals and groups, and over stdio there is no principal, so every request would be refused: add a default `auth`, or serve over HTTP",
                     api.name
+                ));
+            }
+        }
+        for (i, m) in self.mcp.iter().enumerate() {
+            if matches!(m.auth, Some(McpAuthConfig::Passthrough { .. })) {
+                out.push(format!(
+                    "mcp[{i}].auth: `{}` forwards the credential of the client's HTTP request (`passthrough`), and over stdio there is none: serve over HTTP ([server] transport = \"http\" or --listen)",
+                    m.name
+                ));
+            } else if !m.auth_for.is_empty() {
+                out.push(format!(
+                    "mcp[{i}].auth_for: `{}` has credentials only for named principals and groups, and over stdio there is no principal, so every call would be refused: serve over HTTP, or give the server one credential with `headers_env`",
+                    m.name
                 ));
             }
         }
@@ -801,6 +858,14 @@ impl Config {
                 });
             }
         }
+        for m in &self.mcp {
+            for header in m.passthrough_headers() {
+                out.push(format!(
+                    "PASS-THROUGH: MCP server `{}` gets the `{header}` header each MCP client sends, on that principal's own upstream session; codemode does NOT validate the forwarded credential — the upstream server does",
+                    m.name
+                ));
+            }
+        }
         out
     }
 
@@ -825,16 +890,19 @@ impl Config {
         // says what to do instead.
         let raw: toml::Table = toml::from_str(&text).map_err(|e| problem("", format!("invalid TOML: {e}")))?;
         let mut problems = Vec::new();
-        if let Some(toml::Value::Array(apis)) = raw.get("api") {
-            for (i, api) in apis.iter().enumerate() {
+        // `[[api]] auth` and `auth_for`, and `[[mcp]] auth_for` (an
+        // `[[mcp]] auth` is OAuth or a pass-through: checked below).
+        for (section, with_auth) in [("api", true), ("mcp", false)] {
+            let Some(toml::Value::Array(items)) = raw.get(section) else { continue };
+            for (i, api) in items.iter().enumerate() {
                 let mut tables: Vec<(String, &toml::Table)> = Vec::new();
-                if let Some(toml::Value::Table(auth)) = api.get("auth") {
-                    tables.push((format!("api[{i}].auth"), auth));
+                if let Some(toml::Value::Table(auth)) = api.get("auth").filter(|_| with_auth) {
+                    tables.push((format!("{section}[{i}].auth"), auth));
                 }
                 if let Some(toml::Value::Array(entries)) = api.get("auth_for") {
                     for (j, e) in entries.iter().enumerate() {
                         if let Some(toml::Value::Table(auth)) = e.get("auth") {
-                            tables.push((format!("api[{i}].auth_for[{j}].auth"), auth));
+                            tables.push((format!("{section}[{i}].auth_for[{j}].auth"), auth));
                         }
                     }
                 }
@@ -1081,6 +1149,48 @@ impl Config {
                 for (key, m) in e {
                     push(format!("api[{i}].{key}"), m);
                 }
+            }
+        }
+        for (i, m) in self.mcp.iter().enumerate() {
+            if !m.per_user() {
+                if m.max_sessions.is_some() || m.session_idle_secs.is_some() {
+                    push(
+                        format!("mcp[{i}]"),
+                        "`max_sessions` and `session_idle_secs` apply to a server authenticated per user: add `auth = { type = \"passthrough\" }` or `[[mcp.auth_for]]` entries, or remove them".into(),
+                    );
+                }
+                continue;
+            }
+            if m.command.is_some() {
+                push(
+                    format!("mcp[{i}].auth"),
+                    "a credential per user needs a Streamable HTTP server (`url`): a stdio server is one process with one environment for everyone, so it cannot act as each user; give it one credential with `env`/`env_from`, or reach the server over HTTP".into(),
+                );
+            } else if m.transport != McpTransport::Http {
+                push(
+                    format!("mcp[{i}].transport"),
+                    "a credential per user needs Streamable HTTP (the default `transport`), not the legacy SSE transport".into(),
+                );
+            }
+            if matches!(m.auth, Some(McpAuthConfig::Oauth { .. })) {
+                push(format!("mcp[{i}].auth_for"), "OAuth (`auth = { type = \"oauth\" }`) and `auth_for` cannot be combined: the OAuth token is one for the whole server".into());
+            }
+            for (j, e) in m.auth_for.iter().enumerate() {
+                if matches!(e.auth, AuthConfig::Signin) {
+                    push(format!("mcp[{i}].auth_for[{j}].auth"), "`signin` applies to [[api]] tables; for an MCP server use bearer, header, basic or passthrough".into());
+                }
+                if e.principal.is_none() && e.group.is_none() {
+                    push(
+                        format!("mcp[{i}].auth_for[{j}]"),
+                        "give `principal` or `group`: whom this credential is for".into(),
+                    );
+                }
+            }
+            if m.max_sessions == Some(0) {
+                push(format!("mcp[{i}].max_sessions"), "must be at least 1".into());
+            }
+            if m.session_idle_secs.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+                push(format!("mcp[{i}].session_idle_secs"), "must be a positive number of seconds".into());
             }
         }
         for (i, m) in self.mcp.iter().enumerate() {
@@ -1345,6 +1455,32 @@ mod tests {
         assert!(c.apis[0].allow_writes);
         assert!(c.spec_location(&c.apis[0]).ends_with("cf.json"));
         assert_eq!(c.limits.timeout_secs, 5.0);
+    }
+
+    #[test]
+    fn per_user_mcp_servers_are_http_only_and_checked_where_written() {
+        let c = Config::load(&write(
+            "[[mcp]]\nname = \"u\"\nurl = \"http://a/mcp\"\nauth = { type = \"passthrough\", header = \"X-Up\" }\nsession_idle_secs = 5\n[[mcp.auth_for]]\ngroup = \"ops\"\nauth = { type = \"bearer\", token_env = \"T\" }\n",
+        ))
+        .unwrap();
+        assert!(c.mcp[0].per_user());
+        assert_eq!(c.passthrough_headers(), vec!["x-up".to_string()]);
+        assert!(c.passthrough_notices().iter().any(|n| n.contains("MCP server `u`")), "{:?}", c.passthrough_notices());
+        assert!(c.stdio_problems()[0].starts_with("mcp[0].auth:"), "{:?}", c.stdio_problems());
+        let e = Config::load(&write(
+            "[[mcp]]\nname = \"s\"\ncommand = \"srv\"\n[[mcp.auth_for]]\nprincipal = \"a\"\nauth = { type = \"bearer\", token_env = \"T\" }\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e[0].key, "mcp[0].auth");
+        assert!(e[0].message.contains("one process with one environment"), "{}", e[0].message);
+        let e = Config::load(&write("[[mcp]]\nname = \"s\"\nurl = \"http://a/mcp\"\nmax_sessions = 3\n")).unwrap_err();
+        assert!(e[0].message.contains("authenticated per user"), "{}", e[0].message);
+        // A literal secret in an entry is refused with its key.
+        let e = Config::load(&write(
+            "[[mcp]]\nname = \"s\"\nurl = \"http://a/mcp\"\n[[mcp.auth_for]]\nprincipal = \"a\"\nauth = { type = \"bearer\", token = \"literal-0123\" }\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e[0].key, "mcp[0].auth_for[0].auth.token");
     }
 
     #[test]

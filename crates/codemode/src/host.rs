@@ -152,9 +152,16 @@ impl Targets {
                     )))
                 }
             };
-            let Some(tool) = portal.tool(method) else {
+            // The principal's view: a server authenticated per user lists
+            // the tools of this principal's own session (opened by
+            // `ExecHost::call` before this).
+            let who = match &exec.principal {
+                Some(p) => p.who(),
+                None => codemode_upstream::Who::nobody(),
+            };
+            let Some(tool) = portal.tool_for(method, &who) else {
                 // Hidden by the server's own rules: a refusal like any other.
-                if let Some((server, upstream_name, reason)) = portal.hidden_by_policy(method) {
+                if let Some((server, upstream_name, reason)) = portal.hidden_by_policy_for(method, &who) {
                     let name = method.strip_prefix("codemode.").unwrap_or(method);
                     let (message, rule) = self.policy.hidden_tool(&server, &upstream_name, name, &reason);
                     return Err(HostError::new("PolicyError", message)
@@ -163,7 +170,7 @@ impl Targets {
                         .with("rule", rule)
                         .with("retryable", false));
                 }
-                return Err(HostError::from_json(portal.unknown_tool_error(method)));
+                return Err(HostError::from_json(portal.unknown_tool_error_for(method, &who)));
             };
             let read_only =
                 tool.annotations.as_ref().and_then(|a| a.get("readOnlyHint")).and_then(Value::as_bool).unwrap_or(false);
@@ -353,7 +360,13 @@ impl Route for Dispatch {
                     let trace = codemode_telemetry::context::outgoing(&call.exec);
                     let meta = (!trace.is_empty())
                         .then(|| trace.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect());
-                    let result = portal.call_with_meta(&t.name, t.arguments, meta).await.map_err(HostError::from_json);
+                    // A server authenticated per user: this principal's own
+                    // session, with its own credential.
+                    let who = match &call.exec.principal {
+                        Some(p) => p.who(),
+                        None => codemode_upstream::Who::nobody(),
+                    };
+                    let result = portal.call_as(&t.name, t.arguments, meta, &who).await.map_err(HostError::from_json);
                     tracing::info!(
                         server = %t.server,
                         tool = %t.tool,
@@ -542,6 +555,39 @@ fn ending(result: &Result<Value, Value>) -> String {
 
 impl Host for ExecHost {
     fn call(&self, client: &str, method: &str, args: Value) -> HostFuture {
+        if let Some(portal) = self.targets.portal.clone().filter(|p| client == "codemode" && p.is_per_user_tool(method))
+        {
+            // A tool of a server authenticated per user: what it is (its
+            // schema, whether it only reads) comes from this principal's own
+            // session, so that session is opened before the call is parsed.
+            let (targets, exec, pipeline) = (self.targets.clone(), self.exec.clone(), self.pipeline.clone());
+            let (client, method) = (client.to_string(), method.to_string());
+            let progress = self.progress.clone();
+            return Box::pin(
+                async move {
+                    let who = match &exec.principal {
+                        Some(p) => p.who(),
+                        None => codemode_upstream::Who::nobody(),
+                    };
+                    let opened = portal.open_for(&method, &who).await;
+                    let result = match opened
+                        .map_err(HostError::from_json)
+                        .and_then(|()| targets.call_for(&client, &method, args, &exec))
+                    {
+                        Ok(call) => pipeline.run(call).await.map_err(|e| e.to_json()),
+                        Err(e) => Err(e.to_json()),
+                    };
+                    if let Some(progress) = progress {
+                        progress(Progress {
+                            message: format!("{}: {}", label_of(&client, &method), ending(&result)),
+                            fraction: None,
+                        });
+                    }
+                    result
+                }
+                .instrument(self.span.clone()),
+            );
+        }
         let call = self.targets.call_for(client, method, args, &self.exec);
         let pipeline = self.pipeline.clone();
         let progress = self.progress.clone();

@@ -1086,6 +1086,11 @@ async fn check(source: &SourceArgs) -> ExitCode {
                             println!("{file}: mcp `{}`: {message}", st.name);
                             count += 1;
                         }
+                        // Nothing to connect to before a principal calls.
+                        codemode_portal::ServerState::PerPrincipal { .. } => println!(
+                            "mcp: {}: per principal: each principal's own upstream session, opened with its own credential on its first use (not connected by check)",
+                            st.name
+                        ),
                         other => {
                             println!("{file}: mcp server `{}` did not connect ({other:?})", st.name);
                             count += 1;

@@ -509,8 +509,9 @@ fn mcp_server(
         }
         _ => return Err(LoadProblem(format!("{file}: mcp[{i}]: give `command` (stdio) or `url` (Streamable HTTP)"))),
     };
+    let per_user = mcp_per_user(m, i, file, &config.base_dir)?;
     let oauth = match &m.auth {
-        None => None,
+        None | Some(crate::config::McpAuthConfig::Passthrough { .. }) => None,
         Some(auth) => Some(mcp_oauth(config, auth, &|name, key| var(name, key), &|key, msg| {
             LoadProblem(format!("{file}: mcp[{i}].auth{key}: {msg}"))
         })?),
@@ -523,7 +524,51 @@ fn mcp_server(
         read_only: m.read_only,
         call_timeout: Duration::from_secs_f64(m.call_timeout_secs.unwrap_or(config.limits.timeout_secs)),
         oauth,
+        per_user,
     })
+}
+
+/// A server authenticated per user: its credential resolved once like an
+/// API's (`auth_for` entries from the environment, files or commands, a
+/// pass-through `auth` as the default), and the bounds of its session map.
+fn mcp_per_user(
+    m: &McpConfig,
+    i: usize,
+    file: &str,
+    base_dir: &std::path::Path,
+) -> Result<Option<codemode_portal::PerUser>, LoadProblem> {
+    if !m.per_user() {
+        return Ok(None);
+    }
+    let default = match &m.auth {
+        Some(crate::config::McpAuthConfig::Passthrough { header, send_as }) => {
+            let header = header.clone().unwrap_or_else(|| "Authorization".into());
+            let send_as = send_as.clone().unwrap_or_else(|| header.clone());
+            Some(Auth::Passthrough(codemode_upstream::Passthrough { header, send_as }))
+        }
+        _ => None,
+    };
+    let auth = if m.auth_for.is_empty() {
+        default.unwrap_or(Auth::None)
+    } else {
+        let mut table = codemode_upstream::PerPrincipal { default, ..Default::default() };
+        for (j, entry) in m.auth_for.iter().enumerate() {
+            let auth = resolve_auth(&entry.auth, &format!("mcp[{i}].auth_for[{j}].auth"), file, base_dir)?;
+            match (&entry.principal, &entry.group) {
+                (Some(p), _) => {
+                    table.principals.entry(p.clone()).or_insert(auth);
+                }
+                (None, Some(g)) => table.groups.push((g.clone(), auth)),
+                (None, None) => {}
+            }
+        }
+        codemode_upstream::per_principal(table)
+    };
+    Ok(Some(codemode_portal::PerUser {
+        auth,
+        max_sessions: m.max_sessions.unwrap_or(codemode_portal::DEFAULT_MAX_SESSIONS),
+        idle: m.session_idle_secs.map(Duration::from_secs_f64).unwrap_or(codemode_portal::DEFAULT_SESSION_IDLE),
+    }))
 }
 
 /// The API's credential, resolved once: `auth` alone, or with `auth_for`
@@ -570,7 +615,10 @@ fn mcp_oauth(
         scopes,
         redirect_port,
         store_dir,
-    } = auth;
+    } = auth
+    else {
+        return Err(problem("", "not an OAuth configuration".into()));
+    };
     let client_id = match (client_id, client_id_env) {
         (Some(id), _) => Some(id.clone()),
         (None, Some(name)) => Some(var(name, "auth.client_id_env")?),
@@ -708,8 +756,9 @@ pub struct Service {
     pub dry_run: bool,
     /// Whether some rule asks for approval (so the handler offers an approver).
     pub approvals: bool,
-    /// Whether some API's credential is chosen per principal (pass-through
-    /// or `auth_for`): every execution then carries its principal.
+    /// Whether some API's or MCP server's credential is chosen per
+    /// principal (pass-through or `auth_for`): every execution then carries
+    /// its principal.
     pub per_principal: bool,
     /// Longest wait for an approval answer (`[policy] approval_timeout_secs`).
     pub approval_timeout: std::time::Duration,
@@ -876,7 +925,9 @@ impl Service {
             apis.iter().filter_map(|a| Some((a.name.clone(), a.graphql.clone()?))).collect(),
             policy.clone(),
         ));
-        let per_principal = apis.iter().any(|a| a.upstream.config().auth.is_dynamic());
+        // …or some MCP server's: each principal then has its own session.
+        let per_principal = apis.iter().any(|a| a.upstream.config().auth.is_dynamic())
+            || portal.as_ref().is_some_and(|p| !p.per_user_servers().is_empty());
         Ok(Service {
             apis,
             sandbox,

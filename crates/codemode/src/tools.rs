@@ -487,6 +487,10 @@ pub fn status_json(st: &codemode_portal::ServerStatus) -> Value {
         Reconnecting { last_error, .. } => ("reconnecting", Some(sentence(last_error))),
         // The whole message: it names the command that fixes it.
         NeedsSignIn(message) => ("needs_sign_in", Some(message.clone())),
+        // Authenticated per user, and this principal has no session yet:
+        // its tools are listed (and its session opened) by tools()/types(),
+        // or by its first call.
+        PerPrincipal { .. } => ("per_user", None),
         Stopped => ("stopped", None),
     };
     let mut v = json!({"server": st.name, "state": state, "tools": st.tools});

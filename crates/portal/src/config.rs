@@ -33,6 +33,39 @@ pub struct ServerConfig {
     /// OAuth 2.1 to this server (Streamable HTTP only): how codemode gets
     /// and keeps its access token. `None`: static headers only.
     pub oauth: Option<crate::oauth::OAuthConfig>,
+    /// Authenticated per user (Streamable HTTP only): each principal gets
+    /// its own upstream session, opened with its own credential on its
+    /// first use. `None`: one session shared by every principal.
+    pub per_user: Option<PerUser>,
+}
+
+/// How a server authenticated per user is reached: the credential each
+/// principal's session is opened with, and the bounds of the session map.
+#[derive(Clone, Debug)]
+pub struct PerUser {
+    /// The credential, chosen per principal by the host
+    /// ([`codemode_upstream::Auth::resolve_for`]): a pass-through, a
+    /// per-principal table, or both.
+    pub auth: codemode_upstream::Auth,
+    /// Most sessions open at once; opening one more closes the least
+    /// recently used idle one.
+    pub max_sessions: usize,
+    /// A session unused this long is closed (`DELETE`).
+    pub idle: Duration,
+}
+
+/// Default [`PerUser::max_sessions`].
+pub const DEFAULT_MAX_SESSIONS: usize = 256;
+/// Default [`PerUser::idle`].
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(600);
+
+impl PartialEq for PerUser {
+    /// Bounds and the credential's description (secrets are not compared).
+    fn eq(&self, other: &Self) -> bool {
+        self.max_sessions == other.max_sessions
+            && self.idle == other.idle
+            && self.auth.describe() == other.auth.describe()
+    }
 }
 
 impl ServerConfig {
@@ -73,6 +106,7 @@ impl ServerConfig {
             read_only: false,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             oauth: None,
+            per_user: None,
         }
     }
 }
@@ -112,6 +146,11 @@ impl ServerConfig {
         }
         if let Some(oauth) = &self.oauth {
             out.extend(oauth.secrets());
+        }
+        if let Some(p) = &self.per_user {
+            // The table's configured credentials; a pass-through's are the
+            // execution's (and each session's own scrubber's).
+            out.extend(p.auth.secrets());
         }
         out.retain(|v| !v.is_empty());
         out
@@ -379,6 +418,21 @@ pub(crate) fn check(servers: &[ServerConfig]) -> Result<(), String> {
         seen.push((ns, &s.name));
         if s.call_timeout.is_zero() {
             return Err(format!("server `{}`: the call timeout must be positive", s.name));
+        }
+        if let Some(p) = &s.per_user {
+            if !matches!(s.transport, Transport::Http { .. }) {
+                return Err(format!(
+                    "server `{}`: a credential per user needs a Streamable HTTP server (`url`): a stdio server is one process \
+                     with one environment for everyone, so it cannot act as each user",
+                    s.name
+                ));
+            }
+            if s.oauth.is_some() {
+                return Err(format!("server `{}`: OAuth and a credential per user cannot be combined", s.name));
+            }
+            if p.max_sessions == 0 || p.idle.is_zero() {
+                return Err(format!("server `{}`: `max_sessions` and the session idle time must be positive", s.name));
+            }
         }
         match &s.transport {
             Transport::Stdio { command, .. } if command.trim().is_empty() => {

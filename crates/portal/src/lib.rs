@@ -31,6 +31,15 @@
 //! servers whose *names* collide are known up front: [`Portal::start`]
 //! refuses them.
 //!
+//! **Per user.** A Streamable HTTP server with [`ServerConfig::per_user`]
+//! has no shared session: each principal's own is opened with the
+//! credential chosen for it (a pass-through of what its client presented,
+//! or a per-principal table) on its first use — [`Portal::open_for`] before
+//! a call, [`Portal::tools_for`] / [`Portal::types_for`] in `search` — and
+//! used for it alone ([`Portal::call_as`]). Its tools are that session's
+//! list; [`Portal::tools`] (the shared view) has none of them. See
+//! `sessions.rs` for the bounds.
+//!
 //! **Processes.** Each stdio upstream runs in its own process group with a
 //! minimal environment; [`Portal::shutdown`] closes every session (stdin
 //! EOF, then SIGTERM, then SIGKILL) and kills what is left of each group.
@@ -44,6 +53,7 @@ mod config;
 mod names;
 pub mod oauth;
 mod result;
+mod sessions;
 mod sse;
 pub mod typescript;
 mod upstream;
@@ -57,12 +67,24 @@ use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{parse_mcp_servers_json, PortalOptions, ServerConfig, Transport, DEFAULT_CALL_TIMEOUT};
+pub use config::{
+    parse_mcp_servers_json, PerUser, PortalOptions, ServerConfig, Transport, DEFAULT_CALL_TIMEOUT,
+    DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE,
+};
 pub use names::{is_unreserved_identifier, sanitize_identifier, sanitize_name};
 
 use codemode_pipeline::rules::glob_match;
-use codemode_upstream::Scrubber;
+use codemode_upstream::{Scrubber, Who};
+use sessions::Person;
 use upstream::{lock, Server};
+
+/// True where waiting for the runtime would wait for this very thread: on a
+/// current-thread runtime (a multi-thread runtime's other workers, or its
+/// blocking threads, make progress meanwhile).
+fn blocking_would_deadlock() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+}
 
 /// One upstream tool as the sandbox sees it. Serialises with camelCase keys
 /// (`inputSchema`, `schemaProblem`…), absent options omitted, for
@@ -121,6 +143,13 @@ pub enum ServerState {
     /// a timer; a call after a new sign-in connects again. Holds the
     /// model-facing message, which names the command.
     NeedsSignIn(String),
+    /// Authenticated per user ([`ServerConfig::per_user`]): no shared
+    /// session; each principal's own is opened on its first use. Holds how
+    /// many are open.
+    PerPrincipal {
+        /// Sessions open (or being opened) now.
+        sessions: usize,
+    },
     /// [`Portal::shutdown`] has closed it.
     Stopped,
 }
@@ -144,6 +173,10 @@ impl serde::Serialize for ServerState {
             ServerState::NeedsSignIn(e) => {
                 m.serialize_entry("state", "needs_sign_in")?;
                 m.serialize_entry("error", e)?;
+            }
+            ServerState::PerPrincipal { sessions } => {
+                m.serialize_entry("state", "per_principal")?;
+                m.serialize_entry("sessions", sessions)?;
             }
             ServerState::Stopped => m.serialize_entry("state", "stopped")?,
         }
@@ -171,7 +204,7 @@ pub struct ServerStatus {
 
 /// Why a sanitised name is not callable.
 #[derive(Clone, Debug)]
-enum Hidden {
+pub(crate) enum Hidden {
     Policy { server: String, tool: String, reason: String },
     Collision(Vec<(String, String)>),
 }
@@ -186,6 +219,8 @@ struct Index {
     hidden: HashMap<String, Hidden>,
     /// Per server: collision messages.
     collisions: HashMap<String, Vec<String>>,
+    /// What it was built from (a principal's index adds its own sessions').
+    parts: Vec<Arc<Candidates>>,
 }
 
 struct Core {
@@ -209,82 +244,15 @@ impl Core {
     }
 
     fn rebuild(&self) {
-        let mut tools: Vec<ToolInfo> = vec![];
-        let mut hidden: HashMap<String, Hidden> = HashMap::new();
-        let sc = &self.scrubber;
-        for server in &self.servers {
-            let cfg = &server.config;
-            let shared = lock(&server.shared);
-            for raw in &shared.tools {
-                let name = sanitize_name(&cfg.name, &raw.name);
-                if sc.finds(&raw.name) {
-                    // A name cannot be scrubbed and stay callable: withhold it.
-                    let (name, tool) = (sc.scrub_str(&name).into_owned(), sc.scrub_str(&raw.name).into_owned());
-                    let reason = "its name contains a credential configured for this server".to_string();
-                    tracing::warn!(server = %cfg.name, "a tool name contains a configured credential: withheld");
-                    hidden.insert(name, Hidden::Policy { server: cfg.name.clone(), tool, reason });
-                    continue;
-                }
-                if let Some(reason) = policy_rejects(cfg, raw, &name) {
-                    hidden.insert(name, Hidden::Policy { server: cfg.name.clone(), tool: raw.name.clone(), reason });
-                    continue;
-                }
-                let scrub = |v: &Value| sc.scrubbed(v.clone());
-                tools.push(ToolInfo {
-                    name,
-                    server: cfg.name.clone(),
-                    tool: raw.name.clone(),
-                    description: raw.description.as_deref().map(|d| sc.scrub_str(d).into_owned()),
-                    input_schema: scrub(&raw.input_schema),
-                    output_schema: raw.output_schema.as_ref().map(scrub),
-                    annotations: raw.annotations.as_ref().map(scrub),
-                    schema_problem: raw.schema_problem.as_deref().map(|p| sc.scrub_str(p).into_owned()),
-                });
-            }
-        }
-        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, t) in tools.iter().enumerate() {
-            groups.entry(t.name.as_str()).or_default().push(i);
-        }
-        let mut drop: HashSet<usize> = HashSet::new();
-        let mut collisions: HashMap<String, Vec<String>> = HashMap::new();
-        let mut colliding: Vec<(String, Vec<(String, String)>)> = vec![];
-        for (name, idx) in &groups {
-            if idx.len() > 1 {
-                let who: Vec<(String, String)> =
-                    idx.iter().map(|&i| (tools[i].server.clone(), tools[i].tool.clone())).collect();
-                colliding.push((name.to_string(), who));
-                drop.extend(idx.iter().copied());
-            }
-        }
-        colliding.sort();
-        for (name, who) in colliding {
-            let msg = collision_message(&name, &who);
-            tracing::warn!("{msg}");
-            let servers: HashSet<&String> = who.iter().map(|(s, _)| s).collect();
-            for s in servers {
-                collisions.entry(s.clone()).or_default().push(msg.clone());
-            }
-            hidden.insert(name, Hidden::Collision(who));
-        }
-        let tools: Vec<ToolInfo> =
-            tools.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, t)| t).collect();
-        let mut used = HashSet::new();
-        let type_names = tools
+        // Servers authenticated per user have no shared tools: each
+        // principal's come from its own session (`Portal::index_for`).
+        let shared: Vec<Arc<Candidates>> = self
+            .servers
             .iter()
-            .map(|t| {
-                let stem = names::pascal_case(&t.name);
-                let mut n = stem.clone();
-                let mut k = 2;
-                while !used.insert(n.clone()) {
-                    n = format!("{stem}{k}");
-                    k += 1;
-                }
-                n
-            })
+            .filter(|s| s.config.per_user.is_none())
+            .map(|server| Arc::new(candidates(&server.config, &lock(&server.shared).tools, &[&self.scrubber])))
             .collect();
-        let by_name = tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        let index = Index { tools, type_names, by_name, hidden, collisions };
+        let index = build_index(shared);
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
         self.changes.send_modify(|n| *n += 1);
     }
@@ -292,6 +260,99 @@ impl Core {
     fn index(&self) -> Arc<Index> {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// One server's tools as they would be exposed: named, scrubbed, and what
+/// its own policy (or a credential in a name) hides; before collisions,
+/// which depend on every server's tools together.
+#[derive(Default)]
+pub(crate) struct Candidates {
+    tools: Vec<ToolInfo>,
+    hidden: Vec<(String, Hidden)>,
+}
+
+/// The [`Candidates`] of `cfg`'s tool list `raw`; `scrubbers` remove every
+/// credential they know from names, descriptions and schemas.
+pub(crate) fn candidates(cfg: &ServerConfig, raw: &[upstream::RawTool], scrubbers: &[&Scrubber]) -> Candidates {
+    let scrub_str =
+        |s: &str| -> String { scrubbers.iter().fold(s.to_string(), |acc, sc| sc.scrub_str(&acc).into_owned()) };
+    let scrub = |v: &Value| scrubbers.iter().fold(v.clone(), |acc, sc| sc.scrubbed(acc));
+    let mut out = Candidates::default();
+    for raw in raw {
+        let name = sanitize_name(&cfg.name, &raw.name);
+        if scrubbers.iter().any(|sc| sc.finds(&raw.name)) {
+            // A name cannot be scrubbed and stay callable: withhold it.
+            let (name, tool) = (scrub_str(&name), scrub_str(&raw.name));
+            let reason = "its name contains a credential configured for this server".to_string();
+            tracing::warn!(server = %cfg.name, "a tool name contains a configured credential: withheld");
+            out.hidden.push((name, Hidden::Policy { server: cfg.name.clone(), tool, reason }));
+            continue;
+        }
+        if let Some(reason) = policy_rejects(cfg, raw, &name) {
+            out.hidden.push((name, Hidden::Policy { server: cfg.name.clone(), tool: raw.name.clone(), reason }));
+            continue;
+        }
+        out.tools.push(ToolInfo {
+            name,
+            server: cfg.name.clone(),
+            tool: raw.name.clone(),
+            description: raw.description.as_deref().map(scrub_str),
+            input_schema: scrub(&raw.input_schema),
+            output_schema: raw.output_schema.as_ref().map(scrub),
+            annotations: raw.annotations.as_ref().map(scrub),
+            schema_problem: raw.schema_problem.as_deref().map(scrub_str),
+        });
+    }
+    out
+}
+
+/// The callable tools of these servers' candidates: two tools whose names
+/// collide are both withheld, and each gets its TypeScript type name.
+fn build_index(parts: Vec<Arc<Candidates>>) -> Index {
+    let mut tools: Vec<ToolInfo> = parts.iter().flat_map(|c| c.tools.iter().cloned()).collect();
+    let mut hidden: HashMap<String, Hidden> = parts.iter().flat_map(|c| c.hidden.iter().cloned()).collect();
+    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, t) in tools.iter().enumerate() {
+        groups.entry(t.name.as_str()).or_default().push(i);
+    }
+    let mut drop: HashSet<usize> = HashSet::new();
+    let mut collisions: HashMap<String, Vec<String>> = HashMap::new();
+    let mut colliding: Vec<(String, Vec<(String, String)>)> = vec![];
+    for (name, idx) in &groups {
+        if idx.len() > 1 {
+            let who: Vec<(String, String)> =
+                idx.iter().map(|&i| (tools[i].server.clone(), tools[i].tool.clone())).collect();
+            colliding.push((name.to_string(), who));
+            drop.extend(idx.iter().copied());
+        }
+    }
+    colliding.sort();
+    for (name, who) in colliding {
+        let msg = collision_message(&name, &who);
+        tracing::warn!("{msg}");
+        let servers: HashSet<&String> = who.iter().map(|(s, _)| s).collect();
+        for s in servers {
+            collisions.entry(s.clone()).or_default().push(msg.clone());
+        }
+        hidden.insert(name, Hidden::Collision(who));
+    }
+    tools = tools.into_iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, t)| t).collect();
+    let mut used = HashSet::new();
+    let type_names = tools
+        .iter()
+        .map(|t| {
+            let stem = names::pascal_case(&t.name);
+            let mut n = stem.clone();
+            let mut k = 2;
+            while !used.insert(n.clone()) {
+                n = format!("{stem}{k}");
+                k += 1;
+            }
+            n
+        })
+        .collect();
+    let by_name = tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+    Index { tools, type_names, by_name, hidden, collisions, parts }
 }
 
 /// A shared, unchanging view of the callable tools (see
@@ -348,6 +409,9 @@ fn policy_rejects(cfg: &ServerConfig, raw: &upstream::RawTool, full: &str) -> Op
 
 struct Inner {
     core: Arc<Core>,
+    /// Where the synchronous views (`tools_for`, `types_for`, called from a
+    /// blocking thread of `search`) open principals' sessions.
+    runtime: tokio::runtime::Handle,
     shutdown: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -401,33 +465,49 @@ impl Portal {
         });
         let shutdown = CancellationToken::new();
         let mut rx = core.changes.subscribe();
-        let tasks = core
+        let mut tasks: Vec<tokio::task::JoinHandle<()>> = core
             .servers
             .iter()
+            .filter(|s| s.sessions.is_some())
             .map(|s| {
-                let weak = Arc::downgrade(&core);
-                let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-                    if let Some(core) = weak.upgrade() {
-                        core.rebuild();
-                    }
-                });
-                let supervisor =
-                    tokio::spawn(upstream::supervise(s.clone(), options.clone(), shutdown.clone(), on_change.clone()));
-                let server = s.clone();
-                // A bug that panics a supervisor must not leave its server "connecting" forever.
-                tokio::spawn(async move {
-                    if let Err(e) = supervisor.await {
-                        if e.is_panic() {
-                            tracing::error!(server = %server.config.name, "supervisor panicked: {e}");
-                            server.kill_group();
-                            server.set_state(ServerState::Failed(format!("internal error in codemode-portal: {e}")));
-                            on_change();
-                        }
-                    }
-                })
+                tracing::info!(
+                    server = %s.config.name,
+                    "authenticated per user: one upstream session per principal, opened on its first use"
+                );
+                s.set_state(ServerState::PerPrincipal { sessions: 0 });
+                tokio::spawn(sweep(s.clone(), shutdown.clone()))
             })
             .collect();
-        let portal = Portal { inner: Arc::new(Inner { core, shutdown, tasks: Mutex::new(tasks) }) };
+        tasks.extend(core.servers.iter().filter(|s| s.sessions.is_none()).map(|s| {
+            let weak = Arc::downgrade(&core);
+            let on_change: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                if let Some(core) = weak.upgrade() {
+                    core.rebuild();
+                }
+            });
+            let supervisor =
+                tokio::spawn(upstream::supervise(s.clone(), options.clone(), shutdown.clone(), on_change.clone()));
+            let server = s.clone();
+            // A bug that panics a supervisor must not leave its server "connecting" forever.
+            tokio::spawn(async move {
+                if let Err(e) = supervisor.await {
+                    if e.is_panic() {
+                        tracing::error!(server = %server.config.name, "supervisor panicked: {e}");
+                        server.kill_group();
+                        server.set_state(ServerState::Failed(format!("internal error in codemode-portal: {e}")));
+                        on_change();
+                    }
+                }
+            })
+        }));
+        let portal = Portal {
+            inner: Arc::new(Inner {
+                core,
+                runtime: tokio::runtime::Handle::current(),
+                shutdown,
+                tasks: Mutex::new(tasks),
+            }),
+        };
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if portal.inner.core.servers.iter().all(|s| s.state() != ServerState::Connecting) {
@@ -456,6 +536,162 @@ impl Portal {
     /// built from it (the `codemode.find` index) can tell when to rebuild.
     pub fn tools_snapshot(&self) -> ToolSnapshot {
         ToolSnapshot(self.core().index())
+    }
+
+    /// The servers authenticated per user ([`ServerConfig::per_user`]), in
+    /// config order.
+    pub fn per_user_servers(&self) -> Vec<String> {
+        self.core().servers.iter().filter(|s| s.sessions.is_some()).map(|s| s.config.name.clone()).collect()
+    }
+
+    /// True when `name` (`<server>_<tool>`) is in the namespace of a server
+    /// authenticated per user: [`Portal::open_for`] before looking it up.
+    pub fn is_per_user_tool(&self, name: &str) -> bool {
+        self.per_user_server(name).is_some()
+    }
+
+    /// The per-user server whose namespace `name` is in.
+    fn per_user_server(&self, name: &str) -> Option<&Arc<Server>> {
+        let name = strip_prefix(name);
+        self.core()
+            .servers
+            .iter()
+            .find(|s| s.sessions.is_some() && name.starts_with(&format!("{}_", sanitize_identifier(&s.config.name))))
+    }
+
+    /// `person`'s session with `server` (authenticated per user), opened now
+    /// if it has none; the error object names the server.
+    async fn open_session(
+        &self,
+        server: &Arc<Server>,
+        person: &Person,
+    ) -> Result<Arc<sessions::Live>, Map<String, Value>> {
+        let Some(sessions) = &server.sessions else {
+            return Err(upstream::error("UpstreamUnavailable", format!("server `{}` is shared", server.config.name)));
+        };
+        let core = self.core();
+        let opened = sessions.open(server, &core.options, &core.scrubber, person).await;
+        server.set_state(ServerState::PerPrincipal { sessions: sessions.len() });
+        opened.map_err(|mut e| {
+            e.insert("server".into(), json!(server.config.name));
+            e
+        })
+    }
+
+    /// Opens `who`'s session with the per-user server `name` (a tool name,
+    /// `<server>_<tool>`) belongs to, if it is one and `who` has none: the
+    /// host calls this before it looks the tool up, so the principal's own
+    /// tool list decides. `Err`: the error object for the code (no
+    /// credential for `who`, or the upstream refused or did not answer).
+    pub async fn open_for(&self, name: &str, who: &Who<'_>) -> Result<(), Value> {
+        match self.per_user_server(name) {
+            Some(server) => self.open_session(server, &Person::of(who)).await.map(|_| ()).map_err(Value::Object),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens, from a thread outside the runtime (a `search` catalog call),
+    /// `person`'s sessions with every per-user server `visible` lets
+    /// through that it has none with yet; waits at most the connect timeout.
+    /// A session that cannot be opened leaves that server's tools out of
+    /// this view (a call says why).
+    fn open_blocking(&self, person: &Person, visible: &dyn Fn(&str) -> bool) {
+        let wanted: Vec<Arc<Server>> = self
+            .core()
+            .servers
+            .iter()
+            .filter(|s| visible(&s.config.name))
+            .filter(|s| s.sessions.as_ref().is_some_and(|m| m.existing(s, person).is_none()))
+            .cloned()
+            .collect();
+        if wanted.is_empty() || blocking_would_deadlock() {
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let portal = self.clone();
+        let owned = person.clone();
+        self.inner.runtime.spawn(async move {
+            let opens = wanted.iter().map(|s| portal.open_session(s, &owned));
+            let _ = futures::future::join_all(opens).await;
+            let _ = tx.send(());
+        });
+        let _ = rx.recv_timeout(self.core().options.connect_timeout + Duration::from_secs(1));
+    }
+
+    /// The callable tools for `person`: the shared servers' and those of its
+    /// own open sessions (collisions decided over both, for it alone).
+    fn index_for(&self, person: &Person) -> Arc<Index> {
+        let shared = self.core().index();
+        let mine: Vec<Arc<Candidates>> = self
+            .core()
+            .servers
+            .iter()
+            .filter_map(|s| s.sessions.as_ref()?.existing(s, person))
+            .map(|live| live.candidates())
+            .collect();
+        if mine.is_empty() {
+            return shared;
+        }
+        Arc::new(build_index(shared.parts.iter().cloned().chain(mine).collect()))
+    }
+
+    /// Every tool `who` can call: [`Portal::tools`] plus the tools of its own
+    /// sessions with servers authenticated per user, each opened now (from
+    /// a blocking thread) when `visible` lets its server through and `who`
+    /// has none yet.
+    pub fn tools_for(&self, who: &Who<'_>, visible: &dyn Fn(&str) -> bool) -> Vec<ToolInfo> {
+        let person = Person::of(who);
+        self.open_blocking(&person, visible);
+        self.index_for(&person).tools.clone()
+    }
+
+    /// [`Portal::tool`] for `who`, with the tools of its open sessions.
+    pub fn tool_for(&self, name: &str, who: &Who<'_>) -> Option<ToolInfo> {
+        let index = self.index_for(&Person::of(who));
+        index.by_name.get(strip_prefix(name)).map(|&i| index.tools[i].clone())
+    }
+
+    /// [`Portal::hidden_by_policy`] for `who`.
+    pub fn hidden_by_policy_for(&self, name: &str, who: &Who<'_>) -> Option<(String, String, String)> {
+        match self.index_for(&Person::of(who)).hidden.get(strip_prefix(name)) {
+            Some(Hidden::Policy { server, tool, reason }) => Some((server.clone(), tool.clone(), reason.clone())),
+            _ => None,
+        }
+    }
+
+    /// [`Portal::unknown_tool_error`] for `who`.
+    pub fn unknown_tool_error_for(&self, name: &str, who: &Who<'_>) -> Value {
+        let name = strip_prefix(name);
+        let index = self.index_for(&Person::of(who));
+        let (kind, message) = self.not_found(name, &index);
+        let mut e = upstream::error(kind, message);
+        if let Some(Hidden::Policy { server, tool, .. }) = index.hidden.get(name) {
+            e.insert("server".into(), json!(server));
+            e.insert("tool".into(), json!(tool));
+        }
+        Value::Object(e)
+    }
+
+    /// [`Portal::status`] as `who` sees it: a server authenticated per user
+    /// is `ready` with the tools of `who`'s own session when it has one
+    /// (its problems too), else `per_principal`.
+    pub fn status_for(&self, who: &Who<'_>) -> Vec<ServerStatus> {
+        let person = Person::of(who);
+        let index = self.index_for(&person);
+        let mut all = self.status();
+        for (st, s) in all.iter_mut().zip(&self.core().servers) {
+            let Some(sessions) = &s.sessions else { continue };
+            st.problems.clear();
+            match sessions.existing(s, &person) {
+                Some(live) => {
+                    st.state = ServerState::Ready;
+                    st.tools = index.tools.iter().filter(|t| t.server == s.config.name).count();
+                    st.problems = lock(&live.problems).clone();
+                }
+                None => st.state = ServerState::PerPrincipal { sessions: 0 },
+            }
+        }
+        all
     }
 
     /// One callable tool by its sanitised name.
@@ -557,12 +793,35 @@ impl Portal {
     /// [`Portal::types`] over the tools `allowed` accepts only (a
     /// principal's view); any other tool reads as unknown.
     pub fn types_where(&self, name: Option<&str>, allowed: &dyn Fn(&ToolInfo) -> bool) -> Result<String, String> {
-        let index = self.core().index();
+        self.types_in(&self.core().index(), name, allowed)
+    }
+
+    /// [`Portal::types_where`] for `who`: with the tools of its own sessions
+    /// of servers authenticated per user (opened now when `visible` lets
+    /// their server through and it has none yet).
+    pub fn types_for(
+        &self,
+        name: Option<&str>,
+        allowed: &dyn Fn(&ToolInfo) -> bool,
+        who: &Who<'_>,
+        visible: &dyn Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let person = Person::of(who);
+        self.open_blocking(&person, visible);
+        self.types_in(&self.index_for(&person), name, allowed)
+    }
+
+    fn types_in(
+        &self,
+        index: &Index,
+        name: Option<&str>,
+        allowed: &dyn Fn(&ToolInfo) -> bool,
+    ) -> Result<String, String> {
         let selected: Vec<usize> = match name {
             None => (0..index.tools.len()).filter(|&i| allowed(&index.tools[i])).collect(),
             Some(n) => match index.by_name.get(strip_prefix(n)) {
                 Some(&i) if allowed(&index.tools[i]) => vec![i],
-                _ => return Err(self.not_found(strip_prefix(n), &index).1),
+                _ => return Err(self.not_found(strip_prefix(n), index).1),
             },
         };
         let mut decls = String::new();
@@ -623,7 +882,21 @@ impl Portal {
         args: Value,
         meta: Option<Map<String, Value>>,
     ) -> Result<Value, Value> {
-        let out = self.call_unchecked(name, args, meta).await;
+        self.call_as(name, args, meta, &Who::nobody()).await
+    }
+
+    /// [`Portal::call_with_meta`] for `who`: a tool of a server
+    /// authenticated per user goes out on `who`'s own session (opened now
+    /// if it has none), never on anyone else's; its credential is scrubbed
+    /// from the result and the error like every configured one.
+    pub async fn call_as(
+        &self,
+        name: &str,
+        args: Value,
+        meta: Option<Map<String, Value>>,
+        who: &Who<'_>,
+    ) -> Result<Value, Value> {
+        let out = self.call_unchecked(name, args, meta, &Person::of(who)).await;
         let limit = self.core().options.max_result_bytes;
         let sc = &self.core().scrubber;
         let too_large = |v: &Value, what: &str| -> Option<Value> {
@@ -662,9 +935,19 @@ impl Portal {
         }
     }
 
-    async fn call_unchecked(&self, name: &str, args: Value, meta: Option<Map<String, Value>>) -> Result<Value, Value> {
+    async fn call_unchecked(
+        &self,
+        name: &str,
+        args: Value,
+        meta: Option<Map<String, Value>>,
+        person: &Person,
+    ) -> Result<Value, Value> {
         let name = strip_prefix(name);
-        let mut index = self.core().index();
+        if let Some(server) = self.per_user_server(name) {
+            // The principal's own tool list decides what `name` is.
+            self.open_session(server, person).await.map_err(Value::Object)?;
+        }
+        let mut index = self.index_for(person);
         if !index.by_name.contains_key(name) && self.woke_after_sign_in(name).await {
             index = self.core().index();
         }
@@ -723,7 +1006,30 @@ impl Portal {
         let Some(server) = self.core().server(&tool.server).cloned() else {
             return Err(finish(upstream::error("ToolNotFound", format!("server `{}` is gone", tool.server))));
         };
-        let raw = upstream::call(&server, &self.core().options, &tool.tool, args, meta).await.map_err(|e| {
+        let raw = match &server.sessions {
+            None => upstream::call(&server, &self.core().options, &tool.tool, args, meta).await,
+            Some(sessions) => {
+                let live = self.open_session(&server, person).await.map_err(&finish)?;
+                let running = live.begin();
+                let deadline = tokio::time::Instant::now() + server.config.call_timeout;
+                let ends = Some(live.ct.clone());
+                let out = upstream::call_on(&server, &live.peer, None, ends, deadline, &tool.tool, args, meta).await;
+                drop(running);
+                sessions.touch(person);
+                if live.peer.is_transport_closed() {
+                    sessions.forget(person, &live);
+                }
+                // This principal's credential, before anything else sees the answer.
+                match out {
+                    Ok(v) => Ok(live.scrubber.scrubbed(v)),
+                    Err(e) => Err(match live.scrubber.scrubbed(Value::Object(e)) {
+                        Value::Object(e) => e,
+                        _ => Map::new(),
+                    }),
+                }
+            }
+        };
+        let raw = raw.map_err(|e| {
             let mut e = e;
             if let Some(Value::String(m)) = e.get_mut("message") {
                 *m = format!("codemode.{}: {m}", tool.name);
@@ -842,6 +1148,28 @@ impl Portal {
     }
 }
 
+/// Closes a per-user server's idle sessions until shutdown, then every one
+/// (each transport sends `DELETE` for its session).
+async fn sweep(server: Arc<Server>, shutdown: CancellationToken) {
+    let Some(sessions) = &server.sessions else { return };
+    let idle = server.config.per_user.as_ref().map(|p| p.idle).unwrap_or(DEFAULT_SESSION_IDLE);
+    let every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {
+                let closed = sessions.expire().await;
+                if closed > 0 {
+                    tracing::info!(server = %server.config.name, closed, "closed idle per-principal sessions");
+                    server.set_state(ServerState::PerPrincipal { sessions: sessions.len() });
+                }
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    sessions.close_every().await;
+    server.set_state(ServerState::Stopped);
+}
+
 /// Length of `v` as compact JSON text, without building the text.
 fn json_size(v: &Value) -> usize {
     struct Count(usize);
@@ -877,6 +1205,9 @@ fn describe_state(s: &ServerState) -> String {
         ServerState::Failed(e) => format!("down: {e}"),
         ServerState::Reconnecting { attempt, last_error } => format!("reconnecting (attempt {attempt}; {last_error})"),
         ServerState::NeedsSignIn(e) => e.clone(),
+        ServerState::PerPrincipal { .. } => {
+            "connected per user (each principal's session opens on its first call)".into()
+        }
         ServerState::Stopped => "shut down".into(),
     }
 }

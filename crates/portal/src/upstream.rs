@@ -87,6 +87,8 @@ pub(crate) struct Server {
     /// OAuth state of a server with `auth = { type = "oauth" }` (an `Err`:
     /// its token store cannot be opened, reported on every attempt).
     pub oauth: Option<Result<Arc<OAuthRuntime>, String>>,
+    /// Each principal's own session, for a server authenticated per user.
+    pub sessions: Option<crate::sessions::UserSessions>,
 }
 
 impl Server {
@@ -100,6 +102,7 @@ impl Server {
         };
         Server {
             oauth,
+            sessions: config.per_user.as_ref().map(crate::sessions::UserSessions::new),
             config,
             shared: Mutex::new(Shared {
                 state: ServerState::Connecting,
@@ -310,15 +313,23 @@ impl ClientHandler for PortalClient {
 }
 
 /// A live session.
-struct Connection {
-    peer: Peer<RoleClient>,
-    list_changed: Arc<Notify>,
-    ct: CancellationToken,
-    waiting: tokio::task::JoinHandle<()>,
+pub(crate) struct Connection {
+    pub peer: Peer<RoleClient>,
+    pub list_changed: Arc<Notify>,
+    pub ct: CancellationToken,
+    pub waiting: tokio::task::JoinHandle<()>,
+    /// `name version` of the upstream implementation.
+    pub upstream: Option<String>,
 }
 
 /// Spawns or dials, initialises, lists tools. Everything within `timeout`.
-async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<RawTool>, Vec<String>), String> {
+/// `extra` headers (a principal's credential) go with every request of an
+/// HTTP session, beside the configured ones.
+pub(crate) async fn connect(
+    server: &Server,
+    timeout: Duration,
+    extra: &[(String, String)],
+) -> Result<(Connection, Vec<RawTool>, Vec<String>), String> {
     let list_changed = Arc::new(Notify::new());
     let handler = PortalClient { server: server.config.name.clone(), list_changed: list_changed.clone() };
     let ct = CancellationToken::new();
@@ -388,7 +399,8 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
             }
         }
         Transport::Http { url, headers } => {
-            let map = header_map(headers)?;
+            let mut map = header_map(headers)?;
+            map.extend(header_map(extra)?);
             let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                 .custom_headers(map)
                 .max_concurrent_requests(64)
@@ -447,11 +459,10 @@ async fn connect(server: &Server, timeout: Duration) -> Result<(Connection, Vec<
     };
     let peer = running.peer().clone();
     let upstream = peer.peer_info().and_then(|i| i.server_info.as_ref().map(|s| format!("{} {}", s.name, s.version)));
-    lock(&server.shared).upstream = upstream;
     let waiting = tokio::spawn(async move {
         let _ = running.waiting().await;
     });
-    let conn = Connection { peer, list_changed, ct, waiting };
+    let conn = Connection { peer, list_changed, ct, waiting, upstream };
     match tokio::time::timeout_at(deadline, list_tools(&conn.peer)).await {
         Ok(Ok((tools, problems))) => Ok((conn, tools, problems)),
         Ok(Err(e)) => {
@@ -533,7 +544,7 @@ impl Drop for CancelOnDrop {
 }
 
 /// Every page of `tools/list`, parsed leniently.
-async fn list_tools(peer: &Peer<RoleClient>) -> Result<(Vec<RawTool>, Vec<String>), String> {
+pub(crate) async fn list_tools(peer: &Peer<RoleClient>) -> Result<(Vec<RawTool>, Vec<String>), String> {
     let mut tools = vec![];
     let mut problems = vec![];
     let mut cursor: Option<String> = None;
@@ -635,14 +646,37 @@ pub(crate) async fn call(
     args: Value,
     meta: Option<Map<String, Value>>,
 ) -> Result<Value, Map<String, Value>> {
-    let timeout = server.config.call_timeout;
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + server.config.call_timeout;
     let (peer, session) = server.ready_peer(options.ready_wait, deadline).await.map_err(|(name, m)| error(name, m))?;
+    let ends = server.session_token(session);
+    call_on(server, &peer, Some(session), ends, deadline, tool, args, meta).await
+}
+
+/// Calls a tool on `peer`, the shared session `shared` of `server` or (with
+/// `None`) one principal's own session; `ends` ends that session when its
+/// transport failed or it stopped answering (the shared one is then
+/// reconnected by its supervisor, a principal's is opened again on its next
+/// use).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn call_on(
+    server: &Server,
+    peer: &Peer<RoleClient>,
+    shared: Option<u64>,
+    ends: Option<CancellationToken>,
+    deadline: tokio::time::Instant,
+    tool: &str,
+    args: Value,
+    meta: Option<Map<String, Value>>,
+) -> Result<Value, Map<String, Value>> {
+    let timeout = server.config.call_timeout;
     let mut params = json!({"name": tool, "arguments": args});
     if let Some(meta) = meta.filter(|m| !m.is_empty()) {
         params["_meta"] = Value::Object(meta);
     }
-    match tokio::time::timeout_at(deadline, raw_request(&peer, "tools/call", params)).await {
+    // Asked after the answer: a token refused during this call is what
+    // makes the OAuth verdict "needs sign-in".
+    let sign_in = || shared.filter(|_| server.needs_sign_in().is_some());
+    match tokio::time::timeout_at(deadline, raw_request(peer, "tools/call", params)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(ServiceError::McpError(e))) => {
             let mut err =
@@ -653,34 +687,34 @@ pub(crate) async fn call(
             }
             Err(err)
         }
-        Ok(Err(ServiceError::TransportClosed | ServiceError::TransportSend(_))) if server.needs_sign_in().is_some() => {
-            Err(server.refused(session))
-        }
+        Ok(Err(_)) if sign_in().is_some() => Err(server.refused(sign_in().unwrap_or_default())),
         Ok(Err(ServiceError::TransportClosed | ServiceError::TransportSend(_))) => {
-            server.drop_session(session, "the transport failed during a call");
+            if let Some(ct) = &ends {
+                tracing::warn!(server = %server.config.name, "dropping the session: the transport failed during a call");
+                ct.cancel();
+            }
             tokio::time::sleep(Duration::from_millis(50)).await; // let stderr drain
+            let again = if shared.is_some() { "it is being restarted" } else { "your session will be opened again" };
             Err(error(
                 "UpstreamError",
                 format!(
                     "the connection to server `{}` closed during the call (the server exited or crashed){}; \
-                     it is being restarted, so a retry may work",
+                     {again}, so a retry may work",
                     server.config.name,
                     server.stderr_suffix()
                 ),
             ))
         }
-        Ok(Err(_)) if server.needs_sign_in().is_some() => Err(server.refused(session)),
         Ok(Err(e)) => Err(error("UpstreamError", format!("server `{}`: {e}", server.config.name))),
         Err(_) => {
             // A slow tool, or a session that silently died: a ping tells them apart.
             let server_name = server.config.name.clone();
             let check = peer.clone();
-            let drop_it = server.session_token(session);
             tokio::spawn(async move {
                 let wait = PING_TIMEOUT.min(timeout.max(Duration::from_secs(1)));
                 let ok = matches!(tokio::time::timeout(wait, raw_request(&check, "ping", json!({}))).await, Ok(Ok(_)));
                 if !ok {
-                    if let Some(ct) = drop_it {
+                    if let Some(ct) = ends {
                         tracing::warn!(server = %server_name, "no answer to ping after a timeout: dropping the session");
                         ct.cancel();
                     }
@@ -732,7 +766,7 @@ pub(crate) async fn supervise(
     loop {
         let started = Instant::now();
         let attempt = tokio::select! {
-            r = connect(&server, options.connect_timeout) => r,
+            r = connect(&server, options.connect_timeout, &[]) => r,
             _ = shutdown.cancelled() => break,
         };
         let last_error = match attempt {
@@ -743,6 +777,7 @@ pub(crate) async fn supervise(
                 }
                 {
                     let mut s = lock(&server.shared);
+                    s.upstream = conn.upstream.clone();
                     s.tools = tools;
                     s.problems = problems;
                     s.peer = Some(conn.peer.clone());

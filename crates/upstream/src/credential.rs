@@ -151,6 +151,12 @@ impl Auth {
     /// request for `who` is sent with, or the refusal the code gets (a
     /// `PolicyError` saying why and what the operator can do).
     pub fn resolve<'a>(&'a self, api: &str, who: &Who<'_>) -> Result<Cow<'a, Auth>, crate::UpstreamError> {
+        self.resolve_for(&format!("the `{api}` API"), who)
+    }
+
+    /// [`Auth::resolve`] for a target described by `what` (`the `github`
+    /// MCP server`), which the refusal names.
+    pub fn resolve_for<'a>(&'a self, what: &str, who: &Who<'_>) -> Result<Cow<'a, Auth>, crate::UpstreamError> {
         match self {
             Auth::Passthrough(p) => match who.presented.get(&p.header) {
                 Some(value) => Ok(Cow::Owned(Auth::Header {
@@ -159,7 +165,7 @@ impl Auth {
                     source: "the MCP client (pass-through)".into(),
                 })),
                 None => Err(crate::UpstreamError::policy(&format!(
-                    "the `{api}` API forwards the credential your MCP client presents in its `{}` header, and this request's client sent none{}. Retrying will not help: configure the MCP client to send `{}` to codemode (e.g. the upstream API token as `Authorization: Bearer <token>`).",
+                    "{what} forwards the credential your MCP client presents in its `{}` header, and this request's client sent none{}. Retrying will not help: configure the MCP client to send `{}` to codemode (e.g. the upstream token as `Authorization: Bearer <token>`).",
                     p.header,
                     if who.principal.is_none() { " (stdio and `codemode exec` have no HTTP request to take it from)" } else { "" },
                     p.header,
@@ -173,9 +179,9 @@ impl Auth {
                     .or(table.default.as_ref());
                 match chosen {
                     // An entry may itself be a pass-through.
-                    Some(a) => a.resolve(api, who),
+                    Some(a) => a.resolve_for(what, who),
                     None => Err(crate::UpstreamError::policy(&format!(
-                        "no credential for the `{api}` API is configured for {}{}, and there is no default: the request was not sent. Retrying will not help; an operator can add this principal (or one of its groups) to the API's `auth_for`, or a default `auth`.",
+                        "no credential for {what} is configured for {}{}, and there is no default: the request was not sent. Retrying will not help; an operator can add this principal (or one of its groups) to its `auth_for`, or a default `auth`.",
                         who.principal.map(|n| format!("the principal `{n}`")).unwrap_or_else(|| "calls without a principal (stdio)".into()),
                         if who.groups.is_empty() { String::new() } else { format!(" (groups: {})", who.groups.join(", ")) },
                     ))),
