@@ -450,6 +450,9 @@ fn log_filter(flag: Option<&str>, default: &str) -> Result<tracing_subscriber::E
 
 fn main() -> ExitCode {
     steady_allocator();
+    // The process wall's workers are this binary started again (Linux only:
+    // seccomp, memfds; elsewhere the sandbox runs in-process).
+    #[cfg(target_os = "linux")]
     if std::env::args_os().nth(1).is_some_and(|a| a == WORKER_ARG) {
         codemode_sandbox::worker::main();
     }

@@ -337,14 +337,8 @@ impl TokenFile {
     /// Waits at most [`REFRESH_LOCK_WAIT`] (a refresh is one request with
     /// a timeout of its own).
     fn lock_for_refresh(&self) -> Result<std::fs::File, String> {
-        use std::os::unix::fs::OpenOptionsExt as _;
         let path = self.path.with_extension("lock");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
+        let file = owner_only(std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false))
             .open(&path)
             .map_err(|e| format!("cannot open the refresh lock {}: {e}", path.display()))?;
         let started = std::time::Instant::now();
@@ -427,18 +421,25 @@ impl TokenFile {
     }
 }
 
+/// Opens files for the owner alone (mode 0600) where permissions are Unix
+/// modes; elsewhere (Windows) the file gets the ACL of its directory, the
+/// user's own data directory.
+fn owner_only(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    options
+}
+
 fn create_private_dir(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create the token directory {}: {e}", dir.display()))
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| format!("cannot create the token directory {}: {e}", dir.display()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = owner_only(std::fs::OpenOptions::new().write(true).create(true).truncate(true)).open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -457,11 +458,7 @@ fn load_key(dir: &Path) -> Result<LessSafeKey, String> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let mut b = vec![0u8; 32];
                     SystemRandom::new().fill(&mut b).map_err(|_| "no randomness for a key".to_string())?;
-                    use std::os::unix::fs::OpenOptionsExt as _;
-                    let made = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
+                    let made = owner_only(std::fs::OpenOptions::new().write(true).create_new(true))
                         .open(&path)
                         .and_then(|mut f| f.write_all(&b).and_then(|()| f.sync_all()));
                     match made {
@@ -1136,9 +1133,12 @@ mod tests {
         assert!(!text.contains("SECRET"), "the file holds the token in clear: {text}");
         let b64 = base64::engine::general_purpose::STANDARD.encode("access-SECRET-0123456789");
         assert!(!text.contains(&b64[..16]));
-        use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(dir.join("key")).unwrap().permissions().mode() & 0o777, 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(dir.join("key")).unwrap().permissions().mode() & 0o777, 0o600);
+        }
         // Reads back; every token is remembered for scrubbing.
         let again = TokenStore::open("docs", "http://127.0.0.1:9/mcp", &config(&dir)).unwrap();
         let c = again.load().await.unwrap().unwrap();
