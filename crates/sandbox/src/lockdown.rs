@@ -24,10 +24,9 @@ pub(crate) const CPU_SECONDS: u64 = 3600;
 
 /// The system calls a worker may make after lockdown.
 fn allowed() -> Vec<i64> {
-    vec![
+    let mut calls = vec![
         libc::SYS_read,
         libc::SYS_write,
-        libc::SYS_poll,
         libc::SYS_ppoll,
         libc::SYS_close,
         libc::SYS_mmap,
@@ -54,7 +53,11 @@ fn allowed() -> Vec<i64> {
         libc::SYS_restart_syscall,
         libc::SYS_exit,
         libc::SYS_exit_group,
-    ]
+    ];
+    // aarch64 has no `poll` (only `ppoll`, listed above).
+    #[cfg(target_arch = "x86_64")]
+    calls.push(libc::SYS_poll);
+    calls
 }
 
 fn target_arch() -> Result<TargetArch, String> {
